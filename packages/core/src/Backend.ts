@@ -1,0 +1,81 @@
+/**
+ * The storage engine behind caches: string keys, `Entry` values, no knowledge of topology. One
+ * backend serves many caches; each cache opens its own namespace on it and gets a `Store`.
+ */
+import type { Clock, Effect, Option, Scope, Stream } from "effect"
+import { Context } from "effect"
+import type { Codec } from "./Codec.js"
+import type { BackendError, CacheError, ConfigError } from "./Errors.js"
+
+/** What a store keeps per key. */
+export interface Entry {
+  readonly value: unknown
+  /** Epoch milliseconds; the entry is live while `now < expiresAt`. `null`: no expiry. */
+  readonly expiresAt: number | null
+  readonly tags: ReadonlyArray<string>
+  /** Orders writes of one key; assigned by topologies that need it (0 otherwise). */
+  readonly version: number
+}
+
+/** Eviction policy used when a store reaches `maxSize`. */
+export type EvictionPolicy = "ttl-only" | "lru" | "lfu"
+
+/** A change made to a store by someone else (another process, another node). */
+export type Invalidation =
+  | { readonly _tag: "Keys"; readonly keys: ReadonlyArray<string> }
+  | { readonly _tag: "Tag"; readonly tag: string }
+  | { readonly _tag: "Flush" }
+  /** Contact with the source of invalidations was lost: nothing cached nearby can be trusted. */
+  | { readonly _tag: "Disconnected" }
+  | { readonly _tag: "Connected" }
+
+/** How a cache opens its namespace. */
+export interface OpenOptions {
+  readonly namespace: string
+  /** The clock every expiry decision of this store is made against. */
+  readonly clock: Clock.Clock
+  /** Encodes values for stores that keep bytes; in-memory stores ignore it. */
+  readonly codec: Codec
+  /** `Infinity` for no bound. */
+  readonly maxSize: number
+  readonly evictionPolicy: EvictionPolicy
+  /** Called with how many entries were removed by `maxSize`. */
+  readonly onEvict: (count: number) => void
+  /** Called with how many entries were removed because their TTL passed. */
+  readonly onExpire: (count: number) => void
+}
+
+/** A synchronous view of an in-process store, for hot paths that must not enter the runtime. */
+export interface SyncStore {
+  /** The live entry, or `undefined`; a read counts for recency and frequency. */
+  readonly get: (key: string) => Entry | undefined
+  /** `true` when a miss here is a miss of the whole cache; `false` for a near cache's L1. */
+  readonly authoritative: boolean
+}
+
+/** One cache's namespace on a backend or topology. Every read ignores expired entries. */
+export interface Store {
+  readonly get: (key: string) => Effect.Effect<Option.Option<Entry>, CacheError>
+  /** Like `get`, without counting as a use for eviction. */
+  readonly has: (key: string) => Effect.Effect<boolean, CacheError>
+  readonly set: (key: string, entry: Entry) => Effect.Effect<void, CacheError>
+  /** `true` when a live entry was removed. */
+  readonly delete: (key: string) => Effect.Effect<boolean, CacheError>
+  /** Removes every entry carrying `tag`; returns how many live entries were removed. */
+  readonly invalidateTag: (tag: string) => Effect.Effect<number, CacheError>
+  readonly clear: Effect.Effect<void, CacheError>
+  /** The number of live entries. */
+  readonly size: Effect.Effect<number, CacheError>
+  /** Removes expired entries; run by the cache's sweeper every `sweepInterval`. */
+  readonly sweep: Effect.Effect<void, CacheError>
+  /** Changes made elsewhere; a store that only this process writes never emits. */
+  readonly invalidations: Stream.Stream<Invalidation>
+  /** Present on in-process stores. */
+  readonly sync?: SyncStore | undefined
+}
+
+/** A storage engine: opens one `Store` per cache namespace, closed with the scope. */
+export class Backend extends Context.Tag("@vela/core/Backend")<Backend, {
+  readonly name: string
+  readonly open: (options: OpenOptions) => Effect.Effect<Store, BackendError | ConfigError, Scope.Scope>
+}>() {}

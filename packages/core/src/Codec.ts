@@ -1,0 +1,127 @@
+/**
+ * How values leave the process. Backends that store bytes (Redis, SQLite) and the cluster wire
+ * encode values to text with a `Codec`: the cache's value `Schema` when it has one, otherwise
+ * `Codec.json`, a JSON dialect that also round-trips `Date`, `Uint8Array`, `bigint`, `Map` and `Set`.
+ */
+import { Either, ParseResult, Schema } from "effect"
+import { CodecError } from "./Errors.js"
+
+/** Turns values into text and back; `key` only names the entry in errors. */
+export interface Codec<V = unknown> {
+  readonly encode: (key: string, value: V) => Either.Either<string, CodecError>
+  readonly decode: (key: string, text: string) => Either.Either<V, CodecError>
+}
+
+/**
+ * The default codec: JSON with tagged wrappers for what JSON lacks. A value it cannot represent
+ * faithfully (`undefined`, a function, a symbol, a class instance other than those listed, a
+ * non-finite number) is a `CodecError` naming what was found, never a silent loss.
+ */
+export const json: Codec<unknown> = {
+  encode: (key, value) => {
+    try {
+      return Either.right(JSON.stringify(toJson(value, "value")))
+    } catch (cause) {
+      return Either.left(new CodecError({ key, direction: "encode", cause }))
+    }
+  },
+  decode: (key, text) => {
+    try {
+      return Either.right(fromJson(JSON.parse(text)))
+    } catch (cause) {
+      return Either.left(new CodecError({ key, direction: "decode", cause }))
+    }
+  }
+}
+
+/** A codec that encodes with `schema` (then `json`) and validates what comes back. */
+export const fromSchema = <V, I>(schema: Schema.Schema<V, I>): Codec<V> => {
+  const encode = Schema.encodeEither(schema)
+  const decode = Schema.decodeUnknownEither(schema)
+  const failure = (key: string, direction: "encode" | "decode") => (error: ParseResult.ParseError) =>
+    new CodecError({ key, direction, cause: error })
+  return {
+    encode: (key, value) =>
+      Either.flatMap(Either.mapLeft(encode(value), failure(key, "encode")), (encoded) => json.encode(key, encoded)),
+    decode: (key, text) =>
+      Either.flatMap(json.decode(key, text), (raw) => Either.mapLeft(decode(raw), failure(key, "decode")))
+  }
+}
+
+// internal
+
+const TAG = "$vela"
+
+const toJson = (value: unknown, path: string): unknown => {
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return value
+    case "number":
+      if (!Number.isFinite(value)) return { [TAG]: "number", v: String(value) }
+      return value
+    case "bigint":
+      return { [TAG]: "bigint", v: value.toString() }
+    case "undefined":
+      throw new TypeError(`${path} is undefined, which cannot be stored`)
+    case "function":
+    case "symbol":
+      throw new TypeError(`${path} is a ${typeof value}, which cannot be stored`)
+  }
+  if (value === null) return null
+  if (Array.isArray(value)) return value.map((item, i) => toJson(item, `${path}[${i}]`))
+  if (value instanceof Date) return { [TAG]: "Date", v: value.toISOString() }
+  if (value instanceof Uint8Array) return { [TAG]: "Uint8Array", v: Buffer.from(value).toString("base64") }
+  if (value instanceof Map) {
+    return {
+      [TAG]: "Map",
+      v: Array.from(value, ([k, v], i) => [toJson(k, `${path}.key${i}`), toJson(v, `${path}.get(${i})`)])
+    }
+  }
+  if (value instanceof Set) return { [TAG]: "Set", v: Array.from(value, (item, i) => toJson(item, `${path}[${i}]`)) }
+  const proto = Object.getPrototypeOf(value)
+  if (proto !== Object.prototype && proto !== null) {
+    throw new TypeError(
+      `${path} is an instance of ${proto?.constructor?.name ?? "a class"}; give the cache a value Schema to store it`
+    )
+  }
+  const out: Record<string, unknown> = {}
+  for (const [k, v] of Object.entries(value as object)) {
+    if (v !== undefined) out[k] = toJson(v, `${path}.${k}`)
+  }
+  // A plain object that happens to carry our tag key is wrapped so decoding leaves it alone.
+  return TAG in out ? { [TAG]: "Object", v: out } : out
+}
+
+const fromJson = (value: unknown): unknown => {
+  if (value === null || typeof value !== "object") return value
+  if (Array.isArray(value)) return value.map(fromJson)
+  const record = value as Record<string, unknown>
+  if (!(TAG in record)) {
+    const out: Record<string, unknown> = {}
+    for (const [k, v] of Object.entries(record)) out[k] = fromJson(v)
+    return out
+  }
+  const v = record.v
+  switch (record[TAG]) {
+    case "number":
+      return Number(v)
+    case "bigint":
+      return BigInt(v as string)
+    case "Date":
+      return new Date(v as string)
+    case "Uint8Array":
+      return new Uint8Array(Buffer.from(v as string, "base64"))
+    case "Map":
+      return new Map((v as Array<[unknown, unknown]>).map(([k, item]) => [fromJson(k), fromJson(item)]))
+    case "Set":
+      return new Set((v as Array<unknown>).map(fromJson))
+    case "Object": {
+      const out: Record<string, unknown> = {}
+      for (const [k, item] of Object.entries(v as Record<string, unknown>)) out[k] = fromJson(item)
+      return out
+    }
+    default:
+      throw new TypeError(`unknown encoded type ${JSON.stringify(record[TAG])}`)
+  }
+}

@@ -1,0 +1,84 @@
+/**
+ * The typed failures of a cache. Every error is a `Data.TaggedError`, so it is also an `Error`
+ * with a readable `message`: the Promise facade throws these same instances.
+ */
+import { Data } from "effect"
+
+/** `get` of a key that is missing or expired. */
+export class NotFound extends Data.TaggedError("NotFound")<{ readonly key: string }> {
+  override get message() {
+    return `No live entry for key ${JSON.stringify(this.key)}`
+  }
+}
+
+/** A waiter of `getOrFetch` waited longer than `stampedeTimeout` (in milliseconds). */
+export class FetchTimeout extends Data.TaggedError("FetchTimeout")<{ readonly key: string; readonly timeout: number }> {
+  override get message() {
+    return `Fetch of key ${JSON.stringify(this.key)} did not finish within ${this.timeout} ms`
+  }
+}
+
+/** The store failed: Redis down, disk full, SQLite busy. */
+export class BackendError extends Data.TaggedError("BackendError")<{
+  readonly backend: string
+  readonly operation: string
+  readonly cause: unknown
+}> {
+  override get message() {
+    return `${this.backend} backend failed during ${this.operation}: ${describe(this.cause)}`
+  }
+}
+
+/** A value could not be encoded, or stored data no longer decodes. */
+export class CodecError extends Data.TaggedError("CodecError")<{
+  readonly key: string
+  readonly direction: "encode" | "decode"
+  readonly cause: unknown
+}> {
+  override get message() {
+    return `Could not ${this.direction} the value of key ${JSON.stringify(this.key)}: ${describe(this.cause)}`
+  }
+}
+
+/** A key that is not a non-empty string, or is too long for the backend. */
+export class InvalidKey extends Data.TaggedError("InvalidKey")<{ readonly key: unknown; readonly reason: string }> {
+  override get message() {
+    return `Invalid key: ${this.reason}`
+  }
+}
+
+/** A cluster peer that owns the key cannot be reached. */
+export class NodeUnavailable extends Data.TaggedError("NodeUnavailable")<{
+  readonly node: string
+  readonly cause: unknown
+}> {
+  override get message() {
+    return `Cluster node ${this.node} is unavailable: ${describe(this.cause)}`
+  }
+}
+
+/** A layer was given a config it cannot run with, or a call an option that makes no sense. */
+export class ConfigError extends Data.TaggedError("ConfigError")<{ readonly field: string; readonly reason: string }> {
+  override get message() {
+    return `Invalid ${this.field}: ${this.reason}`
+  }
+}
+
+/** A call after the cache was closed. */
+export class CacheClosed extends Data.TaggedError("CacheClosed")<{ readonly cache: string }> {
+  override get message() {
+    return `Cache ${JSON.stringify(this.cache)} is closed`
+  }
+}
+
+/** Every failure of a cache operation but `NotFound` and `FetchTimeout`. */
+export type CacheError =
+  | BackendError
+  | CodecError
+  | InvalidKey
+  | NodeUnavailable
+  | ConfigError
+  | CacheClosed
+
+const describe = (cause: unknown): string =>
+  cause instanceof Error ? cause.message : typeof cause === "string" ? cause : String(cause)

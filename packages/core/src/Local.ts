@@ -1,0 +1,9 @@
+/** The single-process topology: every operation goes straight to the `Backend`. */
+import { Effect, Layer } from "effect"
+import { Backend } from "./Backend.js"
+import { Topology } from "./Topology.js"
+
+export const layer: Layer.Layer<Topology, never, Backend> = Layer.effect(
+  Topology,
+  Effect.map(Backend, (backend) => Topology.of({ name: "local", open: backend.open }))
+)

@@ -1,0 +1,125 @@
+/**
+ * An in-memory L1 in front of any topology: reads L1, then L2, promoting what L2 returns; writes go
+ * through to L2 and update L1. The L1 applies the invalidations L2 reports, so a change made
+ * elsewhere drops the local copy.
+ *
+ * Concurrency: a read of L2 and an invalidation can overlap, and the read must not then promote the
+ * value the invalidation just dropped. Every local write and every invalidation advances an epoch;
+ * a read promotes only when the epoch did not move while it waited on L2.
+ *
+ * Failure: when L2 reports that its invalidations stopped (`Disconnected`), the L1 is cleared and
+ * bypassed until they resume (`Connected`), so an outage never serves a stale value.
+ * Invariant: an L1 entry never outlives its L2 entry's `expiresAt` nor the L1 `ttl`.
+ */
+import type { Duration } from "effect"
+import { Effect, Layer, Option, Stream } from "effect"
+import type { Entry, Invalidation, Store } from "./Backend.js"
+import type { ConfigError } from "./Errors.js"
+import * as Check from "./internal/config.js"
+import { MemoryStore } from "./internal/memoryStore.js"
+import { Topology } from "./Topology.js"
+
+export interface NearCacheOptions {
+  /** How long an entry may stay in L1 (default `"60 seconds"`). */
+  readonly ttl?: Duration.DurationInput | undefined
+  /** Bound of L1, least recently used out first (default: unbounded). */
+  readonly maxSize?: number | "infinity" | undefined
+}
+
+const noop = () => {}
+
+export const layer = (options: NearCacheOptions = {}): Layer.Layer<Topology, ConfigError, Topology> =>
+  Layer.effect(
+    Topology,
+    Effect.gen(function*() {
+      const ttl = yield* Check.millis("nearCache.ttl", options.ttl ?? "60 seconds", false)
+      const maxSize = yield* Check.size("nearCache.maxSize", options.maxSize ?? "infinity")
+      const inner = yield* Topology
+      return Topology.of({
+        name: `near-cache over ${inner.name}`,
+        open: (open) =>
+          Effect.gen(function*() {
+            const l2 = yield* inner.open(open)
+            const near = makeNear(l2, open.clock, ttl, maxSize)
+            yield* Effect.forkScoped(
+              Stream.runForEach(l2.invalidations, (change) => Effect.sync(() => near.apply(change)))
+            )
+            return near.store
+          })
+      })
+    })
+  )
+
+// internal
+
+const makeNear = (l2: Store, clock: { unsafeCurrentTimeMillis(): number }, ttl: number, maxSize: number) => {
+  const l1 = new MemoryStore({ maxSize, evictionPolicy: "lru", onEvict: noop, onExpire: noop })
+  let epoch = 0
+  let bypass = false
+  const now = () => clock.unsafeCurrentTimeMillis()
+
+  /** Keeps `entry` in L1 unless something changed since `seen`. */
+  const promote = (key: string, entry: Entry, seen: number) => {
+    if (bypass || epoch !== seen) return
+    const cap = now() + ttl
+    l1.set(key, { ...entry, expiresAt: entry.expiresAt === null ? cap : Math.min(entry.expiresAt, cap) }, now())
+  }
+
+  /** Runs a write on L2 with L1 emptied of what it touches, so no reader promotes an old value meanwhile. */
+  const change = <A, E>(dropLocal: () => void, write: Effect.Effect<A, E>) =>
+    Effect.suspend(() => {
+      epoch++
+      dropLocal()
+      return write
+    })
+
+  const apply = (invalidation: Invalidation) => {
+    epoch++
+    switch (invalidation._tag) {
+      case "Keys":
+        for (const key of invalidation.keys) l1.delete(key, now())
+        return
+      case "Tag":
+        l1.invalidateTag(invalidation.tag, now())
+        return
+      case "Flush":
+        l1.clear()
+        return
+      case "Disconnected":
+        bypass = true
+        l1.clear()
+        return
+      case "Connected":
+        bypass = false
+        return
+    }
+  }
+
+  const store: Store = {
+    get: (key) =>
+      Effect.suspend(() => {
+        const local = bypass ? undefined : l1.get(key, now())
+        if (local !== undefined) return Effect.succeed(Option.some(local))
+        const seen = epoch
+        return Effect.tap(l2.get(key), (entry) => {
+          if (Option.isSome(entry)) promote(key, entry.value, seen)
+        })
+      }),
+    has: (key) =>
+      Effect.suspend(() => !bypass && l1.peek(key, now()) !== undefined ? Effect.succeed(true) : l2.has(key)),
+    set: (key, entry) =>
+      Effect.suspend(() => {
+        const seen = ++epoch
+        l1.delete(key, now())
+        return Effect.tap(l2.set(key, entry), () => promote(key, entry, seen))
+      }),
+    delete: (key) => change(() => l1.delete(key, now()), l2.delete(key)),
+    invalidateTag: (tag) => change(() => l1.invalidateTag(tag, now()), l2.invalidateTag(tag)),
+    clear: change(() => l1.clear(), l2.clear),
+    size: l2.size,
+    sweep: Effect.zipRight(Effect.sync(() => l1.sweep(now(), Infinity)), l2.sweep),
+    invalidations: l2.invalidations,
+    sync: { get: (key) => bypass ? undefined : l1.get(key, now()), authoritative: false }
+  }
+  return { store, apply }
+}

@@ -1,0 +1,54 @@
+/**
+ * Instrumentation beyond the always-on `Stats`: an event per operation, in the shape of the
+ * original's `:telemetry` events, and tracing spans. Absent the layer, a cache pays for neither.
+ */
+import { Context, Effect, Layer, PubSub, Stream } from "effect"
+
+/** `{ event: [...prefix, op, "stop"], measurements, metadata }`, as `:telemetry` has it. */
+export interface TelemetryEvent {
+  readonly event: ReadonlyArray<string>
+  readonly measurements: Readonly<Record<string, number>>
+  readonly metadata: Readonly<Record<string, unknown>>
+}
+
+export interface TelemetryOptions {
+  /** Wrap operations in `Effect.withSpan` (default `true`). */
+  readonly spans?: boolean | undefined
+  /** Events buffered for a slow `events` subscriber before the oldest are dropped (default 10,000). */
+  readonly capacity?: number | undefined
+}
+
+export class Telemetry extends Context.Tag("@vela/core/Telemetry")<Telemetry, {
+  readonly spans: boolean
+  /** Delivers an event to every subscriber; free when there is none. */
+  readonly emit: (event: TelemetryEvent) => void
+  /** Calls `listener` synchronously for every event until the returned function is called. */
+  readonly subscribe: (listener: (event: TelemetryEvent) => void) => () => void
+  readonly events: Stream.Stream<TelemetryEvent>
+}>() {}
+
+export const make = (options: TelemetryOptions = {}): Effect.Effect<Telemetry["Type"]> =>
+  Effect.map(PubSub.sliding<TelemetryEvent>(options.capacity ?? 10_000), (pubsub) => {
+    const listeners = new Set<(event: TelemetryEvent) => void>()
+    let streams = 0
+    const counted = Effect.acquireRelease(Effect.sync(() => streams++), () => Effect.sync(() => streams--))
+    return Telemetry.of({
+      spans: options.spans ?? true,
+      emit: (event) => {
+        for (const listener of listeners) listener(event)
+        if (streams > 0) pubsub.unsafeOffer(event)
+      },
+      subscribe: (listener) => {
+        listeners.add(listener)
+        return () => listeners.delete(listener)
+      },
+      events: Stream.unwrapScoped(Effect.zipRight(counted, Effect.map(PubSub.subscribe(pubsub), Stream.fromQueue)))
+    })
+  })
+
+export const layer = (options: TelemetryOptions = {}): Layer.Layer<Telemetry> => Layer.effect(Telemetry, make(options))
+
+/** Every event of every cache, for as long as the stream is consumed. */
+export const events: Stream.Stream<TelemetryEvent, never, Telemetry> = Stream.unwrap(
+  Effect.map(Telemetry, (telemetry) => telemetry.events)
+)

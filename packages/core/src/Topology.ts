@@ -1,0 +1,13 @@
+/**
+ * Where a cache's operations run. `Local` sends them to the `Backend`; the cluster topologies send
+ * them to the nodes that own the keys; `NearCache` wraps any topology with an in-memory L1.
+ */
+import type { Effect, Scope } from "effect"
+import { Context } from "effect"
+import type { OpenOptions, Store } from "./Backend.js"
+import type { BackendError, ConfigError } from "./Errors.js"
+
+export class Topology extends Context.Tag("@vela/core/Topology")<Topology, {
+  readonly name: string
+  readonly open: (options: OpenOptions) => Effect.Effect<Store, BackendError | ConfigError, Scope.Scope>
+}>() {}

@@ -1,0 +1,443 @@
+/**
+ * The cache users hold. `Vela.layer(Tag, config)` builds one on whatever `Topology` is in context,
+ * with stampede protection, stats, telemetry and a TTL sweeper; it is the one place where config
+ * defaults are applied.
+ */
+import type { Context, Duration, Scope } from "effect"
+import { Config as EffectConfig, Effect, Either, Exit, Layer, Option, Schedule, Schema } from "effect"
+import type { EvictionPolicy, Store } from "./Backend.js"
+import * as Coalescer from "./Coalescer.js"
+import * as Codec from "./Codec.js"
+import type { BackendError, CacheError, FetchTimeout } from "./Errors.js"
+import { CacheClosed, CodecError, ConfigError, NotFound } from "./Errors.js"
+import * as Check from "./internal/config.js"
+import { Miss, registry, Unknown } from "./internal/unsafe.js"
+import * as Local from "./Local.js"
+import * as Memory from "./Memory.js"
+import type { Stats } from "./Stats.js"
+import { Counters, DisabledCounters } from "./Stats.js"
+import type { TelemetryEvent } from "./Telemetry.js"
+import { Telemetry } from "./Telemetry.js"
+import { Topology } from "./Topology.js"
+
+/** A cache's config; every field is optional and defaults as in the Elixir original. */
+export interface Config<V = unknown, I = unknown> {
+  /** Namespace on the backend; default: the Tag's key. */
+  readonly name?: string | undefined
+  /** TTL of a `put` without `ttl`; a number is milliseconds. Default `"infinity"`. */
+  readonly defaultTtl?: Duration.DurationInput | "infinity" | undefined
+  /** Default `"infinity"`. */
+  readonly maxSize?: number | "infinity" | undefined
+  /** Default `"ttl-only"`. */
+  readonly evictionPolicy?: EvictionPolicy | undefined
+  /** Default `true`. */
+  readonly stampedeProtection?: boolean | undefined
+  /** How long a `getOrFetch` caller waits for a fetch. Default `"5 seconds"`. */
+  readonly stampedeTimeout?: Duration.DurationInput | undefined
+  /** Default `true`. */
+  readonly statsEnabled?: boolean | undefined
+  /** Default `["vela", "cache"]`. */
+  readonly telemetryPrefix?: ReadonlyArray<string> | undefined
+  /** Default `"30 seconds"`. */
+  readonly sweepInterval?: Duration.DurationInput | undefined
+  /** Encodes and validates values where they leave the process. */
+  readonly value?: Schema.Schema<V, I> | undefined
+}
+
+/** Options of `put` and `getOrFetch`. */
+export interface PutOptions {
+  /** Default: the cache's `defaultTtl`. */
+  readonly ttl?: Duration.DurationInput | "infinity" | undefined
+  readonly tags?: ReadonlyArray<string> | undefined
+}
+
+export interface Cache<V> {
+  readonly name: string
+  readonly get: (key: string) => Effect.Effect<V, NotFound | CacheError>
+  readonly getOption: (key: string) => Effect.Effect<Option.Option<V>, CacheError>
+  readonly put: (key: string, value: V, options?: PutOptions) => Effect.Effect<void, CacheError>
+  readonly delete: (key: string) => Effect.Effect<void, CacheError>
+  readonly exists: (key: string) => Effect.Effect<boolean, CacheError>
+  readonly flush: () => Effect.Effect<void, CacheError>
+  readonly size: () => Effect.Effect<number, CacheError>
+  readonly stats: () => Effect.Effect<Stats>
+  /** The cached value, or the value of `fetch` (run once per key at a time), then cached. */
+  readonly getOrFetch: <E = never, R = never>(
+    key: string,
+    fetch: (key: string) => Effect.Effect<V, E, R>,
+    options?: PutOptions
+  ) => Effect.Effect<V, E | FetchTimeout | CacheError, R>
+  /** Removes every entry tagged `tag`; returns how many were removed. */
+  readonly invalidateTag: (tag: string) => Effect.Effect<number, CacheError>
+}
+
+/** A config with its defaults applied and its durations in milliseconds. */
+export interface ResolvedConfig {
+  readonly name: string
+  readonly defaultTtl: number
+  readonly maxSize: number
+  readonly evictionPolicy: EvictionPolicy
+  readonly stampedeProtection: boolean
+  readonly stampedeTimeout: number
+  readonly statsEnabled: boolean
+  readonly telemetryPrefix: ReadonlyArray<string>
+  readonly sweepInterval: number
+  readonly codec: Codec.Codec<any>
+}
+
+/** Applies defaults and checks every field; the first nonsensical one is a `ConfigError`. */
+export const resolve = <V, I>(
+  config: Config<V, I> & { readonly name: string }
+): Either.Either<ResolvedConfig, ConfigError> =>
+  Either.gen(function*() {
+    if (typeof config.name !== "string" || config.name.length === 0) {
+      return yield* Either.left(new ConfigError({ field: "name", reason: "expected a non-empty string" }))
+    }
+    const prefix = config.telemetryPrefix ?? ["vela", "cache"]
+    if (!Array.isArray(prefix) || !prefix.every((part) => typeof part === "string" && part.length > 0)) {
+      return yield* Either.left(new ConfigError({ field: "telemetryPrefix", reason: "expected non-empty strings" }))
+    }
+    if (config.value !== undefined && !Schema.isSchema(config.value)) {
+      return yield* Either.left(new ConfigError({ field: "value", reason: "expected a Schema" }))
+    }
+    return {
+      name: config.name,
+      defaultTtl: yield* Check.millis("defaultTtl", config.defaultTtl ?? "infinity", true),
+      maxSize: yield* Check.size("maxSize", config.maxSize ?? "infinity"),
+      evictionPolicy: yield* Check.policy(config.evictionPolicy ?? "ttl-only"),
+      stampedeProtection: yield* Check.boolean("stampedeProtection", config.stampedeProtection ?? true),
+      stampedeTimeout: yield* Check.millis("stampedeTimeout", config.stampedeTimeout ?? "5 seconds", false),
+      statsEnabled: yield* Check.boolean("statsEnabled", config.statsEnabled ?? true),
+      telemetryPrefix: prefix,
+      sweepInterval: yield* Check.millis("sweepInterval", config.sweepInterval ?? "30 seconds", false),
+      codec: config.value === undefined ? Codec.json : Codec.fromSchema(config.value)
+    }
+  })
+
+/**
+ * Builds a cache on the `Topology` in context. The cache lives as long as the scope: closing it
+ * stops the sweeper and any running fetch, and every later call fails with `CacheClosed`.
+ */
+export const make = <V = unknown, I = unknown>(
+  config: Config<V, I> & { readonly name: string }
+): Effect.Effect<Cache<V>, ConfigError | BackendError, Topology | Scope.Scope> =>
+  Effect.gen(function*() {
+    const resolved = yield* resolve(config)
+    const topology = yield* Topology
+    const clock = yield* Effect.clock
+    const scope = yield* Effect.scope
+    const telemetry = Option.getOrUndefined(yield* Effect.serviceOption(Telemetry))
+    const { name, telemetryPrefix: prefix } = resolved
+    const counters = resolved.statsEnabled ? new Counters(prefix, name) : new DisabledCounters(prefix, name)
+    const store: Store = yield* topology.open({
+      namespace: name,
+      clock,
+      codec: resolved.codec,
+      maxSize: resolved.maxSize,
+      evictionPolicy: resolved.evictionPolicy,
+      onEvict: (count) => counters.add("evictions", count),
+      onExpire: (count) => counters.add("expirations", count)
+    })
+    let closed = false
+    yield* Effect.addFinalizer(() => Effect.sync(() => closed = true))
+    yield* Effect.forkIn(
+      Effect.schedule(
+        Effect.catchAllCause(store.sweep, (cause) => Effect.logWarning(`vela: sweep of cache ${name} failed`, cause)),
+        Schedule.spaced(resolved.sweepInterval)
+      ),
+      scope
+    )
+    const coalescer = Coalescer.make(scope, resolved.stampedeTimeout)
+    const closedError = new CacheClosed({ cache: name })
+
+    // Telemetry
+
+    const emit = telemetry === undefined ? undefined : (
+      op: string,
+      startNanos: bigint,
+      metadata: Record<string, unknown>,
+      measurements: Record<string, number> = {}
+    ) => {
+      const event: TelemetryEvent = {
+        event: [...prefix, op, "stop"],
+        measurements: { duration: Number(clock.unsafeCurrentTimeNanos() - startNanos) / 1e6, ...measurements },
+        metadata: { cache: name, ...metadata }
+      }
+      telemetry.emit(event)
+    }
+    const span = telemetry?.spans === true
+      ? <A, E, R>(op: string, key: string | undefined, self: Effect.Effect<A, E, R>) =>
+        Effect.withSpan(self, `${prefix.join(".")}.${op}`, {
+          attributes: key === undefined ? { cache: name } : { cache: name, key }
+        })
+      : <A, E, R>(_op: string, _key: string | undefined, self: Effect.Effect<A, E, R>) => self
+    const noStart = BigInt(0)
+    const start = () => emit === undefined ? noStart : clock.unsafeCurrentTimeNanos()
+
+    // Reads
+
+    const check = (key: unknown): CacheError | undefined => closed ? closedError : Check.checkKey(key)
+    const sync = store.sync
+
+    /** A hit, an authoritative miss, or `Unknown`; counted and reported. */
+    const readSync = (key: string): unknown => {
+      if (sync === undefined) return Unknown
+      const started = start()
+      const entry = sync.get(key)
+      if (entry !== undefined) {
+        counters.add("hits", 1)
+        emit?.("get", started, { key, result: "hit" })
+        return entry.value
+      }
+      if (!sync.authoritative) return Unknown
+      counters.add("misses", 1)
+      emit?.("get", started, { key, result: "miss" })
+      return Miss
+    }
+
+    const readStore = (key: string): Effect.Effect<Option.Option<V>, CacheError> => {
+      const started = start()
+      return Effect.map(store.get(key), (entry) => {
+        const hit = Option.isSome(entry)
+        counters.add(hit ? "hits" : "misses", 1)
+        emit?.("get", started, { key, result: hit ? "hit" : "miss" })
+        return hit ? Option.some(entry.value.value as V) : Option.none()
+      })
+    }
+
+    const read = (key: string): Effect.Effect<Option.Option<V>, CacheError> => {
+      const found = readSync(key)
+      if (found === Unknown) return readStore(key)
+      return Effect.succeed(found === Miss ? Option.none() : Option.some(found as V))
+    }
+
+    const get = (key: string): Effect.Effect<V, NotFound | CacheError> =>
+      Effect.suspend(() => {
+        const invalid = check(key)
+        if (invalid !== undefined) return Effect.fail(invalid)
+        const found = readSync(key)
+        if (found === Miss) return Effect.fail(new NotFound({ key }))
+        if (found !== Unknown) return Effect.succeed(found as V)
+        return Effect.flatMap(
+          readStore(key),
+          (value) => Option.isSome(value) ? Effect.succeed(value.value) : Effect.fail(new NotFound({ key }))
+        )
+      })
+
+    const getOption = (key: string): Effect.Effect<Option.Option<V>, CacheError> =>
+      Effect.suspend(() => {
+        const invalid = check(key)
+        return invalid === undefined ? read(key) : Effect.fail(invalid)
+      })
+
+    // Writes
+
+    const entryOptions = (options: PutOptions | undefined) =>
+      Either.gen(function*() {
+        const ttl = options?.ttl === undefined ? resolved.defaultTtl : yield* Check.millis("ttl", options.ttl, true)
+        const tags = options?.tags === undefined ? [] : yield* Check.tags(options.tags)
+        return { ttl, tags }
+      })
+
+    const write = (key: string, value: V, ttl: number, tags: ReadonlyArray<string>) => {
+      const started = start()
+      const expiresAt = ttl === Infinity ? null : clock.unsafeCurrentTimeMillis() + ttl
+      return Effect.map(store.set(key, { value, expiresAt, tags, version: 0 }), () => {
+        counters.add("writes", 1)
+        emit?.("put", started, { key, ttl: ttl === Infinity ? "infinity" : ttl })
+      })
+    }
+
+    const put = (key: string, value: V, options?: PutOptions): Effect.Effect<void, CacheError> =>
+      Effect.suspend(() => {
+        const invalid = check(key)
+        if (invalid !== undefined) return Effect.fail(invalid)
+        if (value === undefined) {
+          return Effect.fail(new CodecError({ key, direction: "encode", cause: "undefined cannot be stored" }))
+        }
+        const parsed = entryOptions(options)
+        if (Either.isLeft(parsed)) return Effect.fail(parsed.left)
+        return write(key, value, parsed.right.ttl, parsed.right.tags)
+      })
+
+    const remove = (key: string): Effect.Effect<void, CacheError> =>
+      Effect.suspend(() => {
+        const invalid = check(key)
+        if (invalid !== undefined) return Effect.fail(invalid)
+        return Effect.map(store.delete(key), (removed) => {
+          if (removed) counters.add("deletes", 1)
+        })
+      })
+
+    const exists = (key: string): Effect.Effect<boolean, CacheError> =>
+      Effect.suspend(() => {
+        const invalid = check(key)
+        return invalid === undefined ? store.has(key) : Effect.fail(invalid)
+      })
+
+    const whenOpen = <A>(self: Effect.Effect<A, CacheError>): Effect.Effect<A, CacheError> =>
+      Effect.suspend(() => closed ? Effect.fail(closedError) : self)
+
+    const invalidateTag = (tag: string): Effect.Effect<number, CacheError> =>
+      Effect.suspend(() => {
+        if (closed) return Effect.fail(closedError)
+        if (typeof tag !== "string" || tag.length === 0) {
+          return Effect.fail(new ConfigError({ field: "tag", reason: "expected a non-empty string" }))
+        }
+        const started = start()
+        return Effect.map(store.invalidateTag(tag), (count) => {
+          counters.add("deletes", count)
+          emit?.("invalidate_tag", started, { tag }, { count })
+          return count
+        })
+      })
+
+    // Fetching
+
+    const fetchAndStore = <E, R>(
+      key: string,
+      fetch: (key: string) => Effect.Effect<V, E, R>,
+      ttl: number,
+      tags: ReadonlyArray<string>
+    ): Effect.Effect<V, E | CacheError, R> =>
+      Effect.suspend(() => {
+        const started = start()
+        counters.add("fetches", 1)
+        return fetch(key).pipe(
+          Effect.onExit((exit) =>
+            Effect.sync(() => {
+              if (Exit.isFailure(exit)) counters.add("fetchErrors", 1)
+              emit?.("fetch", started, { key, result: Exit.isSuccess(exit) ? "ok" : "error" })
+            })
+          ),
+          // A fetch that yields `undefined` answers its callers but is not cached.
+          Effect.tap((value) => value === undefined ? Effect.void : write(key, value, ttl, tags))
+        )
+      })
+
+    const joined = (key: string) => {
+      counters.add("coalesced", 1)
+      emit?.("fetch", start(), { key, result: "coalesced" })
+    }
+
+    const getOrFetch = <E = never, R = never>(
+      key: string,
+      fetch: (key: string) => Effect.Effect<V, E, R>,
+      options?: PutOptions
+    ): Effect.Effect<V, E | FetchTimeout | CacheError, R> =>
+      Effect.suspend(() => {
+        const invalid = check(key)
+        if (invalid !== undefined) return Effect.fail(invalid)
+        const parsed = entryOptions(options)
+        if (Either.isLeft(parsed)) return Effect.fail(parsed.left)
+        const { tags, ttl } = parsed.right
+        const miss = resolved.stampedeProtection
+          ? coalescer.run(key, fetchAndStore(key, fetch, ttl, tags), () => joined(key))
+          : fetchAndStore(key, fetch, ttl, tags)
+        return read(key).pipe(
+          // Data that no longer decodes is counted and fetched again, never a crash.
+          Effect.catchTag("CodecError", (error) =>
+            Effect.as(
+              Effect.logDebug(`vela: ${error.message}; fetching it again`),
+              Option.none<V>()
+            )),
+          Effect.flatMap(Option.match({ onNone: () => miss, onSome: Effect.succeed }))
+        )
+      })
+
+    const cache: Cache<V> = {
+      name,
+      get: (key) => span("get", key, get(key)),
+      getOption: (key) => span("get", key, getOption(key)),
+      put: (key, value, options) => span("put", key, put(key, value, options)),
+      delete: (key) => span("delete", key, remove(key)),
+      exists: (key) => span("exists", key, exists(key)),
+      flush: () => span("flush", undefined, whenOpen(store.clear)),
+      size: () => span("size", undefined, whenOpen(store.size)),
+      stats: () => Effect.sync(() => counters.snapshot()),
+      getOrFetch: (key, fetch, options) => span("get_or_fetch", key, getOrFetch(key, fetch, options)),
+      invalidateTag: (tag) => span("invalidate_tag", undefined, invalidateTag(tag))
+    }
+    registry.set(cache, { name, clock, check, readSync })
+    return cache
+  })
+
+/** A layer of one cache on the `Topology` in context; `name` defaults to the Tag's key. */
+export const layer = <Id, V, I = V>(
+  tag: Context.Tag<Id, Cache<V>>,
+  config: Config<V, I> = {}
+): Layer.Layer<Id, ConfigError | BackendError, Topology> =>
+  Layer.scoped(tag, make({ ...config, name: config.name ?? tag.key }))
+
+/** `layer` on an in-memory backend and the `Local` topology: the common single-process cache. */
+export const layerMemory = <Id, V, I = V>(
+  tag: Context.Tag<Id, Cache<V>>,
+  config: Config<V, I> = {}
+): Layer.Layer<Id, ConfigError | BackendError> =>
+  layer(tag, config).pipe(Layer.provide(Local.layer), Layer.provide(Memory.layer()))
+
+/**
+ * `layer`, with each field overridable from Effect `Config`: `VELA_NAME`, `VELA_DEFAULT_TTL`,
+ * `VELA_MAX_SIZE`, `VELA_EVICTION_POLICY`, `VELA_STAMPEDE_PROTECTION`, `VELA_STAMPEDE_TIMEOUT`,
+ * `VELA_STATS_ENABLED`, `VELA_TELEMETRY_PREFIX` (comma-separated) and `VELA_SWEEP_INTERVAL` with
+ * the default provider. A value that is set wins over `config`; a malformed one is a `ConfigError`.
+ */
+export const layerConfig = <Id, V, I = V>(
+  tag: Context.Tag<Id, Cache<V>>,
+  config: Config<V, I> = {}
+): Layer.Layer<Id, ConfigError | BackendError, Topology> =>
+  Layer.scoped(
+    tag,
+    Effect.flatMap(fromEnvironment(config), (merged) => make({ ...merged, name: merged.name ?? tag.key }))
+  )
+
+// internal
+
+const environment = {
+  name: "NAME",
+  defaultTtl: "DEFAULT_TTL",
+  maxSize: "MAX_SIZE",
+  evictionPolicy: "EVICTION_POLICY",
+  stampedeProtection: "STAMPEDE_PROTECTION",
+  stampedeTimeout: "STAMPEDE_TIMEOUT",
+  statsEnabled: "STATS_ENABLED",
+  telemetryPrefix: "TELEMETRY_PREFIX",
+  sweepInterval: "SWEEP_INTERVAL"
+} as const
+
+/** Reads the overrides as strings, then turns them into the values a config in code would hold. */
+const fromEnvironment = <V, I>(config: Config<V, I>): Effect.Effect<Config<V, I>, ConfigError> =>
+  Effect.reduce(
+    Object.entries(environment) as Array<[keyof typeof environment, string]>,
+    config,
+    (merged, [field, variable]) =>
+      EffectConfig.option(EffectConfig.string(variable)).pipe(
+        EffectConfig.nested("VELA"),
+        Effect.mapError((error) => new ConfigError({ field, reason: String(error) })),
+        Effect.flatMap(Option.match({
+          onNone: () => Effect.succeed(merged),
+          onSome: (text) => Effect.map(parseOverride(field, text.trim()), (value) => ({ ...merged, [field]: value }))
+        }))
+      )
+  )
+
+const parseOverride = (field: keyof typeof environment, text: string): Effect.Effect<unknown, ConfigError> => {
+  switch (field) {
+    case "stampedeProtection":
+    case "statsEnabled":
+      return text === "true" || text === "false"
+        ? Effect.succeed(text === "true")
+        : Effect.fail(new ConfigError({ field, reason: `expected true or false, got ${JSON.stringify(text)}` }))
+    case "telemetryPrefix":
+      return Effect.succeed(text.split(",").map((part) => part.trim()))
+    case "maxSize":
+      return Effect.succeed(/^\d+$/.test(text) ? Number(text) : text)
+    case "defaultTtl":
+    case "stampedeTimeout":
+    case "sweepInterval":
+      // A bare number is milliseconds, as in code; anything else goes to the duration parser.
+      return Effect.succeed(/^\d+(\.\d+)?$/.test(text) ? Number(text) : text)
+    default:
+      return Effect.succeed(text)
+  }
+}

@@ -1,0 +1,198 @@
+/**
+ * The in-memory store of one namespace: a `Map` of nodes, an expiry heap, an eviction policy and a
+ * tag index, all synchronous, with `now` passed in. `Memory` and the near cache's L1 wrap it.
+ *
+ * Expiry: an entry is live while `now < expiresAt`. Reads check it, so an expired entry is never
+ * returned; `sweep` pops the heap, so a tick costs O(expired · log n) and never scans the map.
+ * Invariant: every node with an `expiresAt` is in the heap exactly while it is in the map.
+ */
+import type { Entry, EvictionPolicy } from "../Backend.js"
+import * as Eviction from "./evictionPolicy.js"
+import { ExpiryHeap } from "./expiryHeap.js"
+
+const noTags: ReadonlyArray<string> = []
+
+class Node implements Entry, Eviction.PolicyNode {
+  prev: Node | null = null
+  next: Node | null = null
+  bucket: Eviction.Bucket | null = null
+  heapIndex = -1
+  constructor(
+    readonly key: string,
+    public value: unknown,
+    public expiresAt: number | null,
+    public tags: ReadonlyArray<string>,
+    public version: number,
+    public seq: number
+  ) {}
+}
+
+export interface MemoryStoreOptions {
+  readonly maxSize: number
+  readonly evictionPolicy: EvictionPolicy
+  readonly onEvict: (count: number) => void
+  readonly onExpire: (count: number) => void
+}
+
+export class MemoryStore {
+  readonly #map = new Map<string, Node>()
+  readonly #heap = new ExpiryHeap<Node>()
+  readonly #tags = new Map<string, Set<Node>>()
+  readonly #policy: Eviction.Policy
+  readonly #maxSize: number
+  readonly #onEvict: (count: number) => void
+  readonly #onExpire: (count: number) => void
+  #seq = 0
+
+  constructor(options: MemoryStoreOptions) {
+    this.#maxSize = options.maxSize
+    this.#onEvict = options.onEvict
+    this.#onExpire = options.onExpire
+    this.#policy = Eviction.make(options.evictionPolicy, options.maxSize, this.#heap as ExpiryHeap<any>)
+  }
+
+  /** The live entry for `key`; counts as a use. */
+  get(key: string, now: number): Entry | undefined {
+    const node = this.#live(key, now)
+    if (node !== undefined) this.#policy.used(node, false)
+    return node
+  }
+
+  /** The live entry for `key`, without counting as a use. */
+  peek(key: string, now: number): Entry | undefined {
+    return this.#live(key, now)
+  }
+
+  set(key: string, entry: Entry, now: number): void {
+    const tags = entry.tags.length === 0 ? noTags : entry.tags
+    const node = this.#map.get(key)
+    if (node !== undefined) {
+      this.#untag(node)
+      if (node.expiresAt !== null) this.#heap.remove(node)
+      node.value = entry.value
+      node.expiresAt = entry.expiresAt
+      node.tags = tags
+      node.version = entry.version
+      node.seq = this.#seq++
+      if (entry.expiresAt !== null) this.#heap.push(node)
+      this.#tag(node)
+      this.#policy.used(node, true)
+      return
+    }
+    if (this.#map.size >= this.#maxSize) this.#makeRoom(now)
+    const created = new Node(key, entry.value, entry.expiresAt, tags, entry.version, this.#seq++)
+    this.#map.set(key, created)
+    if (entry.expiresAt !== null) this.#heap.push(created)
+    this.#tag(created)
+    this.#policy.inserted(created)
+  }
+
+  /** Removes `key`; `true` when a live entry was removed. */
+  delete(key: string, now: number): boolean {
+    const node = this.#map.get(key)
+    if (node === undefined) return false
+    this.#remove(node)
+    if (isExpired(node, now)) {
+      this.#onExpire(1)
+      return false
+    }
+    return true
+  }
+
+  /** Removes every entry tagged `tag`; returns how many of them were live. */
+  invalidateTag(tag: string, now: number): number {
+    const nodes = this.#tags.get(tag)
+    if (nodes === undefined) return 0
+    let live = 0
+    let expired = 0
+    for (const node of Array.from(nodes)) {
+      this.#remove(node)
+      if (isExpired(node, now)) expired++
+      else live++
+    }
+    if (expired > 0) this.#onExpire(expired)
+    return live
+  }
+
+  /** Removes up to `budget` expired entries; returns how many it removed. */
+  sweep(now: number, budget: number): number {
+    let removed = 0
+    for (let top = this.#heap.peek(); top !== undefined && removed < budget; top = this.#heap.peek()) {
+      if (!isExpired(top, now)) break
+      this.#remove(top)
+      removed++
+    }
+    if (removed > 0) this.#onExpire(removed)
+    return removed
+  }
+
+  /** Whether `sweep` would find anything to remove. */
+  hasExpired(now: number): boolean {
+    const top = this.#heap.peek()
+    return top !== undefined && isExpired(top, now)
+  }
+
+  /** Live entries; expired ones are removed first. */
+  size(now: number): number {
+    this.sweep(now, Infinity)
+    return this.#map.size
+  }
+
+  clear(): void {
+    this.#map.clear()
+    this.#heap.clear()
+    this.#tags.clear()
+    this.#policy.clear()
+  }
+
+  /** Every key present, live or not yet swept. */
+  keys(): IterableIterator<string> {
+    return this.#map.keys()
+  }
+
+  #live(key: string, now: number): Node | undefined {
+    const node = this.#map.get(key)
+    if (node === undefined) return undefined
+    if (isExpired(node, now)) {
+      this.#remove(node)
+      this.#onExpire(1)
+      return undefined
+    }
+    return node
+  }
+
+  #makeRoom(now: number): void {
+    // An expired entry is the cheapest room there is, and removing it is not an eviction.
+    if (this.sweep(now, 1) > 0) return
+    const victim = this.#policy.victim() as Node | undefined
+    if (victim === undefined) return
+    this.#remove(victim)
+    this.#onEvict(1)
+  }
+
+  #remove(node: Node): void {
+    this.#map.delete(node.key)
+    if (node.expiresAt !== null) this.#heap.remove(node)
+    this.#untag(node)
+    this.#policy.removed(node)
+  }
+
+  #tag(node: Node): void {
+    for (const tag of node.tags) {
+      let nodes = this.#tags.get(tag)
+      if (nodes === undefined) this.#tags.set(tag, nodes = new Set())
+      nodes.add(node)
+    }
+  }
+
+  #untag(node: Node): void {
+    for (const tag of node.tags) {
+      const nodes = this.#tags.get(tag)
+      if (nodes === undefined) continue
+      nodes.delete(node)
+      if (nodes.size === 0) this.#tags.delete(tag)
+    }
+  }
+}
+
+const isExpired = (node: Entry, now: number): boolean => node.expiresAt !== null && node.expiresAt <= now

@@ -1,0 +1,22 @@
+/**
+ * What the Promise facade needs from a cache beyond its public methods: a synchronous read for
+ * in-memory hits. Kept off the public `Cache` type, in a registry keyed by the cache.
+ */
+import type { Clock } from "effect"
+import type { CacheError } from "../Errors.js"
+
+/** `readSync` found no answer that does not need the runtime. */
+export const Unknown: unique symbol = Symbol("@vela/core/Unknown")
+/** `readSync` found a miss that holds for the whole cache. */
+export const Miss: unique symbol = Symbol("@vela/core/Miss")
+
+export interface UnsafeCache {
+  readonly name: string
+  readonly clock: Clock.Clock
+  /** A closed cache or an invalid key, as the failure any call would get. */
+  readonly check: (key: unknown) => CacheError | undefined
+  /** Counts hits and authoritative misses and emits their events; the rest is `Unknown`. */
+  readonly readSync: (key: string) => unknown
+}
+
+export const registry = new WeakMap<object, UnsafeCache>()
