@@ -5,7 +5,7 @@
 import type { Clock, Effect, Option, Scope, Stream } from "effect"
 import { Context } from "effect"
 import type { Codec } from "./Codec.js"
-import type { BackendError, CacheError, ConfigError } from "./Errors.js"
+import type { BackendError, CacheError, ConfigError, FetchTimeout } from "./Errors.js"
 
 /** What a store keeps per key. */
 export interface Entry {
@@ -72,6 +72,19 @@ export interface Store {
   readonly invalidations: Stream.Stream<Invalidation>
   /** Present on in-process stores. */
   readonly sync?: SyncStore | undefined
+  /**
+   * Single flight beyond this process (Redis lease, cluster owner), when the store offers it. The
+   * cache calls it on a `getOrFetch` miss, already coalesced within the process: it runs `fetch`
+   * (which stores the value) when this process wins the key, otherwise waits for the winner's
+   * value, at most `timeoutMillis`, and returns what the winner stored.
+   */
+  readonly singleFlight?:
+    | (<A, E, R>(
+      key: string,
+      fetch: Effect.Effect<A, E, R>,
+      timeoutMillis: number
+    ) => Effect.Effect<A, E | CacheError | FetchTimeout, R>)
+    | undefined
 }
 
 /** A storage engine: opens one `Store` per cache namespace, closed with the scope. */

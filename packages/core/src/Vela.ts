@@ -331,9 +331,14 @@ export const make = <V = unknown, I = unknown>(
         const parsed = entryOptions(options)
         if (Either.isLeft(parsed)) return Effect.fail(parsed.left)
         const { tags, ttl } = parsed.right
-        const miss = resolved.stampedeProtection
-          ? coalescer.run(key, fetchAndStore(key, fetch, ttl, tags), () => joined(key))
-          : fetchAndStore(key, fetch, ttl, tags)
+        const fetchOnce = fetchAndStore(key, fetch, ttl, tags)
+        const miss = !resolved.stampedeProtection
+          ? fetchOnce
+          : coalescer.run(
+            key,
+            store.singleFlight === undefined ? fetchOnce : store.singleFlight(key, fetchOnce, resolved.stampedeTimeout),
+            () => joined(key)
+          )
         return read(key).pipe(
           // Data that no longer decodes is counted and fetched again, never a crash.
           Effect.catchTag("CodecError", (error) =>

@@ -65,7 +65,7 @@ export class MemoryStore {
 
   set(key: string, entry: Entry, now: number): void {
     const tags = entry.tags.length === 0 ? noTags : entry.tags
-    const node = this.#map.get(key)
+    const node = this.#live(key, now)
     if (node !== undefined) {
       this.#untag(node)
       if (node.expiresAt !== null) this.#heap.remove(node)

@@ -1,0 +1,422 @@
+/**
+ * The conformance suite every backend and topology must pass, written once as a function of a
+ * `Topology` layer (with its backend provided), as bentocache exports its driver suite. It drives
+ * random sequences of operations and `TestClock` moves against a plain reference model, then checks
+ * the error cases and the semantics API.md promises.
+ *
+ * ```ts
+ * import { conformance } from "@vela/core/testing"
+ * conformance("Sqlite file", Local.layer.pipe(Layer.provide(Sqlite.layer({ filename }))))
+ * ```
+ *
+ * It needs `vitest` and `@effect/vitest` (peer dependencies of this entry only).
+ */
+import { assert, describe, layer } from "@effect/vitest"
+import type { Layer } from "effect"
+import { Cause, Effect, Exit, FastCheck as fc, Option, Schema, TestClock } from "effect"
+import type { EvictionPolicy } from "./Backend.js"
+import type { Topology } from "./Topology.js"
+import * as Vela from "./Vela.js"
+
+export interface ConformanceOptions {
+  /** Property runs per case (default 40). */
+  readonly runs?: number | undefined
+  /** Also check eviction against the model, with this bound and policy. */
+  readonly eviction?: { readonly maxSize: number; readonly policy: EvictionPolicy } | undefined
+  /** Per-test timeout in milliseconds (default 60,000). */
+  readonly timeout?: number | undefined
+}
+
+/** Registers the suite under `describe(label)`; every case makes caches with fresh names. */
+export const conformance = <E>(
+  label: string,
+  topology: Layer.Layer<Topology, E>,
+  options: ConformanceOptions = {}
+): void => {
+  const runs = options.runs ?? 40
+  const timeout = options.timeout ?? 60_000
+  const eviction = options.eviction
+
+  describe(label, () => {
+    layer(topology, { timeout: "60 seconds" })((it) => {
+      it.effect.prop(
+        "agrees with a reference model on random operations",
+        [fc.array(command, { minLength: 1, maxLength: 60 })],
+        ([commands]) => Effect.scoped(runModel(commands, eviction)),
+        { timeout, fastCheck: { numRuns: runs } }
+      )
+
+      it.effect(
+        "keys: empty, too long, not a string are InvalidKey; the cache keeps working",
+        () =>
+          Effect.scoped(Effect.gen(function*() {
+            const cache = yield* fresh<string>()
+            for (const key of ["", "x".repeat(8_193), 42 as unknown as string, undefined as unknown as string]) {
+              assert.strictEqual(yield* failureTag(cache.get(key)), "InvalidKey")
+              assert.strictEqual(yield* failureTag(cache.put(key, "v")), "InvalidKey")
+              assert.strictEqual(yield* failureTag(cache.delete(key)), "InvalidKey")
+              assert.strictEqual(yield* failureTag(cache.exists(key)), "InvalidKey")
+              assert.strictEqual(yield* failureTag(cache.getOrFetch(key, () => Effect.succeed("v"))), "InvalidKey")
+            }
+            const longest = "k".repeat(8_192)
+            yield* cache.put(longest, "v")
+            assert.strictEqual(yield* cache.get(longest), "v")
+          })),
+        timeout
+      )
+
+      it.effect(
+        "ttl of 0, negative, NaN or malformed is ConfigError { field: ttl }",
+        () =>
+          Effect.scoped(Effect.gen(function*() {
+            const cache = yield* fresh<string>()
+            for (const ttl of [0, -5, NaN, "soon", "-1 seconds"]) {
+              const exit = yield* Effect.exit(cache.put("k", "v", { ttl: ttl as number }))
+              assert.deepStrictEqual(failureOf(exit), { _tag: "ConfigError", field: "ttl" })
+            }
+            assert.isFalse(yield* cache.exists("k"))
+          })),
+        timeout
+      )
+
+      it.effect(
+        "null, 0, empty string and false are values; undefined is a CodecError",
+        () =>
+          Effect.scoped(Effect.gen(function*() {
+            const cache = yield* fresh<unknown>()
+            for (const [key, value] of [["null", null], ["zero", 0], ["empty", ""], ["false", false]] as const) {
+              yield* cache.put(key, value)
+              assert.strictEqual(yield* cache.get(key), value)
+              assert.isTrue(yield* cache.exists(key))
+            }
+            const exit = yield* Effect.exit(cache.put("u", undefined))
+            assert.deepStrictEqual(failureOf(exit), { _tag: "CodecError", direction: "encode" })
+          })),
+        timeout
+      )
+
+      it.effect("structured values round-trip", () =>
+        Effect.scoped(Effect.gen(function*() {
+          const cache = yield* fresh<unknown>()
+          const value = {
+            name: "Ada",
+            born: new Date(Date.UTC(1815, 11, 10)),
+            bytes: new Uint8Array([0, 1, 255]),
+            big: BigInt("123456789012345678901234567890"),
+            map: new Map<unknown, unknown>([["a", 1], [2, ["b"]]]),
+            set: new Set(["x", "y"]),
+            nested: [{ deep: { deeper: [1, 2.5, -3, "ü 字 🚀"] } }]
+          }
+          yield* cache.put("v", value)
+          assert.deepStrictEqual(yield* cache.get("v"), value)
+        })), timeout)
+
+      it.effect("a value Schema round-trips its class instances", () =>
+        Effect.scoped(Effect.gen(function*() {
+          const cache = yield* fresh<User, { readonly id: string; readonly since: string }>({ value: User })
+          const user = new User({ id: "u1", since: new Date(1_700_000_000_000) })
+          yield* cache.put("u1", user)
+          const back = yield* cache.get("u1")
+          assert.instanceOf(back, User)
+          assert.deepStrictEqual(back, user)
+        })), timeout)
+
+      it.effect(
+        "namespaces: cache a key b:c and cache a:b key c are different entries",
+        () =>
+          Effect.scoped(Effect.gen(function*() {
+            const base = uniqueName()
+            const a = yield* Vela.make<string>({ name: base })
+            const ab = yield* Vela.make<string>({ name: `${base}:b` })
+            yield* a.put("b:c", "from a")
+            yield* ab.put("c", "from a:b")
+            assert.strictEqual(yield* a.get("b:c"), "from a")
+            assert.strictEqual(yield* ab.get("c"), "from a:b")
+            yield* ab.flush()
+            assert.strictEqual(yield* a.get("b:c"), "from a")
+            assert.strictEqual(yield* a.size(), 1)
+            assert.strictEqual(yield* a.invalidateTag("none"), 0)
+          })),
+        timeout
+      )
+
+      it.effect(
+        "keys are compared exactly: separators, spaces and unicode are ordinary characters",
+        () =>
+          Effect.scoped(Effect.gen(function*() {
+            const cache = yield* fresh<string>()
+            const keys = ["a", "a ", " a", "a:b", "a:b:", "ä", "a\u0308", "🚀", "a*", "a?", "[a]", "%", "\\"]
+            yield* Effect.forEach(keys, (key) => cache.put(key, key))
+            for (const key of keys) assert.strictEqual(yield* cache.get(key), key)
+            assert.strictEqual(yield* cache.size(), keys.length)
+            yield* cache.delete("a*")
+            assert.strictEqual(yield* cache.size(), keys.length - 1)
+            assert.strictEqual(yield* cache.get("a"), "a")
+          })),
+        timeout
+      )
+
+      it.effect(
+        "getOrFetch: a hit never fetches; concurrent misses fetch once; failures are shared, not cached",
+        () =>
+          Effect.scoped(Effect.gen(function*() {
+            const cache = yield* fresh<string>()
+            let runs = 0
+            yield* cache.put("hit", "cached")
+            assert.strictEqual(yield* cache.getOrFetch("hit", () => Effect.sync(() => `${++runs}`)), "cached")
+            assert.strictEqual(runs, 0)
+
+            const slow = () => Effect.as(Effect.sleep("50 millis"), `${++runs}`)
+            const fiber = yield* Effect.fork(Effect.all(
+              Array.from({ length: 50 }, () => cache.getOrFetch("cold", slow)),
+              { concurrency: "unbounded" }
+            ))
+            yield* TestClock.adjust("50 millis")
+            const values = yield* fiber
+            assert.deepStrictEqual(new Set(values), new Set(["1"]))
+            assert.strictEqual(yield* cache.get("cold"), "1")
+
+            const boom = new Error("source down")
+            let failures = 0
+            const failing = () =>
+              Effect.zipRight(Effect.sleep("10 millis"), Effect.fail(Object.assign(boom, { n: ++failures })))
+            const failed = yield* Effect.fork(Effect.all(
+              Array.from({ length: 10 }, () => Effect.flip(cache.getOrFetch("bad", failing))),
+              { concurrency: "unbounded" }
+            ))
+            yield* TestClock.adjust("10 millis")
+            const errors = yield* failed
+            assert.strictEqual(failures, 1)
+            for (const error of errors) assert.strictEqual(error, boom)
+            assert.isFalse(yield* cache.exists("bad"))
+            assert.strictEqual(yield* cache.getOrFetch("bad", () => Effect.succeed("recovered")), "recovered")
+
+            const stats = yield* cache.stats()
+            assert.strictEqual(stats.fetches, 3)
+            assert.strictEqual(stats.fetchErrors, 1)
+            assert.strictEqual(stats.coalesced, 49 + 9)
+          })),
+        timeout
+      )
+
+      it.effect(
+        "getOrFetch applies ttl and tags; an undefined result is returned, not cached",
+        () =>
+          Effect.scoped(Effect.gen(function*() {
+            const cache = yield* fresh<string | undefined>()
+            yield* cache.getOrFetch("k", () => Effect.succeed("v"), { ttl: "1 second", tags: ["group"] })
+            assert.strictEqual(yield* cache.invalidateTag("group"), 1)
+            yield* cache.getOrFetch("k", () => Effect.succeed("v"), { ttl: "1 second" })
+            yield* TestClock.adjust("1 second")
+            assert.isFalse(yield* cache.exists("k"))
+            assert.isUndefined(yield* cache.getOrFetch("u", () => Effect.succeed(undefined)))
+            assert.isFalse(yield* cache.exists("u"))
+          })),
+        timeout
+      )
+
+      it.effect("a closed cache fails every call with CacheClosed", () =>
+        Effect.gen(function*() {
+          const cache = yield* Effect.scoped(fresh<string>())
+          const calls: ReadonlyArray<Effect.Effect<unknown, unknown>> = [
+            cache.get("k"),
+            cache.getOption("k"),
+            cache.put("k", "v"),
+            cache.delete("k"),
+            cache.exists("k"),
+            cache.flush(),
+            cache.size(),
+            cache.invalidateTag("t"),
+            cache.getOrFetch("k", () => Effect.succeed("v"))
+          ]
+          for (const call of calls) assert.strictEqual(yield* failureTag(call), "CacheClosed")
+        }), timeout)
+    })
+  })
+}
+
+// internal
+
+class User extends Schema.Class<User>("User")({ id: Schema.String, since: Schema.Date }) {}
+
+let counter = 0
+const uniqueName = () => `conformance-${process.pid}-${Date.now().toString(36)}-${++counter}`
+
+const fresh = <V, I = V>(config: Vela.Config<V, I> = {}) => Vela.make<V, I>({ ...config, name: uniqueName() })
+
+const failureOf = (exit: Exit.Exit<unknown, unknown>) => {
+  if (Exit.isSuccess(exit)) return undefined
+  const failure = Option.getOrUndefined(Cause.failureOption(exit.cause)) as Record<string, unknown> | undefined
+  if (failure === undefined) return { defect: Cause.pretty(exit.cause) }
+  const picked: Record<string, unknown> = { _tag: failure._tag }
+  for (const field of ["field", "direction"]) if (field in failure) picked[field] = failure[field]
+  return picked
+}
+
+const failureTag = (self: Effect.Effect<unknown, unknown>) =>
+  Effect.map(Effect.exit(self), (exit) => failureOf(exit)?._tag ?? "success")
+
+// The model
+
+type Command =
+  | {
+    readonly op: "put"
+    readonly key: string
+    readonly value: number
+    readonly ttl?: number
+    readonly tags: Array<string>
+  }
+  | { readonly op: "get" | "getOption" | "delete" | "exists"; readonly key: string }
+  | { readonly op: "invalidateTag"; readonly tag: string }
+  | { readonly op: "flush" | "size" }
+  | { readonly op: "adjust"; readonly millis: number }
+
+const keys = ["a", "b", "c", "d", "e", "f:g", "ü"]
+const tagNames = ["red", "green", "blue"]
+const key = fc.constantFrom(...keys)
+
+const command: fc.Arbitrary<Command> = fc.oneof(
+  {
+    weight: 5,
+    arbitrary: fc.record({
+      op: fc.constant("put" as const),
+      key,
+      value: fc.integer(),
+      ttl: fc.constantFrom(100, 500, 1_000, 5_000),
+      tags: fc.subarray(tagNames)
+    }, { requiredKeys: ["op", "key", "value", "tags"] })
+  },
+  { weight: 4, arbitrary: fc.record({ op: fc.constantFrom("get" as const, "getOption" as const), key }) },
+  { weight: 2, arbitrary: fc.record({ op: fc.constantFrom("delete" as const, "exists" as const), key }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant("invalidateTag" as const), tag: fc.constantFrom(...tagNames) }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constantFrom("flush" as const, "size" as const) }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({ op: fc.constant("adjust" as const), millis: fc.constantFrom(1, 99, 100, 400, 2_000) })
+  }
+)
+
+interface ModelEntry {
+  value: number
+  expiresAt: number
+  tags: Array<string>
+  /** Last write, for ttl-only ties; last use, for lru and lfu ties. */
+  written: number
+  used: number
+  uses: number
+}
+
+/** The reference: a `Map` of live entries, with the eviction rules of API.md written plainly. */
+class Model {
+  readonly entries = new Map<string, ModelEntry>()
+  now = 0
+  tick = 0
+
+  constructor(readonly eviction: ConformanceOptions["eviction"]) {}
+
+  live(key: string): ModelEntry | undefined {
+    const entry = this.entries.get(key)
+    if (entry !== undefined && entry.expiresAt <= this.now) this.entries.delete(key)
+    return this.entries.get(key)
+  }
+
+  prune(): void {
+    for (const key of Array.from(this.entries.keys())) this.live(key)
+  }
+
+  read(key: string): number | undefined {
+    const entry = this.live(key)
+    if (entry === undefined) return undefined
+    entry.used = ++this.tick
+    entry.uses++
+    return entry.value
+  }
+
+  put(key: string, value: number, ttl: number | undefined, tags: Array<string>): void {
+    this.prune()
+    const existing = this.entries.get(key)
+    const tick = ++this.tick
+    const expiresAt = ttl === undefined ? Infinity : this.now + ttl
+    if (existing !== undefined) {
+      Object.assign(existing, { value, expiresAt, tags, written: tick, used: tick, uses: existing.uses + 1 })
+      return
+    }
+    if (this.eviction !== undefined && this.entries.size >= this.eviction.maxSize) this.evict(this.eviction.policy)
+    this.entries.set(key, { value, expiresAt, tags, written: tick, used: tick, uses: 1 })
+  }
+
+  evict(policy: EvictionPolicy): void {
+    const all = Array.from(this.entries)
+    const rank = ([, e]: [string, ModelEntry]): [number, number] =>
+      policy === "lru" ? [e.used, 0] : policy === "lfu" ? [e.uses, e.used] : [e.expiresAt, e.written]
+    all.sort((x, y) => rank(x)[0] - rank(y)[0] || rank(x)[1] - rank(y)[1])
+    this.entries.delete(all[0][0])
+  }
+
+  invalidateTag(tag: string): number {
+    this.prune()
+    let removed = 0
+    for (const [key, entry] of Array.from(this.entries)) {
+      if (entry.tags.includes(tag)) {
+        this.entries.delete(key)
+        removed++
+      }
+    }
+    return removed
+  }
+}
+
+const runModel = (commands: ReadonlyArray<Command>, eviction: ConformanceOptions["eviction"]) =>
+  Effect.gen(function*() {
+    const cache = yield* fresh<number>(
+      eviction === undefined ? {} : { maxSize: eviction.maxSize, evictionPolicy: eviction.policy }
+    )
+    const model = new Model(eviction)
+    for (const [step, cmd] of commands.entries()) {
+      const where = `step ${step}: ${JSON.stringify(cmd)}`
+      switch (cmd.op) {
+        case "put":
+          yield* cache.put(cmd.key, cmd.value, { tags: cmd.tags, ...(cmd.ttl === undefined ? {} : { ttl: cmd.ttl }) })
+          model.put(cmd.key, cmd.value, cmd.ttl, cmd.tags)
+          break
+        case "get": {
+          const got = yield* Effect.option(cache.get(cmd.key))
+          assert.deepStrictEqual(Option.getOrUndefined(got), model.read(cmd.key), where)
+          break
+        }
+        case "getOption": {
+          const got = yield* cache.getOption(cmd.key)
+          assert.deepStrictEqual(Option.getOrUndefined(got), model.read(cmd.key), where)
+          break
+        }
+        case "exists":
+          assert.strictEqual(yield* cache.exists(cmd.key), model.live(cmd.key) !== undefined, where)
+          break
+        case "delete":
+          yield* cache.delete(cmd.key)
+          model.live(cmd.key)
+          model.entries.delete(cmd.key)
+          break
+        case "invalidateTag":
+          assert.strictEqual(yield* cache.invalidateTag(cmd.tag), model.invalidateTag(cmd.tag), where)
+          break
+        case "flush":
+          yield* cache.flush()
+          model.entries.clear()
+          break
+        case "size":
+          model.prune()
+          assert.strictEqual(yield* cache.size(), model.entries.size, where)
+          break
+        case "adjust":
+          yield* TestClock.adjust(cmd.millis)
+          model.now += cmd.millis
+          break
+      }
+    }
+    model.prune()
+    assert.strictEqual(yield* cache.size(), model.entries.size, "final size")
+    for (const k of keys) {
+      assert.strictEqual(Option.getOrUndefined(yield* cache.getOption(k)), model.read(k), `final ${k}`)
+    }
+  })
