@@ -14,6 +14,8 @@ export interface Stats {
   readonly fetches: number
   readonly fetchErrors: number
   readonly coalesced: number
+  /** Stored values that no longer decode (read as misses by `getOrFetch`). */
+  readonly codecErrors: number
   /** `hits / (hits + misses)`, 0 when nothing was read. */
   readonly hitRate: number
 }
@@ -29,7 +31,8 @@ export const counters: ReadonlyArray<Counter> = [
   "expirations",
   "fetches",
   "fetchErrors",
-  "coalesced"
+  "coalesced",
+  "codecErrors"
 ]
 
 const noLabels: ReadonlyArray<never> = []
@@ -45,6 +48,7 @@ export class Counters {
   fetches = 0
   fetchErrors = 0
   coalesced = 0
+  codecErrors = 0
   readonly #metrics: Record<Counter, Metric.Metric.Counter<number>>
 
   constructor(prefix: ReadonlyArray<string>, cache: string) {
@@ -73,6 +77,7 @@ export class Counters {
       fetches: this.fetches,
       fetchErrors: this.fetchErrors,
       coalesced: this.coalesced,
+      codecErrors: this.codecErrors,
       hitRate: reads === 0 ? 0 : this.hits / reads
     }
   }

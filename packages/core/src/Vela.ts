@@ -94,7 +94,10 @@ export const resolve = <V, I>(
       return yield* Either.left(new ConfigError({ field: "name", reason: "expected a non-empty string" }))
     }
     const prefix = config.telemetryPrefix ?? ["vela", "cache"]
-    if (!Array.isArray(prefix) || !prefix.every((part) => typeof part === "string" && part.length > 0)) {
+    if (
+      !Array.isArray(prefix) || prefix.length === 0 ||
+      !prefix.every((part) => typeof part === "string" && part.length > 0)
+    ) {
       return yield* Either.left(new ConfigError({ field: "telemetryPrefix", reason: "expected non-empty strings" }))
     }
     if (config.value !== undefined && !Schema.isSchema(config.value)) {
@@ -197,7 +200,11 @@ export const make = <V = unknown, I = unknown>(
 
     const readStore = (key: string): Effect.Effect<Option.Option<V>, CacheError> => {
       const started = start()
-      return Effect.map(store.get(key), (entry) => {
+      const counted = Effect.tapErrorTag(store.get(key), "CodecError", () =>
+        Effect.sync(() =>
+          counters.add("codecErrors", 1)
+        ))
+      return Effect.map(counted, (entry) => {
         const hit = Option.isSome(entry)
         counters.add(hit ? "hits" : "misses", 1)
         emit?.("get", started, { key, result: hit ? "hit" : "miss" })
@@ -320,6 +327,22 @@ export const make = <V = unknown, I = unknown>(
       emit?.("fetch", start(), { key, result: "coalesced" })
     }
 
+    /** The fetch of a key known to be missing: coalesced in this process, and beyond where the store can. */
+    const onMiss = <E, R>(
+      key: string,
+      fetch: (key: string) => Effect.Effect<V, E, R>,
+      ttl: number,
+      tags: ReadonlyArray<string>
+    ): Effect.Effect<V, E | FetchTimeout | CacheError, R> => {
+      const fetchOnce = fetchAndStore(key, fetch, ttl, tags)
+      if (!resolved.stampedeProtection) return fetchOnce
+      return coalescer.run(
+        key,
+        store.singleFlight === undefined ? fetchOnce : store.singleFlight(key, fetchOnce, resolved.stampedeTimeout),
+        () => joined(key)
+      )
+    }
+
     const getOrFetch = <E = never, R = never>(
       key: string,
       fetch: (key: string) => Effect.Effect<V, E, R>,
@@ -330,23 +353,16 @@ export const make = <V = unknown, I = unknown>(
         if (invalid !== undefined) return Effect.fail(invalid)
         const parsed = entryOptions(options)
         if (Either.isLeft(parsed)) return Effect.fail(parsed.left)
-        const { tags, ttl } = parsed.right
-        const fetchOnce = fetchAndStore(key, fetch, ttl, tags)
-        const miss = !resolved.stampedeProtection
-          ? fetchOnce
-          : coalescer.run(
-            key,
-            store.singleFlight === undefined ? fetchOnce : store.singleFlight(key, fetchOnce, resolved.stampedeTimeout),
-            () => joined(key)
-          )
+        const miss = onMiss(key, fetch, parsed.right.ttl, parsed.right.tags)
         return read(key).pipe(
           // Data that no longer decodes is counted and fetched again, never a crash.
           Effect.catchTag("CodecError", (error) =>
-            Effect.as(
-              Effect.logDebug(`vela: ${error.message}; fetching it again`),
-              Option.none<V>()
-            )),
-          Effect.flatMap(Option.match({ onNone: () => miss, onSome: Effect.succeed }))
+            Effect.as(Effect.logDebug(`vela: ${error.message}; fetching it again`), Option.none<V>())),
+          Effect.flatMap(Option.match({
+            onNone: () =>
+              miss,
+            onSome: Effect.succeed
+          }))
         )
       })
 
@@ -363,7 +379,20 @@ export const make = <V = unknown, I = unknown>(
       getOrFetch: (key, fetch, options) => span("get_or_fetch", key, getOrFetch(key, fetch, options)),
       invalidateTag: (tag) => span("invalidate_tag", undefined, invalidateTag(tag))
     }
-    registry.set(cache, { name, clock, check, readSync })
+    registry.set(cache, {
+      name,
+      clock,
+      check,
+      readSync,
+      joined,
+      fetchMiss: (key, fetch, options) =>
+        Effect.suspend(() => {
+          const parsed = entryOptions(options)
+          return Either.isLeft(parsed)
+            ? Effect.fail(parsed.left)
+            : onMiss(key, fetch as (key: string) => Effect.Effect<V, unknown>, parsed.right.ttl, parsed.right.tags)
+        })
+    })
     return cache
   })
 

@@ -2,8 +2,9 @@
  * What the Promise facade needs from a cache beyond its public methods: a synchronous read for
  * in-memory hits. Kept off the public `Cache` type, in a registry keyed by the cache.
  */
-import type { Clock } from "effect"
+import type { Clock, Effect } from "effect"
 import type { CacheError } from "../Errors.js"
+import type { PutOptions } from "../Vela.js"
 
 /** `readSync` found no answer that does not need the runtime. */
 export const Unknown: unique symbol = Symbol("@vela/core/Unknown")
@@ -17,6 +18,14 @@ export interface UnsafeCache {
   readonly check: (key: unknown) => CacheError | undefined
   /** Counts hits and authoritative misses and emits their events; the rest is `Unknown`. */
   readonly readSync: (key: string) => unknown
+  /** Counts and reports a caller that waits on a fetch another caller started. */
+  readonly joined: (key: string) => void
+  /** `getOrFetch` after `readSync` answered `Miss`: the fetch, without reading again. */
+  readonly fetchMiss: (
+    key: string,
+    fetch: (key: string) => Effect.Effect<unknown, unknown>,
+    options: PutOptions | undefined
+  ) => Effect.Effect<unknown, unknown>
 }
 
 export const registry = new WeakMap<object, UnsafeCache>()

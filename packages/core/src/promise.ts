@@ -1,0 +1,237 @@
+/**
+ * The Promise facade: a Vela cache for code that does not use Effect. `createCache` builds the cache
+ * on a `ManagedRuntime`; in-memory hits are served synchronously without entering the runtime, and
+ * concurrent `getOrFetch` misses of one key share one Promise in front of it.
+ *
+ * ```ts
+ * import { createCache } from "@vela/core/promise"
+ * const cache = createCache<User>({ name: "users", defaultTtl: 300_000 })
+ * await cache.put("user_1", alice, { ttl: 60_000, tags: ["users"] })
+ * const user = await cache.get("user_1")
+ * await cache.close()
+ * ```
+ */
+import { Cause, Clock, Context, Duration, Effect, Either, Exit, Layer, ManagedRuntime, Option, Runtime } from "effect"
+import type { Backend } from "./Backend.js"
+import { CacheClosed } from "./Errors.js"
+import type { UnsafeCache } from "./internal/unsafe.js"
+import { Miss, registry, Unknown } from "./internal/unsafe.js"
+import * as Local from "./Local.js"
+import * as Memory from "./Memory.js"
+import * as NearCache from "./NearCache.js"
+import type { Stats } from "./Stats.js"
+import * as Telemetry from "./Telemetry.js"
+import type { Topology } from "./Topology.js"
+import * as Vela from "./Vela.js"
+
+export {
+  BackendError,
+  CacheClosed,
+  CodecError,
+  ConfigError,
+  FetchTimeout,
+  InvalidKey,
+  NodeUnavailable,
+  NotFound
+} from "./Errors.js"
+export type { Stats } from "./Stats.js"
+export type { TelemetryEvent } from "./Telemetry.js"
+
+/** A cache's config, plus where it runs. */
+export interface CacheOptions<V = unknown, I = V> extends Vela.Config<V, I> {
+  /** The storage engine (default: `Memory.layer()`). */
+  readonly backend?: Layer.Layer<Backend, unknown> | undefined
+  /** Where operations run (default: `Local.layer`). */
+  readonly topology?: Layer.Layer<Topology, unknown, Backend> | undefined
+  /** An in-memory L1 in front of the topology: `true` for the defaults, or its options. */
+  readonly nearCache?: boolean | NearCache.NearCacheOptions | undefined
+}
+
+export interface Cache<V> extends AsyncDisposable {
+  readonly name: string
+  /** The value, or `undefined` on a miss. */
+  readonly get: (key: string) => Promise<V | undefined>
+  /** The value; rejects with `NotFound` on a miss. */
+  readonly getOrThrow: (key: string) => Promise<V>
+  readonly put: (key: string, value: V, options?: Vela.PutOptions) => Promise<void>
+  readonly delete: (key: string) => Promise<void>
+  readonly exists: (key: string) => Promise<boolean>
+  readonly flush: () => Promise<void>
+  readonly size: () => Promise<number>
+  readonly stats: () => Promise<Stats>
+  /**
+   * The cached value, or the value of `fetch`, cached. Concurrent misses of one key run `fetch`
+   * once; if it throws or rejects, every caller rejects with that same thrown value.
+   */
+  readonly getOrFetch: (
+    key: string,
+    fetch: (key: string) => V | PromiseLike<V>,
+    options?: Vela.PutOptions
+  ) => Promise<V>
+  readonly invalidateTag: (tag: string) => Promise<number>
+  /** Calls `listener` for every telemetry event of this cache; returns the unsubscribe function. */
+  readonly subscribe: (listener: (event: Telemetry.TelemetryEvent) => void) => () => void
+  /** Stops the sweeper and releases the backend; later calls reject with `CacheClosed`. */
+  readonly close: () => Promise<void>
+}
+
+/**
+ * Creates a cache. The config is checked at once (a nonsensical one throws `ConfigError`); a
+ * backend that connects asynchronously is connected in the background, and calls wait for it.
+ */
+export const createCache = <V = unknown, I = V>(options: CacheOptions<V, I> = {}): Cache<V> => {
+  const { backend, nearCache, topology, ...config } = options
+  const name = config.name ?? "default"
+  const resolved = Vela.resolve({ ...config, name })
+  if (Either.isLeft(resolved)) throw resolved.left
+
+  const tag = Context.GenericTag<Vela.Cache<V>>(`@vela/core/promise/${name}`)
+  const withNear = nearCache === undefined || nearCache === false
+    ? Vela.layer(tag, { ...config, name })
+    : Vela.layer(tag, { ...config, name }).pipe(Layer.provide(NearCache.layer(nearCache === true ? {} : nearCache)))
+  const layer = withNear.pipe(
+    Layer.provide(topology ?? Local.layer),
+    Layer.provide(backend ?? Memory.layer()),
+    Layer.provideMerge(Telemetry.layer({ spans: false })),
+    Layer.provide(Layer.setClock(unrefClock)),
+    Layer.merge(Layer.setClock(unrefClock))
+  )
+  const runtime = ManagedRuntime.make(layer)
+
+  let closed = false
+  let closing: Promise<void> | undefined
+  const closedError = new CacheClosed({ cache: name })
+  let cache: Vela.Cache<V> | undefined
+  let unsafe: UnsafeCache | undefined
+  let telemetry: Telemetry.Telemetry["Type"] | undefined
+  const pendingListeners = new Set<(event: Telemetry.TelemetryEvent) => void>()
+  const ready = (built: readonly [Vela.Cache<V>, Telemetry.Telemetry["Type"]]) => {
+    cache = built[0]
+    unsafe = registry.get(built[0])
+    telemetry = built[1]
+    for (const listener of pendingListeners) telemetry.subscribe(listener)
+    pendingListeners.clear()
+  }
+  const build = Effect.all([tag, Telemetry.Telemetry] as const)
+  // A backend that builds synchronously (Memory) is ready before `createCache` returns.
+  const exit = runtime.runSyncExit(build)
+  if (Exit.isSuccess(exit)) ready(exit.value)
+  else if (!isAsync(exit.cause)) throw Cause.squash(exit.cause)
+  else runtime.runPromise(build).then(ready, () => {})
+
+  const run = <A>(f: (cache: Vela.Cache<V>) => Effect.Effect<A, unknown, never>): Promise<A> => {
+    if (closed) return Promise.reject(closedError)
+    const effect = cache === undefined ? Effect.flatMap(tag, f) : f(cache)
+    return runtime.runPromiseExit(effect).then((exit) => {
+      if (Exit.isSuccess(exit)) return exit.value
+      throw unwrap(Cause.squash(exit.cause))
+    })
+  }
+
+  /** The answer of the synchronous path, or `Unknown` when only the runtime can tell. */
+  const readSync = (key: string): unknown => {
+    if (unsafe === undefined) return Unknown
+    const invalid = unsafe.check(key)
+    if (invalid !== undefined) throw invalid
+    return unsafe.readSync(key)
+  }
+
+  const inflight = new Map<string, Promise<V>>()
+
+  const getOrFetch = (key: string, fetch: (key: string) => V | PromiseLike<V>, putOptions?: Vela.PutOptions) => {
+    if (closed) return Promise.reject(closedError)
+    let found: unknown
+    try {
+      found = readSync(key)
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    if (found !== Unknown && found !== Miss) return Promise.resolve(found as V)
+    const running = inflight.get(key)
+    if (running !== undefined) {
+      unsafe?.joined(key)
+      return running
+    }
+    const fetchEffect = (k: string) =>
+      Effect.tryPromise({ try: async () => fetch(k), catch: (thrown) => new Thrown(thrown) })
+    const known = unsafe
+    const promise = run((c): Effect.Effect<V, unknown> =>
+      found === Miss && known !== undefined
+        ? known.fetchMiss(key, fetchEffect, putOptions) as Effect.Effect<V, unknown>
+        : c.getOrFetch(key, fetchEffect, putOptions)
+    ).finally(() => inflight.delete(key))
+    inflight.set(key, promise)
+    return promise
+  }
+
+  const facade: Cache<V> = {
+    name,
+    get: (key) => {
+      if (closed) return Promise.reject(closedError)
+      try {
+        const found = readSync(key)
+        if (found === Miss) return resolvedUndefined
+        if (found !== Unknown) return Promise.resolve(found as V)
+      } catch (error) {
+        return Promise.reject(error)
+      }
+      return run((c) => Effect.map(c.getOption(key), Option.getOrUndefined))
+    },
+    getOrThrow: (key) => run((c) => c.get(key)),
+    put: (key, value, putOptions) => run((c) => c.put(key, value, putOptions)),
+    delete: (key) => run((c) => c.delete(key)),
+    exists: (key) => run((c) => c.exists(key)),
+    flush: () => run((c) => c.flush()),
+    size: () => run((c) => c.size()),
+    stats: () => run((c) => c.stats()),
+    getOrFetch,
+    invalidateTag: (tag) => run((c) => c.invalidateTag(tag)),
+    subscribe: (listener) => {
+      if (telemetry !== undefined) return telemetry.subscribe(listener)
+      pendingListeners.add(listener)
+      return () => {
+        pendingListeners.delete(listener)
+        telemetry?.subscribe(listener)()
+      }
+    },
+    close: () => {
+      closed = true
+      closing ??= runtime.dispose()
+      return closing
+    },
+    [Symbol.asyncDispose]: () => facade.close()
+  }
+  return facade
+}
+
+// internal
+
+const resolvedUndefined = Promise.resolve(undefined)
+
+/** What a facade fetch threw, carried through the runtime so callers get the very same value. */
+class Thrown {
+  constructor(readonly thrown: unknown) {}
+}
+
+const unwrap = (error: unknown): unknown => error instanceof Thrown ? error.thrown : error
+
+const isAsync = (cause: Cause.Cause<unknown>): boolean => Runtime.isAsyncFiberException(Cause.squash(cause))
+
+/**
+ * The live clock, with timers that do not keep the process alive: a program that forgets to
+ * close its caches still exits, as with lru-cache.
+ */
+const live = Clock.make()
+const unrefClock: Clock.Clock = {
+  [Clock.ClockTypeId]: Clock.ClockTypeId,
+  unsafeCurrentTimeMillis: () => live.unsafeCurrentTimeMillis(),
+  unsafeCurrentTimeNanos: () => live.unsafeCurrentTimeNanos(),
+  currentTimeMillis: live.currentTimeMillis,
+  currentTimeNanos: live.currentTimeNanos,
+  sleep: (duration: Duration.DurationInput) =>
+    Effect.async<void>((resume) => {
+      const timer = setTimeout(() => resume(Effect.void), Duration.toMillis(duration))
+      timer.unref()
+      return Effect.sync(() => clearTimeout(timer))
+    })
+}

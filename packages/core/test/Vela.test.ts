@@ -1,0 +1,297 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Local, Memory, Vela } from "@vela/core"
+import { ConfigProvider, Context, Effect, Exit, Fiber, Layer, Option, TestClock } from "effect"
+
+class Numbers extends Context.Tag("Numbers")<Numbers, Vela.Cache<number>>() {}
+
+const memory = Local.layer.pipe(Layer.provide(Memory.layer()))
+
+const make = <V = number>(config: Vela.Config<V> = {}) =>
+  Vela.make<V>({ ...config, name: config.name ?? "test" }).pipe(Effect.provide(memory))
+
+const configErrorOf = (config: Vela.Config<unknown>) =>
+  Effect.flip(Effect.scoped(make(config))).pipe(
+    Effect.map((error) => error as unknown as { _tag: string; field: string })
+  )
+
+describe("Vela config", () => {
+  it.effect("a nonsensical config fails with ConfigError naming the field", () =>
+    Effect.gen(function*() {
+      const cases: ReadonlyArray<[Vela.Config<unknown>, string]> = [
+        [{ maxSize: -1 }, "maxSize"],
+        [{ maxSize: 0 }, "maxSize"],
+        [{ maxSize: 1.5 }, "maxSize"],
+        [{ sweepInterval: 0 }, "sweepInterval"],
+        [{ sweepInterval: -10 }, "sweepInterval"],
+        [{ sweepInterval: "infinity" as never }, "sweepInterval"],
+        [{ stampedeTimeout: 0 }, "stampedeTimeout"],
+        [{ stampedeTimeout: "-5 seconds" }, "stampedeTimeout"],
+        [{ evictionPolicy: "fifo" as never }, "evictionPolicy"],
+        [{ defaultTtl: "five minutes" as never }, "defaultTtl"],
+        [{ defaultTtl: 0 }, "defaultTtl"],
+        [{ defaultTtl: NaN }, "defaultTtl"],
+        [{ statsEnabled: "yes" as never }, "statsEnabled"],
+        [{ telemetryPrefix: [] as never }, "telemetryPrefix"],
+        [{ name: "" }, "name"]
+      ]
+      for (const [config, field] of cases) {
+        const error = yield* configErrorOf(config)
+        assert.strictEqual(error._tag, "ConfigError", JSON.stringify(config))
+        assert.strictEqual(error.field, field, JSON.stringify(config))
+      }
+    }))
+
+  it.effect("defaults are the original's", () =>
+    Effect.gen(function*() {
+      const resolved = Vela.resolve({ name: "n" })
+      assert.isTrue(resolved._tag === "Right")
+      if (resolved._tag !== "Right") return
+      const { codec: _, ...rest } = resolved.right
+      assert.deepStrictEqual(rest, {
+        name: "n",
+        defaultTtl: Infinity,
+        maxSize: Infinity,
+        evictionPolicy: "ttl-only",
+        stampedeProtection: true,
+        stampedeTimeout: 5_000,
+        statsEnabled: true,
+        telemetryPrefix: ["vela", "cache"],
+        sweepInterval: 30_000
+      })
+    }))
+
+  it.effect("layer names the cache after its Tag", () =>
+    Effect.gen(function*() {
+      const cache = yield* Numbers
+      assert.strictEqual(cache.name, "Numbers")
+    }).pipe(Effect.provide(Vela.layerMemory(Numbers))))
+
+  it.effect("layerConfig: environment values override the code's", () =>
+    Effect.gen(function*() {
+      const provider = ConfigProvider.fromMap(
+        new Map([["VELA_DEFAULT_TTL", "1000"], ["VELA_MAX_SIZE", "2"], ["VELA_EVICTION_POLICY", "lru"]]),
+        { pathDelim: "_" }
+      )
+      const layer = Vela.layerConfig(Numbers, { defaultTtl: "1 hour", maxSize: 100 }).pipe(
+        Layer.provide(memory),
+        Layer.provide(Layer.setConfigProvider(provider))
+      )
+      yield* Effect.gen(function*() {
+        const cache = yield* Numbers
+        yield* cache.put("a", 1)
+        yield* cache.put("b", 2)
+        yield* cache.get("a")
+        yield* cache.put("c", 3) // evicts b, the least recently used
+        assert.isFalse(yield* cache.exists("b"))
+        yield* TestClock.adjust(1000)
+        assert.strictEqual(yield* cache.size(), 0)
+      }).pipe(Effect.provide(layer))
+    }))
+
+  it.effect("layerConfig: a malformed environment value is a ConfigError naming the field", () =>
+    Effect.gen(function*() {
+      const provider = ConfigProvider.fromMap(new Map([["VELA_SWEEP_INTERVAL", "often"]]), { pathDelim: "_" })
+      const layer = Vela.layerConfig(Numbers).pipe(
+        Layer.provide(memory),
+        Layer.provide(Layer.setConfigProvider(provider))
+      )
+      const error = yield* Effect.flip(Effect.provide(Numbers, layer))
+      assert.strictEqual(error._tag, "ConfigError")
+      assert.strictEqual((error as { field: string }).field, "sweepInterval")
+    }))
+})
+
+describe("Vela TTL", () => {
+  it.scoped("defaultTtl applies to puts without ttl; a put replaces the TTL", () =>
+    Effect.gen(function*() {
+      const cache = yield* make({ defaultTtl: "1 second" })
+      yield* cache.put("a", 1)
+      yield* cache.put("b", 2, { ttl: "infinity" })
+      yield* cache.put("c", 3, { ttl: 100 })
+      yield* cache.put("c", 4)
+      yield* TestClock.adjust(999)
+      assert.strictEqual(yield* cache.get("a"), 1)
+      assert.strictEqual(yield* cache.get("c"), 4)
+      yield* TestClock.adjust(1)
+      assert.isTrue(Option.isNone(yield* cache.getOption("a")))
+      assert.isTrue(Option.isNone(yield* cache.getOption("c")))
+      assert.strictEqual(yield* cache.get("b"), 2)
+    }))
+
+  it.scoped("reading does not extend a TTL", () =>
+    Effect.gen(function*() {
+      const cache = yield* make()
+      yield* cache.put("a", 1, { ttl: 100 })
+      for (let i = 0; i < 9; i++) {
+        yield* TestClock.adjust(10)
+        yield* cache.get("a")
+      }
+      yield* TestClock.adjust(10)
+      assert.isFalse(yield* cache.exists("a"))
+    }))
+
+  it.scoped("the sweeper removes expired entries every sweepInterval without any read", () =>
+    Effect.gen(function*() {
+      const cache = yield* make({ sweepInterval: "1 second" })
+      for (let i = 0; i < 100; i++) yield* cache.put(`k${i}`, i, { ttl: i < 60 ? 500 : 5_000 })
+      yield* TestClock.adjust(600)
+      assert.strictEqual((yield* cache.stats()).expirations, 0)
+      yield* TestClock.adjust(400)
+      assert.strictEqual((yield* cache.stats()).expirations, 60)
+      yield* TestClock.adjust(5_000)
+      assert.strictEqual((yield* cache.stats()).expirations, 100)
+      assert.strictEqual(yield* cache.size(), 0)
+    }))
+
+  it.effect("closing the scope stops the sweeper", () =>
+    Effect.gen(function*() {
+      const cache = yield* Effect.scoped(make({ sweepInterval: "1 second" }))
+      yield* TestClock.adjust(5_000)
+      assert.strictEqual((yield* TestClock.sleeps()).length, 0)
+      assert.strictEqual((yield* Effect.flip(cache.size()))._tag, "CacheClosed")
+    }))
+})
+
+describe("Vela stats", () => {
+  it.scoped("counts hits, misses, writes, deletes, expirations and the hit rate", () =>
+    Effect.gen(function*() {
+      const cache = yield* make()
+      assert.strictEqual((yield* cache.stats()).hitRate, 0)
+      yield* cache.put("a", 1, { tags: ["t"] })
+      yield* cache.put("a", 2, { tags: ["t"] })
+      yield* cache.put("b", 3, { ttl: 10, tags: ["t"] })
+      yield* cache.get("a")
+      yield* cache.getOption("zz")
+      yield* Effect.either(cache.get("zz"))
+      yield* cache.exists("a")
+      yield* cache.delete("nothing")
+      yield* cache.put("c", 4)
+      yield* cache.delete("c")
+      yield* TestClock.adjust(10)
+      assert.strictEqual(yield* cache.invalidateTag("t"), 1)
+      const stats = yield* cache.stats()
+      assert.deepStrictEqual(stats, {
+        hits: 1,
+        misses: 2,
+        writes: 4,
+        deletes: 2,
+        evictions: 0,
+        expirations: 1,
+        fetches: 0,
+        fetchErrors: 0,
+        coalesced: 0,
+        codecErrors: 0,
+        hitRate: 1 / 3
+      })
+    }))
+
+  it.scoped("counts evictions by maxSize", () =>
+    Effect.gen(function*() {
+      const cache = yield* make({ maxSize: 10, evictionPolicy: "lfu" })
+      for (let i = 0; i < 25; i++) yield* cache.put(`k${i}`, i)
+      assert.strictEqual((yield* cache.stats()).evictions, 15)
+      assert.strictEqual(yield* cache.size(), 10)
+    }))
+
+  it.scoped("statsEnabled: false keeps every counter at 0", () =>
+    Effect.gen(function*() {
+      const cache = yield* make({ statsEnabled: false, maxSize: 1 })
+      yield* cache.put("a", 1)
+      yield* cache.put("b", 1)
+      yield* cache.get("b")
+      yield* cache.getOrFetch("c", () => Effect.succeed(3))
+      const { hitRate, ...counters } = yield* cache.stats()
+      assert.strictEqual(hitRate, 0)
+      assert.isTrue(Object.values(counters).every((n) => n === 0))
+    }))
+})
+
+describe("Vela getOrFetch", () => {
+  it.scoped("a waiter gives up after stampedeTimeout with FetchTimeout; the fetch still fills the cache", () =>
+    Effect.gen(function*() {
+      const cache = yield* make({ stampedeTimeout: "1 second" })
+      const slow = Effect.as(Effect.sleep("3 seconds"), 42)
+      const waiter = yield* Effect.fork(Effect.flip(cache.getOrFetch("k", () => slow)))
+      yield* TestClock.adjust("1 second")
+      const error = yield* Fiber.join(waiter)
+      assert.deepStrictEqual([error._tag, (error as { timeout: number }).timeout], ["FetchTimeout", 1000])
+      yield* TestClock.adjust("2 seconds")
+      assert.strictEqual(yield* cache.get("k"), 42)
+    }))
+
+  it.scoped("an interrupted caller does not cancel the fetch for the others", () =>
+    Effect.gen(function*() {
+      const cache = yield* make()
+      let runs = 0
+      const fetch = () => Effect.as(Effect.sleep("100 millis"), ++runs)
+      const first = yield* Effect.fork(cache.getOrFetch("k", fetch))
+      yield* Effect.yieldNow()
+      const second = yield* Effect.fork(cache.getOrFetch("k", fetch))
+      yield* Effect.yieldNow()
+      yield* Fiber.interrupt(first)
+      yield* TestClock.adjust("100 millis")
+      assert.strictEqual(yield* Fiber.join(second), 1)
+      assert.strictEqual(runs, 1)
+      assert.strictEqual(yield* cache.get("k"), 1)
+    }))
+
+  it.scoped("different keys fetch concurrently", () =>
+    Effect.gen(function*() {
+      const cache = yield* make()
+      const fiber = yield* Effect.fork(Effect.all(
+        ["a", "b", "c"].map((key) => cache.getOrFetch(key, () => Effect.as(Effect.sleep("1 second"), key.length))),
+        { concurrency: "unbounded" }
+      ))
+      yield* TestClock.adjust("1 second")
+      assert.deepStrictEqual(yield* Fiber.join(fiber), [1, 1, 1])
+    }))
+
+  it.scoped("stampedeProtection: false runs every caller's fetch", () =>
+    Effect.gen(function*() {
+      const cache = yield* make({ stampedeProtection: false })
+      let runs = 0
+      const fiber = yield* Effect.fork(Effect.all(
+        Array.from({ length: 5 }, () => cache.getOrFetch("k", () => Effect.as(Effect.sleep("10 millis"), ++runs))),
+        { concurrency: "unbounded" }
+      ))
+      yield* TestClock.adjust("10 millis")
+      yield* Fiber.join(fiber)
+      assert.strictEqual(runs, 5)
+      assert.strictEqual((yield* cache.stats()).coalesced, 0)
+    }))
+
+  it.scoped("a fetch that dies fails its waiters and caches nothing", () =>
+    Effect.gen(function*() {
+      const cache = yield* make()
+      const exit = yield* Effect.exit(cache.getOrFetch("k", () => Effect.die("boom")))
+      assert.isTrue(Exit.isFailure(exit))
+      assert.isFalse(yield* cache.exists("k"))
+      assert.strictEqual(yield* cache.getOrFetch("k", () => Effect.succeed(7)), 7)
+    }))
+})
+
+describe("Vela tags", () => {
+  it.scoped("re-putting a key without a tag removes it from the tag", () =>
+    Effect.gen(function*() {
+      const cache = yield* make()
+      yield* cache.put("a", 1, { tags: ["users", "active"] })
+      yield* cache.put("b", 2, { tags: ["users"] })
+      yield* cache.put("c", 3, { tags: ["products"] })
+      yield* cache.put("a", 1, { tags: ["active"] })
+      assert.strictEqual(yield* cache.invalidateTag("users"), 1)
+      assert.deepStrictEqual([yield* cache.exists("a"), yield* cache.exists("b"), yield* cache.exists("c")], [
+        true,
+        false,
+        true
+      ])
+      assert.strictEqual(yield* cache.invalidateTag("active"), 1)
+      assert.strictEqual(yield* cache.invalidateTag("active"), 0)
+    }))
+
+  it.scoped("a bad tag is a ConfigError", () =>
+    Effect.gen(function*() {
+      const cache = yield* make()
+      assert.strictEqual(((yield* Effect.flip(cache.put("a", 1, { tags: [""] }))) as { field?: string }).field, "tags")
+      assert.strictEqual(((yield* Effect.flip(cache.invalidateTag(""))) as { field?: string }).field, "tag")
+    }))
+})
