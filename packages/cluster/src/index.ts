@@ -1,1 +1,1 @@
-export {}
+export * as HashRing from "./HashRing.js"
