@@ -1,20 +1,23 @@
 /**
  * Stampede protection: concurrent `getOrFetch` misses of one key share one fetch.
  *
- * Concurrency: the first caller registers a `Deferred` under the key and forks the fetch into the
+ * Concurrency: the first caller registers a flight under the key and forks the fetch into the
  * cache's scope, so the fetch belongs to no caller: a caller interrupted while it waits leaves it
- * running for everybody else. Later callers await the same `Deferred`. One fiber per fetch, none
- * per waiter. Invariant: a key is in the map exactly while its fetch runs; the entry is removed
- * when the fetch ends, however it ends (success, failure, interruption at close).
+ * running for everybody else. Every caller, the first included, then waits on the flight with
+ * `Effect.async`, which costs no fiber. Invariant: a key is in the map exactly while its fetch runs;
+ * it leaves when the fetch ends, however it ends (success, failure, interruption at close).
  *
  * Failure: every waiter gets the fetch's own exit, so a failed fetch fails all of them with the
  * same error, and nothing is cached. Waiting is bounded by `timeout` (`FetchTimeout`); the fetch
- * itself goes on and still fills the cache when it succeeds.
+ * itself goes on and still fills the cache when it succeeds. All waiters of a flight share the same
+ * timeout, so their deadlines come in the order they joined: one timer fiber per flight sleeps until
+ * the oldest deadline and releases waiters from the front. Two fibers per fetch, none per waiter.
  *
- * Follows the `singleflight` of Go's groupcache, with Effect's `Deferred` as the shared result.
+ * Follows the `singleflight` of Go's groupcache, with per-waiter deadlines as in Caffeine's
+ * `AsyncCache` `orTimeout`.
  */
-import type { Scope } from "effect"
-import { Deferred, Effect, Exit, FiberId } from "effect"
+import type { Clock, Scope } from "effect"
+import { Duration, Effect, type Exit, FiberId } from "effect"
 import { FetchTimeout } from "./Errors.js"
 
 export interface Coalescer {
@@ -31,33 +34,87 @@ export interface Coalescer {
   readonly inflight: () => number
 }
 
-export const make = (scope: Scope.Scope, timeoutMillis: number): Coalescer => {
-  const running = new Map<string, Deferred.Deferred<any, any>>()
-  const wait = <A, E>(key: string, deferred: Deferred.Deferred<A, E>) =>
-    Effect.timeoutFail(Deferred.await(deferred), {
-      duration: timeoutMillis,
-      onTimeout: () => new FetchTimeout({ key, timeout: timeoutMillis })
-    })
+export const make = (scope: Scope.Scope, clock: Clock.Clock, timeoutMillis: number): Coalescer => {
+  const flights = new Map<string, Flight>()
   return {
     run: <A, E, R>(key: string, fetch: Effect.Effect<A, E, R>, onJoin: () => void) =>
       Effect.suspend((): Effect.Effect<A, E | FetchTimeout, R> => {
-        const current = running.get(key) as Deferred.Deferred<A, E> | undefined
+        const current = flights.get(key)
         if (current !== undefined) {
           onJoin()
-          return wait(key, current)
+          return current.wait() as Effect.Effect<A, E | FetchTimeout>
         }
-        const deferred = Deferred.unsafeMake<A, E>(FiberId.none)
-        running.set(key, deferred)
-        const settle = (exit: Exit.Exit<A, E>) =>
-          Effect.sync(() => {
-            running.delete(key)
-            Deferred.unsafeDone(deferred, exit)
-          })
-        return Effect.zipRight(
-          Effect.forkIn(Effect.onExit(fetch, settle), scope),
-          wait(key, deferred)
+        const flight = new Flight(key, clock, timeoutMillis)
+        flights.set(key, flight)
+        return Effect.forkIn(flight.timer, scope).pipe(
+          Effect.flatMap((timer) =>
+            Effect.forkIn(
+              Effect.onExit(fetch, (exit) =>
+                Effect.sync(() => {
+                  flights.delete(key)
+                  flight.settle(exit)
+                  timer.unsafeInterruptAsFork(FiberId.none)
+                })),
+              scope
+            )
+          ),
+          Effect.zipRight(flight.wait() as Effect.Effect<A, E | FetchTimeout>)
         )
       }),
-    inflight: () => running.size
+    inflight: () => flights.size
+  }
+}
+
+// internal
+
+interface Waiter {
+  readonly deadline: number
+  resume: ((effect: Effect.Effect<unknown, unknown>) => void) | undefined
+}
+
+/** One running fetch and the callers waiting for it, oldest first. */
+class Flight {
+  #exit: Exit.Exit<unknown, unknown> | undefined
+  readonly #waiters: Array<Waiter> = []
+  /** Waiters before this index were answered. */
+  #first = 0
+
+  constructor(readonly key: string, readonly clock: Clock.Clock, readonly timeoutMillis: number) {}
+
+  wait(): Effect.Effect<unknown, unknown> {
+    return Effect.async((resume) => {
+      if (this.#exit !== undefined) return resume(this.#exit)
+      const waiter: Waiter = { deadline: this.clock.unsafeCurrentTimeMillis() + this.timeoutMillis, resume }
+      this.#waiters.push(waiter)
+      return Effect.sync(() => waiter.resume = undefined)
+    })
+  }
+
+  settle(exit: Exit.Exit<unknown, unknown>): void {
+    this.#exit = exit
+    for (let i = this.#first; i < this.#waiters.length; i++) this.#answer(this.#waiters[i], exit)
+    this.#waiters.length = 0
+  }
+
+  /** Sleeps until the oldest waiter's deadline, times out every waiter due, until the fetch ends. */
+  get timer(): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      if (this.#exit !== undefined) return Effect.void
+      const now = this.clock.unsafeCurrentTimeMillis()
+      while (this.#first < this.#waiters.length && this.#waiters[this.#first].deadline <= now) {
+        this.#answer(
+          this.#waiters[this.#first++],
+          Effect.fail(new FetchTimeout({ key: this.key, timeout: this.timeoutMillis }))
+        )
+      }
+      const next = this.#waiters[this.#first]?.deadline ?? now + this.timeoutMillis
+      return Effect.zipRight(this.clock.sleep(Duration.millis(next - now)), this.timer)
+    })
+  }
+
+  #answer(waiter: Waiter, effect: Effect.Effect<unknown, unknown>): void {
+    const resume = waiter.resume
+    waiter.resume = undefined
+    resume?.(effect)
   }
 }

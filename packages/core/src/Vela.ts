@@ -150,7 +150,7 @@ export const make = <V = unknown, I = unknown>(
       ),
       scope
     )
-    const coalescer = Coalescer.make(scope, resolved.stampedeTimeout)
+    const coalescer = Coalescer.make(scope, clock, resolved.stampedeTimeout)
     const closedError = new CacheClosed({ cache: name })
 
     // Telemetry

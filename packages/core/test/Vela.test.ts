@@ -41,8 +41,8 @@ describe("Vela config", () => {
       }
     }))
 
-  it.effect("defaults are the original's", () =>
-    Effect.gen(function*() {
+  it("defaults are the original's", () => {
+    {
       const resolved = Vela.resolve({ name: "n" })
       assert.isTrue(resolved._tag === "Right")
       if (resolved._tag !== "Right") return
@@ -58,7 +58,8 @@ describe("Vela config", () => {
         telemetryPrefix: ["vela", "cache"],
         sweepInterval: 30_000
       })
-    }))
+    }
+  })
 
   it.effect("layer names the cache after its Tag", () =>
     Effect.gen(function*() {
