@@ -1,1 +1,1 @@
-export {}
+export * as Redis from "./Redis.js"

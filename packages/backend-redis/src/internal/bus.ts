@@ -1,0 +1,231 @@
+/**
+ * The invalidation bus: every change a store makes is published on its namespace's channel, and
+ * every store hears the changes of the others.
+ *
+ * Ordering: a message names its publisher (one id per opened store), the bucket it concerns and a
+ * sequence number per (publisher, bucket). Messages of one bucket are published from inside the
+ * scripts that make the change, so they leave from the node that owns the bucket's slot, in the
+ * order the publisher sent the commands, and arrive in that order.
+ *
+ * Failure: a listener that sees a sequence number other than the next one has missed a change and
+ * reports a `Flush` (the publisher may have changed anything). When the subscriber connection
+ * drops, listeners report `Disconnected` and forget the numbers they saw; when it is back and
+ * subscribed again, `Connected`. Invariant: between `Connected` and the next `Disconnected` or
+ * `Flush`, a listener has reported every change of every other publisher it heard from.
+ */
+import type { Backend } from "@vela/core"
+import { Chunk, Effect, Stream } from "effect"
+import type { Redis } from "ioredis"
+
+type Invalidation = Backend.Invalidation
+
+/** What travels on the channel, as JSON. */
+export interface BusMessage {
+  /** Publisher id. */
+  readonly p: string
+  /** Bucket. */
+  readonly b: number
+  /** Sequence number per publisher and bucket; absent on hints (`r`) that change nothing. */
+  readonly s?: number
+  readonly k?: ReadonlyArray<string>
+  readonly t?: string
+  readonly f?: 1
+  /** A single-flight lease on this key was released. */
+  readonly r?: string
+}
+
+export interface BusListener {
+  readonly onMessage: (message: BusMessage) => void
+  readonly onConnected: () => void
+  readonly onDisconnected: () => void
+}
+
+/**
+ * One subscriber connection per backend, shared by its stores. It reconnects by itself (rotating
+ * through `connect`, for clusters), subscribes again to every channel, then reports `Connected`.
+ */
+export class Subscriber {
+  readonly #connect: ReadonlyArray<() => Redis>
+  readonly #channels = new Map<string, Set<BusListener>>()
+  #next = 0
+  #current: Redis | undefined
+  #connected = false
+  #closed = false
+  #attempts = 0
+  #timer: ReturnType<typeof setTimeout> | undefined
+  #firstReady: Array<(ok: boolean) => void> = []
+
+  constructor(connect: ReadonlyArray<() => Redis>) {
+    this.#connect = connect
+  }
+
+  get connected(): boolean {
+    return this.#connected
+  }
+
+  /** Connects; resolves `true` once subscribed, `false` when the first attempt fails. */
+  start(): Promise<boolean> {
+    return new Promise((resolve) => {
+      this.#firstReady.push(resolve)
+      this.#open()
+    })
+  }
+
+  /** Listens on `channel`; resolves once subscribed (or at once while disconnected). */
+  async add(channel: string, listener: BusListener): Promise<void> {
+    let listeners = this.#channels.get(channel)
+    if (listeners === undefined) {
+      listeners = new Set()
+      this.#channels.set(channel, listeners)
+    }
+    listeners.add(listener)
+    const current = this.#current
+    if (!this.#connected || current === undefined || listeners.size > 1) return
+    try {
+      await current.subscribe(channel)
+    } catch {
+      // The connection is unhealthy: start over, which reports Disconnected and later Connected.
+      current.disconnect()
+    }
+  }
+
+  remove(channel: string, listener: BusListener): void {
+    const listeners = this.#channels.get(channel)
+    if (listeners === undefined) return
+    listeners.delete(listener)
+    if (listeners.size > 0) return
+    this.#channels.delete(channel)
+    if (this.#connected) this.#current?.unsubscribe(channel).catch(() => {})
+  }
+
+  close(): void {
+    this.#closed = true
+    if (this.#timer !== undefined) clearTimeout(this.#timer)
+    this.#current?.disconnect()
+    this.#current = undefined
+    this.#connected = false
+    this.#settleFirst(false)
+  }
+
+  #settleFirst(ok: boolean) {
+    const waiting = this.#firstReady
+    this.#firstReady = []
+    for (const resolve of waiting) resolve(ok)
+  }
+
+  #open() {
+    if (this.#closed) return
+    const redis = this.#connect[this.#next++ % this.#connect.length]()
+    this.#current = redis
+    redis.on("error", () => {})
+    redis.on("message", (channel: string, text: string) => this.#dispatch(channel, text))
+    redis.once("ready", () => {
+      const channels = Array.from(this.#channels.keys())
+      const subscribed = channels.length === 0 ? Promise.resolve() : redis.subscribe(...channels)
+      subscribed.then(
+        () => {
+          if (this.#current !== redis) return
+          this.#attempts = 0
+          this.#connected = true
+          this.#settleFirst(true)
+          for (const listeners of this.#channels.values()) for (const listener of listeners) listener.onConnected()
+        },
+        () => redis.disconnect()
+      )
+    })
+    redis.once("end", () => {
+      if (this.#current !== redis) return
+      this.#current = undefined
+      const was = this.#connected
+      this.#connected = false
+      if (was) {
+        for (const listeners of this.#channels.values()) for (const listener of listeners) listener.onDisconnected()
+      }
+      this.#settleFirst(false)
+      if (this.#closed) return
+      const delay = Math.min(25 * 2 ** this.#attempts++, 1_000)
+      this.#timer = setTimeout(() => {
+        this.#timer = undefined
+        this.#open()
+      }, delay)
+    })
+    redis.connect().catch(() => {})
+  }
+
+  #dispatch(channel: string, text: string) {
+    const listeners = this.#channels.get(channel)
+    if (listeners === undefined) return
+    let message: BusMessage
+    try {
+      message = JSON.parse(text)
+    } catch {
+      return
+    }
+    if (typeof message !== "object" || message === null || typeof message.p !== "string") return
+    for (const listener of listeners) listener.onMessage(message)
+  }
+}
+
+/**
+ * The invalidations of one store: a single-consumer mailbox that never grows without bound. When
+ * more than `capacity` changes wait, they collapse into one `Flush`, which covers all of them.
+ */
+export class Inbox {
+  #buffer: Array<Invalidation> = []
+  #waiter: ((items: Array<Invalidation>) => void) | undefined
+  #disconnected = false
+  readonly #capacity: number
+
+  constructor(capacity = 4_096) {
+    this.#capacity = capacity
+  }
+
+  offer(item: Invalidation): void {
+    if (item._tag === "Disconnected") this.#disconnected = true
+    else if (item._tag === "Connected") this.#disconnected = false
+    const waiter = this.#waiter
+    if (waiter !== undefined) {
+      this.#waiter = undefined
+      waiter([item])
+      return
+    }
+    this.#buffer.push(item)
+    if (this.#buffer.length > this.#capacity) {
+      this.#buffer = [this.#disconnected ? { _tag: "Disconnected" } : { _tag: "Flush" }]
+    }
+  }
+
+  readonly take: Effect.Effect<Chunk.Chunk<Invalidation>> = Effect.async((resume) => {
+    if (this.#buffer.length > 0) {
+      const items = this.#buffer
+      this.#buffer = []
+      return resume(Effect.succeed(Chunk.unsafeFromArray(items)))
+    }
+    const waiter = (items: Array<Invalidation>) => resume(Effect.succeed(Chunk.unsafeFromArray(items)))
+    this.#waiter = waiter
+    return Effect.sync(() => {
+      if (this.#waiter === waiter) this.#waiter = undefined
+    })
+  })
+
+  readonly stream: Stream.Stream<Invalidation> = Stream.repeatEffectChunk(this.take)
+}
+
+/** Tracks the sequence numbers a listener has seen, per publisher and bucket. */
+export class Sequences {
+  #last = new Map<string, number>()
+
+  /** `true` when `message` is the next one of its publisher and bucket (or the first heard). */
+  next(message: BusMessage): boolean {
+    if (message.s === undefined) return true
+    const id = `${message.p}/${message.b}`
+    const last = this.#last.get(id)
+    if (this.#last.size > 100_000 && last === undefined) this.#last = new Map()
+    this.#last.set(id, message.s)
+    return last === undefined || message.s === last + 1
+  }
+
+  reset(): void {
+    this.#last = new Map()
+  }
+}

@@ -1,0 +1,60 @@
+/**
+ * How an `Entry` is laid out in a Redis string: a one-line header (`expiresAt`, `version`, tags as
+ * JSON), a newline, then the value as the cache's `Codec` encoded it. The header comes first so
+ * scripts read expiry with `GETRANGE` and never touch the value.
+ */
+import type { Backend } from "@vela/core"
+import { CodecError } from "@vela/core"
+import { Either } from "effect"
+
+const noTags: ReadonlyArray<string> = []
+
+export const encode = (
+  codec: Backend.OpenOptions["codec"],
+  key: string,
+  entry: Backend.Entry
+): Either.Either<string, CodecError> =>
+  Either.map(
+    codec.encode(key, entry.value),
+    (text) =>
+      `${entry.expiresAt ?? ""}\t${entry.version}\t${
+        entry.tags.length === 0 ? "[]" : JSON.stringify(entry.tags)
+      }\n${text}`
+  )
+
+/** The `expiresAt` of a payload or header prefix: `null` for none. */
+export const expiresAt = (payload: string): number | null => {
+  const tab = payload.indexOf("\t")
+  return tab <= 0 ? null : Number(payload.slice(0, tab))
+}
+
+/** The live entry in `payload`, `undefined` when it expired by `now`. */
+export const decode = (
+  codec: Backend.OpenOptions["codec"],
+  key: string,
+  payload: string,
+  now: number
+): Either.Either<Backend.Entry | undefined, CodecError> => {
+  const first = payload.indexOf("\t")
+  const second = payload.indexOf("\t", first + 1)
+  const newline = payload.indexOf("\n", second + 1)
+  if (first < 0 || second < 0 || newline < 0) {
+    return Either.left(new CodecError({ key, direction: "decode", cause: "not an entry written by Vela" }))
+  }
+  const expires = first === 0 ? null : Number(payload.slice(0, first))
+  if (expires !== null && expires <= now) return Either.right(undefined)
+  const version = Number(payload.slice(first + 1, second))
+  const tagText = payload.slice(second + 1, newline)
+  let tags = noTags
+  if (tagText !== "[]") {
+    try {
+      tags = JSON.parse(tagText)
+    } catch (cause) {
+      return Either.left(new CodecError({ key, direction: "decode", cause }))
+    }
+  }
+  return Either.map(
+    codec.decode(key, payload.slice(newline + 1)),
+    (value): Backend.Entry => ({ value, expiresAt: expires, tags, version })
+  )
+}

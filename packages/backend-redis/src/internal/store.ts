@@ -1,0 +1,309 @@
+/**
+ * One cache's namespace on Redis (a single server or a cluster): the `Store` a `Backend.open` gives.
+ *
+ * Expiry: Redis removes an entry by itself (`PX`, relative, so every process sees the same expiry
+ * and a test clock at epoch 0 is no problem); every read also checks the stored `expiresAt` against
+ * the cache's clock, so an entry is never returned after `expiresAt` even if Redis still holds it.
+ *
+ * Concurrency: a write and its bus message leave in one script, so a change and its announcement are
+ * atomic. `flush` deletes tag sets before entries: a concurrent tagged `put` then either loses its
+ * entry or keeps both entry and set, never an entry its tag cannot reach.
+ *
+ * Failure: every command is bounded by the client's `commandTimeout`, and commands fail at once
+ * while the connection is down (no offline queue), so an outage is a prompt `BackendError`.
+ */
+import type { Backend } from "@vela/core"
+import type { CacheError, CodecError } from "@vela/core"
+import { BackendError, ConfigError, FetchTimeout } from "@vela/core"
+import type { Scope } from "effect"
+import { Effect, Either, Option, Stream } from "effect"
+import type { Cluster, Redis } from "ioredis"
+import { randomBytes } from "node:crypto"
+import type { BusListener, BusMessage, Subscriber } from "./bus.js"
+import { Inbox, Sequences } from "./bus.js"
+import * as Entry from "./entry.js"
+import { groupBySlot, Keyspace } from "./keys.js"
+import * as Scripts from "./scripts.js"
+
+/** What a store needs of its backend. */
+export interface Connection {
+  readonly name: string
+  readonly client: Redis | Cluster
+  /** The nodes `SCAN` must visit: the server, or every cluster master. */
+  readonly masters: () => ReadonlyArray<Redis>
+  /** `undefined` when the bus is off. */
+  readonly subscriber: Subscriber | undefined
+  readonly prefix: string
+  readonly buckets: number
+  /** How much longer than its TTL Redis keeps an entry (reads still end it at `expiresAt`). */
+  readonly expiryGrace: number
+}
+
+/** How often a waiter of a single flight looks again when no bus message woke it. */
+const pollMillis = 100
+const scanCount = 1_000
+
+export const open = (
+  connection: Connection,
+  options: Backend.OpenOptions
+): Effect.Effect<Backend.Store, BackendError | ConfigError, Scope.Scope> =>
+  Effect.gen(function*() {
+    if (options.maxSize !== Infinity) {
+      return yield* new ConfigError({
+        field: "maxSize",
+        reason: "Redis bounds memory itself: set maxmemory and maxmemory-policy on the server, not maxSize"
+      })
+    }
+    const { client, expiryGrace, subscriber } = connection
+    const { clock, codec } = options
+    const keys = new Keyspace(connection.prefix, options.namespace, connection.buckets)
+    const id = randomBytes(8).toString("hex")
+    const channel = subscriber === undefined ? "" : keys.channel
+    const sequence = new Array<number>(connection.buckets).fill(0)
+    const now = () => clock.unsafeCurrentTimeMillis()
+
+    // The bus
+
+    /** The next message of `bucket`; built when its command is sent, so numbers follow send order. */
+    const announce = (bucket: number, body: string) =>
+      channel === "" ? "" : `{"p":"${id}","b":${bucket},"s":${++sequence[bucket]},${body}}`
+    const inbox = new Inbox()
+    const sequences = new Sequences()
+    const waiters = new Map<string, Set<() => void>>()
+    const wake = (key: string) => {
+      const set = waiters.get(key)
+      if (set !== undefined) { for (const resume of set) resume() }
+    }
+    const wakeAll = () => {
+      for (const set of waiters.values()) for (const resume of set) resume()
+    }
+    const listener: BusListener = {
+      onMessage: (message: BusMessage) => {
+        if (message.p === id) return
+        if (message.r !== undefined) return wake(message.r)
+        if (!sequences.next(message)) {
+          inbox.offer({ _tag: "Flush" })
+          return wakeAll()
+        }
+        if (message.k !== undefined) {
+          inbox.offer({ _tag: "Keys", keys: message.k })
+          for (const key of message.k) wake(key)
+        } else if (message.t !== undefined) {
+          inbox.offer({ _tag: "Tag", tag: message.t })
+          wakeAll()
+        } else if (message.f !== undefined) {
+          inbox.offer({ _tag: "Flush" })
+          wakeAll()
+        }
+      },
+      onConnected: () => inbox.offer({ _tag: "Connected" }),
+      onDisconnected: () => {
+        sequences.reset()
+        inbox.offer({ _tag: "Disconnected" })
+      }
+    }
+    if (subscriber !== undefined) {
+      yield* Effect.acquireRelease(
+        Effect.promise(() => subscriber.add(channel, listener)),
+        () => Effect.sync(() => subscriber.remove(channel, listener))
+      )
+      if (!subscriber.connected) inbox.offer({ _tag: "Disconnected" })
+    }
+
+    // Commands
+
+    const attempt = <A>(operation: string, run: () => Promise<A>): Effect.Effect<A, BackendError> =>
+      Effect.tryPromise({
+        try: run,
+        catch: (cause) => new BackendError({ backend: connection.name, operation, cause })
+      })
+
+    const unlink = (operation: string, found: ReadonlyArray<string>) =>
+      Effect.forEach(groupBySlot(keys, found), (group) => attempt(operation, () => client.unlink(...group)), {
+        concurrency: "unbounded",
+        discard: true
+      })
+
+    /** Visits every key matching `pattern`, one `SCAN` batch at a time, on every node. */
+    const scanEach = (
+      operation: string,
+      pattern: string,
+      f: (found: ReadonlyArray<string>) => Effect.Effect<void, BackendError>
+    ) =>
+      Effect.forEach(connection.masters(), (node) => {
+        const loop = (cursor: string): Effect.Effect<void, BackendError> =>
+          Effect.flatMap(
+            attempt(operation, () => node.scan(cursor, "MATCH", pattern, "COUNT", scanCount)),
+            ([next, found]) =>
+              Effect.zipRight(found.length === 0 ? Effect.void : f(found), next === "0" ? Effect.void : loop(next))
+          )
+        return loop("0")
+      }, { discard: true })
+
+    const buckets = Array.from({ length: connection.buckets }, (_, b) => b)
+
+    const get = (key: string): Effect.Effect<Option.Option<Backend.Entry>, BackendError | CodecError> =>
+      Effect.flatMap(attempt("get", () => client.get(keys.entry(key))), (payload) => {
+        if (payload === null) return Effect.succeed(Option.none())
+        const decoded = Entry.decode(codec, key, payload, now())
+        return Either.isLeft(decoded) ? Effect.fail(decoded.left) : Effect.succeed(Option.fromNullable(decoded.right))
+      })
+
+    const set = (key: string, entry: Backend.Entry): Effect.Effect<void, BackendError | CodecError> =>
+      Effect.suspend((): Effect.Effect<unknown, BackendError | CodecError> => {
+        const payload = Entry.encode(codec, key, entry)
+        if (Either.isLeft(payload)) return Effect.fail(payload.left)
+        const bucket = keys.bucketOf(key)
+        const entryKey = keys.entry(key, bucket)
+        const px = entry.expiresAt === null ? "" : String(Math.max(1, Math.ceil(entry.expiresAt - now())) + expiryGrace)
+        if (entry.tags.length === 0 && channel === "") {
+          return attempt("set", () =>
+            px === "" ? client.set(entryKey, payload.right) : client.set(entryKey, payload.right, "PX", px))
+        }
+        const scriptKeys = [entryKey]
+        for (const tag of entry.tags) {
+          scriptKeys.push(keys.tagSet(tag, bucket))
+        }
+        return attempt("set", () =>
+          Scripts.run(client, Scripts.put, scriptKeys, [
+            payload.right,
+            px,
+            channel,
+            announce(bucket, `"k":[${JSON.stringify(key)}]`)
+          ]))
+      }).pipe(Effect.asVoid)
+
+    const live = (expiresAt: string | null, at: number) =>
+      expiresAt !== null && (expiresAt === "" || Number(expiresAt) > at)
+
+    const store: Backend.Store = {
+      get,
+      has: (key) =>
+        Effect.map(
+          attempt("has", () =>
+            client.getrange(keys.entry(key), 0, 31)),
+          (header) => {
+            if (header === "") return false
+            const expiresAt = Entry.expiresAt(header)
+            return expiresAt === null || expiresAt > now()
+          }
+        ),
+      set,
+      delete: (key) =>
+        Effect.suspend(() => {
+          const bucket = keys.bucketOf(key)
+          const at = now()
+          return Effect.map(
+            attempt("delete", () =>
+              Scripts.run(client, Scripts.remove, [keys.entry(key, bucket)], [
+                channel,
+                announce(bucket, `"k":[${JSON.stringify(key)}]`)
+              ])),
+            (expiresAt) => live(expiresAt as string | null, at)
+          )
+        }),
+      invalidateTag: (tag) =>
+        Effect.suspend(() => {
+          const at = now()
+          return Effect.map(
+            Effect.forEach(buckets, (bucket) =>
+              attempt("invalidateTag", () =>
+                Scripts.run(client, Scripts.invalidateTag, [keys.tagSet(tag, bucket)], [
+                  tag,
+                  at,
+                  channel,
+                  announce(bucket, `"t":${JSON.stringify(tag)}`)
+                ])), { concurrency: "unbounded" }),
+            (counts) =>
+              counts.reduce((sum: number, n) =>
+                sum + Number(n), 0)
+          )
+        }),
+      clear: Effect.gen(function*() {
+        yield* scanEach("flush", keys.patterns.t, (found) => unlink("flush", found))
+        yield* scanEach("flush", keys.patterns.k, (found) => unlink("flush", found))
+        if (channel !== "") {
+          yield* attempt("flush", () =>
+            Scripts.run(client, Scripts.publish, [keys.lease("", 0)], [channel, announce(0, `"f":1`)]))
+        }
+      }),
+      size: Effect.suspend(() => {
+        const at = now()
+        const seen = new Set<string>()
+        let total = 0
+        return Effect.map(
+          scanEach("size", keys.patterns.k, (found) => {
+            const fresh = found.filter((key) =>
+              !seen.has(key)
+            )
+            for (const key of fresh) seen.add(key)
+            return Effect.forEach(groupBySlot(keys, fresh), (group) =>
+              Effect.map(
+                attempt("size", () => Scripts.run(client, Scripts.countLive, group, [at])),
+                (n) => {
+                  total += Number(n)
+                }
+              ), { concurrency: "unbounded", discard: true })
+          }),
+          () => total
+        )
+      }),
+      sweep: Effect.suspend(() => {
+        const at = now()
+        return scanEach("sweep", keys.patterns.t, (found) =>
+          Effect.forEach(
+            found,
+            (tagSet) =>
+              attempt("sweep", () => Scripts.run(client, Scripts.sweepTag, [tagSet], [keys.tagOf(tagSet), at])),
+            { concurrency: 8, discard: true }
+          ))
+      }),
+      invalidations: subscriber === undefined ? Stream.empty : inbox.stream,
+      singleFlight: <A, E, R>(key: string, fetch: Effect.Effect<A, E, R>, timeoutMillis: number) =>
+        Effect.suspend(() => {
+          const bucket = keys.bucketOf(key)
+          const lease = keys.lease(key, bucket)
+          const token = randomBytes(8).toString("hex")
+          const deadline = Date.now() + timeoutMillis
+          const released = channel === "" ? "" : JSON.stringify({ p: id, b: bucket, r: key })
+          const release = Effect.ignore(
+            attempt("singleFlight", () => Scripts.run(client, Scripts.release, [lease], [token, channel, released]))
+          )
+          const lead = Effect.ensuring(fetch, release)
+          const acquire = attempt("singleFlight", () => client.set(lease, token, "PX", timeoutMillis, "NX"))
+          const waitFor = (millis: number) =>
+            Effect.async<void>((resume) => {
+              let set = waiters.get(key)
+              if (set === undefined) {
+                set = new Set()
+                waiters.set(key, set)
+              }
+              let resumed = false
+              const done = () => {
+                if (resumed) return
+                resumed = true
+                resume(Effect.void)
+              }
+              set.add(done)
+              const timer = setTimeout(done, millis)
+              return Effect.sync(() => {
+                clearTimeout(timer)
+                set.delete(done)
+                if (set.size === 0) waiters.delete(key)
+              })
+            })
+          const attemptOnce: Effect.Effect<A, E | CacheError | FetchTimeout, R> = Effect.flatMap(
+            acquire,
+            (won) =>
+              won === "OK" ? lead : Effect.flatMap(get(key), (entry) => {
+                if (Option.isSome(entry)) return Effect.succeed(entry.value.value as A)
+                const left = deadline - Date.now()
+                if (left <= 0) return Effect.fail(new FetchTimeout({ key, timeout: timeoutMillis }))
+                return Effect.zipRight(waitFor(Math.min(left, pollMillis)), attemptOnce)
+              })
+          )
+          return attemptOnce
+        })
+    }
+    return store
+  })
