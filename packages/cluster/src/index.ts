@@ -1,1 +1,2 @@
+export * as ClusterNode from "./ClusterNode.js"
 export * as HashRing from "./HashRing.js"

@@ -1,0 +1,513 @@
+/**
+ * One cluster node per process: an `@effect/rpc` server on a TCP port, a pool of authenticated
+ * connections to the other nodes, and the membership every cluster topology builds on.
+ *
+ * Auth: a connection proves the shared secret before anything else is accepted. The client sends a
+ * nonce (`Hello`); the server answers with its own nonce and an HMAC-SHA256 over both nonces and
+ * its id, which the client checks; the client then sends an HMAC over the nonces and its own id
+ * (`Authenticate`). The secret never crosses the wire and a proof is good for one connection only.
+ * Every other request on a connection that has not authenticated fails with `Unauthorized` and is
+ * logged, so a node with a wrong secret can neither read, write, flush nor join.
+ *
+ * Membership: a node gossips with every peer it knows, and with its seeds, every
+ * `heartbeatInterval`: it sends its live view and receives the peer's, so knowing one live seed is
+ * enough to learn everyone. A peer is live while this node has heard from it directly (a gossip
+ * answered or received) within `failureTimeout`; liveness is never taken from hearsay. A node
+ * leaving gracefully tells every peer (`Leave`). `incarnation` (the start time) tells a restarted
+ * process at the same address apart from the one that left, so it rejoins.
+ * Invariant: `members` holds this node and exactly the peers heard from within `failureTimeout`
+ * that have not left, sorted by id.
+ *
+ * Bad input: frames are bounded (`maxFrameBytes`); bytes that are not MessagePack, or decode to
+ * something that is not a request, get an error reply or a closed connection, and only that
+ * connection is affected. Internals run on the live clock, so a `TestClock` in the caller's
+ * context never stalls heartbeats or network timeouts.
+ */
+import { NodeSocket, NodeSocketServer } from "@effect/platform-node"
+import * as Socket from "@effect/platform/Socket"
+import * as SocketServer from "@effect/platform/SocketServer"
+import { RpcClient, RpcClientError, RpcSerialization, RpcServer } from "@effect/rpc"
+import type { RpcGroup } from "@effect/rpc"
+import { BackendError, ConfigError, NodeUnavailable } from "@vela/core"
+import type { Duration, Scope } from "effect"
+import {
+  Clock,
+  Context,
+  Deferred,
+  Effect,
+  ExecutionStrategy,
+  Exit,
+  FiberId,
+  FiberSet,
+  Layer,
+  Mailbox,
+  Redacted,
+  Schedule,
+  Scope as ScopeModule,
+  SubscriptionRef
+} from "effect"
+import { createHmac, randomBytes, timingSafeEqual } from "node:crypto"
+import * as Check from "./internal/options.js"
+import type { Change, LeaseOutcome, MemberRecord, Op, OpResult } from "./internal/protocol.js"
+import { RemoteFailure, Rpcs, serialization, Unauthorized } from "./internal/protocol.js"
+
+export interface ClusterNodeOptions {
+  /** The address to bind to and that peers use to reach this node (never a wildcard). */
+  readonly host: string
+  /** The TCP port; 0 picks a free one (read it back from `id`). */
+  readonly port: number
+  /** `"host:port"` of other nodes; one live seed is enough to find the whole cluster. */
+  readonly seeds?: ReadonlyArray<string> | undefined
+  /** Shared by every node of the cluster; never sent over the wire. */
+  readonly secret: string | Redacted.Redacted<string>
+  /** Default `"500 millis"`. */
+  readonly heartbeatInterval?: Duration.DurationInput | undefined
+  /** A peer not heard from for this long is no longer a member. Default `"3 seconds"`. */
+  readonly failureTimeout?: Duration.DurationInput | undefined
+  /** Bound of one request to a peer. Default `"5 seconds"`. */
+  readonly requestTimeout?: Duration.DurationInput | undefined
+  /** Bound of opening and authenticating a connection. Default `"2 seconds"`. */
+  readonly connectTimeout?: Duration.DurationInput | undefined
+  /** Largest frame accepted from a peer; a larger one closes its connection. Default 16 MiB. */
+  readonly maxFrameBytes?: number | undefined
+}
+
+/** The RPC client of one peer connection, as topologies use it. */
+export type Client = RpcClient.RpcClient<RpcGroup.Rpcs<typeof Rpcs>, RpcClientError.RpcClientError>
+
+/** What a topology serves to peers: the cache operations of `Rpcs`, namespaced. */
+export interface Service {
+  readonly batch: (now: number, ops: ReadonlyArray<Op>) => Effect.Effect<ReadonlyArray<OpResult>, RemoteFailure>
+  readonly invalidateTag: (now: number, ns: string, tag: string) => Effect.Effect<ReadonlyArray<string>, RemoteFailure>
+  readonly clear: (ns: string) => Effect.Effect<void, RemoteFailure>
+  readonly size: (now: number, ns: string, members: ReadonlyArray<string>) => Effect.Effect<number, RemoteFailure>
+  readonly lease: (ns: string, key: string, timeout: number) => Effect.Effect<LeaseOutcome, RemoteFailure>
+  readonly release: (ns: string, key: string) => Effect.Effect<void, RemoteFailure>
+  readonly invalidate: (from: string, ns: string, change: Change) => Effect.Effect<void, RemoteFailure>
+}
+
+export class ClusterNode extends Context.Tag("@vela/cluster/ClusterNode")<ClusterNode, {
+  /** `"host:port"`: how peers name and reach this node. */
+  readonly id: string
+  /** When this process started; a restart at the same address has a larger one. */
+  readonly incarnation: number
+  /** Live members, this node included, sorted by id. */
+  readonly members: SubscriptionRef.SubscriptionRef<ReadonlyArray<string>>
+  /**
+   * Runs `f` with an authenticated connection to `peer`, bounded by `requestTimeout`. A broken
+   * connection is dropped and reopened once; a peer that cannot be reached is `NodeUnavailable`.
+   */
+  readonly call: <A, E>(
+    peer: string,
+    f: (client: Client) => Effect.Effect<A, E | RpcClientError.RpcClientError | Unauthorized>
+  ) => Effect.Effect<A, Exclude<E, RpcClientError.RpcClientError | Unauthorized> | NodeUnavailable>
+  /** Serves cache operations to peers while the scope is open; one service per node. */
+  readonly serve: (service: Service) => Effect.Effect<void, never, Scope.Scope>
+}>() {}
+
+/** Starts a node; it leaves the cluster gracefully and stops serving when the scope closes. */
+export const make = (options: ClusterNodeOptions): Effect.Effect<
+  ClusterNode["Type"],
+  ConfigError | BackendError,
+  Scope.Scope
+> => Effect.withClock(makeNode(options), live)
+
+/**
+ * A cluster node for the whole process:
+ *
+ * ```ts
+ * ClusterNode.layer({ host: "10.0.0.5", port: 4370, seeds: ["10.0.0.4:4370"], secret: Redacted.make(cookie) })
+ * ```
+ */
+export const layer = (options: ClusterNodeOptions): Layer.Layer<ClusterNode, ConfigError | BackendError> =>
+  Layer.scoped(ClusterNode, make(options))
+
+// internal
+
+const live = Clock.make()
+
+interface PeerState {
+  incarnation: number
+  /** Live-clock millis of the last direct contact; 0 before any. */
+  lastHeard: number
+  /** The incarnation that announced its leave, or -1. */
+  leftIncarnation: number
+  /** When it was first or last heard of, for forgetting the dead. */
+  lastSeen: number
+}
+
+interface Connection {
+  readonly client: Client
+  readonly scope: ScopeModule.CloseableScope
+  /** The pool slot this connection fills. */
+  slot?: Deferred.Deferred<Connection, NodeUnavailable>
+}
+
+const makeNode = (options: ClusterNodeOptions) =>
+  Effect.gen(function*() {
+    const heartbeat = yield* Check.millis("heartbeatInterval", options.heartbeatInterval ?? "500 millis")
+    const failureTimeout = yield* Check.millis("failureTimeout", options.failureTimeout ?? "3 seconds")
+    const requestTimeout = yield* Check.millis("requestTimeout", options.requestTimeout ?? "5 seconds")
+    const connectTimeout = yield* Check.millis("connectTimeout", options.connectTimeout ?? "2 seconds")
+    const maxFrameBytes = options.maxFrameBytes ?? 16 * 1024 * 1024
+    if (!Number.isInteger(maxFrameBytes) || maxFrameBytes < 1024) {
+      return yield* new ConfigError({ field: "maxFrameBytes", reason: "expected an integer of at least 1024" })
+    }
+    if (typeof options.host !== "string" || options.host.length === 0 || options.host === "0.0.0.0") {
+      return yield* new ConfigError({ field: "host", reason: "expected the address peers reach this node at" })
+    }
+    if (!Number.isInteger(options.port) || options.port < 0 || options.port > 65535) {
+      return yield* new ConfigError({ field: "port", reason: "expected an integer from 0 to 65535" })
+    }
+    const secret = Redacted.isRedacted(options.secret) ? Redacted.value(options.secret) : options.secret
+    if (typeof secret !== "string" || secret.length === 0) {
+      return yield* new ConfigError({ field: "secret", reason: "expected a non-empty string" })
+    }
+    const seeds: Array<string> = []
+    for (const seed of options.seeds ?? []) {
+      if (Check.parseAddress(seed) === undefined) {
+        return yield* new ConfigError({ field: "seeds", reason: `${JSON.stringify(seed)} is not "host:port"` })
+      }
+      seeds.push(seed)
+    }
+    const wire = serialization(maxFrameBytes)
+    const now = () => live.unsafeCurrentTimeMillis()
+
+    // Server
+
+    const socketServer = yield* NodeSocketServer.make({ host: options.host, port: options.port }).pipe(
+      Effect.mapError((cause) => new BackendError({ backend: "cluster", operation: "listen", cause }))
+    )
+    const address = socketServer.address
+    const port = address._tag === "TcpAddress" ? address.port : options.port
+    const id = `${options.host}:${port}`
+    const incarnation = now() * 1000 + Math.floor(Math.random() * 1000)
+    const self: MemberRecord = { id, incarnation }
+
+    interface ConnectionState {
+      nonce?: string
+      clientNonce?: string
+      member?: MemberRecord
+      warned?: boolean
+    }
+    const connections = new Map<number, ConnectionState>()
+    const base = yield* RpcServer.makeProtocolSocketServer.pipe(
+      Effect.provideService(SocketServer.SocketServer, socketServer),
+      Effect.provideService(RpcSerialization.RpcSerialization, wire)
+    )
+    // Forget a connection's auth as soon as it closes; the server sees the same disconnects.
+    const disconnects = yield* Mailbox.make<number>()
+    yield* base.disconnects.take.pipe(
+      Effect.flatMap((clientId) => {
+        connections.delete(clientId)
+        return disconnects.offer(clientId)
+      }),
+      Effect.forever,
+      Effect.ignore,
+      Effect.forkScoped
+    )
+    const protocol = RpcServer.Protocol.of({ ...base, disconnects })
+
+    let service: Service | undefined
+    const noService = new RemoteFailure({ message: `node ${id} serves no cache topology`, cause: null })
+
+    const authenticated = <A, E>(clientId: number, rpc: string, f: () => Effect.Effect<A, E>) => {
+      const state = connections.get(clientId)
+      if (state?.member !== undefined) return f()
+      return Effect.zipRight(
+        state?.warned === true ? Effect.void : Effect.logWarning(
+          `vela cluster ${id}: refused ${rpc} from a connection that has not authenticated`
+        ).pipe(Effect.tap(() => {
+          connections.set(clientId, { ...state, warned: true })
+        })),
+        Effect.fail(new Unauthorized({ reason: "authenticate first" }))
+      )
+    }
+    const served = <A>(clientId: number, rpc: string, f: (service: Service) => Effect.Effect<A, RemoteFailure>) =>
+      authenticated(clientId, rpc, () => service === undefined ? Effect.fail(noService) : f(service))
+
+    const handlers = yield* Rpcs.toHandlersContext({
+      Hello: ({ nonce }, { clientId }) =>
+        Effect.sync(() => {
+          const serverNonce = randomBytes(18).toString("base64")
+          connections.set(clientId, { nonce: serverNonce, clientNonce: nonce })
+          return { id, nonce: serverNonce, proof: prove(secret, "server", nonce, serverNonce, id) }
+        }),
+      Authenticate: ({ member, proof }, { clientId }) =>
+        Effect.suspend(() => {
+          const state = connections.get(clientId)
+          if (state?.nonce === undefined || state.clientNonce === undefined) {
+            return Effect.fail(new Unauthorized({ reason: "say Hello first" }))
+          }
+          const expected = prove(secret, "client", state.nonce, state.clientNonce, member.id)
+          if (!sameProof(expected, proof)) {
+            connections.set(clientId, { warned: true })
+            return Effect.zipRight(
+              Effect.logWarning(`vela cluster ${id}: refused ${member.id}: it does not know the cluster secret`),
+              Effect.fail(new Unauthorized({ reason: "wrong secret" }))
+            )
+          }
+          connections.set(clientId, { member })
+          heard(member)
+          return Effect.void
+        }),
+      Gossip: ({ from, members }, { clientId }) =>
+        authenticated(clientId, "Gossip", () =>
+          Effect.sync(() => {
+            heard(from)
+            learn(members)
+            return view()
+          })),
+      Leave: ({ member }, { clientId }) => authenticated(clientId, "Leave", () => Effect.sync(() => left(member))),
+      Batch: ({ now, ops }, { clientId }) => served(clientId, "Batch", (s) => s.batch(now, ops)),
+      InvalidateTag: ({ now, ns, tag }, { clientId }) =>
+        served(clientId, "InvalidateTag", (s) => s.invalidateTag(now, ns, tag)),
+      Clear: ({ ns }, { clientId }) => served(clientId, "Clear", (s) => s.clear(ns)),
+      Size: ({ members, now, ns }, { clientId }) => served(clientId, "Size", (s) => s.size(now, ns, members)),
+      Lease: ({ key, ns, timeout }, { clientId }) => served(clientId, "Lease", (s) => s.lease(ns, key, timeout)),
+      Release: ({ key, ns }, { clientId }) => served(clientId, "Release", (s) => s.release(ns, key)),
+      Invalidate: ({ change, ns }, { clientId }) =>
+        served(clientId, "Invalidate", (s) => s.invalidate(connections.get(clientId)?.member?.id ?? "", ns, change))
+    })
+    yield* RpcServer.make(Rpcs, { disableTracing: true, concurrency: "unbounded" }).pipe(
+      Effect.provide(handlers),
+      Effect.provideService(RpcServer.Protocol, protocol),
+      Effect.forkScoped
+    )
+
+    // Membership
+
+    const peers = new Map<string, PeerState>()
+    const members = yield* SubscriptionRef.make<ReadonlyArray<string>>([id])
+    let published: ReadonlyArray<string> = [id]
+
+    const isLive = (peer: PeerState, at: number) =>
+      peer.leftIncarnation < peer.incarnation && peer.lastHeard > 0 && at - peer.lastHeard < failureTimeout
+
+    const liveIds = (at: number) => {
+      const ids = [id]
+      for (const [peerId, peer] of peers) if (isLive(peer, at)) ids.push(peerId)
+      return ids.sort()
+    }
+
+    const view = (): ReadonlyArray<MemberRecord> => {
+      const at = now()
+      const records: Array<MemberRecord> = [self]
+      for (const [peerId, peer] of peers) {
+        if (isLive(peer, at)) records.push({ id: peerId, incarnation: peer.incarnation })
+      }
+      return records
+    }
+
+    /** Recomputes the live set and publishes it when it changed. */
+    const publish = Effect.suspend(() => {
+      const next = liveIds(now())
+      if (next.length === published.length && next.every((m, i) => m === published[i])) return Effect.void
+      published = next
+      return SubscriptionRef.set(members, next)
+    })
+    const publishNow = () => Effect.runFork(publish)
+
+    /** Direct contact with `member`. */
+    const heard = (member: MemberRecord) => {
+      if (member.id === id) return
+      const at = now()
+      const peer = peers.get(member.id)
+      if (peer === undefined) {
+        peers.set(member.id, { incarnation: member.incarnation, lastHeard: at, leftIncarnation: -1, lastSeen: at })
+      } else if (member.incarnation >= peer.incarnation) {
+        if (member.incarnation > peer.incarnation) peer.leftIncarnation = -1
+        peer.incarnation = member.incarnation
+        if (peer.leftIncarnation < peer.incarnation) {
+          peer.lastHeard = at
+          peer.lastSeen = at
+        }
+      }
+      publishNow()
+    }
+
+    /** Hearsay: members another node lists; they become live only once heard from directly. */
+    const learn = (records: ReadonlyArray<MemberRecord>) => {
+      const at = now()
+      for (const record of records) {
+        if (record.id === id) continue
+        const peer = peers.get(record.id)
+        if (peer === undefined) {
+          peers.set(record.id, { incarnation: record.incarnation, lastHeard: 0, leftIncarnation: -1, lastSeen: at })
+        } else if (record.incarnation > peer.incarnation) {
+          peer.incarnation = record.incarnation
+          peer.leftIncarnation = -1
+          peer.lastSeen = at
+        }
+      }
+    }
+
+    const left = (member: MemberRecord) => {
+      const peer = peers.get(member.id)
+      if (peer !== undefined && member.incarnation >= peer.incarnation) {
+        peer.incarnation = member.incarnation
+        peer.leftIncarnation = member.incarnation
+      }
+      publishNow()
+    }
+
+    // Connections
+
+    const pool = new Map<string, Deferred.Deferred<Connection, NodeUnavailable>>()
+    // The pool has its own scope: it must still accept connections while the leave is announced.
+    const poolScope = yield* ScopeModule.make()
+    yield* Effect.addFinalizer((exit) => ScopeModule.close(poolScope, exit))
+
+    const unavailable = (peer: string, cause: unknown) => new NodeUnavailable({ node: peer, cause })
+
+    const connect = (peer: string): Effect.Effect<Connection, NodeUnavailable> =>
+      Effect.gen(function*() {
+        const target = Check.parseAddress(peer)
+        if (target === undefined) return yield* unavailable(peer, "not a host:port address")
+        const scope = yield* ScopeModule.fork(poolScope, ExecutionStrategy.sequential)
+        return yield* Effect.gen(function*() {
+          const socket = yield* NodeSocket.makeNet({
+            host: target.host,
+            port: target.port,
+            noDelay: true,
+            openTimeout: connectTimeout
+          })
+          const clientProtocol = yield* RpcClient.makeProtocolSocket({ retrySchedule: Schedule.stop }).pipe(
+            Effect.provideService(Socket.Socket, socket),
+            Effect.provideService(RpcSerialization.RpcSerialization, wire)
+          )
+          const client = yield* RpcClient.make(Rpcs, { disableTracing: true }).pipe(
+            Effect.provideService(RpcClient.Protocol, clientProtocol)
+          )
+          const nonce = randomBytes(18).toString("base64")
+          const hello = yield* client.Hello({ nonce })
+          if (!sameProof(prove(secret, "server", nonce, hello.nonce, hello.id), hello.proof)) {
+            return yield* Effect.fail(new Unauthorized({ reason: `${peer} does not know the cluster secret` }))
+          }
+          yield* client.Authenticate({ member: self, proof: prove(secret, "client", hello.nonce, nonce, self.id) })
+          return { client, scope }
+        }).pipe(
+          ScopeModule.extend(scope),
+          Effect.timeoutFail({ duration: connectTimeout, onTimeout: () => "connection timed out" }),
+          Effect.tapError(() => ScopeModule.close(scope, Exit.void)),
+          Effect.mapError((cause) => unavailable(peer, cause))
+        )
+      })
+
+    const connection = (peer: string): Effect.Effect<Connection, NodeUnavailable> =>
+      Effect.suspend(() => {
+        const existing = pool.get(peer)
+        if (existing !== undefined) return Deferred.await(existing)
+        const deferred = Deferred.unsafeMake<Connection, NodeUnavailable>(FiberId.none)
+        pool.set(peer, deferred)
+        return Effect.onExit(connect(peer), (exit) => {
+          if (Exit.isFailure(exit)) pool.delete(peer)
+          else exit.value.slot = deferred
+          return Deferred.done(deferred, exit)
+        })
+      })
+
+    const drop = (peer: string, dropped: Connection) =>
+      Effect.suspend(() => {
+        if (dropped.slot !== undefined && pool.get(peer) === dropped.slot) pool.delete(peer)
+        return ScopeModule.close(dropped.scope, Exit.void)
+      })
+
+    const call = <A, E>(
+      peer: string,
+      f: (client: Client) => Effect.Effect<A, E | RpcClientError.RpcClientError | Unauthorized>
+    ): Effect.Effect<A, Exclude<E, RpcClientError.RpcClientError | Unauthorized> | NodeUnavailable> => {
+      const attempt = (retry: boolean): Effect.Effect<A, any> =>
+        Effect.flatMap(connection(peer), (conn) =>
+          Effect.catchIf(
+            f(conn.client),
+            (error): error is RpcClientError.RpcClientError | Unauthorized =>
+              error instanceof RpcClientError.RpcClientError || error instanceof Unauthorized,
+            (error) =>
+              Effect.zipRight(
+                drop(peer, conn),
+                retry ? attempt(false) : Effect.fail(unavailable(peer, error))
+              )
+          ))
+      return attempt(true).pipe(
+        Effect.timeoutFail({ duration: requestTimeout, onTimeout: () => unavailable(peer, "request timed out") }),
+        Effect.withClock(live)
+      )
+    }
+
+    // Heartbeats
+
+    const inflight = new Set<string>()
+    const gossips = yield* FiberSet.make<void, never>()
+    const gossipWith = (target: string) =>
+      Effect.suspend(() => {
+        inflight.add(target)
+        return call(target, (client) => client.Gossip({ from: self, members: view() })).pipe(
+          Effect.tap((records) => {
+            const responder = records[0]
+            if (responder !== undefined) heard(responder)
+            learn(records)
+          }),
+          Effect.ignore,
+          Effect.ensuring(Effect.sync(() => inflight.delete(target)))
+        )
+      })
+
+    const round = Effect.gen(function*() {
+      const at = now()
+      const targets = new Set<string>()
+      for (const [peerId, peer] of peers) {
+        if (peer.leftIncarnation >= peer.incarnation) continue
+        // The dead are forgotten after a while; a restarted one finds us again through its seeds.
+        if (at - Math.max(peer.lastSeen, peer.lastHeard) > 10 * failureTimeout && !seeds.includes(peerId)) {
+          peers.delete(peerId)
+          continue
+        }
+        targets.add(peerId)
+      }
+      for (const seed of seeds) {
+        const known = peers.get(seed)
+        if (seed !== id && (known === undefined || !isLive(known, at))) targets.add(seed)
+      }
+      for (const target of targets) {
+        if (!inflight.has(target)) yield* FiberSet.run(gossips, gossipWith(target))
+      }
+      yield* publish
+    })
+
+    // Leaving: stop gossiping, tell every live peer, then the pool and the server close.
+    yield* Effect.addFinalizer(() =>
+      Effect.forEach(
+        liveIds(now()).filter((m) => m !== id),
+        (peer) => Effect.ignore(call(peer, (client) => client.Leave({ member: self })).pipe(Effect.timeout(1000))),
+        { concurrency: "unbounded", discard: true }
+      ).pipe(Effect.withClock(live))
+    )
+    yield* round.pipe(Effect.repeat(Schedule.spaced(heartbeat)), Effect.interruptible, Effect.forkScoped)
+
+    return ClusterNode.of({
+      id,
+      incarnation,
+      members,
+      call,
+      serve: (next) =>
+        Effect.acquireRelease(
+          Effect.sync(() => {
+            service = next
+          }),
+          () =>
+            Effect.sync(() => {
+              if (service === next) service = undefined
+            })
+        )
+    })
+  })
+
+const prove = (secret: string, role: string, first: string, second: string, id: string): string =>
+  createHmac("sha256", secret).update(`vela/${role}\n${first}\n${second}\n${id}`).digest("base64")
+
+const sameProof = (expected: string, given: string): boolean => {
+  const a = Buffer.from(expected)
+  const b = Buffer.from(given)
+  return a.length === b.length && timingSafeEqual(a, b)
+}

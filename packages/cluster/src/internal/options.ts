@@ -1,0 +1,29 @@
+/** Option parsing shared by the cluster layers: durations and `host:port` addresses. */
+import { ConfigError } from "@vela/core"
+import { Duration, Either } from "effect"
+
+/** A positive duration in milliseconds, or a `ConfigError` naming `field`. */
+export const millis = (field: string, input: Duration.DurationInput): Either.Either<number, ConfigError> => {
+  const decoded = Duration.decodeUnknown(input)
+  if (decoded._tag === "None") return Either.left(new ConfigError({ field, reason: "expected a duration" }))
+  const ms = Duration.toMillis(decoded.value)
+  return ms > 0 && Number.isFinite(ms)
+    ? Either.right(ms)
+    : Either.left(new ConfigError({ field, reason: "expected a positive, finite duration" }))
+}
+
+/** A non-negative integer, or a `ConfigError` naming `field`. */
+export const count = (field: string, input: unknown): Either.Either<number, ConfigError> =>
+  typeof input === "number" && Number.isInteger(input) && input >= 0
+    ? Either.right(input)
+    : Either.left(new ConfigError({ field, reason: "expected a non-negative integer" }))
+
+/** `"host:port"` (IPv6 hosts in brackets) split, or `undefined` when it is not one. */
+export const parseAddress = (address: string): { readonly host: string; readonly port: number } | undefined => {
+  if (typeof address !== "string") return undefined
+  const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(address)
+  if (match === null) return undefined
+  const port = Number(match[3])
+  if (port < 1 || port > 65535) return undefined
+  return { host: match[1] ?? match[2], port }
+}

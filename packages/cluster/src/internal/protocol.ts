@@ -1,0 +1,109 @@
+/**
+ * The wire protocol between cluster nodes: one `RpcGroup` with Schema payloads, carried by
+ * `@effect/rpc` over TCP with MessagePack framing. Handshake first (`Hello`, `Authenticate`), then
+ * membership (`Gossip`, `Leave`) and cache operations, each of which names its namespace.
+ */
+import { Rpc, RpcGroup, RpcSerialization } from "@effect/rpc"
+import { Schema } from "effect"
+
+/** A request from a connection that has not proved the shared secret. */
+export class Unauthorized extends Schema.TaggedError<Unauthorized>()("Unauthorized", {
+  reason: Schema.String
+}) {}
+
+/** The peer could not serve the request (no topology yet, a store failure). */
+export class RemoteFailure extends Schema.TaggedError<RemoteFailure>()("RemoteFailure", {
+  message: Schema.String,
+  cause: Schema.Defect
+}) {}
+
+/** A node as the others know it; `incarnation` grows when a process restarts at the same address. */
+export const MemberRecord = Schema.Struct({ id: Schema.String, incarnation: Schema.Number })
+export type MemberRecord = typeof MemberRecord.Type
+
+/** An entry on the wire: its value is text encoded with the namespace's codec. */
+export const WireEntry = Schema.Struct({
+  value: Schema.String,
+  expiresAt: Schema.NullOr(Schema.Number),
+  tags: Schema.Array(Schema.String),
+  version: Schema.Number
+})
+export type WireEntry = typeof WireEntry.Type
+
+/** One key operation of a batch. `ns` is the cache's namespace. */
+export const Op = Schema.Union(
+  Schema.TaggedStruct("Get", { ns: Schema.String, key: Schema.String }),
+  Schema.TaggedStruct("Has", { ns: Schema.String, key: Schema.String }),
+  Schema.TaggedStruct("Set", { ns: Schema.String, key: Schema.String, entry: WireEntry }),
+  Schema.TaggedStruct("Delete", { ns: Schema.String, key: Schema.String })
+)
+export type Op = typeof Op.Type
+
+/** The outcome of one `Op`, in the order of the batch. */
+export const OpResult = Schema.Union(
+  Schema.TaggedStruct("Found", { entry: WireEntry }),
+  Schema.TaggedStruct("Missing", {}),
+  Schema.TaggedStruct("Bool", { value: Schema.Boolean }),
+  Schema.TaggedStruct("Failed", { message: Schema.String })
+)
+export type OpResult = typeof OpResult.Type
+
+export const Change = Schema.Union(
+  Schema.TaggedStruct("Keys", { keys: Schema.Array(Schema.String) }),
+  Schema.TaggedStruct("Tag", { tag: Schema.String }),
+  Schema.TaggedStruct("Flush", {})
+)
+export type Change = typeof Change.Type
+
+export const LeaseOutcome = Schema.Literal("won", "done", "timeout")
+export type LeaseOutcome = typeof LeaseOutcome.Type
+
+export class Rpcs extends RpcGroup.make(
+  Rpc.make("Hello", {
+    payload: { nonce: Schema.String },
+    success: Schema.Struct({ id: Schema.String, nonce: Schema.String, proof: Schema.String })
+  }),
+  Rpc.make("Authenticate", {
+    payload: { member: MemberRecord, proof: Schema.String },
+    error: Unauthorized
+  }),
+  Rpc.make("Gossip", {
+    payload: { from: MemberRecord, members: Schema.Array(MemberRecord) },
+    success: Schema.Array(MemberRecord),
+    error: Unauthorized
+  }),
+  Rpc.make("Leave", { payload: { member: MemberRecord }, error: Unauthorized }),
+  Rpc.make("Batch", {
+    payload: { now: Schema.Number, ops: Schema.Array(Op) },
+    success: Schema.Array(OpResult),
+    error: Schema.Union(Unauthorized, RemoteFailure)
+  }),
+  Rpc.make("InvalidateTag", {
+    payload: { now: Schema.Number, ns: Schema.String, tag: Schema.String },
+    success: Schema.Array(Schema.String),
+    error: Schema.Union(Unauthorized, RemoteFailure)
+  }),
+  Rpc.make("Clear", { payload: { ns: Schema.String }, error: Schema.Union(Unauthorized, RemoteFailure) }),
+  Rpc.make("Size", {
+    payload: { now: Schema.Number, ns: Schema.String, members: Schema.Array(Schema.String) },
+    success: Schema.Number,
+    error: Schema.Union(Unauthorized, RemoteFailure)
+  }),
+  Rpc.make("Lease", {
+    payload: { ns: Schema.String, key: Schema.String, timeout: Schema.Number },
+    success: LeaseOutcome,
+    error: Schema.Union(Unauthorized, RemoteFailure)
+  }),
+  Rpc.make("Release", {
+    payload: { ns: Schema.String, key: Schema.String },
+    error: Schema.Union(Unauthorized, RemoteFailure)
+  }),
+  Rpc.make("Invalidate", {
+    payload: { ns: Schema.String, change: Change },
+    error: Schema.Union(Unauthorized, RemoteFailure)
+  })
+) {}
+
+/** MessagePack with a bound on one frame: a larger one closes the connection that sent it. */
+export const serialization = (maxFrameBytes: number) =>
+  RpcSerialization.makeMsgPack({ useRecords: true, maxBufferSize: maxFrameBytes })

@@ -1,0 +1,79 @@
+import { assert, describe, it } from "@effect/vitest"
+import { ClusterNode } from "@vela/cluster"
+import { Effect, Exit, Scope } from "effect"
+import { awaitMembers, sendRaw } from "./utils.js"
+
+const fast = { heartbeatInterval: "100 millis", failureTimeout: "800 millis" } as const
+
+const start = (seeds: ReadonlyArray<string>, secret = "s3cret") =>
+  ClusterNode.make({ host: "127.0.0.1", port: 0, seeds, secret, ...fast })
+
+describe("ClusterNode", () => {
+  it.live("three nodes converge from one seed; a leave is seen at once", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const a = yield* start([])
+      const b = yield* start([a.id])
+      const cScope = yield* Scope.make()
+      const c = yield* start([a.id]).pipe(Scope.extend(cScope))
+      yield* Effect.all([
+        awaitMembers(a, [a.id, b.id, c.id]),
+        awaitMembers(b, [a.id, b.id, c.id]),
+        awaitMembers(c, [a.id, b.id, c.id])
+      ], { concurrency: "unbounded" })
+      yield* Scope.close(cScope, Exit.void)
+      // Well below the failure timeout: the graceful leave, not failure detection, removed it.
+      yield* Effect.all([awaitMembers(a, [a.id, b.id], "500 millis"), awaitMembers(b, [a.id, b.id], "500 millis")])
+    })), 20_000)
+
+  it.live("a node with the wrong secret cannot join", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const a = yield* start([])
+      const b = yield* start([a.id])
+      const intruder = yield* start([a.id], "guess")
+      yield* awaitMembers(a, [a.id, b.id])
+      yield* Effect.sleep("1 second")
+      assert.deepStrictEqual(yield* a.members.get, [a.id, b.id].sort())
+      assert.deepStrictEqual(yield* intruder.members.get, [intruder.id])
+      const refused = yield* Effect.either(
+        intruder.call(a.id, (client) => client.Size({ now: 0, ns: "x", members: [] }))
+      )
+      assert.isTrue(refused._tag === "Left" && refused.left._tag === "NodeUnavailable")
+    })), 20_000)
+
+  it.live(
+    "garbage or an oversized frame gets an error reply or a closed connection; the node keeps serving",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const a = yield* ClusterNode.make({
+          host: "127.0.0.1",
+          port: 0,
+          secret: "s3cret",
+          maxFrameBytes: 64 * 1024,
+          ...fast
+        })
+        const b = yield* start([a.id])
+        yield* awaitMembers(a, [a.id, b.id])
+        const port = Number(a.id.split(":")[1])
+        const garbage = [
+          Buffer.from("GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+          Buffer.from([0xc1, 0xc1, 0xc1, 0xff, 0x00]),
+          Buffer.from([0xc0, 0xc0, 0x2a]),
+          Buffer.alloc(64 * 1024, 0xd9),
+          Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 7919 + 13) & 0xff))
+        ]
+        for (const bytes of garbage) {
+          const outcome = yield* sendRaw(port, bytes)
+          assert.isTrue(outcome.closed || outcome.received > 0, `no reply to ${bytes.subarray(0, 8).toString("hex")}`)
+        }
+        // A string header announcing 1 GiB, then more bytes than maxFrameBytes: the connection is closed.
+        const oversized = Buffer.concat([Buffer.from([0xdb, 0x40, 0x00, 0x00, 0x00]), Buffer.alloc(100 * 1024, 0x41)])
+        assert.isTrue((yield* sendRaw(port, oversized, 2_000)).closed)
+        // An honest node still joins and is served.
+        const c = yield* start([a.id])
+        yield* awaitMembers(a, [a.id, b.id, c.id])
+        const served = yield* Effect.either(c.call(a.id, (client) => client.Size({ now: 0, ns: "x", members: [] })))
+        assert.isTrue(served._tag === "Left" && served.left._tag === "RemoteFailure")
+      })),
+    20_000
+  )
+})
