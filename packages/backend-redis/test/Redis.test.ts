@@ -1,7 +1,10 @@
+import { assert, describe, layer } from "@effect/vitest"
 import { Redis } from "@vela/backend-redis"
-import { Local } from "@vela/core"
+import { Backend, Codec, Local } from "@vela/core"
 import { conformance } from "@vela/core/testing"
-import { Effect, Layer } from "effect"
+import { Cause, Context, Effect, Layer, Option, TestClock } from "effect"
+import { Keyspace } from "../src/internal/keys.js"
+import { cacheOn, eventually, failureTag, promise, rawClient, uniqueName } from "./utils/caches.js"
 import * as RedisServer from "./utils/RedisServer.js"
 
 // A TestClock stands still while real time runs, so Redis must not drop an entry the test clock
@@ -16,3 +19,166 @@ const redisLocal = Local.layer.pipe(
 )
 
 conformance("Redis + Local", redisLocal, { runs: 20 })
+
+describe("Redis backend", () => {
+  layer(RedisServer.layer)((it) => {
+    it.scoped("keys are prefix + namespace + key, unambiguous, with a Redis TTL", () =>
+      Effect.gen(function*() {
+        const server = yield* RedisServer.RedisServer
+        const raw = yield* rawClient(server.url)
+        const base = uniqueName("layout")
+        const a = yield* cacheOn<string>({ url: server.url, prefix: "app1:" }, { name: base })
+        const ab = yield* cacheOn<string>({ url: server.url, prefix: "app1:" }, { name: `${base}:b` })
+        const other = yield* cacheOn<string>({ url: server.url, prefix: "app2:" }, { name: base })
+        yield* a.put("b:c", "from a", { ttl: "1 minute" })
+        yield* ab.put("c", "from a:b")
+        yield* other.put("b:c", "other app")
+        const first = new Keyspace("app1:", base, 1).entry("b:c")
+        const second = new Keyspace("app1:", `${base}:b`, 1).entry("c")
+        assert.notStrictEqual(first, second)
+        assert.isTrue(first.startsWith("app1:"))
+        assert.strictEqual(yield* promise(() => raw.exists(first, second)), 2)
+        const pttl = yield* promise(() => raw.pttl(first))
+        assert.isTrue(pttl > 0 && pttl <= 60_000, `PTTL ${pttl}`)
+        assert.strictEqual(yield* promise(() => raw.pttl(second)), -1)
+        assert.strictEqual(yield* a.get("b:c"), "from a")
+        assert.strictEqual(yield* other.get("b:c"), "other app")
+        yield* a.flush()
+        assert.strictEqual(yield* ab.get("c"), "from a:b")
+        assert.strictEqual(yield* other.get("b:c"), "other app")
+        assert.strictEqual(yield* promise(() => raw.exists(first)), 0)
+      }))
+
+    it.scoped("a finite maxSize is a ConfigError: Redis bounds memory with maxmemory", () =>
+      Effect.gen(function*() {
+        const server = yield* RedisServer.RedisServer
+        const exit = yield* Effect.exit(cacheOn({ url: server.url }, { name: uniqueName("max"), maxSize: 10 }))
+        assert.strictEqual(exit._tag, "Failure")
+        if (exit._tag === "Failure") {
+          const error = Cause.failureOption(exit.cause)
+          assert.deepInclude(Option.getOrUndefined(error), { _tag: "ConfigError", field: "maxSize" })
+        }
+      }))
+
+    it.scoped("two backends share values, tags, TTL and flush; overwrites drop old tags", () =>
+      Effect.gen(function*() {
+        const server = yield* RedisServer.RedisServer
+        const name = uniqueName("shared")
+        const a = yield* cacheOn<string>({ url: server.url }, { name })
+        const b = yield* cacheOn<string>({ url: server.url }, { name })
+        yield* a.put("x", "1", { tags: ["red", "blue"] })
+        yield* a.put("y", "2", { tags: ["red"] })
+        yield* a.put("z", "3", { tags: ["red"], ttl: "1 second" })
+        assert.strictEqual(yield* b.get("x"), "1")
+        // Expired by the cache's clock, still held by Redis: not live, so not counted.
+        yield* TestClock.adjust("1 second")
+        // Overwritten without the tag: `red` no longer reaches it.
+        yield* b.put("y", "2b", { tags: ["blue"] })
+        assert.strictEqual(yield* b.invalidateTag("red"), 1)
+        assert.isFalse(yield* a.exists("x"))
+        assert.strictEqual(yield* a.get("y"), "2b")
+        assert.strictEqual(yield* a.size(), 1)
+        assert.strictEqual(yield* b.invalidateTag("blue"), 1)
+        yield* a.put("w", "4")
+        assert.strictEqual(yield* b.size(), 1)
+        yield* b.flush()
+        assert.strictEqual(yield* a.size(), 0)
+      }))
+
+    it.scoped("sweep drops tag-set members that are gone or no longer tagged", () =>
+      Effect.gen(function*() {
+        const server = yield* RedisServer.RedisServer
+        const raw = yield* rawClient(server.url)
+        const name = uniqueName("sweep")
+        const keys = new Keyspace("vela:", name, 1)
+        const context = yield* Layer.build(Redis.layer({ url: server.url }))
+        const backend = Context.get(context, Backend.Backend)
+        const store = yield* backend.open({
+          namespace: name,
+          clock: yield* Effect.clock,
+          codec: Codec.json,
+          maxSize: Infinity,
+          evictionPolicy: "ttl-only",
+          onEvict: () => {},
+          onExpire: () => {}
+        })
+        const entry = (tags: ReadonlyArray<string>) => ({ value: 1, expiresAt: null, tags, version: 0 })
+        yield* store.set("a", entry(["t"]))
+        yield* store.set("b", entry(["t"]))
+        yield* store.set("c", entry(["t"]))
+        yield* store.set("a", entry([]))
+        yield* store.delete("b")
+        assert.strictEqual(yield* promise(() => raw.scard(keys.tagSet("t", 0))), 3)
+        yield* store.sweep
+        assert.deepStrictEqual(yield* promise(() => raw.smembers(keys.tagSet("t", 0))), [keys.entry("c")])
+        assert.strictEqual(yield* store.invalidateTag("t"), 1)
+        assert.isTrue(yield* store.has("a"))
+      }))
+
+    it.scoped("data that is not a Vela entry is a CodecError, not a crash", () =>
+      Effect.gen(function*() {
+        const server = yield* RedisServer.RedisServer
+        const raw = yield* rawClient(server.url)
+        const name = uniqueName("corrupt")
+        const cache = yield* cacheOn<string>({ url: server.url }, { name })
+        yield* promise(() => raw.set(new Keyspace("vela:", name, 1).entry("k"), "garbage"))
+        assert.strictEqual(yield* failureTag(cache.get("k")), "CodecError")
+        assert.strictEqual(yield* cache.getOrFetch("k", () => Effect.succeed("fresh")), "fresh")
+        assert.strictEqual(yield* cache.get("k"), "fresh")
+      }))
+  })
+})
+
+describe("Redis outage", () => {
+  layer(RedisServer.layer, { excludeTestServices: true })((it) => {
+    it.scoped("Redis killed: every operation is a BackendError; restarted: the same cache recovers", () =>
+      Effect.gen(function*() {
+        const server = yield* RedisServer.RedisServer
+        const cache = yield* cacheOn<string>({ url: server.url }, { name: uniqueName("outage") })
+        yield* cache.put("k", "v")
+        yield* server.stop
+        const calls: ReadonlyArray<Effect.Effect<unknown, unknown>> = [
+          cache.get("k"),
+          cache.put("k", "w"),
+          cache.delete("k"),
+          cache.exists("k"),
+          cache.size(),
+          cache.flush(),
+          cache.invalidateTag("t"),
+          cache.getOrFetch("other", () => Effect.succeed("x"))
+        ]
+        for (const call of calls) assert.strictEqual(yield* failureTag(call), "BackendError")
+        yield* server.start
+        yield* eventually(cache.put("k", "back"))
+        assert.strictEqual(yield* cache.get("k"), "back")
+      }))
+
+    it.scoped("Redis frozen: a command fails with BackendError after commandTimeout; thawed: recovers", () =>
+      Effect.gen(function*() {
+        const server = yield* RedisServer.RedisServer
+        const cache = yield* cacheOn<string>({ url: server.url, commandTimeout: "200 millis" }, {
+          name: uniqueName("frozen")
+        })
+        yield* cache.put("k", "v")
+        yield* server.freeze(true)
+        const error = yield* Effect.flip(cache.get("k"))
+        yield* server.freeze(false)
+        assert.strictEqual(error._tag, "BackendError")
+        assert.match(error.message, /timed out/i)
+        yield* eventually(cache.get("k"), (value) => value === "v")
+      }))
+
+    it.scoped("no server: the layer fails with BackendError", () =>
+      Effect.gen(function*() {
+        const port = yield* RedisServer.freePort
+        const exit = yield* Effect.exit(Layer.build(Redis.layer({ url: `redis://127.0.0.1:${port}` })))
+        assert.strictEqual(exit._tag, "Failure")
+        if (exit._tag === "Failure") {
+          assert.deepInclude(Option.getOrUndefined(Cause.failureOption(exit.cause)), {
+            _tag: "BackendError",
+            operation: "connect"
+          })
+        }
+      }))
+  })
+})
