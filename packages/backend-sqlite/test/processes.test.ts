@@ -1,0 +1,157 @@
+/**
+ * Several real `node` processes on one database file: restarts, SIGKILL, concurrent writers and
+ * files that cannot be opened. The children run the built packages (`npm run build` first).
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Sqlite } from "@vela/backend-sqlite"
+import { Local, Vela } from "@vela/core"
+import { Effect, Layer } from "effect"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import type { Line } from "./utils/child.js"
+import { runChild, spawnChild, tempDir } from "./utils/child.js"
+
+const last = (lines: ReadonlyArray<Line>) => lines[lines.length - 1]
+
+describe("Sqlite across processes", () => {
+  it.scopedLive(
+    "a restart keeps entries, tags and TTLs; what expired while down is gone",
+    () =>
+      Effect.gen(function*() {
+        const file = path.join(yield* tempDir, "restart.db")
+        yield* runChild(["write", file, "users", "0", "20", "infinity", "5"])
+        const short = last(yield* runChild(["write", file, "users", "20", "10", "300", "5"]))
+        yield* runChild(["write", file, "users", "30", "10", "3600000", "5"])
+        // Wait (outside any assertion) until the short TTLs have passed on the wall clock.
+        const wait = short.now + 300 - Date.now()
+        if (wait > 0) yield* Effect.sleep(wait + 20)
+
+        const read = last(yield* runChild(["read", file, "users", "40"]))
+        assert.strictEqual(read.size, 30)
+        for (let i = 0; i < 40; i++) {
+          const entry = read.entries[`k${i}`]
+          if (i >= 20 && i < 30) {
+            assert.isUndefined(entry, `k${i} expired while no process was running`)
+            continue
+          }
+          assert.deepStrictEqual(entry.value, {
+            i,
+            namespace: "users",
+            at: new Date(1_700_000_000_000 + i).toISOString(),
+            tag: i % 2 ? "odd" : "even"
+          })
+          assert.deepStrictEqual(entry.tags, [i % 2 ? "odd" : "even", "all"])
+          if (i < 20) assert.isNull(entry.expiresAt)
+          else assert.isAbove(entry.expiresAt, Date.now() + 3_000_000)
+        }
+        // Tags survived too: 15 live "even" entries (10 of the first 20, 5 of the last 10).
+        const invalidated = last(yield* runChild(["invalidate", file, "users", "even"]))
+        assert.deepStrictEqual(invalidated, { removed: 15, size: 15 })
+        assert.strictEqual(last(yield* runChild(["read", file, "other-cache", "40"])).size, 0)
+      }),
+    60_000
+  )
+
+  it.scopedLive("SIGKILL after acknowledged puts loses none of them", () =>
+    Effect.gen(function*() {
+      const file = path.join(yield* tempDir, "kill.db")
+      const writer = yield* spawnChild(["forever", file, "crash", "32"])
+      yield* Effect.promise(() => writer.until((line) => line.ack !== undefined && line.ack >= 1_500))
+      writer.process.kill("SIGKILL")
+      const { signal } = yield* Effect.promise(() => writer.exited)
+      assert.strictEqual(signal, "SIGKILL")
+      const acked = writer.lines.filter((line) => line.ack !== undefined).map((line) => line.ack as number)
+      assert.isAtLeast(acked.length, 1_500)
+      const highest = Math.max(...acked)
+
+      const read = last(yield* runChild(["read", file, "crash", String(highest + 1)]))
+      for (const i of acked) assert.strictEqual(read.entries[`k${i}`]?.value.i, i, `acknowledged k${i}`)
+      assert.isAtLeast(read.size, acked.length)
+    }), 60_000)
+
+  it.scopedLive("two processes write one file at once; every write of both lands", () =>
+    Effect.gen(function*() {
+      const file = path.join(yield* tempDir, "shared.db")
+      const a = yield* spawnChild(["write", file, "shared", "0", "1500", "infinity", "50"])
+      const b = yield* spawnChild(["write", file, "shared", "1500", "1500", "infinity", "50"])
+      const [exitA, exitB] = yield* Effect.promise(() => Promise.all([a.exited, b.exited]))
+      assert.strictEqual(exitA.code, 0, exitA.stderr + JSON.stringify(a.lines))
+      assert.strictEqual(exitB.code, 0, exitB.stderr + JSON.stringify(b.lines))
+      const read = last(yield* runChild(["read", file, "shared", "3000"]))
+      assert.strictEqual(read.size, 3000)
+      assert.strictEqual(Object.keys(read.entries).length, 3000)
+      assert.deepStrictEqual(last(yield* runChild(["invalidate", file, "shared", "odd"])), {
+        removed: 1500,
+        size: 1500
+      })
+    }), 60_000)
+
+  it.scopedLive(
+    "a write waits for another process's lock, then fails with BackendError past busyTimeout",
+    () =>
+      Effect.gen(function*() {
+        const file = path.join(yield* tempDir, "busy.db")
+        const context = yield* Layer.build(
+          Local.layer.pipe(Layer.provide(Sqlite.layer({ filename: file, busyTimeout: "300 millis" })))
+        )
+        const cache = yield* Effect.provide(Vela.make<string>({ name: "busy" }), context)
+        yield* cache.put("before", "v")
+        const locker = yield* spawnChild(["lock", file])
+        yield* Effect.promise(() => locker.until((line) => line.locked === true))
+
+        const error = yield* Effect.flip(cache.put("during", "v"))
+        assert.strictEqual(error._tag, "BackendError")
+        assert.strictEqual(error._tag === "BackendError" && error.operation, "put")
+        assert.include(error.message, file)
+        assert.include(error.message, "locked")
+        // Reads go on while another process holds the write lock (WAL).
+        assert.strictEqual(yield* cache.get("before"), "v")
+
+        locker.process.kill("SIGKILL")
+        yield* Effect.promise(() => locker.exited)
+        yield* cache.put("after", "v")
+        assert.isFalse(yield* cache.exists("during"))
+        assert.strictEqual(yield* cache.size(), 2)
+      }),
+    60_000
+  )
+
+  it.scopedLive(
+    "a corrupt file is a BackendError naming the file, in a fresh process too",
+    () =>
+      Effect.gen(function*() {
+        const dir = yield* tempDir
+        const garbage = path.join(dir, "garbage.db")
+        fs.writeFileSync(garbage, "this is not a database, ".repeat(400))
+        const opened = last(yield* runChild(["open", garbage], {}, 2))
+        assert.strictEqual(opened.error, "BackendError")
+        assert.strictEqual(opened.operation, "configure")
+        assert.include(opened.message, garbage)
+        assert.include(opened.message, "not a database")
+        // The file is left as it was: nothing was written over it.
+        assert.strictEqual(fs.readFileSync(garbage, "utf8"), "this is not a database, ".repeat(400))
+      }),
+    60_000
+  )
+
+  const uid = process.getuid?.()
+  it.scopedLive.skipIf(uid === undefined)(
+    "a read-only file is a BackendError at open, not at the first put",
+    () =>
+      Effect.gen(function*() {
+        const dir = yield* tempDir
+        const file = path.join(dir, "readonly.db")
+        yield* runChild(["write", file, "ro", "0", "3", "infinity", "1"])
+        fs.chmodSync(file, 0o444)
+        fs.chmodSync(dir, 0o755)
+        // Root writes through permission bits, so as root the child runs as `nobody`.
+        const as = uid === 0 ? { uid: 65534, gid: 65534 } : {}
+        const opened = last(yield* runChild(["open", file], as, 2))
+        assert.strictEqual(opened.error, "BackendError")
+        assert.include(["configure", "migrate"], opened.operation)
+        assert.include(opened.message, file)
+        assert.include(opened.message, "readonly")
+      }),
+    60_000
+  )
+})
