@@ -15,25 +15,25 @@ export interface MemoryOptions {
 
 /** A `Store` over a `MemoryStore`, reading time from the cache's clock. */
 export const makeStore = (options: OpenOptions, sweepBatchSize = 10_000): Store => {
-  const store = new MemoryStore(options)
   const clock = options.clock
-  const sweepStep = Effect.sync(() => store.sweep(clock.unsafeCurrentTimeMillis(), sweepBatchSize))
+  const store = new MemoryStore({ ...options, now: () => clock.unsafeCurrentTimeMillis() })
+  const sweepStep = Effect.sync(() => store.sweep(sweepBatchSize))
   const sweep: Effect.Effect<void> = Effect.suspend(() =>
-    store.hasExpired(clock.unsafeCurrentTimeMillis())
+    store.hasExpired()
       ? Effect.zipRight(sweepStep, Effect.zipRight(yieldToEventLoop, sweep))
       : Effect.void
   )
   return {
-    get: (key) => Effect.sync(() => Option.fromNullable(store.get(key, clock.unsafeCurrentTimeMillis()))),
-    has: (key) => Effect.sync(() => store.peek(key, clock.unsafeCurrentTimeMillis()) !== undefined),
-    set: (key, entry) => Effect.sync(() => store.set(key, entry, clock.unsafeCurrentTimeMillis())),
-    delete: (key) => Effect.sync(() => store.delete(key, clock.unsafeCurrentTimeMillis())),
-    invalidateTag: (tag) => Effect.sync(() => store.invalidateTag(tag, clock.unsafeCurrentTimeMillis())),
+    get: (key) => Effect.sync(() => Option.fromNullable(store.get(key))),
+    has: (key) => Effect.sync(() => store.peek(key) !== undefined),
+    set: (key, entry) => Effect.sync(() => store.set(key, entry)),
+    delete: (key) => Effect.sync(() => store.delete(key)),
+    invalidateTag: (tag) => Effect.sync(() => store.invalidateTag(tag)),
     clear: Effect.sync(() => store.clear()),
-    size: Effect.sync(() => store.size(clock.unsafeCurrentTimeMillis())),
+    size: Effect.sync(() => store.size()),
     sweep,
     invalidations: Stream.empty,
-    sync: { get: (key) => store.get(key, clock.unsafeCurrentTimeMillis()), authoritative: true }
+    sync: { get: (key) => store.get(key), authoritative: true }
   }
 }
 

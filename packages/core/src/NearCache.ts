@@ -53,16 +53,16 @@ export const layer = (options: NearCacheOptions = {}): Layer.Layer<Topology, Con
 // internal
 
 const makeNear = (l2: Store, clock: { unsafeCurrentTimeMillis(): number }, ttl: number, maxSize: number) => {
-  const l1 = new MemoryStore({ maxSize, evictionPolicy: "lru", onEvict: noop, onExpire: noop })
+  const now = () => clock.unsafeCurrentTimeMillis()
+  const l1 = new MemoryStore({ maxSize, evictionPolicy: "lru", onEvict: noop, onExpire: noop, now })
   let epoch = 0
   let bypass = false
-  const now = () => clock.unsafeCurrentTimeMillis()
 
   /** Keeps `entry` in L1 unless something changed since `seen`. */
   const promote = (key: string, entry: Entry, seen: number) => {
     if (bypass || epoch !== seen) return
     const cap = now() + ttl
-    l1.set(key, { ...entry, expiresAt: entry.expiresAt === null ? cap : Math.min(entry.expiresAt, cap) }, now())
+    l1.set(key, { ...entry, expiresAt: entry.expiresAt === null ? cap : Math.min(entry.expiresAt, cap) })
   }
 
   /** Runs a write on L2 with L1 emptied of what it touches, so no reader promotes an old value meanwhile. */
@@ -77,10 +77,10 @@ const makeNear = (l2: Store, clock: { unsafeCurrentTimeMillis(): number }, ttl: 
     epoch++
     switch (invalidation._tag) {
       case "Keys":
-        for (const key of invalidation.keys) l1.delete(key, now())
+        for (const key of invalidation.keys) l1.delete(key)
         return
       case "Tag":
-        l1.invalidateTag(invalidation.tag, now())
+        l1.invalidateTag(invalidation.tag)
         return
       case "Flush":
         l1.clear()
@@ -98,28 +98,27 @@ const makeNear = (l2: Store, clock: { unsafeCurrentTimeMillis(): number }, ttl: 
   const store: Store = {
     get: (key) =>
       Effect.suspend(() => {
-        const local = bypass ? undefined : l1.get(key, now())
+        const local = bypass ? undefined : l1.get(key)
         if (local !== undefined) return Effect.succeed(Option.some(local))
         const seen = epoch
         return Effect.tap(l2.get(key), (entry) => {
           if (Option.isSome(entry)) promote(key, entry.value, seen)
         })
       }),
-    has: (key) =>
-      Effect.suspend(() => !bypass && l1.peek(key, now()) !== undefined ? Effect.succeed(true) : l2.has(key)),
+    has: (key) => Effect.suspend(() => !bypass && l1.peek(key) !== undefined ? Effect.succeed(true) : l2.has(key)),
     set: (key, entry) =>
       Effect.suspend(() => {
         const seen = ++epoch
-        l1.delete(key, now())
+        l1.delete(key)
         return Effect.tap(l2.set(key, entry), () => promote(key, entry, seen))
       }),
-    delete: (key) => change(() => l1.delete(key, now()), l2.delete(key)),
-    invalidateTag: (tag) => change(() => l1.invalidateTag(tag, now()), l2.invalidateTag(tag)),
+    delete: (key) => change(() => l1.delete(key), l2.delete(key)),
+    invalidateTag: (tag) => change(() => l1.invalidateTag(tag), l2.invalidateTag(tag)),
     clear: change(() => l1.clear(), l2.clear),
     size: l2.size,
-    sweep: Effect.zipRight(Effect.sync(() => l1.sweep(now(), Infinity)), l2.sweep),
+    sweep: Effect.zipRight(Effect.sync(() => l1.sweep(Infinity)), l2.sweep),
     invalidations: l2.invalidations,
-    sync: { get: (key) => bypass ? undefined : l1.get(key, now()), authoritative: false }
+    sync: { get: (key) => bypass ? undefined : l1.get(key), authoritative: false }
   }
   return { store, apply }
 }

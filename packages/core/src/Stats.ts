@@ -37,55 +37,43 @@ export const counters: ReadonlyArray<Counter> = [
 
 const noLabels: ReadonlyArray<never> = []
 
-/** Plain mutable counters: a hot path adds to a field and to the metric's hook, nothing more. */
-export class Counters {
-  hits = 0
-  misses = 0
-  writes = 0
-  deletes = 0
-  evictions = 0
-  expirations = 0
-  fetches = 0
-  fetchErrors = 0
-  coalesced = 0
-  codecErrors = 0
-  readonly #metrics: Record<Counter, Metric.Metric.Counter<number>>
+/** One counter and its metric: a hot path adds to a field and to the metric's hook, nothing more. */
+export class Count {
+  value = 0
+  constructor(readonly metric: Metric.Metric.Counter<number>) {}
 
-  constructor(prefix: ReadonlyArray<string>, cache: string) {
-    const name = prefix.join("_")
-    this.#metrics = Object.fromEntries(
-      counters.map((
-        counter
-      ) => [counter, Metric.counter(`${name}_${snakeCase(counter)}`).pipe(Metric.tagged("cache", cache))])
-    ) as Record<Counter, Metric.Metric.Counter<number>>
-  }
-
-  add(counter: Counter, count: number): void {
-    this[counter] += count
-    this.#metrics[counter].unsafeUpdate(count, noLabels)
-  }
-
-  snapshot(): Stats {
-    const reads = this.hits + this.misses
-    return {
-      hits: this.hits,
-      misses: this.misses,
-      writes: this.writes,
-      deletes: this.deletes,
-      evictions: this.evictions,
-      expirations: this.expirations,
-      fetches: this.fetches,
-      fetchErrors: this.fetchErrors,
-      coalesced: this.coalesced,
-      codecErrors: this.codecErrors,
-      hitRate: reads === 0 ? 0 : this.hits / reads
-    }
+  add(count: number): void {
+    this.value += count
+    this.metric.unsafeUpdate(count, noLabels)
   }
 }
 
-/** Counters for a cache with `statsEnabled: false`: every count is dropped. */
-export class DisabledCounters extends Counters {
+/** A counter of a cache with `statsEnabled: false`: every count is dropped. */
+class DroppedCount extends Count {
   override add(): void {}
+}
+
+export type Counters = { readonly [K in Counter]: Count } & { readonly snapshot: () => Stats }
+
+/** The counters of one cache; metrics are named `<prefix>_<counter>` and tagged `cache=<name>`. */
+export const makeCounters = (prefix: ReadonlyArray<string>, cache: string, enabled: boolean): Counters => {
+  const name = prefix.join("_")
+  const count = (counter: Counter) => {
+    const metric = Metric.counter(`${name}_${snakeCase(counter)}`).pipe(Metric.tagged("cache", cache))
+    return enabled ? new Count(metric) : new DroppedCount(metric)
+  }
+  const all = Object.fromEntries(counters.map((counter) => [counter, count(counter)])) as Record<Counter, Count>
+  return {
+    ...all,
+    snapshot: () => {
+      const stats = Object.fromEntries(counters.map((counter) => [counter, all[counter].value])) as Record<
+        Counter,
+        number
+      >
+      const reads = stats.hits + stats.misses
+      return { ...stats, hitRate: reads === 0 ? 0 : stats.hits / reads }
+    }
+  }
 }
 
 const snakeCase = (name: string) => name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)

@@ -20,7 +20,9 @@ export interface TelemetryOptions {
 
 export class Telemetry extends Context.Tag("@vela/core/Telemetry")<Telemetry, {
   readonly spans: boolean
-  /** Delivers an event to every subscriber; free when there is none. */
+  /** Whether anyone listens: callers skip timing and building events when nobody does. */
+  readonly active: () => boolean
+  /** Delivers an event to every subscriber. */
   readonly emit: (event: TelemetryEvent) => void
   /** Calls `listener` synchronously for every event until the returned function is called. */
   readonly subscribe: (listener: (event: TelemetryEvent) => void) => () => void
@@ -34,6 +36,7 @@ export const make = (options: TelemetryOptions = {}): Effect.Effect<Telemetry["T
     const counted = Effect.acquireRelease(Effect.sync(() => streams++), () => Effect.sync(() => streams--))
     return Telemetry.of({
       spans: options.spans ?? true,
+      active: () => listeners.size > 0 || streams > 0,
       emit: (event) => {
         for (const listener of listeners) listener(event)
         if (streams > 0) pubsub.unsafeOffer(event)

@@ -15,7 +15,7 @@ import { Miss, registry, Unknown } from "./internal/unsafe.js"
 import * as Local from "./Local.js"
 import * as Memory from "./Memory.js"
 import type { Stats } from "./Stats.js"
-import { Counters, DisabledCounters } from "./Stats.js"
+import { makeCounters } from "./Stats.js"
 import type { TelemetryEvent } from "./Telemetry.js"
 import { Telemetry } from "./Telemetry.js"
 import { Topology } from "./Topology.js"
@@ -131,15 +131,15 @@ export const make = <V = unknown, I = unknown>(
     const scope = yield* Effect.scope
     const telemetry = Option.getOrUndefined(yield* Effect.serviceOption(Telemetry))
     const { name, telemetryPrefix: prefix } = resolved
-    const counters = resolved.statsEnabled ? new Counters(prefix, name) : new DisabledCounters(prefix, name)
+    const counters = makeCounters(prefix, name, resolved.statsEnabled)
     const store: Store = yield* topology.open({
       namespace: name,
       clock,
       codec: resolved.codec,
       maxSize: resolved.maxSize,
       evictionPolicy: resolved.evictionPolicy,
-      onEvict: (count) => counters.add("evictions", count),
-      onExpire: (count) => counters.add("expirations", count)
+      onEvict: (count) => counters.evictions.add(count),
+      onExpire: (count) => counters.expirations.add(count)
     })
     let closed = false
     yield* Effect.addFinalizer(() => Effect.sync(() => closed = true))
@@ -155,15 +155,19 @@ export const make = <V = unknown, I = unknown>(
 
     // Telemetry
 
+    const noStart = BigInt(-1)
     const emit = telemetry === undefined ? undefined : (
       op: string,
       startNanos: bigint,
       metadata: Record<string, unknown>,
       measurements: Record<string, number> = {}
     ) => {
+      if (!telemetry.active()) return
+      // A listener that arrived while the operation ran sees it take no time.
+      const duration = startNanos === noStart ? 0 : Number(clock.unsafeCurrentTimeNanos() - startNanos) / 1e6
       const event: TelemetryEvent = {
         event: [...prefix, op, "stop"],
-        measurements: { duration: Number(clock.unsafeCurrentTimeNanos() - startNanos) / 1e6, ...measurements },
+        measurements: { duration, ...measurements },
         metadata: { cache: name, ...metadata }
       }
       telemetry.emit(event)
@@ -174,8 +178,7 @@ export const make = <V = unknown, I = unknown>(
           attributes: key === undefined ? { cache: name } : { cache: name, key }
         })
       : <A, E, R>(_op: string, _key: string | undefined, self: Effect.Effect<A, E, R>) => self
-    const noStart = BigInt(0)
-    const start = () => emit === undefined ? noStart : clock.unsafeCurrentTimeNanos()
+    const start = () => telemetry?.active() === true ? clock.unsafeCurrentTimeNanos() : noStart
 
     // Reads
 
@@ -188,12 +191,12 @@ export const make = <V = unknown, I = unknown>(
       const started = start()
       const entry = sync.get(key)
       if (entry !== undefined) {
-        counters.add("hits", 1)
+        counters.hits.add(1)
         emit?.("get", started, { key, result: "hit" })
         return entry.value
       }
       if (!sync.authoritative) return Unknown
-      counters.add("misses", 1)
+      counters.misses.add(1)
       emit?.("get", started, { key, result: "miss" })
       return Miss
     }
@@ -202,11 +205,12 @@ export const make = <V = unknown, I = unknown>(
       const started = start()
       const counted = Effect.tapErrorTag(store.get(key), "CodecError", () =>
         Effect.sync(() =>
-          counters.add("codecErrors", 1)
+          counters.codecErrors.add(1)
         ))
       return Effect.map(counted, (entry) => {
         const hit = Option.isSome(entry)
-        counters.add(hit ? "hits" : "misses", 1)
+        if (hit) counters.hits.add(1)
+        else counters.misses.add(1)
         emit?.("get", started, { key, result: hit ? "hit" : "miss" })
         return hit ? Option.some(entry.value.value as V) : Option.none()
       })
@@ -239,18 +243,23 @@ export const make = <V = unknown, I = unknown>(
 
     // Writes
 
-    const entryOptions = (options: PutOptions | undefined) =>
-      Either.gen(function*() {
-        const ttl = options?.ttl === undefined ? resolved.defaultTtl : yield* Check.millis("ttl", options.ttl, true)
-        const tags = options?.tags === undefined ? [] : yield* Check.tags(options.tags)
-        return { ttl, tags }
-      })
+    const defaults = Either.right({ ttl: resolved.defaultTtl, tags: [] as ReadonlyArray<string> })
+    const entryOptions = (
+      options: PutOptions | undefined
+    ): Either.Either<{ ttl: number; tags: ReadonlyArray<string> }, ConfigError> => {
+      if (options === undefined || (options.ttl === undefined && options.tags === undefined)) return defaults
+      const ttl = options.ttl === undefined ? Either.right(resolved.defaultTtl) : Check.millis("ttl", options.ttl, true)
+      if (Either.isLeft(ttl)) return Either.left(ttl.left)
+      const tags = options.tags === undefined ? Either.right([]) : Check.tags(options.tags)
+      if (Either.isLeft(tags)) return Either.left(tags.left)
+      return Either.right({ ttl: ttl.right, tags: tags.right })
+    }
 
     const write = (key: string, value: V, ttl: number, tags: ReadonlyArray<string>) => {
       const started = start()
       const expiresAt = ttl === Infinity ? null : clock.unsafeCurrentTimeMillis() + ttl
       return Effect.map(store.set(key, { value, expiresAt, tags, version: 0 }), () => {
-        counters.add("writes", 1)
+        counters.writes.add(1)
         emit?.("put", started, { key, ttl: ttl === Infinity ? "infinity" : ttl })
       })
     }
@@ -272,7 +281,7 @@ export const make = <V = unknown, I = unknown>(
         const invalid = check(key)
         if (invalid !== undefined) return Effect.fail(invalid)
         return Effect.map(store.delete(key), (removed) => {
-          if (removed) counters.add("deletes", 1)
+          if (removed) counters.deletes.add(1)
         })
       })
 
@@ -293,7 +302,7 @@ export const make = <V = unknown, I = unknown>(
         }
         const started = start()
         return Effect.map(store.invalidateTag(tag), (count) => {
-          counters.add("deletes", count)
+          counters.deletes.add(count)
           emit?.("invalidate_tag", started, { tag }, { count })
           return count
         })
@@ -309,11 +318,11 @@ export const make = <V = unknown, I = unknown>(
     ): Effect.Effect<V, E | CacheError, R> =>
       Effect.suspend(() => {
         const started = start()
-        counters.add("fetches", 1)
+        counters.fetches.add(1)
         return fetch(key).pipe(
           Effect.onExit((exit) =>
             Effect.sync(() => {
-              if (Exit.isFailure(exit)) counters.add("fetchErrors", 1)
+              if (Exit.isFailure(exit)) counters.fetchErrors.add(1)
               emit?.("fetch", started, { key, result: Exit.isSuccess(exit) ? "ok" : "error" })
             })
           ),
@@ -323,7 +332,7 @@ export const make = <V = unknown, I = unknown>(
       })
 
     const joined = (key: string) => {
-      counters.add("coalesced", 1)
+      counters.coalesced.add(1)
       emit?.("fetch", start(), { key, result: "coalesced" })
     }
 
@@ -353,8 +362,11 @@ export const make = <V = unknown, I = unknown>(
         if (invalid !== undefined) return Effect.fail(invalid)
         const parsed = entryOptions(options)
         if (Either.isLeft(parsed)) return Effect.fail(parsed.left)
+        const found = readSync(key)
+        if (found !== Unknown && found !== Miss) return Effect.succeed(found as V)
         const miss = onMiss(key, fetch, parsed.right.ttl, parsed.right.tags)
-        return read(key).pipe(
+        if (found === Miss) return miss
+        return readStore(key).pipe(
           // Data that no longer decodes is counted and fetched again, never a crash.
           Effect.catchTag("CodecError", (error) =>
             Effect.as(Effect.logDebug(`vela: ${error.message}; fetching it again`), Option.none<V>())),
@@ -382,6 +394,7 @@ export const make = <V = unknown, I = unknown>(
     registry.set(cache, {
       name,
       clock,
+      synchronous: sync?.authoritative === true,
       check,
       readSync,
       joined,

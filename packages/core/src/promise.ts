@@ -119,13 +119,26 @@ export const createCache = <V = unknown, I = V>(options: CacheOptions<V, I> = {}
   else if (!isAsync(exit.cause)) throw Cause.squash(exit.cause)
   else runtime.runPromise(build).then(ready, () => {})
 
+  const settle = <A>(exit: Exit.Exit<A, unknown>): A => {
+    if (Exit.isSuccess(exit)) return exit.value
+    throw unwrap(Cause.squash(exit.cause))
+  }
+
+  /** Runs an operation on the runtime; may wait for I/O. */
   const run = <A>(f: (cache: Vela.Cache<V>) => Effect.Effect<A, unknown, never>): Promise<A> => {
     if (closed) return Promise.reject(closedError)
     const effect = cache === undefined ? Effect.flatMap(tag, f) : f(cache)
-    return runtime.runPromiseExit(effect).then((exit) => {
-      if (Exit.isSuccess(exit)) return exit.value
-      throw unwrap(Cause.squash(exit.cause))
-    })
+    return runtime.runPromiseExit(effect).then(settle)
+  }
+
+  /** Runs an operation that never waits (no fetch) synchronously where the store allows it. */
+  const runNow = <A>(f: (cache: Vela.Cache<V>) => Effect.Effect<A, unknown, never>): Promise<A> => {
+    if (closed || cache === undefined || unsafe?.synchronous !== true) return run(f)
+    try {
+      return Promise.resolve(settle(runtime.runSyncExit(f(cache))))
+    } catch (error) {
+      return Promise.reject(error)
+    }
   }
 
   /** The answer of the synchronous path, or `Unknown` when only the runtime can tell. */
@@ -175,17 +188,17 @@ export const createCache = <V = unknown, I = V>(options: CacheOptions<V, I> = {}
       } catch (error) {
         return Promise.reject(error)
       }
-      return run((c) => Effect.map(c.getOption(key), Option.getOrUndefined))
+      return runNow((c) => Effect.map(c.getOption(key), Option.getOrUndefined))
     },
-    getOrThrow: (key) => run((c) => c.get(key)),
-    put: (key, value, putOptions) => run((c) => c.put(key, value, putOptions)),
-    delete: (key) => run((c) => c.delete(key)),
-    exists: (key) => run((c) => c.exists(key)),
-    flush: () => run((c) => c.flush()),
-    size: () => run((c) => c.size()),
-    stats: () => run((c) => c.stats()),
+    getOrThrow: (key) => runNow((c) => c.get(key)),
+    put: (key, value, putOptions) => runNow((c) => c.put(key, value, putOptions)),
+    delete: (key) => runNow((c) => c.delete(key)),
+    exists: (key) => runNow((c) => c.exists(key)),
+    flush: () => runNow((c) => c.flush()),
+    size: () => runNow((c) => c.size()),
+    stats: () => runNow((c) => c.stats()),
     getOrFetch,
-    invalidateTag: (tag) => run((c) => c.invalidateTag(tag)),
+    invalidateTag: (tag) => runNow((c) => c.invalidateTag(tag)),
     subscribe: (listener) => {
       if (telemetry !== undefined) return telemetry.subscribe(listener)
       pendingListeners.add(listener)

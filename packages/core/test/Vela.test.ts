@@ -42,23 +42,21 @@ describe("Vela config", () => {
     }))
 
   it("defaults are the original's", () => {
-    {
-      const resolved = Vela.resolve({ name: "n" })
-      assert.isTrue(resolved._tag === "Right")
-      if (resolved._tag !== "Right") return
-      const { codec: _, ...rest } = resolved.right
-      assert.deepStrictEqual(rest, {
-        name: "n",
-        defaultTtl: Infinity,
-        maxSize: Infinity,
-        evictionPolicy: "ttl-only",
-        stampedeProtection: true,
-        stampedeTimeout: 5_000,
-        statsEnabled: true,
-        telemetryPrefix: ["vela", "cache"],
-        sweepInterval: 30_000
-      })
-    }
+    const resolved = Vela.resolve({ name: "n" })
+    assert.isTrue(resolved._tag === "Right")
+    if (resolved._tag !== "Right") return
+    const { codec: _, ...rest } = resolved.right
+    assert.deepStrictEqual(rest, {
+      name: "n",
+      defaultTtl: Infinity,
+      maxSize: Infinity,
+      evictionPolicy: "ttl-only",
+      stampedeProtection: true,
+      stampedeTimeout: 5_000,
+      statsEnabled: true,
+      telemetryPrefix: ["vela", "cache"],
+      sweepInterval: 30_000
+    })
   })
 
   it.effect("layer names the cache after its Tag", () =>

@@ -1,6 +1,7 @@
 /**
  * The in-memory store of one namespace: a `Map` of nodes, an expiry heap, an eviction policy and a
- * tag index, all synchronous, with `now` passed in. `Memory` and the near cache's L1 wrap it.
+ * tag index, all synchronous. `Memory` and the near cache's L1 wrap it. Time is read only for
+ * entries that expire, so a store without TTLs never asks the clock.
  *
  * Expiry: an entry is live while `now < expiresAt`. Reads check it, so an expired entry is never
  * returned; `sweep` pops the heap, so a tick costs O(expired · log n) and never scans the map.
@@ -28,6 +29,8 @@ class Node implements Entry, Eviction.PolicyNode {
 }
 
 export interface MemoryStoreOptions {
+  /** Epoch milliseconds. */
+  readonly now: () => number
   readonly maxSize: number
   readonly evictionPolicy: EvictionPolicy
   readonly onEvict: (count: number) => void
@@ -42,30 +45,32 @@ export class MemoryStore {
   readonly #maxSize: number
   readonly #onEvict: (count: number) => void
   readonly #onExpire: (count: number) => void
+  readonly #now: () => number
   #seq = 0
 
   constructor(options: MemoryStoreOptions) {
     this.#maxSize = options.maxSize
     this.#onEvict = options.onEvict
     this.#onExpire = options.onExpire
+    this.#now = options.now
     this.#policy = Eviction.make(options.evictionPolicy, options.maxSize, this.#heap as ExpiryHeap<any>)
   }
 
   /** The live entry for `key`; counts as a use. */
-  get(key: string, now: number): Entry | undefined {
-    const node = this.#live(key, now)
+  get(key: string): Entry | undefined {
+    const node = this.#live(key)
     if (node !== undefined) this.#policy.used(node, false)
     return node
   }
 
   /** The live entry for `key`, without counting as a use. */
-  peek(key: string, now: number): Entry | undefined {
-    return this.#live(key, now)
+  peek(key: string): Entry | undefined {
+    return this.#live(key)
   }
 
-  set(key: string, entry: Entry, now: number): void {
+  set(key: string, entry: Entry): void {
     const tags = entry.tags.length === 0 ? noTags : entry.tags
-    const node = this.#live(key, now)
+    const node = this.#live(key)
     if (node !== undefined) {
       this.#untag(node)
       if (node.expiresAt !== null) this.#heap.remove(node)
@@ -79,7 +84,7 @@ export class MemoryStore {
       this.#policy.used(node, true)
       return
     }
-    if (this.#map.size >= this.#maxSize) this.#makeRoom(now)
+    if (this.#map.size >= this.#maxSize) this.#makeRoom()
     const created = new Node(key, entry.value, entry.expiresAt, tags, entry.version, this.#seq++)
     this.#map.set(key, created)
     if (entry.expiresAt !== null) this.#heap.push(created)
@@ -88,11 +93,11 @@ export class MemoryStore {
   }
 
   /** Removes `key`; `true` when a live entry was removed. */
-  delete(key: string, now: number): boolean {
+  delete(key: string): boolean {
     const node = this.#map.get(key)
     if (node === undefined) return false
     this.#remove(node)
-    if (isExpired(node, now)) {
+    if (this.#expired(node)) {
       this.#onExpire(1)
       return false
     }
@@ -100,14 +105,14 @@ export class MemoryStore {
   }
 
   /** Removes every entry tagged `tag`; returns how many of them were live. */
-  invalidateTag(tag: string, now: number): number {
+  invalidateTag(tag: string): number {
     const nodes = this.#tags.get(tag)
     if (nodes === undefined) return 0
     let live = 0
     let expired = 0
     for (const node of Array.from(nodes)) {
       this.#remove(node)
-      if (isExpired(node, now)) expired++
+      if (this.#expired(node)) expired++
       else live++
     }
     if (expired > 0) this.#onExpire(expired)
@@ -115,7 +120,8 @@ export class MemoryStore {
   }
 
   /** Removes up to `budget` expired entries; returns how many it removed. */
-  sweep(now: number, budget: number): number {
+  sweep(budget: number): number {
+    const now = this.#now()
     let removed = 0
     for (let top = this.#heap.peek(); top !== undefined && removed < budget; top = this.#heap.peek()) {
       if (!isExpired(top, now)) break
@@ -127,14 +133,14 @@ export class MemoryStore {
   }
 
   /** Whether `sweep` would find anything to remove. */
-  hasExpired(now: number): boolean {
+  hasExpired(): boolean {
     const top = this.#heap.peek()
-    return top !== undefined && isExpired(top, now)
+    return top !== undefined && isExpired(top, this.#now())
   }
 
   /** Live entries; expired ones are removed first. */
-  size(now: number): number {
-    this.sweep(now, Infinity)
+  size(): number {
+    this.sweep(Infinity)
     return this.#map.size
   }
 
@@ -150,10 +156,10 @@ export class MemoryStore {
     return this.#map.keys()
   }
 
-  #live(key: string, now: number): Node | undefined {
+  #live(key: string): Node | undefined {
     const node = this.#map.get(key)
     if (node === undefined) return undefined
-    if (isExpired(node, now)) {
+    if (this.#expired(node)) {
       this.#remove(node)
       this.#onExpire(1)
       return undefined
@@ -161,13 +167,17 @@ export class MemoryStore {
     return node
   }
 
-  #makeRoom(now: number): void {
+  #makeRoom(): void {
     // An expired entry is the cheapest room there is, and removing it is not an eviction.
-    if (this.sweep(now, 1) > 0) return
+    if (this.sweep(1) > 0) return
     const victim = this.#policy.victim() as Node | undefined
     if (victim === undefined) return
     this.#remove(victim)
     this.#onEvict(1)
+  }
+
+  #expired(node: Node): boolean {
+    return node.expiresAt !== null && node.expiresAt <= this.#now()
   }
 
   #remove(node: Node): void {

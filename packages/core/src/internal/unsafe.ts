@@ -14,6 +14,8 @@ export const Miss: unique symbol = Symbol("@vela/core/Miss")
 export interface UnsafeCache {
   readonly name: string
   readonly clock: Clock.Clock
+  /** Every operation but a fetch completes synchronously (an in-memory store, no network). */
+  readonly synchronous: boolean
   /** A closed cache or an invalid key, as the failure any call would get. */
   readonly check: (key: unknown) => CacheError | undefined
   /** Counts hits and authoritative misses and emits their events; the rest is `Unknown`. */

@@ -1,0 +1,96 @@
+/**
+ * get_bench, the original's `benchmarks/get_bench.exs`: hit, miss, put and getOrFetch (hit) through
+ * the Effect API and the Promise facade, beside `lru-cache` and Effect's own `Cache` in the same run.
+ * 10,000 keys preloaded, read round-robin. Run: `npm run bench` (or `node --expose-gc
+ * packages/bench/dist/get_bench.js` after `npm run build`).
+ */
+import { Local, Memory, Vela } from "@vela/core"
+import { createCache } from "@vela/core/promise"
+import { Cache, Duration, Effect, Layer } from "effect"
+import { LRUCache } from "lru-cache"
+import { fileURLToPath } from "node:url"
+import type { Measurement } from "./internal/measure.js"
+import { measure, table } from "./internal/measure.js"
+
+const KEYS = 10_000
+const OPS = 200_000
+const keys = Array.from({ length: KEYS }, (_, i) => `key:${i}`)
+const missing = Array.from({ length: KEYS }, (_, i) => `missing:${i}`)
+
+/** Fails loudly when a contender returns something other than the value it was given. */
+const check = (name: string, actual: unknown, expected: unknown) => {
+  if (actual !== expected) throw new Error(`${name} returned ${String(actual)}, expected ${String(expected)}`)
+}
+
+const effectApi = async (): Promise<Array<Measurement>> => {
+  return Effect.runPromise(Effect.scoped(
+    Effect.gen(function*() {
+      const vela = yield* Vela.make<number>({ name: "bench" })
+      const effectCache = yield* Cache.make({
+        capacity: KEYS * 2,
+        timeToLive: Duration.infinity,
+        lookup: (key: string) => Effect.succeed(Number(key.slice(4)))
+      })
+      for (let i = 0; i < KEYS; i++) {
+        yield* vela.put(keys[i], i)
+        yield* effectCache.get(keys[i])
+      }
+      check("vela get", yield* vela.get(keys[7]), 7)
+      check("Effect Cache get", yield* effectCache.get(keys[7]), 7)
+      const fetch = (key: string) => Effect.succeed(Number(key.slice(4)))
+      const inFiber = (name: string, op: (i: number) => Effect.Effect<unknown, unknown>) =>
+        Effect.promise(() =>
+          measure(name, OPS, () =>
+            Effect.runPromise(Effect.gen(function*() {
+              for (let i = 0; i < OPS; i++) yield* op(i % KEYS)
+            })))
+        )
+      return [
+        yield* inFiber("Vela (Effect) get hit", (i) => vela.get(keys[i])),
+        yield* inFiber("Vela (Effect) getOption miss", (i) => vela.getOption(missing[i])),
+        yield* inFiber("Vela (Effect) put", (i) => vela.put(keys[i], i)),
+        yield* inFiber("Vela (Effect) getOrFetch hit", (i) => vela.getOrFetch(keys[i], fetch)),
+        yield* inFiber("Effect Cache.get hit", (i) => effectCache.get(keys[i]))
+      ]
+    }).pipe(Effect.provide(Local.layer.pipe(Layer.provide(Memory.layer()))))
+  ))
+}
+
+const promiseApi = async (): Promise<Array<Measurement>> => {
+  const vela = createCache<number>({ name: "bench" })
+  const lru = new LRUCache<string, number>({ max: KEYS * 2 })
+  const map = new Map<string, number>()
+  for (let i = 0; i < KEYS; i++) {
+    await vela.put(keys[i], i)
+    lru.set(keys[i], i)
+    map.set(keys[i], i)
+  }
+  check("facade get", await vela.get(keys[7]), 7)
+  check("lru-cache get", lru.get(keys[7]), 7)
+  const awaited = (name: string, op: (i: number) => unknown) =>
+    measure(name, OPS, async () => {
+      for (let i = 0; i < OPS; i++) await op(i % KEYS)
+    })
+  const rows = [
+    await awaited("Vela (facade) await get hit", (i) => vela.get(keys[i])),
+    await awaited("Vela (facade) await get miss", (i) => vela.get(missing[i])),
+    await awaited("Vela (facade) await put", (i) => vela.put(keys[i], i)),
+    await awaited("Vela (facade) await getOrFetch hit", (i) => vela.getOrFetch(keys[i], () => i)),
+    await awaited("lru-cache await get hit", (i) => lru.get(keys[i])),
+    await awaited("lru-cache await set", (i) => lru.set(keys[i], i)),
+    await awaited("Map await get (floor)", (i) => map.get(keys[i]))
+  ]
+  await vela.close()
+  return rows
+}
+
+export const run = async (): Promise<string> => {
+  const effect = await effectApi()
+  const promise = await promiseApi()
+  return [
+    table("get_bench: Effect API, in a running fiber", effect, "Effect Cache.get hit"),
+    table("get_bench: Promise API, one await per call", promise, "lru-cache await get hit")
+  ].join("\n")
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) console.log(await run())
