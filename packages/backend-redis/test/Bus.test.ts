@@ -1,0 +1,113 @@
+import { assert, describe, layer } from "@effect/vitest"
+import type { NearCache } from "@vela/core"
+import { Codec } from "@vela/core"
+import { Effect, Either, Option } from "effect"
+import * as Entry from "../src/internal/entry.js"
+import { Keyspace } from "../src/internal/keys.js"
+import { cacheOn, eventually, failureTag, promise, rawClient, uniqueName } from "./utils/caches.js"
+import * as RedisServer from "./utils/RedisServer.js"
+
+// The near caches keep entries for an hour: the only way B stops serving a value is the bus.
+const near: NearCache.NearCacheOptions = { ttl: "1 hour" }
+
+const pair = (url: string, label: string) =>
+  Effect.gen(function*() {
+    const name = uniqueName(label)
+    const a = yield* cacheOn<string>({ url }, { name }, near)
+    const b = yield* cacheOn<string>({ url }, { name }, near)
+    const raw = yield* rawClient(url)
+    const keys = new Keyspace("vela:", name, 1)
+    /** Removes `key` from Redis behind every cache's back (no bus message): only an L1 still has it. */
+    const dropBehind = (key: string) => promise(() => raw.del(keys.entry(key)))
+    /**
+     * Writes `key` straight into Redis (no bus message), then has B read it into its L1 and removes
+     * it again: from then on only B's L1 holds it, and only a bus message can take it away.
+     */
+    const intoL1 = (key: string, value: string, tags: ReadonlyArray<string> = []) =>
+      Effect.gen(function*() {
+        const payload = Either.getOrThrow(Entry.encode(Codec.json, key, { value, expiresAt: null, tags, version: 0 }))
+        yield* promise(() => raw.set(keys.entry(key), payload))
+        for (const tag of tags) yield* promise(() => raw.sadd(keys.tagSet(tag, 0), keys.entry(key)))
+        const first = yield* Effect.option(b.get(key))
+        yield* dropBehind(key)
+        const second = yield* Effect.option(b.get(key))
+        if (tags.length > 0) yield* promise(() => raw.set(keys.entry(key), payload))
+        return Option.getOrUndefined(first) === value && Option.getOrUndefined(second) === value
+      })
+    const onlyInL1 = (key: string, value: string, tags: ReadonlyArray<string> = []) =>
+      Effect.map(intoL1(key, value, tags), (held) => assert.isTrue(held, `B serves ${key} from its L1`))
+    return { a, b, raw, keys, dropBehind, intoL1, onlyInL1 }
+  })
+
+describe("invalidation bus", () => {
+  layer(RedisServer.layer, { excludeTestServices: true })((it) => {
+    it.scoped("a write, delete, tag invalidation or flush in A drops B's near-cache entry", () =>
+      Effect.gen(function*() {
+        const server = yield* RedisServer.RedisServer
+        const { a, b, onlyInL1 } = yield* pair(server.url, "coherent")
+        const read = (key: string) => Effect.map(b.getOption(key), Option.getOrUndefined)
+
+        yield* onlyInL1("k", "v1")
+        yield* a.put("k", "v2")
+        assert.strictEqual(yield* eventually(read("k"), (v) => v === "v2"), "v2")
+
+        yield* onlyInL1("gone", "v3")
+        yield* a.delete("gone")
+        assert.isUndefined(yield* eventually(read("gone"), (v) => v === undefined))
+
+        // Tagged entries are put back in Redis too, so invalidateTag finds and counts them.
+        yield* onlyInL1("t1", "tagged", ["group"])
+        yield* onlyInL1("t2", "other")
+        assert.strictEqual(yield* a.invalidateTag("group"), 1)
+        assert.isUndefined(yield* eventually(read("t1"), (v) => v === undefined))
+        assert.strictEqual(yield* b.get("t2"), "other", "an untagged entry stays in B's L1")
+
+        yield* a.flush()
+        assert.isUndefined(yield* eventually(read("t2"), (v) => v === undefined))
+      }))
+
+    it.scoped("B's own writes do not echo back; a lost message (a sequence gap) flushes B's L1", () =>
+      Effect.gen(function*() {
+        const server = yield* RedisServer.RedisServer
+        const { b, keys, onlyInL1, raw } = yield* pair(server.url, "gap")
+        yield* onlyInL1("x", "1")
+        yield* onlyInL1("y", "2")
+        yield* b.put("z", "3")
+        assert.strictEqual(yield* b.get("z"), "3")
+        yield* promise(() => raw.del(keys.entry("z")))
+        assert.strictEqual(yield* b.get("z"), "3", "B's own write stays in its L1")
+        const publish = (seq: number, key: string) =>
+          promise(() => raw.publish(keys.channel, JSON.stringify({ p: "elsewhere", b: 0, s: seq, k: [key] })))
+        yield* publish(1, "unrelated")
+        yield* publish(2, "y")
+        assert.isUndefined(
+          yield* eventually(Effect.map(b.getOption("y"), Option.getOrUndefined), (v) => v === undefined)
+        )
+        assert.strictEqual(yield* b.get("x"), "1", "in order: only y was dropped")
+        yield* publish(4, "unrelated")
+        assert.isUndefined(
+          yield* eventually(Effect.map(b.getOption("x"), Option.getOrUndefined), (v) => v === undefined)
+        )
+      }))
+
+    it.scoped("a dropped bus connection clears and bypasses L1 until it is back", () =>
+      Effect.gen(function*() {
+        const server = yield* RedisServer.RedisServer
+        const { a, b, intoL1, onlyInL1 } = yield* pair(server.url, "outage")
+        yield* onlyInL1("k", "v")
+        yield* server.stop
+        // With Redis gone, B must not answer from L1: it reports the outage.
+        assert.strictEqual(yield* eventually(failureTag(b.get("k")), (tag) => tag === "BackendError"), "BackendError")
+        yield* server.start
+        // Back (empty, as the server keeps nothing): B sees that, not its old L1 entry.
+        assert.strictEqual(yield* eventually(failureTag(b.get("k")), (tag) => tag !== "BackendError"), "NotFound")
+        // L1 serves again once the bus is back.
+        yield* eventually(intoL1("k", "after"), (held) => held)
+        yield* a.put("k", "again")
+        assert.strictEqual(
+          yield* eventually(Effect.map(b.getOption("k"), Option.getOrUndefined), (v) => v === "again"),
+          "again"
+        )
+      }))
+  })
+})
