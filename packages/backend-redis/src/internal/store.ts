@@ -295,8 +295,13 @@ export const open = (
           const attemptOnce: Effect.Effect<A, E | CacheError | FetchTimeout, R> = Effect.flatMap(
             acquire,
             (won) =>
-              won === "OK" ? lead : Effect.flatMap(get(key), (entry) => {
-                if (Option.isSome(entry)) return Effect.succeed(entry.value.value as A)
+              // Read first either way: the value may have landed since the miss that brought us here.
+              Effect.flatMap(get(key), (entry) => {
+                if (Option.isSome(entry)) {
+                  const value = Effect.succeed(entry.value.value as A)
+                  return won === "OK" ? Effect.zipRight(release, value) : value
+                }
+                if (won === "OK") return lead
                 const left = deadline - Date.now()
                 if (left <= 0) return Effect.fail(new FetchTimeout({ key, timeout: timeoutMillis }))
                 return Effect.zipRight(waitFor(Math.min(left, pollMillis)), attemptOnce)
