@@ -136,7 +136,7 @@ describe("Sqlite across processes", () => {
 
   const uid = process.getuid?.()
   it.scopedLive.skipIf(uid === undefined)(
-    "a read-only file is a BackendError at open, not at the first put",
+    "read-only and unreadable files are a BackendError at open, not at the first put",
     () =>
       Effect.gen(function*() {
         const dir = yield* tempDir
@@ -151,6 +151,15 @@ describe("Sqlite across processes", () => {
         assert.include(["configure", "migrate"], opened.operation)
         assert.include(opened.message, file)
         assert.include(opened.message, "readonly")
+
+        // A file the process may not read at all fails at the first step.
+        const unreadable = path.join(dir, "unreadable.db")
+        fs.copyFileSync(file, unreadable)
+        fs.chmodSync(unreadable, 0o000)
+        const refused = last(yield* runChild(["open", unreadable], as, 2))
+        assert.strictEqual(refused.error, "BackendError")
+        assert.strictEqual(refused.operation, "open")
+        assert.include(refused.message, unreadable)
       }),
     60_000
   )
