@@ -31,7 +31,6 @@ import type { RpcGroup } from "@effect/rpc"
 import { BackendError, ConfigError, NodeUnavailable } from "@vela/core"
 import type { Duration, Scope } from "effect"
 import {
-  Clock,
   Context,
   Deferred,
   Effect,
@@ -47,6 +46,7 @@ import {
   SubscriptionRef
 } from "effect"
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto"
+import { live } from "./internal/live.js"
 import * as Check from "./internal/options.js"
 import type { Change, LeaseOutcome, MemberRecord, Op, OpResult } from "./internal/protocol.js"
 import { RemoteFailure, Rpcs, serialization, Unauthorized } from "./internal/protocol.js"
@@ -77,9 +77,18 @@ export type Client = RpcClient.RpcClient<RpcGroup.Rpcs<typeof Rpcs>, RpcClientEr
 
 /** What a topology serves to peers: the cache operations of `Rpcs`, namespaced. */
 export interface Service {
-  readonly batch: (now: number, ops: ReadonlyArray<Op>) => Effect.Effect<ReadonlyArray<OpResult>, RemoteFailure>
-  readonly invalidateTag: (now: number, ns: string, tag: string) => Effect.Effect<ReadonlyArray<string>, RemoteFailure>
-  readonly clear: (ns: string) => Effect.Effect<void, RemoteFailure>
+  readonly batch: (
+    from: string,
+    now: number,
+    ops: ReadonlyArray<Op>
+  ) => Effect.Effect<ReadonlyArray<OpResult>, RemoteFailure>
+  readonly invalidateTag: (
+    from: string,
+    now: number,
+    ns: string,
+    tag: string
+  ) => Effect.Effect<ReadonlyArray<string>, RemoteFailure>
+  readonly clear: (from: string, ns: string) => Effect.Effect<void, RemoteFailure>
   readonly size: (now: number, ns: string, members: ReadonlyArray<string>) => Effect.Effect<number, RemoteFailure>
   readonly lease: (ns: string, key: string, timeout: number) => Effect.Effect<LeaseOutcome, RemoteFailure>
   readonly release: (ns: string, key: string) => Effect.Effect<void, RemoteFailure>
@@ -123,8 +132,6 @@ export const layer = (options: ClusterNodeOptions): Layer.Layer<ClusterNode, Con
   Layer.scoped(ClusterNode, make(options))
 
 // internal
-
-const live = Clock.make()
 
 interface PeerState {
   incarnation: number
@@ -223,8 +230,16 @@ const makeNode = (options: ClusterNodeOptions) =>
         Effect.fail(new Unauthorized({ reason: "authenticate first" }))
       )
     }
-    const served = <A>(clientId: number, rpc: string, f: (service: Service) => Effect.Effect<A, RemoteFailure>) =>
-      authenticated(clientId, rpc, () => service === undefined ? Effect.fail(noService) : f(service))
+    const served = <A>(
+      clientId: number,
+      rpc: string,
+      f: (service: Service, from: string) => Effect.Effect<A, RemoteFailure>
+    ) =>
+      authenticated(
+        clientId,
+        rpc,
+        () => service === undefined ? Effect.fail(noService) : f(service, connections.get(clientId)!.member!.id)
+      )
 
     const handlers = yield* Rpcs.toHandlersContext({
       Hello: ({ nonce }, { clientId }) =>
@@ -259,15 +274,15 @@ const makeNode = (options: ClusterNodeOptions) =>
             return view()
           })),
       Leave: ({ member }, { clientId }) => authenticated(clientId, "Leave", () => Effect.sync(() => left(member))),
-      Batch: ({ now, ops }, { clientId }) => served(clientId, "Batch", (s) => s.batch(now, ops)),
+      Batch: ({ now, ops }, { clientId }) => served(clientId, "Batch", (s, from) => s.batch(from, now, ops)),
       InvalidateTag: ({ now, ns, tag }, { clientId }) =>
-        served(clientId, "InvalidateTag", (s) => s.invalidateTag(now, ns, tag)),
-      Clear: ({ ns }, { clientId }) => served(clientId, "Clear", (s) => s.clear(ns)),
+        served(clientId, "InvalidateTag", (s, from) => s.invalidateTag(from, now, ns, tag)),
+      Clear: ({ ns }, { clientId }) => served(clientId, "Clear", (s, from) => s.clear(from, ns)),
       Size: ({ members, now, ns }, { clientId }) => served(clientId, "Size", (s) => s.size(now, ns, members)),
       Lease: ({ key, ns, timeout }, { clientId }) => served(clientId, "Lease", (s) => s.lease(ns, key, timeout)),
       Release: ({ key, ns }, { clientId }) => served(clientId, "Release", (s) => s.release(ns, key)),
       Invalidate: ({ change, ns }, { clientId }) =>
-        served(clientId, "Invalidate", (s) => s.invalidate(connections.get(clientId)?.member?.id ?? "", ns, change))
+        served(clientId, "Invalidate", (s, from) => s.invalidate(from, ns, change))
     })
     yield* RpcServer.make(Rpcs, { disableTracing: true, concurrency: "unbounded" }).pipe(
       Effect.provide(handlers),

@@ -1,2 +1,3 @@
 export * as ClusterNode from "./ClusterNode.js"
 export * as HashRing from "./HashRing.js"
+export * as Partitioned from "./Partitioned.js"

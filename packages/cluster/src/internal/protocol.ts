@@ -32,9 +32,11 @@ export type WireEntry = typeof WireEntry.Type
 
 /** One key operation of a batch. `ns` is the cache's namespace. */
 export const Op = Schema.Union(
-  Schema.TaggedStruct("Get", { ns: Schema.String, key: Schema.String }),
+  /** `watch`: the reader keeps the value in a near cache; tell it when the key changes. */
+  Schema.TaggedStruct("Get", { ns: Schema.String, key: Schema.String, watch: Schema.Boolean }),
   Schema.TaggedStruct("Has", { ns: Schema.String, key: Schema.String }),
-  Schema.TaggedStruct("Set", { ns: Schema.String, key: Schema.String, entry: WireEntry }),
+  /** `ifAbsent`: a handoff copy, which must not overwrite a newer write. */
+  Schema.TaggedStruct("Set", { ns: Schema.String, key: Schema.String, entry: WireEntry, ifAbsent: Schema.Boolean }),
   Schema.TaggedStruct("Delete", { ns: Schema.String, key: Schema.String })
 )
 export type Op = typeof Op.Type

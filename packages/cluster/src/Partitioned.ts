@@ -1,0 +1,639 @@
+/**
+ * The partitioned topology: each key lives on its owner by the `HashRing` of live members, plus
+ * `replicas` copies on the next distinct members. Reads go to the owner, then to a replica;
+ * writes are acknowledged once the owner and every replica applied them.
+ *
+ * Wire: values cross the wire as text encoded with the cache's codec, and holders keep that text
+ * in their `Backend` (opened with a text codec), so a node can hold a namespace no cache of its own
+ * has opened. The requester decodes what it reads. Every request carries the requester's time;
+ * holders decide expiry by it (see `RequestClock`), so all holders agree with the writer.
+ *
+ * Counting: `size` asks every member for the live keys it owns by the requester's ring, and
+ * `invalidateTag` for the live keys it removed, which are counted once across replicas.
+ *
+ * Concurrency: operations to one peer in one event-loop turn share one `Batch` RPC. Stampede
+ * protection is cluster-wide: `singleFlight` takes a lease for the key on its owner, so one node
+ * in the cluster fetches and the others wait for its value.
+ *
+ * Failure: a holder that cannot be reached is skipped by reads and fails writes with
+ * `NodeUnavailable` until failure detection drops it from the ring; then its first replica is the
+ * owner (the ring keeps the order of the remaining holders), so with `replicas: n` losing n nodes
+ * loses no acknowledged write.
+ *
+ * Membership changes: when the ring changes, every node sends the keys it holds to their new
+ * holders (a copy that never overwrites a newer write) and drops the keys it no longer holds. For a
+ * while after a change, a read that misses on the owner also asks the owner of the previous ring,
+ * so reads stay correct while entries move.
+ * Invariant: in a settled ring, every live key is held by exactly its `1 + replicas` holders.
+ *
+ * Near caches: a holder remembers which nodes read a key for a near cache and tells them when the
+ * key changes; tag invalidations and flushes reach every node; a node that loses every peer emits
+ * `Disconnected`, so a near cache over it stops serving what it cannot verify.
+ */
+import type { CacheError, Codec } from "@vela/core"
+import { Backend, BackendError, CodecError, ConfigError, FetchTimeout, NodeUnavailable, Topology } from "@vela/core"
+import {
+  Deferred,
+  Effect,
+  Either,
+  Exit,
+  FiberId,
+  Layer,
+  Option,
+  PubSub,
+  Runtime,
+  Schedule,
+  Scope,
+  Stream
+} from "effect"
+import * as ClusterNode from "./ClusterNode.js"
+import * as HashRing from "./HashRing.js"
+import * as Batcher from "./internal/batcher.js"
+import { KeyIndex } from "./internal/keyIndex.js"
+import { live } from "./internal/live.js"
+import * as Check from "./internal/options.js"
+import type { Change, LeaseOutcome, Op, OpResult, WireEntry } from "./internal/protocol.js"
+import { RemoteFailure } from "./internal/protocol.js"
+import { RequestClock } from "./internal/requestClock.js"
+
+export interface PartitionedOptions {
+  /** Copies of each key beyond its owner (default 1). */
+  readonly replicas?: number | undefined
+  /** Points per member on the hash ring (default 128). */
+  readonly virtualNodes?: number | undefined
+  /** How long after a membership change reads that miss also ask the previous owner. Default 10 s. */
+  readonly handoffGrace?: number | undefined
+}
+
+export const layer = (
+  options: PartitionedOptions = {}
+): Layer.Layer<Topology.Topology, ConfigError, Backend.Backend | ClusterNode.ClusterNode> =>
+  Layer.scoped(Topology.Topology, make(options))
+
+/** The topology on the `ClusterNode` and `Backend` in context, serving peers while the scope is open. */
+export const make = (
+  options: PartitionedOptions = {}
+): Effect.Effect<Topology.Topology["Type"], ConfigError, Backend.Backend | ClusterNode.ClusterNode | Scope.Scope> =>
+  Effect.gen(function*() {
+    const replicas = yield* Check.count("replicas", options.replicas ?? 1)
+    const virtualNodes = yield* Check.count("virtualNodes", options.virtualNodes ?? 128)
+    if (virtualNodes < 1) return yield* new ConfigError({ field: "virtualNodes", reason: "expected at least 1" })
+    const grace = options.handoffGrace ?? 10_000
+    const backend = yield* Backend.Backend
+    const node = yield* ClusterNode.ClusterNode
+    const scope = yield* Effect.scope
+    const runtime = yield* Effect.withClock(Effect.runtime<never>(), live)
+    const runFork = Runtime.runFork(runtime)
+    const batcher = Batcher.make(node, runtime)
+    const self = node.id
+    const copies = 1 + replicas
+
+    // Ring
+
+    let ring = HashRing.make(yield* node.members.get, { virtualNodes })
+    let previous: HashRing.HashRing | undefined
+    let changedAt = 0
+    const rings = new Map<string, HashRing.HashRing>()
+    const ringOf = (members: ReadonlyArray<string>) => {
+      const key = members.join("\n")
+      let found = rings.get(key)
+      if (found === undefined) {
+        if (rings.size > 16) rings.clear()
+        rings.set(key, found = HashRing.make(members, { virtualNodes }))
+      }
+      return found
+    }
+
+    // Namespaces held on this node
+
+    interface Space {
+      readonly name: string
+      readonly store: Backend.Store
+      readonly clock: RequestClock
+      readonly index: KeyIndex
+      readonly leases: Map<string, Deferred.Deferred<void>>
+      /** Nodes that read a key into a near cache. */
+      readonly readers: Map<string, Set<string>>
+      readonly changes: PubSub.PubSub<Backend.Invalidation>
+      watchers: number
+    }
+    const spaces = new Map<string, Deferred.Deferred<Space, BackendError | ConfigError>>()
+
+    const openSpace = (name: string, open?: Backend.OpenOptions): Effect.Effect<Space, BackendError | ConfigError> =>
+      Effect.suspend(() => {
+        const existing = spaces.get(name)
+        if (existing !== undefined) return Deferred.await(existing)
+        const deferred = Deferred.unsafeMake<Space, BackendError | ConfigError>(FiberId.none)
+        spaces.set(name, deferred)
+        const clock = new RequestClock(open?.clock.unsafeCurrentTimeMillis() ?? live.unsafeCurrentTimeMillis(), live)
+        const build = Effect.gen(function*() {
+          const store = yield* backend.open({
+            namespace: name,
+            clock,
+            codec: text,
+            maxSize: open?.maxSize ?? Infinity,
+            evictionPolicy: open?.evictionPolicy ?? "ttl-only",
+            onEvict: open?.onEvict ?? noop,
+            onExpire: open?.onExpire ?? noop
+          })
+          const changes = yield* PubSub.unbounded<Backend.Invalidation>()
+          return {
+            name,
+            store,
+            clock,
+            index: new KeyIndex(),
+            leases: new Map(),
+            readers: new Map(),
+            changes,
+            watchers: 0
+          } satisfies Space
+        })
+        return Effect.onExit(Effect.provideService(build, Scope.Scope, scope), (exit) => {
+          if (Exit.isFailure(exit)) spaces.delete(name)
+          return Deferred.done(deferred, exit)
+        })
+      })
+
+    const failure = (operation: string, cause: unknown) =>
+      new RemoteFailure({ message: `${operation} failed on ${self}: ${describe(cause)}`, cause })
+
+    /** Applies one key operation to this node's store, at the requester's time. */
+    const apply = (space: Space, from: string, now: number, op: Op): Effect.Effect<OpResult> => {
+      const { clock, index, store } = space
+      clock.now = now
+      const settle = <A>(self: Effect.Effect<A, CacheError>, f: (a: A) => OpResult) =>
+        Effect.catchAll(
+          Effect.map(self, f),
+          (error) => Effect.succeed<OpResult>({ _tag: "Failed", message: describe(error) })
+        )
+      switch (op._tag) {
+        case "Get":
+          return settle(store.get(op.key), (entry) => {
+            if (Option.isNone(entry)) return missing
+            if (op.watch && from !== self) addReader(space, op.key, from)
+            return { _tag: "Found", entry: toWire(entry.value) }
+          })
+        case "Has":
+          return settle(store.has(op.key), (value) => ({ _tag: "Bool", value }))
+        case "Set": {
+          const write = Effect.flatMap(store.set(op.key, fromWire(op.entry)), () =>
+            Effect.sync(() => {
+              index.set(op.key, op.entry.expiresAt, op.entry.tags)
+              changed(space, from, op.key)
+            }))
+          const guarded = op.ifAbsent
+            ? Effect.flatMap(store.has(op.key), (present) => present ? Effect.void : write)
+            : write
+          return settle(guarded, () => done)
+        }
+        case "Delete":
+          return settle(store.delete(op.key), (removed) => {
+            index.delete(op.key)
+            changed(space, from, op.key)
+            return { _tag: "Bool", value: removed }
+          })
+      }
+    }
+
+    // Near caches
+
+    const addReader = (space: Space, key: string, reader: string) => {
+      let readers = space.readers.get(key)
+      if (readers === undefined) space.readers.set(key, readers = new Set())
+      readers.add(reader)
+    }
+
+    const pendingInvalidations = new Map<string, Map<string, Set<string>>>()
+    /** A key changed on this node: tell its local near caches and the nodes that read it. */
+    const changed = (space: Space, from: string, key: string) => {
+      if (from !== self && space.watchers > 0) runFork(PubSub.publish(space.changes, { _tag: "Keys", keys: [key] }))
+      const readers = space.readers.get(key)
+      if (readers === undefined) return
+      space.readers.delete(key)
+      for (const reader of readers) {
+        if (reader === from || reader === self) continue
+        let byNs = pendingInvalidations.get(reader)
+        if (byNs === undefined) {
+          pendingInvalidations.set(reader, byNs = new Map())
+          setImmediate(flushInvalidations, reader)
+        }
+        let keys = byNs.get(space.name)
+        if (keys === undefined) byNs.set(space.name, keys = new Set())
+        keys.add(key)
+      }
+    }
+    const flushInvalidations = (reader: string) => {
+      const byNs = pendingInvalidations.get(reader)
+      pendingInvalidations.delete(reader)
+      if (byNs === undefined) return
+      for (const [ns, keys] of byNs) {
+        runFork(
+          Effect.ignore(
+            node.call(reader, (client) => client.Invalidate({ ns, change: { _tag: "Keys", keys: Array.from(keys) } }))
+          )
+        )
+      }
+    }
+
+    const notify = (ns: string, from: string, change: Change) =>
+      Effect.suspend(() => {
+        if (from === self) return Effect.void
+        const deferred = spaces.get(ns)
+        if (deferred === undefined) return Effect.void
+        return Effect.flatMap(Deferred.await(deferred), (space) =>
+          space.watchers > 0 ? PubSub.publish(space.changes, change) : Effect.void)
+      }).pipe(Effect.ignore)
+
+    // What this node serves
+
+    const invalidateTagHere = (space: Space, now: number, tag: string) =>
+      Effect.gen(function*() {
+        space.clock.now = now
+        const live: Array<string> = []
+        for (const key of space.index.tagged(tag)) {
+          if (yield* space.store.has(key)) live.push(key)
+          space.index.delete(key)
+        }
+        yield* space.store.invalidateTag(tag)
+        return live
+      })
+
+    const sizeHere = (space: Space, now: number, view: HashRing.HashRing) =>
+      Effect.gen(function*() {
+        space.clock.now = now
+        let count = 0
+        for (const key of space.index.live(now)) {
+          if (HashRing.owner(view, key) !== self) continue
+          if (yield* space.store.has(key)) count++
+          else space.index.delete(key)
+        }
+        return count
+      })
+
+    const clearHere = (space: Space) =>
+      Effect.tap(space.store.clear, () => {
+        space.index.clear()
+        space.readers.clear()
+      })
+
+    const leaseHere = (space: Space, key: string, timeout: number): Effect.Effect<LeaseOutcome> =>
+      Effect.suspend(() => {
+        const running = space.leases.get(key)
+        if (running !== undefined) {
+          return Deferred.await(running).pipe(
+            Effect.as("done" as const),
+            Effect.timeoutTo({ duration: timeout, onTimeout: () => "timeout" as const, onSuccess: (a) => a }),
+            Effect.withClock(live)
+          )
+        }
+        const lease = Deferred.unsafeMake<void>(FiberId.none)
+        space.leases.set(key, lease)
+        // A winner that dies never releases: the lease lapses after the timeout.
+        runFork(Effect.delay(releaseHere(space, key, lease), timeout))
+        return Effect.succeed("won" as const)
+      })
+
+    const releaseHere = (space: Space, key: string, lease?: Deferred.Deferred<void>) =>
+      Effect.suspend(() => {
+        const running = space.leases.get(key)
+        if (running === undefined || (lease !== undefined && running !== lease)) return Effect.void
+        space.leases.delete(key)
+        return Deferred.succeed(running, undefined)
+      })
+
+    const remote = <A>(operation: string, self: Effect.Effect<A, CacheError | BackendError | ConfigError>) =>
+      Effect.mapError(self, (cause) => failure(operation, cause))
+
+    yield* node.serve({
+      batch: (from, now, ops) =>
+        Effect.forEach(ops, (op) =>
+          Effect.flatMap(
+            Effect.either(openSpace(op.ns)),
+            (space) =>
+              Either.isRight(space)
+                ? apply(space.right, from, now, op)
+                : Effect.succeed<OpResult>({ _tag: "Failed", message: describe(space.left) })
+          )),
+      invalidateTag: (from, now, ns, tag) =>
+        remote(
+          "invalidateTag",
+          Effect.flatMap(openSpace(ns), (space) => invalidateTagHere(space, now, tag))
+        ).pipe(Effect.tap(() => notify(ns, from, { _tag: "Tag", tag }))),
+      clear: (from, ns) =>
+        remote("clear", Effect.flatMap(openSpace(ns), clearHere)).pipe(
+          Effect.tap(() => notify(ns, from, { _tag: "Flush" }))
+        ),
+      size: (now, ns, members) =>
+        remote("size", Effect.flatMap(openSpace(ns), (space) => sizeHere(space, now, ringOf(members)))),
+      lease: (ns, key, timeout) =>
+        remote("lease", Effect.flatMap(openSpace(ns), (space) => leaseHere(space, key, timeout))),
+      release: (ns, key) => remote("release", Effect.flatMap(openSpace(ns), (space) => releaseHere(space, key))),
+      invalidate: (from, ns, change) => notify(ns, from, change)
+    })
+
+    // Membership changes
+
+    const rebalance = (before: HashRing.HashRing, after: HashRing.HashRing) =>
+      Effect.forEach(
+        Array.from(spaces.values()),
+        (deferred) =>
+          Effect.flatMap(Effect.either(Deferred.await(deferred)), (opened) =>
+            Either.isLeft(opened) ? Effect.void : handoff(opened.right, before, after)),
+        { discard: true }
+      )
+
+    const handoff = (space: Space, before: HashRing.HashRing, after: HashRing.HashRing) =>
+      Effect.forEach(space.index.live(space.clock.now), (key) =>
+        Effect.gen(function*() {
+          const was = HashRing.holders(before, key, copies)
+          const now = HashRing.holders(after, key, copies)
+          const targets = now.filter((m) => m !== self && !was.includes(m))
+          const keep = now.includes(self)
+          if (targets.length === 0 && keep) return
+          const entry = yield* Effect.either(space.store.get(key))
+          if (Either.isLeft(entry) || Option.isNone(entry.right)) {
+            space.index.delete(key)
+            return
+          }
+          const op: Op = { _tag: "Set", ns: space.name, key, entry: toWire(entry.right.value), ifAbsent: true }
+          const sent = yield* Effect.either(
+            Effect.forEach(targets, (peer) => batcher.run(peer, space.clock.now, op), { concurrency: "unbounded" })
+          )
+          if (!keep && Either.isRight(sent) && sent.right.every((r) => r._tag !== "Failed")) {
+            yield* Effect.ignore(space.store.delete(key))
+            space.index.delete(key)
+          }
+        }), { concurrency: 64, discard: true })
+
+    yield* node.members.changes.pipe(
+      Stream.runForEach((members) =>
+        Effect.suspend(() => {
+          const next = HashRing.withMembers(ring, members)
+          if (next === ring) return Effect.void
+          const before = ring
+          previous = before
+          ring = next
+          changedAt = live.unsafeCurrentTimeMillis()
+          const alone = members.length === 1
+          const wasAlone = before.members.length === 1
+          const connection: Backend.Invalidation | undefined = alone && !wasAlone
+            ? { _tag: "Disconnected" }
+            : !alone && wasAlone
+            ? { _tag: "Connected" }
+            : undefined
+          return Effect.zipRight(
+            connection === undefined ?
+              Effect.void :
+              Effect.forEach(Array.from(spaces.values()), (deferred) =>
+                Effect.flatMap(Deferred.await(deferred), (space) =>
+                  PubSub.publish(space.changes, connection)).pipe(
+                    Effect.ignore
+                  ), { discard: true }),
+            rebalance(before, next)
+          )
+        })
+      ),
+      Effect.withClock(live),
+      Effect.forkScoped
+    )
+
+    // Spaces opened only for peers have no cache sweeping them.
+    yield* Effect.forEach(
+      Array.from(spaces.values()),
+      (deferred) =>
+        Effect.flatMap(
+          Deferred.await(deferred),
+          (space) => Effect.zipRight(space.store.sweep, Effect.sync(() => space.index.prune(space.clock.now)))
+        ).pipe(
+          Effect.ignore
+        ),
+      { discard: true }
+    ).pipe(
+      Effect.repeat(Schedule.spaced("30 seconds")),
+      Effect.withClock(live),
+      Effect.interruptible,
+      Effect.forkScoped
+    )
+
+    // The stores caches use
+
+    const open = (options: Backend.OpenOptions) =>
+      Effect.gen(function*() {
+        const space = yield* openSpace(options.namespace, options)
+        return makeStore(space, options)
+      })
+
+    const makeStore = (space: Space, options: Backend.OpenOptions): Backend.Store => {
+      const ns = space.name
+      const codec: Codec.Codec = options.codec
+      const clock = options.clock
+      const nowOf = () => clock.unsafeCurrentTimeMillis()
+
+      const exec = (peer: string, now: number, op: Op): Effect.Effect<OpResult, NodeUnavailable> =>
+        peer === self ? apply(space, self, now, op) : batcher.run(peer, now, op)
+
+      const failed = (peer: string, operation: string, result: OpResult & { _tag: "Failed" }) =>
+        new BackendError({ backend: `cluster ${peer}`, operation, cause: result.message })
+
+      /** Asks the holders in order until one answers; `NodeUnavailable` when none can. */
+      const read = (key: string, op: Op, operation: string): Effect.Effect<OpResult, CacheError> => {
+        const now = nowOf()
+        const holders = HashRing.holders(ring, key, copies)
+        const attempt = (i: number, last: unknown): Effect.Effect<OpResult, CacheError> =>
+          i >= holders.length
+            ? Effect.fail(new NodeUnavailable({ node: holders[0] ?? self, cause: last }))
+            : Effect.matchEffect(exec(holders[i], now, op), {
+              onFailure: (error) => attempt(i + 1, error),
+              onSuccess: (result): Effect.Effect<OpResult, CacheError> =>
+                result._tag === "Failed"
+                  ? Effect.fail(failed(holders[i], operation, result))
+                  : Effect.succeed(result)
+            })
+        const first = attempt(0, undefined)
+        // While entries move after a membership change, a miss may only mean "not here yet".
+        const fallback = previous !== undefined && live.unsafeCurrentTimeMillis() - changedAt < grace
+          ? HashRing.owner(previous, key)
+          : undefined
+        if (fallback === undefined || holders.includes(fallback)) return first
+        return Effect.flatMap(
+          first,
+          (result) =>
+            result._tag === "Missing" || (result._tag === "Bool" && !result.value && op._tag === "Has")
+              ? Effect.orElseSucceed(exec(fallback, now, op), () => result).pipe(
+                Effect.map((other): OpResult => other._tag === "Failed" ? result : other)
+              )
+              : Effect.succeed<OpResult>(result)
+        )
+      }
+
+      /** Applies `op` on every holder; fails unless all of them applied it. */
+      const writeAll = (key: string, op: Op, operation: string) => {
+        const now = nowOf()
+        return Effect.flatMap(
+          Effect.forEach(
+            HashRing.holders(ring, key, copies),
+            (peer) =>
+              Effect.flatMap(
+                exec(peer, now, op),
+                (result) =>
+                  result._tag === "Failed" ? Effect.fail(failed(peer, operation, result)) : Effect.succeed(result)
+              ),
+            {
+              concurrency: "unbounded"
+            }
+          ),
+          (results) => Effect.succeed(results)
+        )
+      }
+
+      /** Runs `local` here and `call` on every other member; fails if any member cannot answer. */
+      const fanOut = <A>(
+        local: Effect.Effect<A, CacheError | BackendError | ConfigError>,
+        call: (peer: string) => Effect.Effect<A, NodeUnavailable | RemoteFailure>
+      ): Effect.Effect<ReadonlyArray<A>, CacheError> =>
+        Effect.forEach(ring.members, (peer) =>
+          peer === self
+            ? local
+            : Effect.mapError(call(peer), (error) =>
+              error._tag === "RemoteFailure"
+                ? new BackendError({ backend: `cluster ${peer}`, operation: "fan-out", cause: error.message })
+                : error), { concurrency: "unbounded" })
+
+      const decode = (key: string, wire: WireEntry): Effect.Effect<Backend.Entry, CodecError> => {
+        const value = codec.decode(key, wire.value)
+        return Either.isLeft(value)
+          ? Effect.fail(value.left)
+          : Effect.succeed({ value: value.right, expiresAt: wire.expiresAt, tags: wire.tags, version: wire.version })
+      }
+
+      const watching = () => space.watchers > 0
+
+      const store: Backend.Store = {
+        get: (key) =>
+          Effect.flatMap(
+            read(key, { _tag: "Get", ns, key, watch: watching() }, "get"),
+            (result) =>
+              result._tag === "Found"
+                ? Effect.map(decode(key, result.entry), Option.some)
+                : Effect.succeed(Option.none())
+          ),
+        has: (key) =>
+          Effect.map(read(key, { _tag: "Has", ns, key }, "has"), (result) => result._tag === "Bool" && result.value),
+        set: (key, entry) =>
+          Effect.suspend((): Effect.Effect<void, CacheError> => {
+            const encoded = codec.encode(key, entry.value)
+            if (Either.isLeft(encoded)) return Effect.fail(encoded.left)
+            const op: Op = {
+              _tag: "Set",
+              ns,
+              key,
+              entry: { value: encoded.right, expiresAt: entry.expiresAt, tags: entry.tags, version: entry.version },
+              ifAbsent: false
+            }
+            return Effect.asVoid(writeAll(key, op, "set"))
+          }),
+        delete: (key) =>
+          Effect.map(
+            writeAll(key, { _tag: "Delete", ns, key }, "delete"),
+            (results) => results.some((r) => r._tag === "Bool" && r.value)
+          ),
+        invalidateTag: (tag) =>
+          Effect.suspend(() => {
+            const now = nowOf()
+            return Effect.map(
+              fanOut(
+                invalidateTagHere(space, now, tag),
+                (peer) => node.call(peer, (client) => client.InvalidateTag({ now, ns, tag }))
+              ),
+              (removed) => new Set(removed.flat()).size
+            )
+          }),
+        clear: Effect.asVoid(
+          fanOut(clearHere(space), (peer) => node.call(peer, (client) => client.Clear({ ns })))
+        ),
+        size: Effect.suspend(() => {
+          const now = nowOf()
+          const view = ring
+          return Effect.map(
+            fanOut(
+              sizeHere(space, now, view),
+              (peer) => node.call(peer, (client) => client.Size({ now, ns, members: view.members }))
+            ),
+            (counts) => counts.reduce((a, b) => a + b, 0)
+          )
+        }),
+        sweep: Effect.suspend(() => {
+          space.clock.now = nowOf()
+          return Effect.tap(space.store.sweep, () => space.index.prune(space.clock.now))
+        }),
+        invalidations: Stream.unwrapScoped(Effect.gen(function*() {
+          yield* Effect.acquireRelease(
+            Effect.sync(() => space.watchers++),
+            () => Effect.sync(() => space.watchers--)
+          )
+          return Stream.fromPubSub(space.changes)
+        })),
+        singleFlight: <A, E, R>(key: string, fetch: Effect.Effect<A, E, R>, timeoutMillis: number) => {
+          const owner = HashRing.owner(ring, key) ?? self
+          const acquire: Effect.Effect<LeaseOutcome, NodeUnavailable | RemoteFailure> = owner === self
+            ? leaseHere(space, key, timeoutMillis)
+            : node.call(owner, (client) => client.Lease({ ns, key, timeout: timeoutMillis }))
+          const release = owner === self
+            ? releaseHere(space, key)
+            : Effect.ignore(node.call(owner, (client) => client.Release({ ns, key })))
+          const deadline = live.unsafeCurrentTimeMillis() + timeoutMillis
+          const loop: Effect.Effect<A, E | CacheError | FetchTimeout, R> = Effect.flatMap(
+            // An owner that cannot be reached cannot coordinate: fetch here rather than fail.
+            Effect.orElseSucceed(acquire, () => "won" as const),
+            (outcome): Effect.Effect<A, E | CacheError | FetchTimeout, R> => {
+              if (outcome === "won") return Effect.ensuring(fetch, release)
+              if (outcome === "timeout" || live.unsafeCurrentTimeMillis() >= deadline) {
+                return Effect.fail(new FetchTimeout({ key, timeout: timeoutMillis }))
+              }
+              // The winner finished: its value is in the cache, unless its fetch failed.
+              return Effect.flatMap(
+                store.get(key),
+                Option.match({ onNone: () => loop, onSome: (entry) => Effect.succeed(entry.value as A) })
+              )
+            }
+          )
+          return loop
+        }
+      }
+      return store
+    }
+
+    return Topology.Topology.of({ name: `partitioned (replicas ${replicas})`, open })
+  })
+
+// internal
+
+const noop = () => {}
+const missing: OpResult = { _tag: "Missing" }
+const done: OpResult = { _tag: "Bool", value: true }
+
+/** Holders keep the text the requester encoded; the backend stores it as it is. */
+const text: Codec.Codec = {
+  encode: (key, value) =>
+    typeof value === "string"
+      ? Either.right(value)
+      : Either.left(new CodecError({ key, direction: "encode", cause: "the cluster stores encoded text only" })),
+  decode: (_key, encoded) => Either.right(encoded)
+}
+
+const toWire = (entry: Backend.Entry): WireEntry => ({
+  value: entry.value as string,
+  expiresAt: entry.expiresAt,
+  tags: entry.tags,
+  version: entry.version
+})
+
+const fromWire = (entry: WireEntry): Backend.Entry => ({
+  value: entry.value,
+  expiresAt: entry.expiresAt,
+  tags: entry.tags,
+  version: entry.version
+})
+
+const describe = (cause: unknown): string =>
+  cause instanceof Error ? cause.message : typeof cause === "string" ? cause : String(cause)
