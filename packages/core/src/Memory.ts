@@ -14,7 +14,7 @@ export interface MemoryOptions {
 }
 
 /** A `Store` over a `MemoryStore`, reading time from the cache's clock. */
-export const makeStore = (options: OpenOptions, sweepBatchSize = 10_000): Store => {
+export const makeStore = (options: OpenOptions, sweepBatchSize = 2_000): Store => {
   const clock = options.clock
   const store = new MemoryStore({ ...options, now: () => clock.unsafeCurrentTimeMillis() })
   const sweepStep = Effect.sync(() => store.sweep(sweepBatchSize))
