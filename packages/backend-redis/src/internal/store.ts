@@ -292,21 +292,27 @@ export const open = (
                 if (set.size === 0) waiters.delete(key)
               })
             })
-          const attemptOnce: Effect.Effect<A, E | CacheError | FetchTimeout, R> = Effect.flatMap(
+          /** The entry, with data that no longer decodes read as a miss (the fetch replaces it). */
+          const current = Effect.catchTag(get(key), "CodecError", () => Effect.succeed(Option.none()))
+          const wait: Effect.Effect<A, E | CacheError | FetchTimeout, R> = Effect.flatMap(current, (entry) => {
+            if (Option.isSome(entry)) return Effect.succeed(entry.value.value as A)
+            const left = deadline - Date.now()
+            if (left <= 0) return Effect.fail(new FetchTimeout({ key, timeout: timeoutMillis }))
+            return Effect.zipRight(waitFor(Math.min(left, pollMillis)), retry)
+          })
+          // After a wait the lease may come free because the winner is done: read before fetching.
+          const retry: Effect.Effect<A, E | CacheError | FetchTimeout, R> = Effect.flatMap(
             acquire,
             (won) =>
-              // Read first either way: the value may have landed since the miss that brought us here.
-              Effect.flatMap(get(key), (entry) => {
-                if (Option.isSome(entry)) {
-                  const value = Effect.succeed(entry.value.value as A)
-                  return won === "OK" ? Effect.zipRight(release, value) : value
-                }
-                if (won === "OK") return lead
-                const left = deadline - Date.now()
-                if (left <= 0) return Effect.fail(new FetchTimeout({ key, timeout: timeoutMillis }))
-                return Effect.zipRight(waitFor(Math.min(left, pollMillis)), attemptOnce)
-              })
+              won === "OK"
+                ? Effect.flatMap(
+                  current,
+                  (entry) => Option.isSome(entry) ? Effect.as(release, entry.value.value as A) : lead
+                )
+                : wait
           )
+          // The cache has just missed: a lease won at once leads straight to the fetch.
+          const attemptOnce = Effect.flatMap(acquire, (won) => won === "OK" ? lead : wait)
           return attemptOnce
         })
     }
