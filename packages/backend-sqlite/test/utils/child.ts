@@ -5,7 +5,7 @@
  */
 import { Effect } from "effect"
 import type { ChildProcess, SpawnOptions } from "node:child_process"
-import { spawn } from "node:child_process"
+import { spawn, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -90,3 +90,17 @@ export const tempDir = Effect.acquireRelease(
   Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "vela-sqlite-"))),
   (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
 )
+
+/**
+ * How to run a child that file permissions apply to: as is for an ordinary user; as `nobody` for
+ * root (root writes through permission bits), when `nobody` can read the fixture and its packages.
+ * `undefined` when neither works here.
+ */
+export const unprivileged = ((): SpawnOptions | undefined => {
+  const uid = process.getuid?.()
+  if (uid === undefined) return undefined
+  if (uid !== 0) return {}
+  const as = { uid: 65534, gid: 65534 }
+  const probe = spawnSync(process.execPath, [fixture, "open", ":memory:"], { ...as, encoding: "utf8", timeout: 30_000 })
+  return probe.status === 0 && probe.stdout.includes("opened") ? as : undefined
+})()
