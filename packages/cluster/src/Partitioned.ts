@@ -180,6 +180,7 @@ export const make = (
             Effect.sync(() => {
               index.set(op.key, op.entry.expiresAt, op.entry.tags)
               changed(space, from, op.key)
+              if (op.watch && from !== self) addReader(space, op.key, from)
             }))
           const guarded = op.ifAbsent
             ? Effect.flatMap(store.has(op.key), (present) => present ? Effect.void : write)
@@ -355,7 +356,14 @@ export const make = (
             space.index.delete(key)
             return
           }
-          const op: Op = { _tag: "Set", ns: space.name, key, entry: toWire(entry.right.value), ifAbsent: true }
+          const op: Op = {
+            _tag: "Set",
+            ns: space.name,
+            key,
+            entry: toWire(entry.right.value),
+            ifAbsent: true,
+            watch: false
+          }
           const sent = yield* Effect.either(
             Effect.forEach(targets, (peer) => batcher.run(peer, space.clock.now, op), { concurrency: "unbounded" })
           )
@@ -528,7 +536,8 @@ export const make = (
               ns,
               key,
               entry: { value: encoded.right, expiresAt: entry.expiresAt, tags: entry.tags, version: entry.version },
-              ifAbsent: false
+              ifAbsent: false,
+              watch: watching()
             }
             return Effect.asVoid(writeAll(key, op, "set"))
           }),

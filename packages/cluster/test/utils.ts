@@ -1,5 +1,6 @@
 /** Helpers of the cluster tests: waiting on membership, raw sockets. */
-import { ClusterNode } from "@vela/cluster"
+import { ClusterNode, Partitioned } from "@vela/cluster"
+import { Backend, Memory, Topology, Vela } from "@vela/core"
 import type { Duration } from "effect"
 import { Effect, Stream } from "effect"
 import * as Net from "node:net"
@@ -51,3 +52,28 @@ export const freePort = Effect.async<number>((resume) => {
     server.close(() => resume(Effect.succeed(port)))
   })
 })
+
+/** A node with a memory backend and the `Partitioned` topology, living in the current scope. */
+export const startPartitioned = (
+  seeds: ReadonlyArray<string>,
+  options: { readonly replicas?: number; readonly secret?: string } = {}
+) =>
+  Effect.gen(function*() {
+    const node = yield* ClusterNode.make({
+      host: "127.0.0.1",
+      port: 0,
+      seeds,
+      secret: options.secret ?? "s3cret",
+      heartbeatInterval: "100 millis",
+      failureTimeout: "1 second"
+    })
+    const topology = yield* Partitioned.make({ replicas: options.replicas ?? 1 }).pipe(
+      Effect.provideService(ClusterNode.ClusterNode, node),
+      Effect.provideServiceEffect(Backend.Backend, Memory.make())
+    )
+    return { node, topology }
+  })
+
+/** A cache named `name` on `topology`, closed with the current scope. */
+export const cacheOn = <V>(topology: Topology.Topology["Type"], name: string, config: Vela.Config<V> = {}) =>
+  Vela.make<V>({ ...config, name }).pipe(Effect.provideService(Topology.Topology, topology))

@@ -35,8 +35,17 @@ export const Op = Schema.Union(
   /** `watch`: the reader keeps the value in a near cache; tell it when the key changes. */
   Schema.TaggedStruct("Get", { ns: Schema.String, key: Schema.String, watch: Schema.Boolean }),
   Schema.TaggedStruct("Has", { ns: Schema.String, key: Schema.String }),
-  /** `ifAbsent`: a handoff copy, which must not overwrite a newer write. */
-  Schema.TaggedStruct("Set", { ns: Schema.String, key: Schema.String, entry: WireEntry, ifAbsent: Schema.Boolean }),
+  /**
+   * `ifAbsent`: a handoff copy, which must not overwrite a newer write. `watch`: the writer keeps
+   * the value in a near cache.
+   */
+  Schema.TaggedStruct("Set", {
+    ns: Schema.String,
+    key: Schema.String,
+    entry: WireEntry,
+    ifAbsent: Schema.Boolean,
+    watch: Schema.Boolean
+  }),
   Schema.TaggedStruct("Delete", { ns: Schema.String, key: Schema.String })
 )
 export type Op = typeof Op.Type

@@ -1,0 +1,138 @@
+import { assert, describe, it } from "@effect/vitest"
+import { NearCache, Topology } from "@vela/core"
+import { Context, Effect, Exit, Layer, Option, Schedule, Scope } from "effect"
+import { awaitMembers, cacheOn, startPartitioned } from "./utils.js"
+
+/** Retries `check` every 20 ms until it passes, at most `attempts` times. */
+const eventually = <A, E>(check: Effect.Effect<A, E>, attempts = 100) =>
+  Effect.retry(check, Schedule.intersect(Schedule.spaced("20 millis"), Schedule.recurs(attempts)))
+
+describe("Partitioned", () => {
+  it.live(
+    "writes through one node are read through the others; size and invalidateTag count once",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const a = yield* startPartitioned([])
+        const b = yield* startPartitioned([a.node.id])
+        const c = yield* startPartitioned([a.node.id])
+        const ids = [a.node.id, b.node.id, c.node.id]
+        yield* Effect.all(ids.map((_, i) => awaitMembers([a, b, c][i].node, ids)), { concurrency: "unbounded" })
+        const [ca, cb, cc] = yield* Effect.all([a, b, c].map((n) => cacheOn<number>(n.topology, "users")))
+        yield* Effect.forEach(
+          Array.from({ length: 300 }, (_, i) => i),
+          (i) => ca.put(`user:${i}`, i, { tags: i % 3 === 0 ? ["third"] : [] }),
+          { concurrency: 64 }
+        )
+        for (const cache of [cb, cc]) {
+          const values = yield* Effect.forEach(
+            Array.from({ length: 300 }, (_, i) => i),
+            (i) => cache.get(`user:${i}`),
+            {
+              concurrency: 64
+            }
+          )
+          assert.deepStrictEqual(
+            values,
+            Array.from({ length: 300 }, (_, i) => i)
+          )
+        }
+        assert.strictEqual(yield* cb.size(), 300)
+        assert.strictEqual(yield* cc.invalidateTag("third"), 100)
+        assert.strictEqual(yield* ca.size(), 200)
+        assert.isTrue(Option.isNone(yield* cb.getOption("user:3")))
+        yield* cb.flush()
+        assert.strictEqual(yield* cc.size(), 0)
+      })),
+    30_000
+  )
+
+  it.live("getOrFetch is single-flight across nodes", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const a = yield* startPartitioned([])
+      const b = yield* startPartitioned([a.node.id])
+      const c = yield* startPartitioned([a.node.id])
+      const ids = [a.node.id, b.node.id, c.node.id]
+      yield* Effect.all([a, b, c].map((n) => awaitMembers(n.node, ids)), { concurrency: "unbounded" })
+      const caches = yield* Effect.all([a, b, c].map((n) => cacheOn<string>(n.topology, "stampede")))
+      for (const key of ["k1", "k2", "k3", "k4", "k5", "k6"]) {
+        let runs = 0
+        const fetch = () => Effect.as(Effect.sleep("100 millis"), `${key}:${++runs}`)
+        const values = yield* Effect.all(
+          caches.flatMap((cache) => Array.from({ length: 10 }, () => cache.getOrFetch(key, fetch))),
+          { concurrency: "unbounded" }
+        )
+        assert.strictEqual(runs, 1, key)
+        assert.deepStrictEqual(new Set(values), new Set([`${key}:1`]))
+      }
+    })), 30_000)
+
+  it.live(
+    "a node that leaves gracefully loses nothing with replicas 1; a node that joins reads everything",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const a = yield* startPartitioned([])
+        const b = yield* startPartitioned([a.node.id])
+        const leavingScope = yield* Scope.make()
+        const c = yield* startPartitioned([a.node.id]).pipe(Scope.extend(leavingScope))
+        yield* Effect.all([a, b, c].map((n) => awaitMembers(n.node, [a.node.id, b.node.id, c.node.id])), {
+          concurrency: "unbounded"
+        })
+        const ca = yield* cacheOn<number>(a.topology, "durable")
+        const keys = Array.from({ length: 500 }, (_, i) => `k${i}`)
+        yield* Effect.forEach(keys, (key, i) => ca.put(key, i), { concurrency: 64, discard: true })
+        yield* Scope.close(leavingScope, Exit.void)
+        yield* awaitMembers(a.node, [a.node.id, b.node.id])
+        const read = yield* Effect.forEach(keys, (key) => ca.get(key), { concurrency: 64 })
+        assert.deepStrictEqual(read, keys.map((_, i) => i))
+        assert.strictEqual(yield* ca.size(), 500)
+
+        const d = yield* startPartitioned([b.node.id])
+        yield* Effect.all([a, b, d].map((n) => awaitMembers(n.node, [a.node.id, b.node.id, d.node.id])), {
+          concurrency: "unbounded"
+        })
+        const cd = yield* cacheOn<number>(d.topology, "durable")
+        const fromD = yield* Effect.forEach(keys, (key) => cd.get(key), { concurrency: 64 })
+        assert.deepStrictEqual(fromD, keys.map((_, i) => i))
+        // Handoff settles: every key counted once, on its new owner.
+        yield* eventually(Effect.flatMap(cd.size(), (n) => n === 500 ? Effect.void : Effect.fail(n)))
+      })),
+    30_000
+  )
+
+  it.live(
+    "near caches on other nodes drop what changed: put, delete, tag, flush",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const a = yield* startPartitioned([])
+        const b = yield* startPartitioned([a.node.id])
+        const c = yield* startPartitioned([a.node.id])
+        yield* Effect.all([a, b, c].map((n) => awaitMembers(n.node, [a.node.id, b.node.id, c.node.id])), {
+          concurrency: "unbounded"
+        })
+        const near = (topology: Topology.Topology["Type"]) =>
+          Layer.build(
+            NearCache.layer({ ttl: "1 minute" }).pipe(Layer.provide(Layer.succeed(Topology.Topology, topology)))
+          )
+            .pipe(Effect.map((context) => Context.get(context, Topology.Topology)))
+        const [na, nb] = yield* Effect.all([near(a.topology), near(b.topology)])
+        const ca = yield* cacheOn<string>(na, "profiles")
+        const cb = yield* cacheOn<string>(nb, "profiles")
+        const keys = Array.from({ length: 20 }, (_, i) => `p${i}`)
+        yield* Effect.forEach(keys, (key) => ca.put(key, "v1", { tags: ["t"] }))
+        // Both read every key, so both near caches hold all of them.
+        yield* Effect.forEach(keys, (key) => Effect.zip(ca.get(key), cb.get(key)))
+        yield* Effect.forEach(keys, (key) => cb.put(key, "v2", { tags: ["t"] }))
+        yield* eventually(Effect.forEach(keys, (key) => Effect.filterOrFail(ca.get(key), (v) => v === "v2")))
+        yield* cb.delete("p0")
+        yield* eventually(Effect.filterOrFail(ca.getOption("p0"), Option.isNone))
+        yield* Effect.forEach(keys, (key) => ca.get(key).pipe(Effect.option))
+        assert.strictEqual(yield* cb.invalidateTag("t"), 19)
+        yield* eventually(Effect.filterOrFail(ca.getOption("p5"), Option.isNone))
+        yield* cb.put("p1", "v3")
+        yield* ca.get("p1")
+        yield* cb.flush()
+        yield* eventually(Effect.filterOrFail(ca.getOption("p1"), Option.isNone))
+      })),
+    30_000
+  )
+})
