@@ -2,8 +2,11 @@
 import { ClusterNode, Partitioned } from "@vela/cluster"
 import { Backend, Memory, Topology, Vela } from "@vela/core"
 import type { Duration } from "effect"
-import { Effect, Stream } from "effect"
+import { Effect, Schedule, Stream } from "effect"
+import * as ChildProcess from "node:child_process"
 import * as Net from "node:net"
+import * as Readline from "node:readline"
+import { fileURLToPath } from "node:url"
 
 /** Waits (at most `timeout`) until `node` sees exactly `expected` live members. */
 export const awaitMembers = (
@@ -77,3 +80,78 @@ export const startPartitioned = (
 /** A cache named `name` on `topology`, closed with the current scope. */
 export const cacheOn = <V>(topology: Topology.Topology["Type"], name: string, config: Vela.Config<V> = {}) =>
   Vela.make<V>({ ...config, name }).pipe(Effect.provideService(Topology.Topology, topology))
+
+/** A cluster node in a child `node` process (test/fixtures/node.mjs), killed when the scope closes. */
+export interface NodeProcess {
+  readonly id: string
+  readonly port: number
+  readonly child: ChildProcess.ChildProcess
+  readonly request: <A = unknown>(op: string, args?: Record<string, unknown>) => Effect.Effect<A, Error>
+}
+
+const fixture = fileURLToPath(new URL("./fixtures/node.mjs", import.meta.url))
+
+export const spawnNode = (env: { readonly SEEDS?: string; readonly SECRET?: string; readonly REPLICAS?: string }) =>
+  Effect.acquireRelease(
+    Effect.async<NodeProcess, Error>((resume) => {
+      const child = ChildProcess.spawn(process.execPath, [fixture], {
+        env: { ...process.env, PORT: "0", ...env },
+        stdio: ["pipe", "pipe", "inherit"]
+      })
+      const pending = new Map<number, (answer: { ok?: unknown; error?: string }) => void>()
+      let next = 0
+      let ready = false
+      const lines = Readline.createInterface({ input: child.stdout! })
+      const timer = setTimeout(() => {
+        child.kill("SIGKILL")
+        resume(Effect.fail(new Error("node process did not start within 15 s")))
+      }, 15_000)
+      child.on("exit", () => {
+        for (const answer of pending.values()) answer({ error: "process exited" })
+        pending.clear()
+        if (!ready) {
+          clearTimeout(timer)
+          resume(Effect.fail(new Error("node process exited before it was ready")))
+        }
+      })
+      lines.on("line", (line) => {
+        const message = JSON.parse(line)
+        if ("ready" in message) {
+          ready = true
+          clearTimeout(timer)
+          const id: string = message.ready
+          const request = <A>(op: string, args: Record<string, unknown> = {}) =>
+            Effect.async<A, Error>((answer) => {
+              const id = next++
+              pending.set(id, (reply) =>
+                answer(
+                  reply.error === undefined ? Effect.succeed(reply.ok as A) : Effect.fail(new Error(reply.error))
+                ))
+              child.stdin!.write(JSON.stringify({ id, op, args }) + "\n")
+            }).pipe(Effect.timeoutFail({ duration: "20 seconds", onTimeout: () => new Error(`${op} timed out`) }))
+          resume(Effect.succeed({ id, port: Number(id.split(":")[1]), child, request }))
+          return
+        }
+        const answer = pending.get(message.id)
+        pending.delete(message.id)
+        answer?.(message)
+      })
+    }),
+    ({ child }) =>
+      Effect.async<void>((resume) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resume(Effect.void)
+        const timer = setTimeout(() => child.kill("SIGKILL"), 3_000)
+        child.once("exit", () => {
+          clearTimeout(timer)
+          resume(Effect.void)
+        })
+        // Closing stdin asks for a graceful leave.
+        child.stdin!.end()
+      })
+  )
+
+/** Polls `check` every 50 ms until it succeeds, at most `timeout`. */
+export const poll = <A, E>(check: Effect.Effect<A, E>, timeout: Duration.DurationInput = "15 seconds") =>
+  Effect.retry(check, Schedule.spaced("50 millis")).pipe(
+    Effect.timeoutFail({ duration: timeout, onTimeout: () => new Error("condition not met in time") })
+  )
