@@ -1,5 +1,6 @@
 import * as effectEslint from "@effect/eslint-plugin"
 import eslint from "@eslint/js"
+import globals from "globals"
 import tseslint from "typescript-eslint"
 
 export default tseslint.config(
@@ -8,7 +9,7 @@ export default tseslint.config(
   tseslint.configs.recommended,
   effectEslint.configs.dprint,
   {
-    languageOptions: { globals: { process: "readonly", console: "readonly" } },
+    languageOptions: { globals: globals.node },
     rules: {
       "no-unused-vars": "off",
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
