@@ -16,8 +16,8 @@ export interface SqliteOptions {
   readonly filename: string
   /**
    * How long a write waits for another process holding the file's write lock before it fails with
-   * `BackendError` (default `"5 seconds"`). SQLite waits synchronously: the event loop is blocked
-   * meanwhile.
+   * `BackendError` (default `"5 seconds"`). Writes wait on a timer, so the event loop keeps running;
+   * only opening the file and a cache's namespace wait synchronously.
    */
   readonly busyTimeout?: Duration.DurationInput | undefined
   /**
@@ -63,6 +63,7 @@ export const make = (
     const touches = new Touches()
     const writer: Writer = new Writer(db, {
       maxBatch: settings.maxBatchSize,
+      busyTimeout: settings.busyTimeout,
       beforeBatch: () => touches.apply(statements),
       hasPending: () => touches.count > 0,
       fail,
@@ -87,7 +88,7 @@ export const make = (
             )
           }
           try {
-            return Effect.succeed(register(open))
+            return Effect.succeed(Database.waitingLong(db, settings.busyTimeout, () => register(open)))
           } catch (cause) {
             return Effect.fail(fail("open", cause))
           }

@@ -67,7 +67,23 @@ export const open = (settings: OpenSettings): { readonly db: Database; readonly 
       db.prepare("INSERT OR REPLACE INTO vela_meta (name, value) VALUES ('layout', ?)").run(String(layoutVersion))
     }).immediate())
   const statements = step("prepare", () => prepare(db))
+  // From now on writes wait for a busy lock asynchronously (see `Writer`); SQLite's own waiting,
+  // which blocks the thread, stays short.
+  db.pragma(`busy_timeout = ${shortBusyTimeout(settings.busyTimeout)}`)
   return { db, statements }
+}
+
+/** How long SQLite itself may block the thread on a busy lock once the file is open, in ms. */
+export const shortBusyTimeout = (busyTimeout: number): number => Math.min(busyTimeout, 10)
+
+/** Runs `f` letting SQLite wait the whole `busyTimeout` (for the rare synchronous writes). */
+export const waitingLong = <A>(db: Database, busyTimeout: number, f: () => A): A => {
+  db.pragma(`busy_timeout = ${busyTimeout}`)
+  try {
+    return f()
+  } finally {
+    db.pragma(`busy_timeout = ${shortBusyTimeout(busyTimeout)}`)
+  }
 }
 
 export type Statements = ReturnType<typeof prepare>
