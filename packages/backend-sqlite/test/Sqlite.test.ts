@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Sqlite } from "@vela/backend-sqlite"
 import { Backend, Codec, Local, Vela } from "@vela/core"
+import { createCache } from "@vela/core/promise"
 import { Cause, Effect, Exit, Fiber, Layer, Option, Schema, TestClock } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
@@ -201,5 +202,28 @@ describe("Sqlite writes", () => {
       assert.strictEqual(error._tag === "CodecError" && error.direction, "decode")
       assert.deepStrictEqual(yield* after.getOrFetch("u1", () => Effect.succeed({ name: "Ada" })), { name: "Ada" })
       assert.deepStrictEqual(yield* after.get("u1"), { name: "Ada" })
+    }))
+})
+
+describe("Sqlite with the Promise facade", () => {
+  it.scoped("createCache on a file: ready at once, hits served, entries there after close and reopen", () =>
+    Effect.gen(function*() {
+      const filename = path.join(yield* tempDir, "facade.db")
+      yield* Effect.promise(async () => {
+        const first = createCache<{ readonly n: number }>({ name: "pages", backend: Sqlite.layer({ filename }) })
+        await first.put("a", { n: 1 }, { tags: ["t"] })
+        assert.deepStrictEqual(await first.get("a"), { n: 1 })
+        assert.isUndefined(await first.get("missing"))
+        const stats = await first.stats()
+        assert.strictEqual(stats.hits, 1)
+        assert.strictEqual(stats.misses, 1)
+        await first.close()
+        assert.isFalse(fs.existsSync(`${filename}-wal`))
+
+        const second = createCache<{ readonly n: number }>({ name: "pages", backend: Sqlite.layer({ filename }) })
+        assert.deepStrictEqual(await second.get("a"), { n: 1 })
+        assert.strictEqual(await second.invalidateTag("t"), 1)
+        await second.close()
+      })
     }))
 })

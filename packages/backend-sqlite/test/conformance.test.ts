@@ -1,5 +1,5 @@
 import { Sqlite } from "@vela/backend-sqlite"
-import { Local } from "@vela/core"
+import { Local, NearCache } from "@vela/core"
 import { conformance } from "@vela/core/testing"
 import { Layer } from "effect"
 import * as fs from "node:fs"
@@ -22,3 +22,10 @@ conformance("Sqlite file + Local, maxSize 3, lru", onFile("eviction.db"), {
   eviction: { maxSize: 3, policy: "lru" },
   runs: 15
 })
+conformance(
+  "NearCache over Sqlite file + Local",
+  NearCache.layer({ ttl: 250 }).pipe(Layer.provide(onFile("near.db"))),
+  {
+    runs: 10
+  }
+)

@@ -64,6 +64,7 @@ export class Writer {
   /** Runs `run` inside the next batch's transaction; succeeds once that transaction committed. */
   submit<A>(operation: string, run: () => A): Effect.Effect<A, BackendError> {
     return Effect.async<A, BackendError>((resume) => {
+      if (this.#closing) return resume(Effect.fail(this.#options.fail(operation, new Error("the database is closed"))))
       const op: Op = { operation, run, resume: resume as Op["resume"] }
       this.#queue.push(op)
       this.#schedule()
