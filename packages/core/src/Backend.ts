@@ -73,6 +73,16 @@ export interface Store {
   /** Present on in-process stores. */
   readonly sync?: SyncStore | undefined
   /**
+   * Native batches, where the store has them (`MGET`, one SQL statement, one RPC per node). A cache
+   * whose store lacks one runs the single-key operation for each key instead.
+   */
+  readonly getMany?:
+    | ((keys: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<Option.Option<Entry>>, CacheError>)
+    | undefined
+  readonly setMany?: ((entries: ReadonlyArray<readonly [string, Entry]>) => Effect.Effect<void, CacheError>) | undefined
+  /** Returns how many live entries were removed. */
+  readonly deleteMany?: ((keys: ReadonlyArray<string>) => Effect.Effect<number, CacheError>) | undefined
+  /**
    * Single flight beyond this process (Redis lease, cluster owner), when the store offers it. The
    * cache calls it on a `getOrFetch` miss, already coalesced within the process: it runs `fetch`
    * (which stores the value) when this process wins the key, otherwise waits for the winner's

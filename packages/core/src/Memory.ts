@@ -33,7 +33,18 @@ export const makeStore = (options: OpenOptions, sweepBatchSize = 2_000): Store =
     size: Effect.sync(() => store.size()),
     sweep,
     invalidations: Stream.empty,
-    sync: { get: (key) => store.get(key), authoritative: true }
+    sync: { get: (key) => store.get(key), authoritative: true },
+    getMany: (keys) => Effect.sync(() => keys.map((key) => Option.fromNullable(store.get(key)))),
+    setMany: (entries) =>
+      Effect.sync(() => {
+        for (const [key, entry] of entries) store.set(key, entry)
+      }),
+    deleteMany: (keys) =>
+      Effect.sync(() => {
+        let removed = 0
+        for (const key of keys) if (store.delete(key)) removed++
+        return removed
+      })
   }
 }
 

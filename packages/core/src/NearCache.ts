@@ -15,6 +15,7 @@ import type { Duration } from "effect"
 import { Effect, Layer, Option, Stream } from "effect"
 import type { Entry, Invalidation, Store } from "./Backend.js"
 import type { ConfigError } from "./Errors.js"
+import * as Batch from "./internal/batch.js"
 import * as Check from "./internal/config.js"
 import { MemoryStore } from "./internal/memoryStore.js"
 import { Topology } from "./Topology.js"
@@ -118,7 +119,36 @@ const makeNear = (l2: Store, clock: { unsafeCurrentTimeMillis(): number }, ttl: 
     size: l2.size,
     sweep: Effect.zipRight(Effect.sync(() => l1.sweep(Infinity)), l2.sweep),
     invalidations: l2.invalidations,
-    sync: { get: (key) => bypass ? undefined : l1.get(key), authoritative: false }
+    sync: { get: (key) => bypass ? undefined : l1.get(key), authoritative: false },
+    getMany: (keys) =>
+      Effect.suspend(() => {
+        const local = keys.map((key) => bypass ? undefined : l1.get(key))
+        const missing = keys.filter((_, i) => local[i] === undefined)
+        if (missing.length === 0) return Effect.succeed(local.map((entry) => Option.some(entry!)))
+        const seen = epoch
+        return Effect.map(Batch.getMany(l2, missing), (remote) => {
+          let next = 0
+          return keys.map((key, i) => {
+            const entry = local[i]
+            if (entry !== undefined) return Option.some(entry)
+            const found = remote[next++]
+            if (Option.isSome(found)) promote(key, found.value, seen)
+            return found
+          })
+        })
+      }),
+    setMany: (entries) =>
+      Effect.suspend(() => {
+        const seen = ++epoch
+        for (const [key] of entries) l1.delete(key)
+        return Effect.tap(Batch.setMany(l2, entries), () => {
+          for (const [key, entry] of entries) promote(key, entry, seen)
+        })
+      }),
+    deleteMany: (keys) =>
+      change(() => {
+        for (const key of keys) l1.delete(key)
+      }, Batch.deleteMany(l2, keys))
   }
   return { store, apply }
 }

@@ -5,11 +5,12 @@
  */
 import type { Context, Duration, Scope } from "effect"
 import { Config as EffectConfig, Effect, Either, Exit, Layer, Option, Schedule, Schema } from "effect"
-import type { EvictionPolicy, Store } from "./Backend.js"
+import type { Entry, EvictionPolicy, Store } from "./Backend.js"
 import * as Coalescer from "./Coalescer.js"
 import * as Codec from "./Codec.js"
 import type { BackendError, CacheError, FetchTimeout } from "./Errors.js"
 import { CacheClosed, CodecError, ConfigError, NotFound } from "./Errors.js"
+import * as Batch from "./internal/batch.js"
 import * as Check from "./internal/config.js"
 import { Miss, registry, Unknown } from "./internal/unsafe.js"
 import * as Local from "./Local.js"
@@ -69,6 +70,18 @@ export interface Cache<V> {
   ) => Effect.Effect<V, E | FetchTimeout | CacheError, R>
   /** Removes every entry tagged `tag`; returns how many were removed. */
   readonly invalidateTag: (tag: string) => Effect.Effect<number, CacheError>
+  /** The values of `keys` in their order, `None` where there is no live entry; one batch on the store. */
+  readonly getMany: (keys: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<Option.Option<V>>, CacheError>
+  /**
+   * Writes every entry in one batch; `options` apply to all, and an entry may carry its own as a
+   * third element. Every key and option is checked before anything is written.
+   */
+  readonly putMany: (
+    entries: ReadonlyArray<readonly [key: string, value: V, options?: PutOptions]>,
+    options?: PutOptions
+  ) => Effect.Effect<void, CacheError>
+  /** Removes `keys` in one batch; returns how many live entries were removed. */
+  readonly deleteMany: (keys: ReadonlyArray<string>) => Effect.Effect<number, CacheError>
 }
 
 /** A config with its defaults applied and its durations in milliseconds. */
@@ -378,6 +391,77 @@ export const make = <V = unknown, I = unknown>(
         )
       })
 
+    // Batches
+
+    const checkAll = (keys: ReadonlyArray<string>): CacheError | undefined => {
+      if (closed) return closedError
+      if (!Array.isArray(keys)) return new ConfigError({ field: "keys", reason: "expected an array of keys" })
+      for (const key of keys) {
+        const invalid = Check.checkKey(key)
+        if (invalid !== undefined) return invalid
+      }
+      return undefined
+    }
+
+    const getMany = (keys: ReadonlyArray<string>): Effect.Effect<ReadonlyArray<Option.Option<V>>, CacheError> =>
+      Effect.suspend(() => {
+        const invalid = checkAll(keys)
+        if (invalid !== undefined) return Effect.fail(invalid)
+        if (sync?.authoritative === true) {
+          return Effect.succeed(keys.map((key) => {
+            const found = readSync(key)
+            return found === Miss ? Option.none() : Option.some(found as V)
+          }))
+        }
+        const started = start()
+        return Batch.getMany(store, keys).pipe(
+          Effect.tapErrorTag("CodecError", () => Effect.sync(() => counters.codecErrors.add(1))),
+          Effect.map((entries) =>
+            entries.map((entry, i) => {
+              const hit = Option.isSome(entry)
+              if (hit) counters.hits.add(1)
+              else counters.misses.add(1)
+              emit?.("get", started, { key: keys[i], result: hit ? "hit" : "miss" })
+              return Option.map(entry, (found) => found.value as V)
+            })
+          )
+        )
+      })
+
+    const putMany = (
+      entries: ReadonlyArray<readonly [key: string, value: V, options?: PutOptions]>,
+      options?: PutOptions
+    ): Effect.Effect<void, CacheError> =>
+      Effect.suspend(() => {
+        const invalid = checkAll(Array.isArray(entries) ? entries.map(([key]) => key) : (entries as never))
+        if (invalid !== undefined) return Effect.fail(invalid)
+        const now = clock.unsafeCurrentTimeMillis()
+        const batch: Array<readonly [string, Entry]> = []
+        for (const [key, value, own] of entries) {
+          if (value === undefined) {
+            return Effect.fail(new CodecError({ key, direction: "encode", cause: "undefined cannot be stored" }))
+          }
+          const parsed = entryOptions(own === undefined ? options : { ...options, ...own })
+          if (Either.isLeft(parsed)) return Effect.fail(parsed.left)
+          const { tags, ttl } = parsed.right
+          batch.push([key, { value, expiresAt: ttl === Infinity ? null : now + ttl, tags, version: 0 }])
+        }
+        const started = start()
+        return Effect.map(Batch.setMany(store, batch), () => {
+          counters.writes.add(batch.length)
+          for (const [key, entry] of batch) {
+            emit?.("put", started, { key, ttl: entry.expiresAt === null ? "infinity" : entry.expiresAt - now })
+          }
+        })
+      })
+
+    const deleteMany = (keys: ReadonlyArray<string>): Effect.Effect<number, CacheError> =>
+      Effect.suspend(() => {
+        const invalid = checkAll(keys)
+        if (invalid !== undefined) return Effect.fail(invalid)
+        return Effect.tap(Batch.deleteMany(store, keys), (removed) => counters.deletes.add(removed))
+      })
+
     const cache: Cache<V> = {
       name,
       get: (key) => span("get", key, get(key)),
@@ -389,7 +473,10 @@ export const make = <V = unknown, I = unknown>(
       size: () => span("size", undefined, whenOpen(store.size)),
       stats: () => Effect.sync(() => counters.snapshot()),
       getOrFetch: (key, fetch, options) => span("get_or_fetch", key, getOrFetch(key, fetch, options)),
-      invalidateTag: (tag) => span("invalidate_tag", undefined, invalidateTag(tag))
+      invalidateTag: (tag) => span("invalidate_tag", undefined, invalidateTag(tag)),
+      getMany: (keys) => span("get_many", undefined, getMany(keys)),
+      putMany: (entries, options) => span("put_many", undefined, putMany(entries, options)),
+      deleteMany: (keys) => span("delete_many", undefined, deleteMany(keys))
     }
     registry.set(cache, {
       name,

@@ -69,6 +69,15 @@ export interface Cache<V> extends AsyncDisposable {
     options?: Vela.PutOptions
   ) => Promise<V>
   readonly invalidateTag: (tag: string) => Promise<number>
+  /** The values of `keys` in their order, `undefined` for a miss; one batch on the store. */
+  readonly getMany: (keys: ReadonlyArray<string>) => Promise<Array<V | undefined>>
+  /** Writes every entry in one batch; an entry may carry its own options as a third element. */
+  readonly putMany: (
+    entries: ReadonlyArray<readonly [key: string, value: V, options?: Vela.PutOptions]>,
+    options?: Vela.PutOptions
+  ) => Promise<void>
+  /** Removes `keys` in one batch; resolves to how many live entries were removed. */
+  readonly deleteMany: (keys: ReadonlyArray<string>) => Promise<number>
   /** Calls `listener` for every telemetry event of this cache; returns the unsubscribe function. */
   readonly subscribe: (listener: (event: Telemetry.TelemetryEvent) => void) => () => void
   /** Stops the sweeper and releases the backend; later calls reject with `CacheClosed`. */
@@ -199,6 +208,9 @@ export const createCache = <V = unknown, I = V>(options: CacheOptions<V, I> = {}
     stats: () => runNow((c) => c.stats()),
     getOrFetch,
     invalidateTag: (tag) => runNow((c) => c.invalidateTag(tag)),
+    getMany: (keys) => runNow((c) => Effect.map(c.getMany(keys), (values) => values.map(Option.getOrUndefined))),
+    putMany: (entries, putOptions) => runNow((c) => c.putMany(entries, putOptions)),
+    deleteMany: (keys) => runNow((c) => c.deleteMany(keys)),
     subscribe: (listener) => {
       if (telemetry !== undefined) return telemetry.subscribe(listener)
       pendingListeners.add(listener)

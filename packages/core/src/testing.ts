@@ -270,6 +270,8 @@ type Command =
   | { readonly op: "invalidateTag"; readonly tag: string }
   | { readonly op: "flush" | "size" }
   | { readonly op: "adjust"; readonly millis: number }
+  | { readonly op: "getMany" | "deleteMany"; readonly keys: Array<string> }
+  | { readonly op: "putMany"; readonly entries: Array<[string, number]>; readonly ttl?: number }
 
 const keys = ["a", "b", "c", "d", "e", "f:g", "ü"]
 const tagNames = ["red", "green", "blue"]
@@ -293,6 +295,18 @@ const command: fc.Arbitrary<Command> = fc.oneof(
   {
     weight: 2,
     arbitrary: fc.record({ op: fc.constant("adjust" as const), millis: fc.constantFrom(1, 99, 100, 400, 2_000) })
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({ op: fc.constantFrom("getMany" as const, "deleteMany" as const), keys: fc.array(key) })
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      op: fc.constant("putMany" as const),
+      entries: fc.uniqueArray(fc.tuple(key, fc.integer()), { selector: ([k]) => k, maxLength: 4 }),
+      ttl: fc.constantFrom(100, 1_000)
+    }, { requiredKeys: ["op", "entries"] })
   }
 )
 
@@ -412,6 +426,21 @@ const runModel = (commands: ReadonlyArray<Command>, eviction: ConformanceOptions
           yield* TestClock.adjust(cmd.millis)
           model.now += cmd.millis
           break
+        case "getMany": {
+          const got = (yield* cache.getMany(cmd.keys)).map(Option.getOrUndefined)
+          assert.deepStrictEqual(got, cmd.keys.map((k) => model.read(k)), where)
+          break
+        }
+        case "putMany":
+          yield* cache.putMany(cmd.entries, cmd.ttl === undefined ? {} : { ttl: cmd.ttl })
+          for (const [k, value] of cmd.entries) model.put(k, value, cmd.ttl, [])
+          break
+        case "deleteMany": {
+          const live = new Set(cmd.keys.filter((k) => model.live(k) !== undefined))
+          assert.strictEqual(yield* cache.deleteMany(cmd.keys), live.size, where)
+          for (const k of cmd.keys) model.entries.delete(k)
+          break
+        }
       }
     }
     model.prune()

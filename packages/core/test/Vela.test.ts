@@ -294,3 +294,34 @@ describe("Vela tags", () => {
       assert.strictEqual(((yield* Effect.flip(cache.invalidateTag(""))) as { field?: string }).field, "tag")
     }))
 })
+
+describe("Vela batches", () => {
+  it.scoped("getMany keeps key order and marks misses; putMany and deleteMany count", () =>
+    Effect.gen(function*() {
+      const cache = yield* make()
+      yield* cache.putMany([["a", 1], ["b", 2, { ttl: 100, tags: ["short"] }], ["c", 3]], { tags: ["all"] })
+      assert.deepStrictEqual((yield* cache.getMany(["c", "x", "a", "b"])).map(Option.getOrUndefined), [
+        3,
+        undefined,
+        1,
+        2
+      ])
+      yield* TestClock.adjust(100)
+      assert.deepStrictEqual((yield* cache.getMany(["b"])).map(Option.getOrUndefined), [undefined])
+      assert.strictEqual(yield* cache.invalidateTag("all"), 2)
+      yield* cache.putMany([["d", 4], ["e", 5]])
+      assert.strictEqual(yield* cache.deleteMany(["d", "e", "nothing"]), 2)
+      const stats = yield* cache.stats()
+      assert.deepStrictEqual([stats.writes, stats.hits, stats.misses, stats.deletes], [5, 3, 2, 4])
+    }))
+
+  it.scoped("a batch with one invalid key or value writes nothing", () =>
+    Effect.gen(function*() {
+      const cache = yield* make()
+      assert.strictEqual((yield* Effect.flip(cache.putMany([["ok", 1], ["", 2]])))._tag, "InvalidKey")
+      assert.strictEqual((yield* Effect.flip(cache.putMany([["ok", 1], ["u", undefined as never]])))._tag, "CodecError")
+      assert.strictEqual((yield* Effect.flip(cache.putMany([["ok", 1]], { ttl: -1 })))._tag, "ConfigError")
+      assert.strictEqual((yield* Effect.flip(cache.getMany(["a", 7 as never])))._tag, "InvalidKey")
+      assert.strictEqual(yield* cache.size(), 0)
+    }))
+})

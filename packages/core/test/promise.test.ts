@@ -90,6 +90,14 @@ describe("createCache", () => {
     expect((await cache.stats()).fetchErrors).toBe(2)
   })
 
+  it("reads, writes and deletes in batches", async () => {
+    await using cache = createCache<number>()
+    await cache.putMany([["a", 1], ["b", 2], ["c", 3, { ttl: 10 }]])
+    expect(await cache.getMany(["c", "missing", "a"])).toEqual([3, undefined, 1])
+    expect(await cache.deleteMany(["a", "b", "missing"])).toBe(2)
+    expect(await cache.size()).toBe(1)
+  })
+
   it("delivers telemetry events to subscribers until they unsubscribe", async () => {
     await using cache = createCache<number>({ name: "observed" })
     const events: Array<TelemetryEvent> = []
