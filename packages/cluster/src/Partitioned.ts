@@ -61,7 +61,7 @@ export interface PartitionedOptions {
   readonly replicas?: number | undefined
   /** Points per member on the hash ring (default 128). */
   readonly virtualNodes?: number | undefined
-  /** How long after a membership change reads that miss also ask the previous owner. Default 10 s. */
+  /** How long after a membership change a read that misses on the owner asks the other members. Default 10 s. */
   readonly handoffGrace?: number | undefined
 }
 
@@ -91,7 +91,6 @@ export const make = (
     // Ring
 
     let ring = HashRing.make(yield* node.members.get, { virtualNodes })
-    let previous: HashRing.HashRing | undefined
     let changedAt = 0
     const rings = new Map<string, HashRing.HashRing>()
     const ringOf = (members: ReadonlyArray<string>) => {
@@ -115,7 +114,8 @@ export const make = (
       /** Nodes that read a key into a near cache. */
       readonly readers: Map<string, Set<string>>
       readonly changes: PubSub.PubSub<Backend.Invalidation>
-      watchers: number
+      /** A near cache on this node reads this namespace's invalidations. */
+      watched: boolean
     }
     const spaces = new Map<string, Deferred.Deferred<Space, BackendError | ConfigError>>()
 
@@ -145,7 +145,7 @@ export const make = (
             leases: new Map(),
             readers: new Map(),
             changes,
-            watchers: 0
+            watched: false
           } satisfies Space
         })
         return Effect.onExit(Effect.provideService(build, Scope.Scope, scope), (exit) => {
@@ -207,7 +207,7 @@ export const make = (
     const pendingInvalidations = new Map<string, Map<string, Set<string>>>()
     /** A key changed on this node: tell its local near caches and the nodes that read it. */
     const changed = (space: Space, from: string, key: string) => {
-      if (from !== self && space.watchers > 0) runFork(PubSub.publish(space.changes, { _tag: "Keys", keys: [key] }))
+      if (from !== self && space.watched) runFork(PubSub.publish(space.changes, { _tag: "Keys", keys: [key] }))
       const readers = space.readers.get(key)
       if (readers === undefined) return
       space.readers.delete(key)
@@ -242,7 +242,7 @@ export const make = (
         const deferred = spaces.get(ns)
         if (deferred === undefined) return Effect.void
         return Effect.flatMap(Deferred.await(deferred), (space) =>
-          space.watchers > 0 ? PubSub.publish(space.changes, change) : Effect.void)
+          space.watched ? PubSub.publish(space.changes, change) : Effect.void)
       }).pipe(Effect.ignore)
 
     // What this node serves
@@ -379,7 +379,6 @@ export const make = (
           const next = HashRing.withMembers(ring, members)
           if (next === ring) return Effect.void
           const before = ring
-          previous = before
           ring = next
           changedAt = live.unsafeCurrentTimeMillis()
           const alone = members.length === 1
@@ -403,6 +402,20 @@ export const make = (
       ),
       Effect.withClock(live),
       Effect.forkScoped
+    )
+
+    // A graceful leave hands every key this node holds to its holders in the ring without it, so
+    // even `replicas: 0` loses nothing when a node is stopped. Bounded: a leave never hangs.
+    yield* Effect.addFinalizer(() =>
+      Effect.suspend(() => {
+        const others = ring.members.filter((m) => m !== self)
+        if (others.length === 0) return Effect.void
+        return rebalance(ring, HashRing.withMembers(ring, others)).pipe(
+          Effect.timeout("5 seconds"),
+          Effect.ignore,
+          Effect.withClock(live)
+        )
+      })
     )
 
     // Spaces opened only for peers have no cache sweeping them.
@@ -458,20 +471,23 @@ export const make = (
                   : Effect.succeed(result)
             })
         const first = attempt(0, undefined)
-        // While entries move after a membership change, a miss may only mean "not here yet".
-        const fallback = previous !== undefined && live.unsafeCurrentTimeMillis() - changedAt < grace
-          ? HashRing.owner(previous, key)
-          : undefined
-        if (fallback === undefined || holders.includes(fallback)) return first
-        return Effect.flatMap(
-          first,
-          (result) =>
-            result._tag === "Missing" || (result._tag === "Bool" && !result.value && op._tag === "Has")
-              ? Effect.orElseSucceed(exec(fallback, now, op), () => result).pipe(
-                Effect.map((other): OpResult => other._tag === "Failed" ? result : other)
+        // While entries move after a membership change, a miss may only mean "not here yet": ask
+        // every other member before calling it a miss.
+        if (live.unsafeCurrentTimeMillis() - changedAt >= grace) return first
+        const others = ring.members.filter((m) => m !== holders[0])
+        if (others.length === 0) return first
+        return Effect.flatMap(first, (result) => {
+          if (!(result._tag === "Missing" || (result._tag === "Bool" && !result.value))) return Effect.succeed(result)
+          const quiet: Op = op._tag === "Get" ? { ...op, watch: false } : op
+          return Effect.firstSuccessOf(
+            others.map((peer) =>
+              Effect.filterOrFail(
+                exec(peer, now, quiet),
+                (other) => other._tag === "Found" || (other._tag === "Bool" && other.value)
               )
-              : Effect.succeed<OpResult>(result)
-        )
+            )
+          ).pipe(Effect.orElseSucceed(() => result))
+        })
       }
 
       /** Applies `op` on every holder; fails unless all of them applied it. */
@@ -514,7 +530,8 @@ export const make = (
           : Effect.succeed({ value: value.right, expiresAt: wire.expiresAt, tags: wire.tags, version: wire.version })
       }
 
-      const watching = () => space.watchers > 0
+      const watching = () => space.watched
+      const invalidations = Stream.fromPubSub(space.changes)
 
       const store: Backend.Store = {
         get: (key) =>
@@ -575,13 +592,13 @@ export const make = (
           space.clock.now = nowOf()
           return Effect.tap(space.store.sweep, () => space.index.prune(space.clock.now))
         }),
-        invalidations: Stream.unwrapScoped(Effect.gen(function*() {
-          yield* Effect.acquireRelease(
-            Effect.sync(() => space.watchers++),
-            () => Effect.sync(() => space.watchers--)
-          )
-          return Stream.fromPubSub(space.changes)
-        })),
+        // Whoever asks for the invalidations keeps values nearby (a near cache): from then on this
+        // node registers as a reader of what it reads and writes, so holders tell it of changes.
+        // Set on access, not on subscription, which may start after the first write.
+        get invalidations() {
+          space.watched = true
+          return invalidations
+        },
         singleFlight: <A, E, R>(key: string, fetch: Effect.Effect<A, E, R>, timeoutMillis: number) => {
           const owner = HashRing.owner(ring, key) ?? self
           const acquire: Effect.Effect<LeaseOutcome, NodeUnavailable | RemoteFailure> = owner === self

@@ -100,6 +100,25 @@ describe("Partitioned", () => {
   )
 
   it.live(
+    "with replicas 0, a node that leaves gracefully hands its keys over first",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const a = yield* startPartitioned([], { replicas: 0 })
+        const leavingScope = yield* Scope.make()
+        const b = yield* startPartitioned([a.node.id], { replicas: 0 }).pipe(Scope.extend(leavingScope))
+        yield* Effect.all([a, b].map((n) => awaitMembers(n.node, [a.node.id, b.node.id])), { concurrency: "unbounded" })
+        const ca = yield* cacheOn<number>(a.topology, "handoff")
+        const keys = Array.from({ length: 300 }, (_, i) => `k${i}`)
+        yield* Effect.forEach(keys, (key, i) => ca.put(key, i), { concurrency: 64, discard: true })
+        yield* Scope.close(leavingScope, Exit.void)
+        yield* awaitMembers(a.node, [a.node.id])
+        assert.deepStrictEqual(yield* Effect.forEach(keys, (key) => ca.get(key)), keys.map((_, i) => i))
+        assert.strictEqual(yield* ca.size(), 300)
+      })),
+    30_000
+  )
+
+  it.live(
     "near caches on other nodes drop what changed: put, delete, tag, flush",
     () =>
       Effect.scoped(Effect.gen(function*() {
