@@ -3,8 +3,7 @@
  * survives restarts and crashes and that several processes may share. Writes that arrive in the
  * same tick share one transaction; an acknowledged write is on disk.
  */
-import type { BackendError } from "@vela/core"
-import { Backend, ConfigError } from "@vela/core"
+import { Backend, BackendError, ConfigError } from "@vela/core"
 import type { Scope } from "effect"
 import { Duration, Effect, Layer } from "effect"
 import * as Database from "./internal/database.js"
@@ -44,12 +43,24 @@ export const make = (
     const settings = yield* resolve(options)
     const { filename } = settings
     const fail = (operation: string, cause: unknown) => Database.failure(filename, operation, cause)
-    const { db, statements } = yield* Effect.acquireRelease(
+    const { db, statements, touches, writer } = yield* Effect.acquireRelease(
       Effect.try({
-        try: () => Database.open(settings),
-        catch: (cause) => cause as BackendError
+        try: () => {
+          const { db, statements } = Database.open(settings)
+          const touches = new Touches()
+          const writer = new Writer(db, {
+            maxBatch: settings.maxBatchSize,
+            busyTimeout: settings.busyTimeout,
+            beforeBatch: () => touches.apply(statements),
+            hasPending: () => touches.count > 0,
+            fail,
+            onCommit: options.onCommit
+          })
+          return { db, statements, touches, writer }
+        },
+        catch: (cause) => cause instanceof BackendError ? cause : fail("open", cause)
       }),
-      ({ db }) =>
+      ({ db, writer }) =>
         Effect.suspend(() => {
           writer.drain()
           try {
@@ -60,15 +71,6 @@ export const make = (
           }
         })
     )
-    const touches = new Touches()
-    const writer: Writer = new Writer(db, {
-      maxBatch: settings.maxBatchSize,
-      busyTimeout: settings.busyTimeout,
-      beforeBatch: () => touches.apply(statements),
-      hasPending: () => touches.count > 0,
-      fail,
-      onCommit: options.onCommit
-    })
     const shared = { statements, writer, touches, sweepBatchSize: settings.sweepBatchSize, fail }
     // Synchronous, so a cache on this backend is ready as soon as its layer is built.
     const register = db.transaction((open: Backend.OpenOptions) => {

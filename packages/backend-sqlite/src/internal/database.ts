@@ -69,7 +69,7 @@ export const open = (settings: OpenSettings): { readonly db: Database; readonly 
   const statements = step("prepare", () => prepare(db))
   // From now on writes wait for a busy lock asynchronously (see `Writer`); SQLite's own waiting,
   // which blocks the thread, stays short.
-  db.pragma(`busy_timeout = ${shortBusyTimeout(settings.busyTimeout)}`)
+  step("configure", () => db.pragma(`busy_timeout = ${shortBusyTimeout(settings.busyTimeout)}`))
   return { db, statements }
 }
 
