@@ -18,7 +18,7 @@ export interface Entry {
 }
 
 /** Eviction policy used when a store reaches `maxSize`. */
-export type EvictionPolicy = "ttl-only" | "lru" | "lfu"
+export type EvictionPolicy = "ttl-only" | "lru" | "lfu" | "tinylfu"
 
 /** A change made to a store by someone else (another process, another node). */
 export type Invalidation =
@@ -51,6 +51,8 @@ export interface SyncStore {
   readonly get: (key: string) => Entry | undefined
   /** `true` when a miss here is a miss of the whole cache; `false` for a near cache's L1. */
   readonly authoritative: boolean
+  /** Writes an entry, for stores where that is all a write takes (an authoritative in-memory store). */
+  readonly set?: ((key: string, entry: Entry) => void) | undefined
 }
 
 /** One cache's namespace on a backend or topology. Every read ignores expired entries. */

@@ -33,7 +33,7 @@ export const makeStore = (options: OpenOptions, sweepBatchSize = 2_000): Store =
     size: Effect.sync(() => store.size()),
     sweep,
     invalidations: Stream.empty,
-    sync: { get: (key) => store.get(key), authoritative: true },
+    sync: { get: (key) => store.get(key), set: (key, entry) => store.set(key, entry), authoritative: true },
     getMany: (keys) => Effect.sync(() => keys.map((key) => Option.fromNullable(store.get(key)))),
     setMany: (entries) =>
       Effect.sync(() => {

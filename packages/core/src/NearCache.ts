@@ -23,7 +23,7 @@ import { Topology } from "./Topology.js"
 export interface NearCacheOptions {
   /** How long an entry may stay in L1 (default `"60 seconds"`). */
   readonly ttl?: Duration.DurationInput | undefined
-  /** Bound of L1, least recently used out first (default: unbounded). */
+  /** Bound of L1, kept by W-TinyLFU (default: unbounded). */
   readonly maxSize?: number | "infinity" | undefined
 }
 
@@ -55,7 +55,7 @@ export const layer = (options: NearCacheOptions = {}): Layer.Layer<Topology, Con
 
 const makeNear = (l2: Store, clock: { unsafeCurrentTimeMillis(): number }, ttl: number, maxSize: number) => {
   const now = () => clock.unsafeCurrentTimeMillis()
-  const l1 = new MemoryStore({ maxSize, evictionPolicy: "lru", onEvict: noop, onExpire: noop, now })
+  const l1 = new MemoryStore({ maxSize, evictionPolicy: "tinylfu", onEvict: noop, onExpire: noop, now })
   let epoch = 0
   let bypass = false
 

@@ -268,26 +268,52 @@ export const make = <V = unknown, I = unknown>(
       return Either.right({ ttl: ttl.right, tags: tags.right })
     }
 
-    const write = (key: string, value: V, ttl: number, tags: ReadonlyArray<string>) => {
-      const started = start()
-      const expiresAt = ttl === Infinity ? null : clock.unsafeCurrentTimeMillis() + ttl
-      return Effect.map(store.set(key, { value, expiresAt, tags, version: 0 }), () => {
-        counters.writes.add(1)
-        emit?.("put", started, { key, ttl: ttl === Infinity ? "infinity" : ttl })
+    /** The entry a `put` writes, or why it cannot be written. */
+    const prepare = (key: string, value: V, options: PutOptions | undefined): Either.Either<Entry, CacheError> => {
+      const invalid = check(key)
+      if (invalid !== undefined) return Either.left(invalid)
+      if (value === undefined) {
+        return Either.left(new CodecError({ key, direction: "encode", cause: "undefined cannot be stored" }))
+      }
+      const parsed = entryOptions(options)
+      if (Either.isLeft(parsed)) return Either.left(parsed.left)
+      const { tags, ttl } = parsed.right
+      return Either.right({
+        value,
+        expiresAt: ttl === Infinity ? null : clock.unsafeCurrentTimeMillis() + ttl,
+        tags,
+        version: 0
       })
+    }
+
+    const wrote = (key: string, entry: Entry, started: bigint) => {
+      counters.writes.add(1)
+      emit?.("put", started, {
+        key,
+        ttl: entry.expiresAt === null ? "infinity" : entry.expiresAt - clock.unsafeCurrentTimeMillis()
+      })
+    }
+
+    const write = (key: string, entry: Entry) => {
+      const started = start()
+      return Effect.map(store.set(key, entry), () => wrote(key, entry, started))
     }
 
     const put = (key: string, value: V, options?: PutOptions): Effect.Effect<void, CacheError> =>
       Effect.suspend(() => {
-        const invalid = check(key)
-        if (invalid !== undefined) return Effect.fail(invalid)
-        if (value === undefined) {
-          return Effect.fail(new CodecError({ key, direction: "encode", cause: "undefined cannot be stored" }))
-        }
-        const parsed = entryOptions(options)
-        if (Either.isLeft(parsed)) return Effect.fail(parsed.left)
-        return write(key, value, parsed.right.ttl, parsed.right.tags)
+        const prepared = prepare(key, value, options)
+        return Either.isLeft(prepared) ? Effect.fail(prepared.left) : write(key, prepared.right)
       })
+
+    /** `put` straight into an in-memory store; the failure, if any, is returned. */
+    const putSync = sync?.set === undefined ? undefined : (key: string, value: V, options?: PutOptions) => {
+      const prepared = prepare(key, value, options)
+      if (Either.isLeft(prepared)) return prepared.left
+      const started = start()
+      sync.set!(key, prepared.right)
+      wrote(key, prepared.right, started)
+      return undefined
+    }
 
     const remove = (key: string): Effect.Effect<void, CacheError> =>
       Effect.suspend(() => {
@@ -340,7 +366,14 @@ export const make = <V = unknown, I = unknown>(
             })
           ),
           // A fetch that yields `undefined` answers its callers but is not cached.
-          Effect.tap((value) => value === undefined ? Effect.void : write(key, value, ttl, tags))
+          Effect.tap((value) =>
+            value === undefined ? Effect.void : write(key, {
+              value,
+              expiresAt: ttl === Infinity ? null : clock.unsafeCurrentTimeMillis() + ttl,
+              tags,
+              version: 0
+            })
+          )
         )
       })
 
@@ -484,6 +517,7 @@ export const make = <V = unknown, I = unknown>(
       synchronous: sync?.authoritative === true,
       check,
       readSync,
+      putSync,
       joined,
       fetchMiss: (key, fetch, options) =>
         Effect.suspend(() => {

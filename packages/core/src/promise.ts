@@ -200,7 +200,11 @@ export const createCache = <V = unknown, I = V>(options: CacheOptions<V, I> = {}
       return runNow((c) => Effect.map(c.getOption(key), Option.getOrUndefined))
     },
     getOrThrow: (key) => runNow((c) => c.get(key)),
-    put: (key, value, putOptions) => runNow((c) => c.put(key, value, putOptions)),
+    put: (key, value, putOptions) => {
+      if (closed || unsafe?.putSync === undefined) return run((c) => c.put(key, value, putOptions))
+      const failure = unsafe.putSync(key, value, putOptions)
+      return failure === undefined ? resolvedUndefined : Promise.reject(failure)
+    },
     delete: (key) => runNow((c) => c.delete(key)),
     exists: (key) => runNow((c) => c.exists(key)),
     flush: () => runNow((c) => c.flush()),

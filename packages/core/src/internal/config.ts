@@ -6,7 +6,7 @@ import { ConfigError, InvalidKey } from "../Errors.js"
 /** Longest key accepted, in UTF-16 code units. */
 export const maxKeyLength = 8_192
 
-export const policies: ReadonlyArray<EvictionPolicy> = ["ttl-only", "lru", "lfu"]
+export const policies: ReadonlyArray<EvictionPolicy> = ["ttl-only", "lru", "lfu", "tinylfu"]
 
 /** `undefined` when `key` is valid, otherwise why not. */
 export const checkKey = (key: unknown): InvalidKey | undefined => {

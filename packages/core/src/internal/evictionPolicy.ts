@@ -4,20 +4,26 @@
  * Eviction: `lru` keeps a recency list (read or write moves to the tail, the head goes); `lfu` keeps
  * the frequency buckets of Shah, Mitra and Matani's "An O(1) algorithm for implementing the LFU cache
  * eviction scheme" (2010), each bucket a recency list, so ties go to the least recent; `ttl-only`
- * takes the heap's soonest expiry, and when nothing expires the oldest write. The store evicts
- * before it inserts, so the entry being written is never the victim.
+ * takes the heap's soonest expiry, and when nothing expires the oldest write; `tinylfu` is Caffeine's
+ * W-TinyLFU (Einziger, Friedman and Manes, "TinyLFU: A Highly Efficient Cache Admission Policy",
+ * 2017): a 1% LRU window in front of a segmented LRU (20% probation, 80% protected), where an entry
+ * leaving the window displaces the main region's victim only if a count-min sketch of recent
+ * accesses has seen it more often. The store evicts before it inserts, so the entry being written is
+ * never the victim.
  */
 import type { EvictionPolicy } from "../Backend.js"
 import type { ExpiryHeap } from "./expiryHeap.js"
 
 /** The links every policy threads through an entry. */
 export interface PolicyNode {
+  readonly key: string
   expiresAt: number | null
   seq: number
   heapIndex: number
   prev: PolicyNode | null
   next: PolicyNode | null
-  bucket: Bucket | null
+  /** The list the node is in, for the policies that keep several (lfu buckets, tinylfu segments). */
+  list: List | null
 }
 
 export interface Policy {
@@ -42,6 +48,8 @@ export const make = (
       return lfu()
     case "ttl-only":
       return ttlOnly(heap)
+    case "tinylfu":
+      return tinyLfu(maxSize)
   }
 }
 
@@ -52,9 +60,10 @@ const noop = () => {}
 const unbounded: Policy = { inserted: noop, used: noop, removed: noop, victim: () => undefined, clear: noop }
 
 /** A doubly linked list through `prev`/`next`. */
-class List {
+export class List {
   head: PolicyNode | null = null
   tail: PolicyNode | null = null
+  size = 0
 
   append(node: PolicyNode): void {
     node.prev = this.tail
@@ -62,6 +71,8 @@ class List {
     if (this.tail === null) this.head = node
     else this.tail.next = node
     this.tail = node
+    node.list = this
+    this.size++
   }
 
   unlink(node: PolicyNode): void {
@@ -70,6 +81,8 @@ class List {
     if (node.next === null) this.tail = node.prev
     else node.next.prev = node.prev
     node.prev = node.next = null
+    node.list = null
+    this.size--
   }
 
   moveToTail(node: PolicyNode): void {
@@ -80,6 +93,7 @@ class List {
 
   clear(): void {
     this.head = this.tail = null
+    this.size = 0
   }
 }
 
@@ -131,9 +145,8 @@ const lfu = (): Policy => {
   }
 
   const leave = (node: PolicyNode): Bucket => {
-    const bucket = node.bucket!
+    const bucket = node.list as Bucket
     bucket.unlink(node)
-    node.bucket = null
     return bucket
   }
 
@@ -148,7 +161,6 @@ const lfu = (): Policy => {
     inserted: (node) => {
       const bucket = first !== null && first.frequency === 1 ? first : insertAfter(null, 1)
       bucket.append(node)
-      node.bucket = bucket
     },
     used: (node) => {
       const current = leave(node)
@@ -156,13 +168,123 @@ const lfu = (): Policy => {
         ? current.nextBucket
         : insertAfter(current, current.frequency + 1)
       next.append(node)
-      node.bucket = next
       dropIfEmpty(current)
     },
     removed: (node) => dropIfEmpty(leave(node)),
     victim: () => first?.head ?? undefined,
     clear: () => {
       first = null
+    }
+  }
+}
+
+/**
+ * A count-min sketch of access frequencies: four rows of saturating 4-bit counters (kept in bytes),
+ * halved every `10 × capacity` increments so that old popularity fades.
+ */
+class FrequencySketch {
+  readonly #table: Uint8Array
+  readonly #mask: number
+  readonly #sampleSize: number
+  #additions = 0
+
+  constructor(capacity: number) {
+    const width = 2 ** Math.ceil(Math.log2(Math.max(16, capacity)))
+    this.#table = new Uint8Array(width * 4)
+    this.#mask = width - 1
+    this.#sampleSize = 10 * Math.max(16, capacity)
+  }
+
+  frequency(key: string): number {
+    const hash = hashOf(key)
+    let min = 15
+    for (let row = 0; row < 4; row++) min = Math.min(min, this.#table[this.#slot(hash, row)])
+    return min
+  }
+
+  increment(key: string): void {
+    const hash = hashOf(key)
+    let added = false
+    for (let row = 0; row < 4; row++) {
+      const slot = this.#slot(hash, row)
+      if (this.#table[slot] < 15) {
+        this.#table[slot]++
+        added = true
+      }
+    }
+    if (added && ++this.#additions >= this.#sampleSize) this.#age()
+  }
+
+  #slot(hash: number, row: number): number {
+    const mixed = Math.imul(hash ^ (hash >>> (8 * row + 1)), 0x9e3779b1 + 2 * row)
+    return row * (this.#mask + 1) + ((mixed ^ (mixed >>> 15)) & this.#mask)
+  }
+
+  #age(): void {
+    for (let i = 0; i < this.#table.length; i++) this.#table[i] >>= 1
+    this.#additions >>>= 1
+  }
+}
+
+/** FNV-1a over the key's UTF-16 code units. */
+const hashOf = (key: string): number => {
+  let hash = 0x811c9dc5
+  for (let i = 0; i < key.length; i++) hash = Math.imul(hash ^ key.charCodeAt(i), 0x01000193)
+  return hash >>> 0
+}
+
+const tinyLfu = (maxSize: number): Policy => {
+  const sketch = new FrequencySketch(maxSize)
+  const window = new List()
+  const probation = new List()
+  const protectedList = new List()
+  const windowMax = Math.max(1, Math.floor(maxSize / 100))
+  const protectedMax = Math.floor((maxSize - windowMax) * 0.8)
+
+  const promote = (node: PolicyNode) => {
+    probation.unlink(node)
+    protectedList.append(node)
+    if (protectedList.size > protectedMax && protectedList.head !== null) {
+      const demoted = protectedList.head
+      protectedList.unlink(demoted)
+      probation.append(demoted)
+    }
+  }
+
+  return {
+    inserted: (node) => {
+      sketch.increment(node.key)
+      window.append(node)
+      // Until the store is full nothing is evicted, and the window's oldest move on to probation.
+      if (window.size > windowMax) {
+        const oldest = window.head!
+        window.unlink(oldest)
+        probation.append(oldest)
+      }
+    },
+    used: (node) => {
+      sketch.increment(node.key)
+      if (node.list === probation) promote(node)
+      else (node.list as List).moveToTail(node)
+    },
+    removed: (node) => (node.list as List).unlink(node),
+    victim: () => {
+      const mainVictim = probation.head ?? protectedList.head
+      // The window has room for the entry about to come in: the main region gives way.
+      if (window.size < windowMax) return mainVictim ?? window.head ?? undefined
+      const candidate = window.head
+      if (candidate === null) return mainVictim ?? undefined
+      if (mainVictim === null) return candidate
+      if (sketch.frequency(candidate.key) <= sketch.frequency(mainVictim.key)) return candidate
+      // The candidate is more popular than the main region's victim: it is admitted in its place.
+      window.unlink(candidate)
+      probation.append(candidate)
+      return mainVictim
+    },
+    clear: () => {
+      window.clear()
+      probation.clear()
+      protectedList.clear()
     }
   }
 }

@@ -16,7 +16,7 @@ const noTags: ReadonlyArray<string> = []
 class Node implements Entry, Eviction.PolicyNode {
   prev: Node | null = null
   next: Node | null = null
-  bucket: Eviction.Bucket | null = null
+  list: Eviction.List | null = null
   heapIndex = -1
   constructor(
     readonly key: string,

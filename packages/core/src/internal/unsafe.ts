@@ -20,6 +20,8 @@ export interface UnsafeCache {
   readonly check: (key: unknown) => CacheError | undefined
   /** Counts hits and authoritative misses and emits their events; the rest is `Unknown`. */
   readonly readSync: (key: string) => unknown
+  /** `put` into an in-memory store without the runtime; returns the failure, if any. */
+  readonly putSync: ((key: string, value: any, options?: PutOptions) => CacheError | undefined) | undefined
   /** Counts and reports a caller that waits on a fetch another caller started. */
   readonly joined: (key: string) => void
   /** `getOrFetch` after `readSync` answered `Miss`: the fetch, without reading again. */

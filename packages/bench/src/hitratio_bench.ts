@@ -1,0 +1,89 @@
+/**
+ * hitratio_bench: hit ratio and cost per operation of the eviction policies on synthetic traces:
+ * Zipf-distributed reads (skew 0.8, 0.9, 1.0) over 100,000 keys with the cache at 1% of the key
+ * space, and the same Zipf 0.9 trace polluted by scans of never-repeated keys. Each request is a
+ * read-through: `get`, and `put` on a miss, through the facade. Traces are seeded, so every policy
+ * sees the same requests. Run: `node --expose-gc packages/bench/dist/hitratio_bench.js`.
+ */
+import type { Backend } from "@vela/core"
+import { createCache } from "@vela/core/promise"
+import { performance } from "node:perf_hooks"
+import { fileURLToPath } from "node:url"
+
+const KEYS = 100_000
+const REQUESTS = 1_000_000
+const CAPACITY = KEYS / 100
+const policies: ReadonlyArray<Backend.EvictionPolicy> = ["lru", "lfu", "tinylfu"]
+
+/** mulberry32: a small seeded generator, so traces are the same on every run. */
+const random = (seed: number) => () => {
+  seed = (seed + 0x6d2b79f5) | 0
+  let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
+  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
+  return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+}
+
+const zipf = (skew: number, seed: number): Array<string> => {
+  const cdf = new Float64Array(KEYS)
+  let total = 0
+  for (let rank = 0; rank < KEYS; rank++) cdf[rank] = total += 1 / (rank + 1) ** skew
+  const next = random(seed)
+  return Array.from({ length: REQUESTS }, () => {
+    const target = next() * total
+    let lo = 0
+    let hi = KEYS - 1
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1
+      if (cdf[mid] < target) lo = mid + 1
+      else hi = mid
+    }
+    return `k${lo}`
+  })
+}
+
+/** Every 10,000 requests, a scan of 2,000 keys that are never requested again. */
+const scanPolluted = (trace: ReadonlyArray<string>): Array<string> =>
+  trace.flatMap((key, i) =>
+    i % 10_000 === 0 ? [key, ...Array.from({ length: 2_000 }, (_, j) => `scan${i}-${j}`)] : [key]
+  )
+
+const replay = async (policy: Backend.EvictionPolicy, trace: ReadonlyArray<string>) => {
+  const cache = createCache<number>({ maxSize: CAPACITY, evictionPolicy: policy, statsEnabled: true })
+  const start = performance.now()
+  for (let i = 0; i < trace.length; i++) {
+    if ((await cache.get(trace[i])) === undefined) await cache.put(trace[i], i)
+  }
+  const nsPerRequest = ((performance.now() - start) * 1e6) / trace.length
+  const { hitRate } = await cache.stats()
+  await cache.close()
+  return { hitRate, nsPerRequest }
+}
+
+export const run = async (): Promise<string> => {
+  const traces: Array<[string, Array<string>]> = [
+    ["zipf 0.8", zipf(0.8, 1)],
+    ["zipf 0.9", zipf(0.9, 2)],
+    ["zipf 1.0", zipf(1.0, 3)]
+  ]
+  traces.push(["zipf 0.9 + scans", scanPolluted(traces[1][1])])
+  const lines = [
+    `\nhitratio_bench: ${KEYS.toLocaleString("en-US")} keys, cache of ${
+      CAPACITY.toLocaleString("en-US")
+    } (1%), read-through`,
+    `${"trace".padEnd(18)}${policies.map((p) => `${p} hit%`.padStart(14)).join("")}${
+      policies.map((p) => `${p} ns/req`.padStart(16)).join("")
+    }`
+  ]
+  for (const [name, trace] of traces) {
+    const results = []
+    for (const policy of policies) results.push(await replay(policy, trace))
+    lines.push(
+      `${name.padEnd(18)}${results.map((r) => (r.hitRate * 100).toFixed(2).padStart(14)).join("")}${
+        results.map((r) => r.nsPerRequest.toFixed(0).padStart(16)).join("")
+      }`
+    )
+  }
+  return lines.join("\n")
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) console.log(await run())
