@@ -102,6 +102,8 @@ export class ClusterNode extends Context.Tag("@vela/cluster/ClusterNode")<Cluste
   readonly incarnation: number
   /** Live members, this node included, sorted by id. */
   readonly members: SubscriptionRef.SubscriptionRef<ReadonlyArray<string>>
+  /** The value of `members` right now, synchronously; the same array until membership changes. */
+  readonly currentMembers: () => ReadonlyArray<string>
   /**
    * Runs `f` with an authenticated connection to `peer`, bounded by `requestTimeout`. A broken
    * connection is dropped and reopened once; a peer that cannot be reached is `NodeUnavailable`.
@@ -504,6 +506,7 @@ const makeNode = (options: ClusterNodeOptions) =>
       id,
       incarnation,
       members,
+      currentMembers: () => published,
       call,
       serve: (next) =>
         Effect.acquireRelease(

@@ -90,8 +90,24 @@ export const make = (
 
     // Ring
 
-    let ring = HashRing.make(yield* node.members.get, { virtualNodes })
+    // The ring follows the node's membership synchronously, so every operation routes by the
+    // members the node sees at that moment; `settled` is the ring the rebalancer last handled.
+    let source = node.currentMembers()
+    let ring = HashRing.make(source, { virtualNodes })
+    let settled = ring
     let changedAt = 0
+    const currentRing = () => {
+      const members = node.currentMembers()
+      if (members !== source) {
+        source = members
+        const next = HashRing.withMembers(ring, members)
+        if (next !== ring) {
+          ring = next
+          changedAt = live.unsafeCurrentTimeMillis()
+        }
+      }
+      return ring
+    }
     const rings = new Map<string, HashRing.HashRing>()
     const ringOf = (members: ReadonlyArray<string>) => {
       const key = members.join("\n")
@@ -376,10 +392,10 @@ export const make = (
     yield* node.members.changes.pipe(
       Stream.runForEach((members) =>
         Effect.suspend(() => {
-          const next = HashRing.withMembers(ring, members)
-          if (next === ring) return Effect.void
-          const before = ring
-          ring = next
+          const next = HashRing.withMembers(settled, members)
+          if (next === settled) return Effect.void
+          const before = settled
+          settled = next
           changedAt = live.unsafeCurrentTimeMillis()
           const alone = members.length === 1
           const wasAlone = before.members.length === 1
@@ -408,9 +424,10 @@ export const make = (
     // even `replicas: 0` loses nothing when a node is stopped. Bounded: a leave never hangs.
     yield* Effect.addFinalizer(() =>
       Effect.suspend(() => {
-        const others = ring.members.filter((m) => m !== self)
+        const current = currentRing()
+        const others = current.members.filter((m) => m !== self)
         if (others.length === 0) return Effect.void
-        return rebalance(ring, HashRing.withMembers(ring, others)).pipe(
+        return rebalance(current, HashRing.withMembers(current, others)).pipe(
           Effect.timeout("5 seconds"),
           Effect.ignore,
           Effect.withClock(live)
@@ -459,7 +476,7 @@ export const make = (
       /** Asks the holders in order until one answers; `NodeUnavailable` when none can. */
       const read = (key: string, op: Op, operation: string): Effect.Effect<OpResult, CacheError> => {
         const now = nowOf()
-        const holders = HashRing.holders(ring, key, copies)
+        const holders = HashRing.holders(currentRing(), key, copies)
         const attempt = (i: number, last: unknown): Effect.Effect<OpResult, CacheError> =>
           i >= holders.length
             ? Effect.fail(new NodeUnavailable({ node: holders[0] ?? self, cause: last }))
@@ -474,7 +491,7 @@ export const make = (
         // While entries move after a membership change, a miss may only mean "not here yet": ask
         // every other member before calling it a miss.
         if (live.unsafeCurrentTimeMillis() - changedAt >= grace) return first
-        const others = ring.members.filter((m) => m !== holders[0])
+        const others = currentRing().members.filter((m) => m !== holders[0])
         if (others.length === 0) return first
         return Effect.flatMap(first, (result) => {
           if (!(result._tag === "Missing" || (result._tag === "Bool" && !result.value))) return Effect.succeed(result)
@@ -495,7 +512,7 @@ export const make = (
         const now = nowOf()
         return Effect.flatMap(
           Effect.forEach(
-            HashRing.holders(ring, key, copies),
+            HashRing.holders(currentRing(), key, copies),
             (peer) =>
               Effect.flatMap(
                 exec(peer, now, op),
@@ -515,7 +532,7 @@ export const make = (
         local: Effect.Effect<A, CacheError | BackendError | ConfigError>,
         call: (peer: string) => Effect.Effect<A, NodeUnavailable | RemoteFailure>
       ): Effect.Effect<ReadonlyArray<A>, CacheError> =>
-        Effect.forEach(ring.members, (peer) =>
+        Effect.forEach(currentRing().members, (peer) =>
           peer === self
             ? local
             : Effect.mapError(call(peer), (error) =>
@@ -579,7 +596,7 @@ export const make = (
         ),
         size: Effect.suspend(() => {
           const now = nowOf()
-          const view = ring
+          const view = currentRing()
           return Effect.map(
             fanOut(
               sizeHere(space, now, view),
@@ -600,7 +617,7 @@ export const make = (
           return invalidations
         },
         singleFlight: <A, E, R>(key: string, fetch: Effect.Effect<A, E, R>, timeoutMillis: number) => {
-          const owner = HashRing.owner(ring, key) ?? self
+          const owner = HashRing.owner(currentRing(), key) ?? self
           const acquire: Effect.Effect<LeaseOutcome, NodeUnavailable | RemoteFailure> = owner === self
             ? leaseHere(space, key, timeoutMillis)
             : node.call(owner, (client) => client.Lease({ ns, key, timeout: timeoutMillis }))
