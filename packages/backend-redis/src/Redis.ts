@@ -37,6 +37,12 @@ export interface CommonOptions {
    * `TestClock`, skewed hosts): Redis then never drops an entry that the cache still counts as live.
    */
   readonly expiryGrace?: Duration.DurationInput | undefined
+  /**
+   * Offer the cache a single flight across processes: on a `getOrFetch` miss, one process takes a
+   * short lease on the key (`SET NX PX`) and fetches; the others wait for its value. Default `true`;
+   * `false` saves that round trip on every miss where a stampede across processes does no harm.
+   */
+  readonly singleFlight?: boolean | undefined
 }
 
 export interface RedisOptions extends CommonOptions {
@@ -98,7 +104,8 @@ export const make = (
       subscriber,
       prefix: settings.prefix,
       buckets: 1,
-      expiryGrace: settings.expiryGrace
+      expiryGrace: settings.expiryGrace,
+      singleFlight: settings.singleFlight
     }
     return Backend.Backend.of({ name: "redis", open: (open) => Store.open(connection, open) })
   })
@@ -143,7 +150,8 @@ export const makeCluster = (
       subscriber,
       prefix: settings.prefix,
       buckets,
-      expiryGrace: settings.expiryGrace
+      expiryGrace: settings.expiryGrace,
+      singleFlight: settings.singleFlight
     }
     return Backend.Backend.of({ name: "redis-cluster", open: (open) => Store.open(connection, open) })
   })
@@ -164,6 +172,7 @@ interface Settings {
   readonly connectTimeout: number
   readonly bus: boolean
   readonly expiryGrace: number
+  readonly singleFlight: boolean
 }
 
 const millis = (
@@ -193,7 +202,8 @@ const resolve = (options: CommonOptions): Effect.Effect<Settings, ConfigError> =
       commandTimeout: yield* millis("commandTimeout", options.commandTimeout, 1_000, false),
       connectTimeout: yield* millis("connectTimeout", options.connectTimeout, 1_000, false),
       bus: options.bus ?? true,
-      expiryGrace: yield* millis("expiryGrace", options.expiryGrace, 0, true)
+      expiryGrace: yield* millis("expiryGrace", options.expiryGrace, 0, true),
+      singleFlight: options.singleFlight ?? true
     }
   })
 

@@ -16,7 +16,7 @@ import type { Backend } from "@vela/core"
 import type { CacheError, CodecError } from "@vela/core"
 import { BackendError, ConfigError, FetchTimeout } from "@vela/core"
 import type { Scope } from "effect"
-import { Effect, Either, Option, Stream } from "effect"
+import { Effect, Either, FiberId, Option, Stream } from "effect"
 import type { Cluster, Redis } from "ioredis"
 import { randomBytes } from "node:crypto"
 import type { BusListener, BusMessage, Subscriber } from "./bus.js"
@@ -37,7 +37,17 @@ export interface Connection {
   readonly buckets: number
   /** How much longer than its TTL Redis keeps an entry (reads still end it at `expiresAt`). */
   readonly expiryGrace: number
+  /** Whether the store offers `singleFlight`. */
+  readonly singleFlight: boolean
 }
+
+/**
+ * A fresh id for each command a fiber waits on. A fiber suspended on one command then looks
+ * different from one suspended on the next, so `TestClock.adjust`, which waits until every fiber
+ * stays suspended, does not mistake a fiber making progress through commands for an idle one.
+ */
+let commands = 0
+const waitingOn = () => FiberId.make(++commands, 0)
 
 /** How often a waiter of a single flight looks again when no bus message woke it. */
 const pollMillis = 100
@@ -113,10 +123,12 @@ export const open = (
     // Commands
 
     const attempt = <A>(operation: string, run: () => Promise<A>): Effect.Effect<A, BackendError> =>
-      Effect.tryPromise({
-        try: run,
-        catch: (cause) => new BackendError({ backend: connection.name, operation, cause })
-      })
+      Effect.async((resume) => {
+        run().then(
+          (a) => resume(Effect.succeed(a)),
+          (cause) => resume(Effect.fail(new BackendError({ backend: connection.name, operation, cause })))
+        )
+      }, waitingOn())
 
     const unlink = (operation: string, found: ReadonlyArray<string>) =>
       Effect.forEach(groupBySlot(keys, found), (group) => attempt(operation, () => client.unlink(...group)), {
@@ -158,7 +170,7 @@ export const open = (
           (payload) => resume(readReply(key, payload)),
           (cause) => resume(Effect.fail(new BackendError({ backend: connection.name, operation: "get", cause })))
         )
-      })
+      }, waitingOn())
 
     const wrote = (resume: (effect: Effect.Effect<void, BackendError | CodecError>) => void) =>
       [
@@ -187,7 +199,7 @@ export const open = (
           channel,
           announce(bucket, `"k":[${JSON.stringify(key)}]`)
         ]).then(ok, failed)
-      })
+      }, waitingOn())
 
     const live = (expiresAt: string | null, at: number) =>
       expiresAt !== null && (expiresAt === "" || Number(expiresAt) > at)
@@ -273,62 +285,64 @@ export const open = (
           ))
       }),
       invalidations: subscriber === undefined ? Stream.empty : inbox.stream,
-      singleFlight: <A, E, R>(key: string, fetch: Effect.Effect<A, E, R>, timeoutMillis: number) =>
-        Effect.suspend(() => {
-          const bucket = keys.bucketOf(key)
-          const lease = keys.lease(key, bucket)
-          const token = randomBytes(8).toString("hex")
-          const deadline = Date.now() + timeoutMillis
-          const released = channel === "" ? "" : JSON.stringify({ p: id, b: bucket, r: key })
-          const release = Effect.ignore(
-            attempt("singleFlight", () => Scripts.run(client, Scripts.release, [lease], [token, channel, released]))
-          )
-          const lead = Effect.ensuring(fetch, release)
-          const acquire = attempt("singleFlight", () => client.set(lease, token, "PX", timeoutMillis, "NX"))
-          const waitFor = (millis: number) =>
-            Effect.async<void>((resume) => {
-              let set = waiters.get(key)
-              if (set === undefined) {
-                set = new Set()
-                waiters.set(key, set)
-              }
-              let resumed = false
-              const done = () => {
-                if (resumed) return
-                resumed = true
-                resume(Effect.void)
-              }
-              set.add(done)
-              const timer = setTimeout(done, millis)
-              return Effect.sync(() => {
-                clearTimeout(timer)
-                set.delete(done)
-                if (set.size === 0) waiters.delete(key)
+      singleFlight: !connection.singleFlight ?
+        undefined :
+        <A, E, R>(key: string, fetch: Effect.Effect<A, E, R>, timeoutMillis: number) =>
+          Effect.suspend(() => {
+            const bucket = keys.bucketOf(key)
+            const lease = keys.lease(key, bucket)
+            const token = randomBytes(8).toString("hex")
+            const deadline = Date.now() + timeoutMillis
+            const released = channel === "" ? "" : JSON.stringify({ p: id, b: bucket, r: key })
+            const release = Effect.ignore(
+              attempt("singleFlight", () => Scripts.run(client, Scripts.release, [lease], [token, channel, released]))
+            )
+            const lead = Effect.ensuring(fetch, release)
+            const acquire = attempt("singleFlight", () => client.set(lease, token, "PX", timeoutMillis, "NX"))
+            const waitFor = (millis: number) =>
+              Effect.async<void>((resume) => {
+                let set = waiters.get(key)
+                if (set === undefined) {
+                  set = new Set()
+                  waiters.set(key, set)
+                }
+                let resumed = false
+                const done = () => {
+                  if (resumed) return
+                  resumed = true
+                  resume(Effect.void)
+                }
+                set.add(done)
+                const timer = setTimeout(done, millis)
+                return Effect.sync(() => {
+                  clearTimeout(timer)
+                  set.delete(done)
+                  if (set.size === 0) waiters.delete(key)
+                })
               })
+            /** The entry, with data that no longer decodes read as a miss (the fetch replaces it). */
+            const current = Effect.catchTag(get(key), "CodecError", () => Effect.succeed(Option.none()))
+            const wait: Effect.Effect<A, E | CacheError | FetchTimeout, R> = Effect.flatMap(current, (entry) => {
+              if (Option.isSome(entry)) return Effect.succeed(entry.value.value as A)
+              const left = deadline - Date.now()
+              if (left <= 0) return Effect.fail(new FetchTimeout({ key, timeout: timeoutMillis }))
+              return Effect.zipRight(waitFor(Math.min(left, pollMillis)), retry)
             })
-          /** The entry, with data that no longer decodes read as a miss (the fetch replaces it). */
-          const current = Effect.catchTag(get(key), "CodecError", () => Effect.succeed(Option.none()))
-          const wait: Effect.Effect<A, E | CacheError | FetchTimeout, R> = Effect.flatMap(current, (entry) => {
-            if (Option.isSome(entry)) return Effect.succeed(entry.value.value as A)
-            const left = deadline - Date.now()
-            if (left <= 0) return Effect.fail(new FetchTimeout({ key, timeout: timeoutMillis }))
-            return Effect.zipRight(waitFor(Math.min(left, pollMillis)), retry)
+            // After a wait the lease may come free because the winner is done: read before fetching.
+            const retry: Effect.Effect<A, E | CacheError | FetchTimeout, R> = Effect.flatMap(
+              acquire,
+              (won) =>
+                won === "OK"
+                  ? Effect.flatMap(
+                    current,
+                    (entry) => Option.isSome(entry) ? Effect.as(release, entry.value.value as A) : lead
+                  )
+                  : wait
+            )
+            // The cache has just missed: a lease won at once leads straight to the fetch.
+            const attemptOnce = Effect.flatMap(acquire, (won) => won === "OK" ? lead : wait)
+            return attemptOnce
           })
-          // After a wait the lease may come free because the winner is done: read before fetching.
-          const retry: Effect.Effect<A, E | CacheError | FetchTimeout, R> = Effect.flatMap(
-            acquire,
-            (won) =>
-              won === "OK"
-                ? Effect.flatMap(
-                  current,
-                  (entry) => Option.isSome(entry) ? Effect.as(release, entry.value.value as A) : lead
-                )
-                : wait
-          )
-          // The cache has just missed: a lease won at once leads straight to the fetch.
-          const attemptOnce = Effect.flatMap(acquire, (won) => won === "OK" ? lead : wait)
-          return attemptOnce
-        })
     }
     return store
   })
