@@ -16,6 +16,12 @@ export interface Stats {
   readonly coalesced: number
   /** Stored values that no longer decode (read as misses by `getOrFetch`). */
   readonly codecErrors: number
+  /** Stale values served by `getOrFetch` within their grace. */
+  readonly staleHits: number
+  /** Fetches run to refresh a stale entry (counted in `fetches` too). */
+  readonly refreshes: number
+  /** Refreshes that failed while a stale value could still be served. */
+  readonly refreshErrors: number
   /** `hits / (hits + misses)`, 0 when nothing was read. */
   readonly hitRate: number
 }
@@ -32,7 +38,10 @@ export const counters: ReadonlyArray<Counter> = [
   "fetches",
   "fetchErrors",
   "coalesced",
-  "codecErrors"
+  "codecErrors",
+  "staleHits",
+  "refreshes",
+  "refreshErrors"
 ]
 
 const noLabels: ReadonlyArray<never> = []

@@ -8,10 +8,12 @@ import { Config as EffectConfig, Effect, Either, Exit, Layer, Option, Schedule, 
 import type { Entry, EvictionPolicy, Store } from "./Backend.js"
 import * as Coalescer from "./Coalescer.js"
 import * as Codec from "./Codec.js"
-import type { BackendError, CacheError, FetchTimeout } from "./Errors.js"
-import { CacheClosed, CodecError, ConfigError, NotFound } from "./Errors.js"
+import type { BackendError, CacheError } from "./Errors.js"
+import { CacheClosed, CodecError, ConfigError, FetchTimeout, NotFound } from "./Errors.js"
 import * as Batch from "./internal/batch.js"
 import * as Check from "./internal/config.js"
+import * as Grace from "./internal/grace.js"
+import { Graced } from "./internal/grace.js"
 import { Miss, registry, Unknown } from "./internal/unsafe.js"
 import * as Local from "./Local.js"
 import * as Memory from "./Memory.js"
@@ -43,6 +45,14 @@ export interface Config<V = unknown, I = unknown> {
   readonly sweepInterval?: Duration.DurationInput | undefined
   /** Encodes and validates values where they leave the process. */
   readonly value?: Schema.Schema<V, I> | undefined
+  /** Default `grace` of `getOrFetch` (default 0: no stale values). */
+  readonly grace?: Duration.DurationInput | undefined
+  /** Default `softTimeout` of `getOrFetch` (default 0). */
+  readonly softTimeout?: Duration.DurationInput | undefined
+  /** Default `hardTimeout` of `getOrFetch` (default `"infinity"`). */
+  readonly hardTimeout?: Duration.DurationInput | "infinity" | undefined
+  /** After a refresh of a stale entry fails, how long its stale value is served before the next try (default `"5 seconds"`). */
+  readonly refreshBackoff?: Duration.DurationInput | undefined
 }
 
 /** Options of `put` and `getOrFetch`. */
@@ -50,6 +60,24 @@ export interface PutOptions {
   /** Default: the cache's `defaultTtl`. */
   readonly ttl?: Duration.DurationInput | "infinity" | undefined
   readonly tags?: ReadonlyArray<string> | undefined
+}
+
+/** Options of `getOrFetch`: those of `put` for the fetched value, and how to fetch it. */
+export interface FetchOptions<V> extends PutOptions {
+  /**
+   * How long past its TTL the fetched entry is kept, to be served stale while a refresh runs
+   * (stale-while-revalidate). Plain reads (`get`, `getOption`, `getMany`) treat it as expired.
+   */
+  readonly grace?: Duration.DurationInput | undefined
+  /** How long a caller holding a stale value waits for the refresh before it takes the stale value (0: never). */
+  readonly softTimeout?: Duration.DurationInput | undefined
+  /** A fetch running longer than this is interrupted and fails with `FetchTimeout`. */
+  readonly hardTimeout?: Duration.DurationInput | "infinity" | undefined
+  /**
+   * Whether to cache a fetched value: `false` keeps it out (errors, empty results), `true` caches it
+   * with `ttl`, a duration caches it for that long instead (negative caching with its own TTL).
+   */
+  readonly cacheIf?: ((value: V) => boolean | Duration.DurationInput) | undefined
 }
 
 export interface Cache<V> {
@@ -66,7 +94,7 @@ export interface Cache<V> {
   readonly getOrFetch: <E = never, R = never>(
     key: string,
     fetch: (key: string) => Effect.Effect<V, E, R>,
-    options?: PutOptions
+    options?: FetchOptions<V>
   ) => Effect.Effect<V, E | FetchTimeout | CacheError, R>
   /** Removes every entry tagged `tag`; returns how many were removed. */
   readonly invalidateTag: (tag: string) => Effect.Effect<number, CacheError>
@@ -96,6 +124,10 @@ export interface ResolvedConfig {
   readonly telemetryPrefix: ReadonlyArray<string>
   readonly sweepInterval: number
   readonly codec: Codec.Codec<any>
+  readonly grace: number
+  readonly softTimeout: number
+  readonly hardTimeout: number
+  readonly refreshBackoff: number
 }
 
 /** Applies defaults and checks every field; the first nonsensical one is a `ConfigError`. */
@@ -126,7 +158,11 @@ export const resolve = <V, I>(
       statsEnabled: yield* Check.boolean("statsEnabled", config.statsEnabled ?? true),
       telemetryPrefix: prefix,
       sweepInterval: yield* Check.millis("sweepInterval", config.sweepInterval ?? "30 seconds", false),
-      codec: config.value === undefined ? Codec.json : Codec.fromSchema(config.value)
+      codec: config.value === undefined ? Codec.json : Codec.fromSchema(config.value),
+      grace: yield* Check.millis("grace", config.grace ?? 0, false, true),
+      softTimeout: yield* Check.millis("softTimeout", config.softTimeout ?? 0, false, true),
+      hardTimeout: yield* Check.millis("hardTimeout", config.hardTimeout ?? "infinity", true),
+      refreshBackoff: yield* Check.millis("refreshBackoff", config.refreshBackoff ?? "5 seconds", false, true)
     }
   })
 
@@ -148,7 +184,7 @@ export const make = <V = unknown, I = unknown>(
     const store: Store = yield* topology.open({
       namespace: name,
       clock,
-      codec: resolved.codec,
+      codec: Grace.codec(resolved.codec),
       maxSize: resolved.maxSize,
       evictionPolicy: resolved.evictionPolicy,
       onEvict: (count) => counters.evictions.add(count),
@@ -163,7 +199,7 @@ export const make = <V = unknown, I = unknown>(
       ),
       scope
     )
-    const coalescer = Coalescer.make(scope, clock, resolved.stampedeTimeout)
+    const coalescer = Coalescer.make(scope, clock)
     const closedError = new CacheClosed({ cache: name })
 
     // Telemetry
@@ -198,15 +234,20 @@ export const make = <V = unknown, I = unknown>(
     const check = (key: unknown): CacheError | undefined => closed ? closedError : Check.checkKey(key)
     const sync = store.sync
 
-    /** A hit, an authoritative miss, or `Unknown`; counted and reported. */
+    /** A hit, an authoritative miss, or `Unknown` (a stale entry too); counted and reported. */
     const readSync = (key: string): unknown => {
       if (sync === undefined) return Unknown
       const started = start()
       const entry = sync.get(key)
       if (entry !== undefined) {
+        let value = entry.value
+        if (value instanceof Graced) {
+          if (value.freshUntil <= clock.unsafeCurrentTimeMillis()) return Unknown
+          value = value.value
+        }
         counters.hits.add(1)
         emit?.("get", started, { key, result: "hit" })
-        return entry.value
+        return value
       }
       if (!sync.authoritative) return Unknown
       counters.misses.add(1)
@@ -214,20 +255,34 @@ export const make = <V = unknown, I = unknown>(
       return Miss
     }
 
-    const readStore = (key: string): Effect.Effect<Option.Option<V>, CacheError> => {
-      const started = start()
-      const counted = Effect.tapErrorTag(store.get(key), "CodecError", () =>
-        Effect.sync(() =>
-          counters.codecErrors.add(1)
-        ))
-      return Effect.map(counted, (entry) => {
-        const hit = Option.isSome(entry)
-        if (hit) counters.hits.add(1)
-        else counters.misses.add(1)
-        emit?.("get", started, { key, result: hit ? "hit" : "miss" })
-        return hit ? Option.some(entry.value.value as V) : Option.none()
-      })
+    /** A fresh value, a stale one within its grace, or nothing: a hit or a miss. */
+    const classify = (key: string, entry: Option.Option<Entry>, started: bigint): Lookup<V> => {
+      let found: Lookup<V> = missing
+      if (Option.isSome(entry)) {
+        const value = entry.value.value
+        found = !(value instanceof Graced)
+          ? { _tag: "Fresh", value: value as V }
+          : value.freshUntil > clock.unsafeCurrentTimeMillis()
+          ? { _tag: "Fresh", value: value.value as V }
+          : { _tag: "Stale", value: value.value as V }
+      }
+      const hit = found._tag === "Fresh"
+      if (hit) counters.hits.add(1)
+      else counters.misses.add(1)
+      emit?.("get", started, { key, result: hit ? "hit" : "miss" })
+      return found
     }
+
+    const lookup = (key: string): Effect.Effect<Lookup<V>, CacheError> => {
+      const started = start()
+      return store.get(key).pipe(
+        Effect.tapErrorTag("CodecError", () => Effect.sync(() => counters.codecErrors.add(1))),
+        Effect.map((entry) => classify(key, entry, started))
+      )
+    }
+
+    const readStore = (key: string): Effect.Effect<Option.Option<V>, CacheError> =>
+      Effect.map(lookup(key), (found) => found._tag === "Fresh" ? Option.some(found.value) : Option.none())
 
     const read = (key: string): Effect.Effect<Option.Option<V>, CacheError> => {
       const found = readSync(key)
@@ -349,31 +404,80 @@ export const make = <V = unknown, I = unknown>(
 
     // Fetching
 
+    /** What a `getOrFetch` does on a miss or a stale read, from its options and the config's defaults. */
+    const fetchPlan = (options: FetchOptions<V> | undefined): Either.Either<FetchPlan<V>, ConfigError> => {
+      const entry = entryOptions(options)
+      if (Either.isLeft(entry)) return Either.left(entry.left)
+      if (options === undefined) return Either.right({ ...entry.right, ...fetchDefaults, cacheIf: undefined })
+      const grace = options.grace === undefined
+        ? Either.right(resolved.grace)
+        : Check.millis("grace", options.grace, false, true)
+      if (Either.isLeft(grace)) return Either.left(grace.left)
+      const softTimeout = options.softTimeout === undefined
+        ? Either.right(resolved.softTimeout)
+        : Check.millis("softTimeout", options.softTimeout, false, true)
+      if (Either.isLeft(softTimeout)) return Either.left(softTimeout.left)
+      const hardTimeout = options.hardTimeout === undefined
+        ? Either.right(resolved.hardTimeout)
+        : Check.millis("hardTimeout", options.hardTimeout, true)
+      if (Either.isLeft(hardTimeout)) return Either.left(hardTimeout.left)
+      if (options.cacheIf !== undefined && typeof options.cacheIf !== "function") {
+        return Either.left(new ConfigError({ field: "cacheIf", reason: "expected a function" }))
+      }
+      return Either.right({
+        ...entry.right,
+        grace: grace.right,
+        softTimeout: softTimeout.right,
+        hardTimeout: hardTimeout.right,
+        cacheIf: options.cacheIf
+      })
+    }
+    const fetchDefaults = {
+      grace: resolved.grace,
+      softTimeout: resolved.softTimeout,
+      hardTimeout: resolved.hardTimeout
+    }
+
+    /** The entry of a fetched value; with grace, kept `grace` past its TTL with its freshness inside. */
+    const fetchedEntry = (value: V, ttl: number, plan: FetchPlan<V>): Entry => {
+      const now = clock.unsafeCurrentTimeMillis()
+      if (ttl === Infinity) return { value, expiresAt: null, tags: plan.tags, version: 0 }
+      if (plan.grace === 0) return { value, expiresAt: now + ttl, tags: plan.tags, version: 0 }
+      return { value: new Graced(value, now + ttl), expiresAt: now + ttl + plan.grace, tags: plan.tags, version: 0 }
+    }
+
+    /** Stores a fetched value as `cacheIf` decides; `undefined` is never cached. */
+    const storeFetched = (key: string, value: V, plan: FetchPlan<V>): Effect.Effect<void, CacheError> => {
+      if (value === undefined) return Effect.void
+      const decision = plan.cacheIf === undefined ? true : plan.cacheIf(value)
+      if (decision === false) return Effect.void
+      if (decision === true) return write(key, fetchedEntry(value, plan.ttl, plan))
+      const ttl = Check.millis("cacheIf", decision, true)
+      return Either.isLeft(ttl) ? Effect.fail(ttl.left) : write(key, fetchedEntry(value, ttl.right, plan))
+    }
+
     const fetchAndStore = <E, R>(
       key: string,
       fetch: (key: string) => Effect.Effect<V, E, R>,
-      ttl: number,
-      tags: ReadonlyArray<string>
-    ): Effect.Effect<V, E | CacheError, R> =>
+      plan: FetchPlan<V>,
+      refresh: boolean
+    ): Effect.Effect<V, E | FetchTimeout | CacheError, R> =>
       Effect.suspend(() => {
         const started = start()
         counters.fetches.add(1)
-        return fetch(key).pipe(
+        if (refresh) counters.refreshes.add(1)
+        const bounded = plan.hardTimeout === Infinity ? fetch(key) : Effect.timeoutFail(fetch(key), {
+          duration: plan.hardTimeout,
+          onTimeout: () => new FetchTimeout({ key, timeout: plan.hardTimeout })
+        })
+        return bounded.pipe(
           Effect.onExit((exit) =>
             Effect.sync(() => {
               if (Exit.isFailure(exit)) counters.fetchErrors.add(1)
               emit?.("fetch", started, { key, result: Exit.isSuccess(exit) ? "ok" : "error" })
             })
           ),
-          // A fetch that yields `undefined` answers its callers but is not cached.
-          Effect.tap((value) =>
-            value === undefined ? Effect.void : write(key, {
-              value,
-              expiresAt: ttl === Infinity ? null : clock.unsafeCurrentTimeMillis() + ttl,
-              tags,
-              version: 0
-            })
-          )
+          Effect.tap((value) => storeFetched(key, value, plan))
         )
       })
 
@@ -386,41 +490,84 @@ export const make = <V = unknown, I = unknown>(
     const onMiss = <E, R>(
       key: string,
       fetch: (key: string) => Effect.Effect<V, E, R>,
-      ttl: number,
-      tags: ReadonlyArray<string>
+      plan: FetchPlan<V>
     ): Effect.Effect<V, E | FetchTimeout | CacheError, R> => {
-      const fetchOnce = fetchAndStore(key, fetch, ttl, tags)
+      const fetchOnce = fetchAndStore(key, fetch, plan, false)
       if (!resolved.stampedeProtection) return fetchOnce
+      const timeout = resolved.stampedeTimeout
       return coalescer.run(
         key,
-        store.singleFlight === undefined ? fetchOnce : store.singleFlight(key, fetchOnce, resolved.stampedeTimeout),
-        () => joined(key)
+        store.singleFlight === undefined ? fetchOnce : store.singleFlight(key, fetchOnce, timeout),
+        () => joined(key),
+        { timeoutMillis: timeout, onTimeout: () => Effect.fail(new FetchTimeout({ key, timeout })) }
       )
+    }
+
+    /** Keys whose refresh failed, and until when their stale value is served without another try. */
+    const backoff = new Map<string, number>()
+
+    /**
+     * A stale value within its grace: refresh it (once, however many callers), wait up to
+     * `softTimeout` for the fresh value, and otherwise, or when the refresh fails, serve the stale one.
+     */
+    const onStale = <E, R>(
+      key: string,
+      stale: V,
+      fetch: (key: string) => Effect.Effect<V, E, R>,
+      plan: FetchPlan<V>
+    ): Effect.Effect<V, never, R> => {
+      const serveStale = () =>
+        Effect.sync(() => {
+          counters.staleHits.add(1)
+          emit?.("fetch", noStart, { key, result: "stale" })
+          return stale
+        })
+      const now = clock.unsafeCurrentTimeMillis()
+      if ((backoff.get(key) ?? 0) > now) return serveStale()
+      backoff.delete(key)
+      const refresh = fetchAndStore(key, fetch, plan, true).pipe(
+        Effect.tapError(() =>
+          Effect.sync(() => {
+            counters.refreshErrors.add(1)
+            backoff.set(key, clock.unsafeCurrentTimeMillis() + resolved.refreshBackoff)
+          })
+        )
+      )
+      return coalescer.run(key, refresh, () => joined(key), {
+        timeoutMillis: plan.softTimeout,
+        onTimeout: serveStale
+      }).pipe(Effect.catchAll(serveStale))
     }
 
     const getOrFetch = <E = never, R = never>(
       key: string,
       fetch: (key: string) => Effect.Effect<V, E, R>,
-      options?: PutOptions
+      options?: FetchOptions<V>
     ): Effect.Effect<V, E | FetchTimeout | CacheError, R> =>
       Effect.suspend(() => {
         const invalid = check(key)
         if (invalid !== undefined) return Effect.fail(invalid)
-        const parsed = entryOptions(options)
-        if (Either.isLeft(parsed)) return Effect.fail(parsed.left)
         const found = readSync(key)
         if (found !== Unknown && found !== Miss) return Effect.succeed(found as V)
-        const miss = onMiss(key, fetch, parsed.right.ttl, parsed.right.tags)
-        if (found === Miss) return miss
-        return readStore(key).pipe(
+        const plan = fetchPlan(options)
+        if (Either.isLeft(plan)) return Effect.fail(plan.left)
+        if (found === Miss) return onMiss(key, fetch, plan.right)
+        return lookup(key).pipe(
           // Data that no longer decodes is counted and fetched again, never a crash.
-          Effect.catchTag("CodecError", (error) =>
-            Effect.as(Effect.logDebug(`vela: ${error.message}; fetching it again`), Option.none<V>())),
-          Effect.flatMap(Option.match({
-            onNone: () =>
-              miss,
-            onSome: Effect.succeed
-          }))
+          Effect.catchTag(
+            "CodecError",
+            (error) => Effect.as(Effect.logDebug(`vela: ${error.message}; fetching it again`), missing)
+          ),
+          Effect.flatMap((current): Effect.Effect<V, E | FetchTimeout | CacheError, R> => {
+            switch (current._tag) {
+              case "Fresh":
+                return Effect.succeed(current.value)
+              case "Stale":
+                return onStale(key, current.value, fetch, plan.right)
+              case "Missing":
+                return onMiss(key, fetch, plan.right)
+            }
+          })
         )
       })
 
@@ -443,7 +590,12 @@ export const make = <V = unknown, I = unknown>(
         if (sync?.authoritative === true) {
           return Effect.succeed(keys.map((key) => {
             const found = readSync(key)
-            return found === Miss ? Option.none() : Option.some(found as V)
+            if (found === Miss) return Option.none()
+            if (found !== Unknown) return Option.some(found as V)
+            // An authoritative store answers `Unknown` only for a stale entry: a miss for plain reads.
+            counters.misses.add(1)
+            emit?.("get", noStart, { key, result: "miss" })
+            return Option.none()
           }))
         }
         const started = start()
@@ -451,11 +603,8 @@ export const make = <V = unknown, I = unknown>(
           Effect.tapErrorTag("CodecError", () => Effect.sync(() => counters.codecErrors.add(1))),
           Effect.map((entries) =>
             entries.map((entry, i) => {
-              const hit = Option.isSome(entry)
-              if (hit) counters.hits.add(1)
-              else counters.misses.add(1)
-              emit?.("get", started, { key: keys[i], result: hit ? "hit" : "miss" })
-              return Option.map(entry, (found) => found.value as V)
+              const found = classify(keys[i], entry, started)
+              return found._tag === "Fresh" ? Option.some(found.value) : Option.none()
             })
           )
         )
@@ -521,10 +670,10 @@ export const make = <V = unknown, I = unknown>(
       joined,
       fetchMiss: (key, fetch, options) =>
         Effect.suspend(() => {
-          const parsed = entryOptions(options)
-          return Either.isLeft(parsed)
-            ? Effect.fail(parsed.left)
-            : onMiss(key, fetch as (key: string) => Effect.Effect<V, unknown>, parsed.right.ttl, parsed.right.tags)
+          const plan = fetchPlan(options)
+          return Either.isLeft(plan)
+            ? Effect.fail(plan.left)
+            : onMiss(key, fetch as (key: string) => Effect.Effect<V, unknown>, plan.right)
         })
     })
     return cache
@@ -560,6 +709,22 @@ export const layerConfig = <Id, V, I = V>(
   )
 
 // internal
+
+type Lookup<V> =
+  | { readonly _tag: "Fresh"; readonly value: V }
+  | { readonly _tag: "Stale"; readonly value: V }
+  | { readonly _tag: "Missing" }
+
+const missing: Lookup<never> = { _tag: "Missing" }
+
+interface FetchPlan<V> {
+  readonly ttl: number
+  readonly tags: ReadonlyArray<string>
+  readonly grace: number
+  readonly softTimeout: number
+  readonly hardTimeout: number
+  readonly cacheIf: ((value: V) => boolean | Duration.DurationInput) | undefined
+}
 
 const environment = {
   name: "NAME",

@@ -66,7 +66,7 @@ export interface Cache<V> extends AsyncDisposable {
   readonly getOrFetch: (
     key: string,
     fetch: (key: string) => V | PromiseLike<V>,
-    options?: Vela.PutOptions
+    options?: Vela.FetchOptions<V>
   ) => Promise<V>
   readonly invalidateTag: (tag: string) => Promise<number>
   /** The values of `keys` in their order, `undefined` for a miss; one batch on the store. */
@@ -160,7 +160,7 @@ export const createCache = <V = unknown, I = V>(options: CacheOptions<V, I> = {}
 
   const inflight = new Map<string, Promise<V>>()
 
-  const getOrFetch = (key: string, fetch: (key: string) => V | PromiseLike<V>, putOptions?: Vela.PutOptions) => {
+  const getOrFetch = (key: string, fetch: (key: string) => V | PromiseLike<V>, putOptions?: Vela.FetchOptions<V>) => {
     if (closed) return Promise.reject(closedError)
     let found: unknown
     try {

@@ -215,6 +215,25 @@ export const conformance = <E>(
         timeout
       )
 
+      it.effect(
+        "stale-while-revalidate: a stale value kept through the store, then refreshed",
+        () =>
+          Effect.scoped(Effect.gen(function*() {
+            const cache = yield* fresh<{ readonly n: number }>()
+            let runs = 0
+            const fetch = () => Effect.sync(() => ({ n: ++runs }))
+            const options = { ttl: 1_000, grace: "1 minute" } as const
+            assert.deepStrictEqual(yield* cache.getOrFetch("k", fetch, options), { n: 1 })
+            yield* TestClock.adjust(1_000)
+            assert.isTrue(Option.isNone(yield* cache.getOption("k")), "stale is expired for plain reads")
+            assert.deepStrictEqual(yield* cache.getOrFetch("k", fetch, options), { n: 1 }, "the stale value")
+            // The refresh runs in the background; its write may take real I/O time to land.
+            const refreshed = yield* eventually(Effect.flatten(cache.getOption("k")))
+            assert.deepStrictEqual(refreshed, { n: 2 })
+          })),
+        timeout
+      )
+
       it.effect("a closed cache fails every call with CacheClosed", () =>
         Effect.gen(function*() {
           const cache = yield* Effect.scoped(fresh<string>())
@@ -252,6 +271,20 @@ const failureOf = (exit: Exit.Exit<unknown, unknown>) => {
   for (const field of ["field", "direction"]) if (field in failure) picked[field] = failure[field]
   return picked
 }
+
+/** Retries `self` with real 10 ms pauses, for writes that land in the background over real I/O. */
+const eventually = <A, E>(self: Effect.Effect<A, E>, attempts = 300): Effect.Effect<A, E> =>
+  Effect.catchAll(
+    self,
+    (error) => attempts <= 1 ? Effect.fail(error) : Effect.zipRight(realSleep(10), eventually(self, attempts - 1))
+  )
+
+/** A pause on the real clock, whatever clock the test runs on. */
+const realSleep = (millis: number) =>
+  Effect.async<void>((resume) => {
+    const timer = setTimeout(() => resume(Effect.void), millis)
+    return Effect.sync(() => clearTimeout(timer))
+  })
 
 const failureTag = (self: Effect.Effect<unknown, unknown>) =>
   Effect.map(Effect.exit(self), (exit) => failureOf(exit)?._tag ?? "success")

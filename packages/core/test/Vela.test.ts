@@ -55,7 +55,11 @@ describe("Vela config", () => {
       stampedeTimeout: 5_000,
       statsEnabled: true,
       telemetryPrefix: ["vela", "cache"],
-      sweepInterval: 30_000
+      sweepInterval: 30_000,
+      grace: 0,
+      softTimeout: 0,
+      hardTimeout: Infinity,
+      refreshBackoff: 5_000
     })
   })
 
@@ -180,6 +184,9 @@ describe("Vela stats", () => {
         fetchErrors: 0,
         coalesced: 0,
         codecErrors: 0,
+        staleHits: 0,
+        refreshes: 0,
+        refreshErrors: 0,
         hitRate: 1 / 3
       })
     }))

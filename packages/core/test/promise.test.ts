@@ -138,7 +138,7 @@ describe("createCache", () => {
     const program = `
       const { createCache } = await import(${JSON.stringify(facade)})
       const cache = createCache({ defaultTtl: 60000, sweepInterval: 50 })
-      await cache.put("k", "v", { ttl: 10 })
+      await cache.put("k", "v", { ttl: 60000 })
       await cache.getOrFetch("f", async () => "x")
       console.log(await cache.get("k"))
     `

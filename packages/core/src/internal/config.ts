@@ -18,17 +18,25 @@ export const checkKey = (key: unknown): InvalidKey | undefined => {
   return undefined
 }
 
-/** A positive duration in milliseconds; `"infinity"` (and an infinite duration) only where `allowInfinity`. */
+/**
+ * A positive duration in milliseconds (zero too where `allowZero`); `"infinity"` (and an infinite
+ * duration) only where `allowInfinity`.
+ */
 export const millis = (
   field: string,
   input: unknown,
-  allowInfinity: boolean
+  allowInfinity: boolean,
+  allowZero = false
 ): Either.Either<number, ConfigError> => {
   if (input === "infinity") {
     return allowInfinity ? Either.right(Infinity) : Either.left(new ConfigError({ field, reason: "must be finite" }))
   }
   if (typeof input === "number" && Number.isNaN(input)) {
     return Either.left(new ConfigError({ field, reason: "NaN is not a duration" }))
+  }
+  // `Duration` clamps a negative input to zero; a negative duration is a mistake to report.
+  if ((typeof input === "number" && input < 0) || (typeof input === "string" && input.trim().startsWith("-"))) {
+    return Either.left(new ConfigError({ field, reason: `must not be negative, got ${JSON.stringify(input)}` }))
   }
   const duration = Duration.decodeUnknown(input)
   if (duration._tag === "None") {
@@ -37,6 +45,7 @@ export const millis = (
     )
   }
   const ms = Duration.toMillis(duration.value)
+  if (allowZero && ms === 0) return Either.right(0)
   if (!(ms > 0)) {
     return Either.left(new ConfigError({ field, reason: `must be positive, got ${JSON.stringify(input)}` }))
   }

@@ -4,7 +4,7 @@
  */
 import type { Clock, Effect } from "effect"
 import type { CacheError } from "../Errors.js"
-import type { PutOptions } from "../Vela.js"
+import type { FetchOptions, PutOptions } from "../Vela.js"
 
 /** `readSync` found no answer that does not need the runtime. */
 export const Unknown: unique symbol = Symbol("@vela/core/Unknown")
@@ -28,7 +28,7 @@ export interface UnsafeCache {
   readonly fetchMiss: (
     key: string,
     fetch: (key: string) => Effect.Effect<unknown, unknown>,
-    options: PutOptions | undefined
+    options: FetchOptions<any> | undefined
   ) => Effect.Effect<unknown, unknown>
 }
 

@@ -1,0 +1,120 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Local, Memory, Vela } from "@vela/core"
+import { Effect, Fiber, Layer, Option, TestClock } from "effect"
+
+const make = (config: Vela.Config<string> = {}) =>
+  Vela.make<string>({ ...config, name: "swr" }).pipe(Effect.provide(Local.layer.pipe(Layer.provide(Memory.layer()))))
+
+/** A source whose answers and delays the test controls, counting its calls. */
+const source = () => {
+  let calls = 0
+  let delay = 0
+  let failing = false
+  return {
+    fetch: () =>
+      Effect.suspend(() => {
+        const n = ++calls
+        const answer = failing ? Effect.fail(new Error("source down")) : Effect.succeed(`v${n}`)
+        return delay === 0 ? answer : Effect.zipRight(Effect.sleep(delay), answer)
+      }),
+    calls: () => calls,
+    slow: (millis: number) => delay = millis,
+    down: (isDown: boolean) => failing = isDown
+  }
+}
+
+describe("stale-while-revalidate", () => {
+  it.scoped("serves the stale value at once and refreshes it in the background", () =>
+    Effect.gen(function*() {
+      const cache = yield* make()
+      const db = source()
+      const options = { ttl: "1 second", grace: "10 seconds" } as const
+      assert.strictEqual(yield* cache.getOrFetch("k", db.fetch, options), "v1")
+      yield* TestClock.adjust("1 second")
+      assert.isTrue(Option.isNone(yield* cache.getOption("k")), "plain reads see a stale entry as expired")
+      db.slow(100)
+      assert.strictEqual(yield* cache.getOrFetch("k", db.fetch, options), "v1", "stale, without waiting")
+      assert.strictEqual(yield* cache.getOrFetch("k", db.fetch, options), "v1", "the refresh is still running")
+      yield* TestClock.adjust(100)
+      assert.strictEqual(yield* cache.get("k"), "v2")
+      assert.strictEqual(db.calls(), 2)
+      const stats = yield* cache.stats()
+      assert.deepStrictEqual([stats.staleHits, stats.refreshes, stats.fetches], [2, 1, 2])
+    }))
+
+  it.scoped("waits up to softTimeout for the refresh, then takes the stale value", () =>
+    Effect.gen(function*() {
+      const cache = yield* make({ grace: "1 minute", softTimeout: 100 })
+      const db = source()
+      yield* cache.getOrFetch("k", db.fetch, { ttl: 1_000 })
+      yield* TestClock.adjust(1_000)
+      db.slow(50)
+      const quick = yield* Effect.fork(cache.getOrFetch("k", db.fetch, { ttl: 1_000 }))
+      yield* TestClock.adjust(50)
+      assert.strictEqual(yield* Fiber.join(quick), "v2", "the refresh finished within softTimeout")
+      yield* TestClock.adjust(1_000)
+      db.slow(500)
+      const slow = yield* Effect.fork(cache.getOrFetch("k", db.fetch, { ttl: 1_000 }))
+      yield* TestClock.adjust(100)
+      assert.strictEqual(yield* Fiber.join(slow), "v2", "stale after softTimeout")
+      yield* TestClock.adjust(400)
+      assert.strictEqual(yield* cache.get("k"), "v3")
+    }))
+
+  it.scoped("a failed refresh serves the stale value and backs off before trying again", () =>
+    Effect.gen(function*() {
+      const cache = yield* make({ grace: "1 minute", refreshBackoff: "5 seconds" })
+      const db = source()
+      yield* cache.getOrFetch("k", db.fetch, { ttl: 1_000 })
+      yield* TestClock.adjust(1_000)
+      db.down(true)
+      assert.strictEqual(yield* cache.getOrFetch("k", db.fetch), "v1")
+      yield* Effect.repeatN(Effect.yieldNow(), 5)
+      assert.strictEqual(yield* cache.getOrFetch("k", db.fetch), "v1")
+      assert.strictEqual(db.calls(), 2, "no retry during the backoff")
+      yield* TestClock.adjust("5 seconds")
+      db.down(false)
+      yield* cache.getOrFetch("k", db.fetch)
+      yield* Effect.repeatN(Effect.yieldNow(), 5)
+      assert.strictEqual(db.calls(), 3)
+      assert.strictEqual(yield* cache.get("k"), "v3")
+      const stats = yield* cache.stats()
+      assert.deepStrictEqual([stats.refreshErrors, stats.fetchErrors, stats.staleHits], [1, 1, 3])
+    }))
+
+  it.scoped("once the grace is over the entry is gone and the next call waits for the fetch", () =>
+    Effect.gen(function*() {
+      const cache = yield* make()
+      const db = source()
+      yield* cache.getOrFetch("k", db.fetch, { ttl: 1_000, grace: 1_000 })
+      yield* TestClock.adjust(2_000)
+      assert.strictEqual(yield* cache.getOrFetch("k", db.fetch, { ttl: 1_000, grace: 1_000 }), "v2")
+      assert.strictEqual((yield* cache.stats()).staleHits, 0)
+    }))
+
+  it.scoped("a fetch slower than hardTimeout fails with FetchTimeout and caches nothing", () =>
+    Effect.gen(function*() {
+      const cache = yield* make()
+      const db = source()
+      db.slow(1_000)
+      const fiber = yield* Effect.fork(Effect.flip(cache.getOrFetch("k", db.fetch, { hardTimeout: 300 })))
+      yield* TestClock.adjust(300)
+      const error = (yield* Fiber.join(fiber)) as { _tag?: string; timeout?: number }
+      assert.deepStrictEqual([error._tag, error.timeout], ["FetchTimeout", 300])
+      yield* TestClock.adjust(1_000)
+      assert.isFalse(yield* cache.exists("k"))
+    }))
+
+  it.scoped("cacheIf keeps values out, or caches them with their own TTL", () =>
+    Effect.gen(function*() {
+      const cache = yield* make({ defaultTtl: "1 hour" })
+      const empty = () => Effect.succeed("")
+      assert.strictEqual(yield* cache.getOrFetch("a", empty, { cacheIf: (v) => v !== "" }), "")
+      assert.isFalse(yield* cache.exists("a"))
+      yield* cache.getOrFetch("b", empty, { cacheIf: (v) => v === "" ? "10 seconds" : true })
+      yield* TestClock.adjust("10 seconds")
+      assert.isFalse(yield* cache.exists("b"), "the negative entry had its own TTL")
+      const error = (yield* Effect.flip(cache.getOrFetch("c", empty, { grace: -1 }))) as { field?: string }
+      assert.strictEqual(error.field, "grace")
+    }))
+})
