@@ -90,6 +90,22 @@ describe("createCache", () => {
     expect((await cache.stats()).fetchErrors).toBe(2)
   })
 
+  it("serves a stale value while it refreshes, with grace", async () => {
+    await using cache = createCache<number>({ grace: "10 seconds" })
+    let runs = 0
+    const fetch = async () => {
+      await sleep(20)
+      return ++runs
+    }
+    expect(await cache.getOrFetch("k", fetch, { ttl: 30 })).toBe(1)
+    await sleep(40)
+    expect(await cache.get("k")).toBeUndefined()
+    expect(await cache.getOrFetch("k", fetch, { ttl: 30_000 })).toBe(1)
+    await sleep(30)
+    expect(await cache.getOrFetch("k", fetch, { ttl: 30_000 })).toBe(2)
+    expect((await cache.stats()).staleHits).toBe(1)
+  })
+
   it("reads, writes and deletes in batches", async () => {
     await using cache = createCache<number>()
     await cache.putMany([["a", 1], ["b", 2], ["c", 3, { ttl: 10 }]])
