@@ -101,7 +101,7 @@ describe("createCache", () => {
     await sleep(40)
     expect(await cache.get("k")).toBeUndefined()
     expect(await cache.getOrFetch("k", fetch, { ttl: 30_000 })).toBe(1)
-    await sleep(30)
+    await sleep(200)
     expect(await cache.getOrFetch("k", fetch, { ttl: 30_000 })).toBe(2)
     expect((await cache.stats()).staleHits).toBe(1)
   })
