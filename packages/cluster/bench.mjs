@@ -16,7 +16,7 @@ import * as readline from "node:readline"
 import { fileURLToPath } from "node:url"
 
 const SECRET = "bench"
-const CONCURRENCY = 64
+const CONCURRENCY = Number(process.env.CONCURRENCY ?? 64)
 const KEYS = 10_000
 const OPS = Number(process.env.OPS ?? 100_000)
 const ROUNDS = Number(process.env.ROUNDS ?? 3)

@@ -323,14 +323,20 @@ export const make = (
 
     yield* node.serve({
       batch: (from, now, ops) =>
-        Effect.forEach(ops, (op) =>
-          Effect.flatMap(
-            Effect.either(openSpace(op.ns)),
-            (space) =>
-              Either.isRight(space)
-                ? apply(space.right, from, now, op)
-                : Effect.succeed<OpResult>({ _tag: "Failed", message: describe(space.left) })
-          )),
+        Effect.suspend(() => {
+          // Most batches name one namespace: resolve each once.
+          const opened = new Map<string, Effect.Effect<Either.Either<Space, BackendError | ConfigError>>>()
+          return Effect.forEach(ops, (op) => {
+            let space = opened.get(op.ns)
+            if (space === undefined) {
+              opened.set(op.ns, space = Effect.cached(Effect.either(openSpace(op.ns))).pipe(Effect.runSync))
+            }
+            return Effect.flatMap(space, (found) =>
+              Either.isRight(found)
+                ? apply(found.right, from, now, op)
+                : Effect.succeed<OpResult>({ _tag: "Failed", message: describe(found.left) }))
+          })
+        }),
       invalidateTag: (from, now, ns, tag) =>
         remote(
           "invalidateTag",
@@ -476,22 +482,28 @@ export const make = (
       /** Asks the holders in order until one answers; `NodeUnavailable` when none can. */
       const read = (key: string, op: Op, operation: string): Effect.Effect<OpResult, CacheError> => {
         const now = nowOf()
-        const holders = HashRing.holders(currentRing(), key, copies)
-        const attempt = (i: number, last: unknown): Effect.Effect<OpResult, CacheError> =>
-          i >= holders.length
-            ? Effect.fail(new NodeUnavailable({ node: holders[0] ?? self, cause: last }))
-            : Effect.matchEffect(exec(holders[i], now, op), {
+        const current = currentRing()
+        const owner = HashRing.owner(current, key) ?? self
+        // The replicas are only ranked when the owner cannot answer.
+        let holders: ReadonlyArray<string> | undefined
+        const attempt = (i: number, last: unknown): Effect.Effect<OpResult, CacheError> => {
+          if (i > 0) holders ??= HashRing.holders(current, key, copies)
+          const peer = i === 0 ? owner : holders![i]
+          return peer === undefined
+            ? Effect.fail(new NodeUnavailable({ node: owner, cause: last }))
+            : Effect.matchEffect(exec(peer, now, op), {
               onFailure: (error) => attempt(i + 1, error),
               onSuccess: (result): Effect.Effect<OpResult, CacheError> =>
                 result._tag === "Failed"
-                  ? Effect.fail(failed(holders[i], operation, result))
+                  ? Effect.fail(failed(peer, operation, result))
                   : Effect.succeed(result)
             })
+        }
         const first = attempt(0, undefined)
         // While entries move after a membership change, a miss may only mean "not here yet": ask
         // every other member before calling it a miss.
         if (live.unsafeCurrentTimeMillis() - changedAt >= grace) return first
-        const others = currentRing().members.filter((m) => m !== holders[0])
+        const others = current.members.filter((m) => m !== owner)
         if (others.length === 0) return first
         return Effect.flatMap(first, (result) => {
           if (!(result._tag === "Missing" || (result._tag === "Bool" && !result.value))) return Effect.succeed(result)
@@ -550,7 +562,25 @@ export const make = (
       const watching = () => space.watched
       const invalidations = Stream.fromPubSub(space.changes)
 
+      const localSync = space.store.sync
+      const sync: Backend.SyncStore | undefined = localSync === undefined ? undefined : {
+        // Keys this node owns are read in place, without entering the runtime; anything else (and
+        // any doubt) goes the asynchronous way, so `authoritative` is false.
+        authoritative: false,
+        get: (key) => {
+          if (HashRing.owner(currentRing(), key) !== self) return undefined
+          space.clock.now = nowOf()
+          const entry = localSync.get(key)
+          if (entry === undefined) return undefined
+          const value = codec.decode(key, entry.value as string)
+          return Either.isLeft(value)
+            ? undefined
+            : { value: value.right, expiresAt: entry.expiresAt, tags: entry.tags, version: entry.version }
+        }
+      }
+
       const store: Backend.Store = {
+        sync,
         get: (key) =>
           Effect.flatMap(
             read(key, { _tag: "Get", ns, key, watch: watching() }, "get"),
