@@ -46,6 +46,7 @@ import {
   SubscriptionRef
 } from "effect"
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto"
+import { Discovery } from "./Discovery.js"
 import { live } from "./internal/live.js"
 import * as Check from "./internal/options.js"
 import type { Change, LeaseOutcome, MemberRecord, Op, OpResult } from "./internal/protocol.js"
@@ -56,7 +57,10 @@ export interface ClusterNodeOptions {
   readonly host: string
   /** The TCP port; 0 picks a free one (read it back from `id`). */
   readonly port: number
-  /** `"host:port"` of other nodes; one live seed is enough to find the whole cluster. */
+  /**
+   * `"host:port"` of other nodes; one live seed is enough to find the whole cluster. A `Discovery`
+   * in context adds its seeds to these.
+   */
   readonly seeds?: ReadonlyArray<string> | undefined
   /** Shared by every node of the cluster; never sent over the wire. */
   readonly secret: string | Redacted.Redacted<string>
@@ -179,6 +183,7 @@ const makeNode = (options: ClusterNodeOptions) =>
       }
       seeds.push(seed)
     }
+    const discovery = yield* Effect.serviceOption(Discovery)
     const wire = serialization(maxFrameBytes)
     const now = () => live.unsafeCurrentTimeMillis()
 
@@ -471,18 +476,20 @@ const makeNode = (options: ClusterNodeOptions) =>
       })
 
     const round = Effect.gen(function*() {
+      const discovered = discovery._tag === "Some" ? yield* discovery.value.seeds : []
       const at = now()
       const targets = new Set<string>()
       for (const [peerId, peer] of peers) {
         if (peer.leftIncarnation >= peer.incarnation) continue
         // The dead are forgotten after a while; a restarted one finds us again through its seeds.
-        if (at - Math.max(peer.lastSeen, peer.lastHeard) > 10 * failureTimeout && !seeds.includes(peerId)) {
+        const seeded = seeds.includes(peerId) || discovered.includes(peerId)
+        if (at - Math.max(peer.lastSeen, peer.lastHeard) > 10 * failureTimeout && !seeded) {
           peers.delete(peerId)
           continue
         }
         targets.add(peerId)
       }
-      for (const seed of seeds) {
+      for (const seed of discovered.length === 0 ? seeds : [...seeds, ...discovered]) {
         const known = peers.get(seed)
         if (seed !== id && (known === undefined || !isLive(known, at))) targets.add(seed)
       }

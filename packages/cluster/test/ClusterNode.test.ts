@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
-import { ClusterNode } from "@vela/cluster"
-import { Effect, Exit, Scope } from "effect"
+import { ClusterNode, Discovery } from "@vela/cluster"
+import { Effect, Exit, Layer, Scope } from "effect"
 import { awaitMembers, sendRaw } from "./utils.js"
 
 const fast = { heartbeatInterval: "100 millis", failureTimeout: "800 millis" } as const
@@ -73,6 +73,23 @@ describe("ClusterNode", () => {
         yield* awaitMembers(a, [a.id, b.id, c.id])
         const served = yield* Effect.either(c.call(a.id, (client) => client.Size({ now: 0, ns: "x", members: [] })))
         assert.isTrue(served._tag === "Left" && served.left._tag === "RemoteFailure")
+      })),
+    20_000
+  )
+
+  it.live(
+    "Discovery: a node with no seeds finds the cluster through a re-resolved hostname or a static list",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const a = yield* start([])
+        const port = Number(a.id.split(":")[1])
+        const viaDns = yield* Layer.build(Discovery.layerDns({ hostname: "localhost", port, interval: "200 millis" }))
+        const b = yield* start([]).pipe(Effect.provide(viaDns))
+        const viaList = yield* Layer.build(Discovery.layerStatic([a.id]))
+        const c = yield* start([]).pipe(Effect.provide(viaList))
+        yield* Effect.all([a, b, c].map((n) => awaitMembers(n, [a.id, b.id, c.id])), { concurrency: "unbounded" })
+        const bad = yield* Effect.flip(Layer.build(Discovery.layerStatic(["nope"])))
+        assert.strictEqual(bad._tag, "ConfigError")
       })),
     20_000
   )
