@@ -15,7 +15,7 @@ const members = (node: NodeProcess, expected: ReadonlyArray<NodeProcess>) =>
 
 describe("multi-process cluster", () => {
   it.live(
-    "converge from one seed, read everywhere, count once, survive SIGKILL, admit a late joiner",
+    "converge from one seed, read everywhere, count once, survive SIGKILL, readmit the restarted node",
     () =>
       Effect.scoped(Effect.gen(function*() {
         const a = yield* spawnNode({})
@@ -39,7 +39,9 @@ describe("multi-process cluster", () => {
         assert.strictEqual(yield* b.request("readMany", { from: 0, count: 1000 }), 1000)
         assert.strictEqual(yield* b.request("size"), 1000)
 
-        const d = yield* spawnNode({ SEEDS: b.id })
+        // The killed node restarts at the same address and rejoins (a newer incarnation).
+        const d = yield* spawnNode({ SEEDS: b.id, PORT: String(c.port) })
+        assert.strictEqual(d.id, c.id)
         yield* Effect.all([a, b, d].map((n) => members(n, [a, b, d])), { concurrency: "unbounded" })
         assert.strictEqual(yield* d.request("readMany", { from: 0, count: 1000 }), 1000)
         yield* poll(Effect.filterOrFail(d.request<number>("size"), (n) => n === 1000, (n) => new Error(`size ${n}`)))

@@ -91,7 +91,9 @@ export interface NodeProcess {
 
 const fixture = fileURLToPath(new URL("./fixtures/node.mjs", import.meta.url))
 
-export const spawnNode = (env: { readonly SEEDS?: string; readonly SECRET?: string; readonly REPLICAS?: string }) =>
+export const spawnNode = (
+  env: { readonly SEEDS?: string; readonly SECRET?: string; readonly REPLICAS?: string; readonly PORT?: string }
+) =>
   Effect.acquireRelease(
     Effect.async<NodeProcess, Error>((resume) => {
       const child = ChildProcess.spawn(process.execPath, [fixture], {
