@@ -639,6 +639,15 @@ export const make = (
           space.clock.now = nowOf()
           return Effect.tap(space.store.sweep, () => space.index.prune(space.clock.now))
         }),
+        // All keys at once: the batcher turns them into one RPC per peer.
+        getMany: (keys) => Effect.forEach(keys, (key) => store.get(key), { concurrency: "unbounded" }),
+        setMany: (entries) =>
+          Effect.forEach(entries, ([key, entry]) => store.set(key, entry), { concurrency: "unbounded", discard: true }),
+        deleteMany: (keys) =>
+          Effect.map(
+            Effect.forEach(keys, (key) => store.delete(key), { concurrency: "unbounded" }),
+            (removed) => removed.filter(Boolean).length
+          ),
         // Whoever asks for the invalidations keeps values nearby (a near cache): from then on this
         // node registers as a reader of what it reads and writes, so holders tell it of changes.
         // Set on access, not on subscription, which may start after the first write.
