@@ -10,7 +10,8 @@ import { Cache, Duration, Effect, Layer } from "effect"
 import { LRUCache } from "lru-cache"
 import { fileURLToPath } from "node:url"
 import type { Measurement } from "./internal/measure.js"
-import { measure, table } from "./internal/measure.js"
+import { measure, table, toPanel, toTable } from "./internal/measure.js"
+import type { SuiteResult } from "./internal/report.js"
 
 const KEYS = 10_000
 const OPS = 200_000
@@ -84,13 +85,32 @@ const promiseApi = async (): Promise<Array<Measurement>> => {
   return rows
 }
 
-export const run = async (): Promise<string> => {
+export const run = async (): Promise<SuiteResult> => {
   const effect = await effectApi()
   const promise = await promiseApi()
-  return [
-    table("get_bench: Effect API, in a running fiber", effect, "Effect Cache.get hit"),
-    table("get_bench: Promise API, one await per call", promise, "lru-cache await get hit")
-  ].join("\n")
+  return {
+    name: "get",
+    title: "get_bench: the original's get_bench.exs",
+    description: "Hit, miss, put and getOrFetch (hit) through the Effect API (in a running fiber) and the Promise " +
+      "facade (one await per call), beside lru-cache, Effect's Cache and a Map; 10,000 keys preloaded without TTL, " +
+      "read round-robin, 200,000 operations per round, 7 rounds after a warm-up; median and slowest–fastest round.",
+    tables: [
+      toTable("get_bench: Effect API, in a running fiber", effect, "Effect Cache.get hit"),
+      toTable("get_bench: Promise API, one await per call", promise, "lru-cache await get hit")
+    ],
+    charts: [{
+      file: "get.svg",
+      title: "get_bench (ns/op, lower is better)",
+      panels: [toPanel("Effect API, in a running fiber", effect), toPanel("Promise API, one await per call", promise)]
+    }],
+    notes: [],
+    data: { effect, promise }
+  }
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) console.log(await run())
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const effect = await effectApi()
+  const promise = await promiseApi()
+  console.log(table("get_bench: Effect API, in a running fiber", effect, "Effect Cache.get hit"))
+  console.log(table("get_bench: Promise API, one await per call", promise, "lru-cache await get hit"))
+}

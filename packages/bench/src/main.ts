@@ -1,21 +1,66 @@
 /**
- * `npm run bench`: every benchmark of this package in one run, each printing its own table.
- * Pass a name (`get`, `sweep`, `memory`) to run only that one.
+ * `npm run bench`: every benchmark of this package in one run (short by default, `--full` for the
+ * figures to quote). Progress goes to stderr, one line per case; tables to stdout; and the run is
+ * written to `bench/results.json`, `bench/results.md` and one SVG chart per suite at the
+ * repository root. Pass suite names (`get`, `peer`, `stampede`, `topology`, `memory`, `sweep`,
+ * `hitratio`) to run only those.
  */
 import * as GetBench from "./get_bench.js"
+import * as HitRatioBench from "./hitratio_bench.js"
+import * as Env from "./internal/env.js"
+import { full } from "./internal/measure.js"
+import type { SuiteResult } from "./internal/report.js"
+import { machine, progress, renderText, writeResults } from "./internal/report.js"
 import * as MemoryBench from "./memory_bench.js"
+import * as PeerBench from "./peer_bench.js"
+import * as StampedeBench from "./stampede_bench.js"
 import * as SweepBench from "./sweep_bench.js"
+import * as TopologyBench from "./topology_bench.js"
 
-const suites: Record<string, { readonly run: () => Promise<string> }> = {
-  get: GetBench,
-  sweep: SweepBench,
-  memory: MemoryBench
+const suites: Record<string, (env: Env.Env) => Promise<SuiteResult>> = {
+  get: GetBench.run,
+  peer: PeerBench.run,
+  stampede: StampedeBench.run,
+  topology: TopologyBench.run,
+  memory: MemoryBench.run,
+  sweep: SweepBench.run,
+  hitratio: HitRatioBench.run
 }
 
 const only = process.argv.slice(2).filter((arg) => !arg.startsWith("-"))
-console.log(`Vela benchmarks — Node ${process.version}, ${new Date().toISOString()}`)
-for (const [name, suite] of Object.entries(suites)) {
-  if (only.length > 0 && !only.includes(name)) continue
-  console.error(`running ${name}_bench…`)
-  console.log(await suite.run())
+const unknown = only.filter((name) => !(name in suites))
+if (unknown.length > 0) {
+  console.error(`unknown suite(s): ${unknown.join(", ")}; known: ${Object.keys(suites).join(", ")}`)
+  process.exit(2)
 }
+if ((globalThis as { gc?: unknown }).gc === undefined) {
+  console.error("warning: run with node --expose-gc, or the heap figures and rounds are noisier")
+}
+
+const before = machine()
+const started = new Date().toISOString()
+const mode = full ? "full" : "short (pass --full for the figures to quote)"
+console.log(`Vela benchmarks — ${before.cpu}, ${before.cores} cores, ${before.memoryGiB} GiB, Node ${before.node}`)
+console.log(`${started}, mode: ${mode}, load average at start: ${before.loadAverage.join(", ")}`)
+
+const env = Env.make()
+const stop = () => {
+  void env.close().finally(() => process.exit(130))
+}
+process.once("SIGINT", stop)
+process.once("SIGTERM", stop)
+const results: Array<SuiteResult> = []
+try {
+  for (const [name, run] of Object.entries(suites)) {
+    if (only.length > 0 && !only.includes(name)) continue
+    progress(`running ${name}_bench…`)
+    const result = await run(env)
+    results.push(result)
+    for (const table of result.tables) console.log(renderText(table))
+    for (const note of result.notes) console.log(`- ${note}`)
+  }
+} finally {
+  await env.close()
+}
+const dir = writeResults({ mode, started, before, after: machine() }, results)
+console.log(`\nwritten: ${dir}results.md, results.json and ${results.flatMap((r) => r.charts).length} SVG charts`)

@@ -1,5 +1,7 @@
 /** Timing helpers shared by the benchmarks: warm-up, several rounds, median and spread. */
 import { performance } from "node:perf_hooks"
+import type { Panel, Table } from "./report.js"
+import { progress } from "./report.js"
 
 export interface Measurement {
   readonly name: string
@@ -20,6 +22,7 @@ export const measure = async (
   round: () => unknown,
   rounds = 7
 ): Promise<Measurement> => {
+  progress(name)
   await round()
   gc?.()
   const samples: Array<number> = []
@@ -32,6 +35,29 @@ export const measure = async (
   const nsPerOp = samples[Math.floor(samples.length / 2)]
   return { name, nsPerOp, min: samples[0], max: samples[samples.length - 1], opsPerSec: 1e9 / nsPerOp }
 }
+
+/** `table` as a report table, with the spread of every row. */
+export const toTable = (title: string, rows: ReadonlyArray<Measurement>, baseline: string): Table => {
+  const base = rows.find((row) => row.name === baseline)?.nsPerOp ?? rows[0].nsPerOp
+  return {
+    title,
+    columns: ["case", "ns/op", "ops/s", "spread ns/op", `× ${baseline}`],
+    rows: rows.map((row) => [
+      row.name,
+      row.nsPerOp.toFixed(1),
+      Math.round(row.opsPerSec).toLocaleString("en-US"),
+      `${row.min.toFixed(0)}–${row.max.toFixed(0)}`,
+      (row.nsPerOp / base).toFixed(2)
+    ])
+  }
+}
+
+/** A chart panel of ns/op (lower is better) with the spread as whiskers. */
+export const toPanel = (title: string, rows: ReadonlyArray<Measurement>): Panel => ({
+  title,
+  unit: "ns/op, lower is better",
+  bars: rows.map((row) => ({ label: row.name, value: row.nsPerOp, lo: row.min, hi: row.max }))
+})
 
 /** A table with ns/op, ops/s, spread, and the ratio to `baseline` (a row name). */
 export const table = (title: string, rows: ReadonlyArray<Measurement>, baseline: string): string => {
@@ -49,4 +75,72 @@ export const table = (title: string, rows: ReadonlyArray<Measurement>, baseline:
     )
   ]
   return lines.join("\n")
+}
+
+/** `--full` on the command line: longer rounds, more of them, and the full entry counts. */
+export const full = process.argv.includes("--full")
+
+export const collect = () => gc?.()
+
+/** The `p`-th percentile (0–100) of `samples`, which it sorts. */
+export const percentile = (samples: Float64Array, p: number): number => {
+  if (samples.length === 0) return NaN
+  samples.sort()
+  return samples[Math.min(samples.length - 1, Math.floor((p / 100) * samples.length))]
+}
+
+export interface CaseFigure {
+  /** Median of the rounds. */
+  readonly opsPerSec: number
+  /** Slowest and fastest round. */
+  readonly minOpsPerSec: number
+  readonly maxOpsPerSec: number
+  readonly rounds: number
+  readonly opsPerRound: number
+  /** Per-call latency from a separate pass, ms. */
+  readonly p50: number
+  readonly p99: number
+  /** Wrong answers seen over every run of the case; any makes the row fail. */
+  readonly wrong: number
+}
+
+/**
+ * Times `run(n)` (which performs n operations and resolves to its wrong answers): a calibration
+ * round that is also the warm-up, then `rounds` rounds sized to about `targetMs` each, then one
+ * pass of `latency(n)` that times every call. A full GC runs before the first timed round.
+ */
+export const timeCase = async (
+  run: (n: number) => Promise<number>,
+  latency: (n: number, samples: Float64Array) => Promise<number>,
+  options: { readonly targetMs: number; readonly rounds: number; readonly firstOps: number; readonly maxOps: number }
+): Promise<CaseFigure> => {
+  let wrong = 0
+  let n = options.firstOps
+  for (let i = 0; i < 3; i++) {
+    const start = performance.now()
+    wrong += await run(n)
+    const elapsed = performance.now() - start
+    if (elapsed >= options.targetMs / 2 || n >= options.maxOps) break
+    n = Math.min(options.maxOps, Math.max(n * 2, Math.round(n * options.targetMs / Math.max(elapsed, 0.05))))
+  }
+  gc?.()
+  const samples: Array<number> = []
+  for (let round = 0; round < options.rounds; round++) {
+    const start = performance.now()
+    wrong += await run(n)
+    samples.push(n / ((performance.now() - start) / 1000))
+  }
+  samples.sort((a, b) => a - b)
+  const latencies = new Float64Array(Math.min(n, 200_000))
+  wrong += await latency(latencies.length, latencies)
+  return {
+    opsPerSec: samples[Math.floor(samples.length / 2)],
+    minOpsPerSec: samples[0],
+    maxOpsPerSec: samples[samples.length - 1],
+    rounds: options.rounds,
+    opsPerRound: n,
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+    wrong
+  }
 }

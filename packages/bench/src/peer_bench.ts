@@ -1,0 +1,369 @@
+/**
+ * peer_bench, the peer comparison of issue 8: Vela beside the caches a user would pick instead, in
+ * the same run, each behind the adapter of `internal/contenders.ts` and checked before it is timed.
+ *
+ * Keys: 100,000 (`key:0` … `key:99999`), every one preloaded with a small object and a 1 hour TTL
+ * before the cases, the same for every contender. Cases: get hit (round-robin over the keys), get
+ * miss (`miss:<i>`, never written), getOrFetch of one hot key (always cached), put with a TTL
+ * (overwrites, round-robin), and a mix of 90% gets / 10% puts on keys drawn from a Zipf
+ * distribution (exponent 0.99, seeded). Each at concurrency 1 and 64: throughput (median of the
+ * rounds, spread = slowest–fastest round), p50/p99 latency of a separate pass that times every
+ * call, and the time ratio to the fastest contender of the group (1.00 = fastest; the Map floor is
+ * not a contender). Then heap per entry for the in-process caches (1,000,000 entries with `--full`,
+ * 100,000 by default).
+ * Run: `npm run bench -- peer` (or `node --expose-gc packages/bench/dist/main.js peer [--full]`).
+ */
+import type { Contender, Factory, Group, Unavailable, Value } from "./internal/contenders.js"
+import * as Contenders from "./internal/contenders.js"
+import * as Drive from "./internal/drive.js"
+import type { Env } from "./internal/env.js"
+import type { CaseFigure } from "./internal/measure.js"
+import { collect, full, timeCase } from "./internal/measure.js"
+import type { Chart, SuiteResult, Table } from "./internal/report.js"
+import { fmtMs, fmtOps, fmtRatio, progress } from "./internal/report.js"
+
+const KEYS = 100_000
+const TRACE = 200_000
+const TTL = 3_600_000
+const MEMORY_ENTRIES = full ? 1_000_000 : 100_000
+const CONCURRENCY = [1, 64] as const
+
+interface Row {
+  readonly contender: string
+  readonly group: Group
+  readonly floor: boolean
+  readonly case: string
+  readonly concurrency: number
+  readonly figure?: CaseFigure | undefined
+  readonly failed?: string | undefined
+}
+
+/** How each contender is used, for the report; filled as they are built. */
+const usages = new Map<string, string>()
+
+const keys = Array.from({ length: KEYS }, (_, i) => `key:${i}`)
+const values = keys.map((key, i) => Contenders.valueOf(key, i))
+const missing = Array.from({ length: KEYS }, (_, i) => `miss:${i}`)
+
+const workloads = (): ReadonlyArray<Drive.Workload> => {
+  const ranks = Drive.zipfRanks(KEYS, 0.99, TRACE, 42)
+  const coin = Drive.random(7)
+  const codes = new Uint8Array(TRACE)
+  const zipfKeys: Array<string> = []
+  const zipfValues: Array<Value> = []
+  for (let i = 0; i < TRACE; i++) {
+    codes[i] = coin() < 0.1 ? Drive.SET : Drive.GET
+    zipfKeys.push(keys[ranks[i]])
+    zipfValues.push(values[ranks[i]])
+  }
+  return [
+    Drive.uniform("get hit", Drive.GET, keys, values, true, TTL),
+    Drive.uniform("get miss", Drive.GET, missing, values, false, TTL),
+    Drive.uniform("getOrFetch hot key", Drive.FETCH, [keys[0]], [values[0]], true, TTL),
+    Drive.uniform("put with TTL", Drive.SET, keys, values, true, TTL),
+    Drive.workload("zipf 90/10 mix", codes, zipfKeys, zipfValues, true, TTL)
+  ]
+}
+
+const timing = (group: Group) =>
+  group === "in-process"
+    ? { targetMs: full ? 300 : 60, rounds: full ? 7 : 3, firstOps: 2_000, maxOps: 5_000_000 }
+    : { targetMs: full ? 1_000 : 150, rounds: full ? 5 : 3, firstOps: 500, maxOps: 1_000_000 }
+
+/** Builds, checks, preloads and times one contender on every case; closes it whatever happens. */
+const runContender = async (
+  factory: Factory,
+  cases: ReadonlyArray<Drive.Workload>,
+  rows: Array<Row>,
+  unavailable: Array<Unavailable>
+) => {
+  let contender: Contender
+  try {
+    contender = await factory.make()
+  } catch (error) {
+    unavailable.push({ name: factory.name, reason: error instanceof Error ? error.message : String(error) })
+    progress(`peer: ${factory.name} left out: ${unavailable[unavailable.length - 1].reason}`)
+    return
+  }
+  usages.set(contender.name, contender.usage)
+  const floor = contender.floor === true
+  const fail = (reason: string) => {
+    for (const w of cases) {
+      for (const concurrency of CONCURRENCY) {
+        rows.push({ contender: factory.name, group: factory.group, floor, case: w.name, concurrency, failed: reason })
+      }
+    }
+  }
+  try {
+    const wrong = await Contenders.check(contender)
+    if (wrong !== undefined) {
+      progress(`peer: ${factory.name} FAILED its check: ${wrong}`)
+      return fail(`failed its check: ${wrong}`)
+    }
+    const preload = Drive.uniform("preload", Drive.SET, keys, values, true, TTL)
+    await Drive.drive(contender, preload, KEYS, 64)
+    for (const w of cases) {
+      for (const concurrency of CONCURRENCY) {
+        progress(`peer: ${factory.name} · ${w.name} · concurrency ${concurrency}`)
+        try {
+          const figure = await timeCase(
+            (n) => Drive.drive(contender, w, n, concurrency),
+            (n, samples) => Drive.drive(contender, w, n, concurrency, samples),
+            timing(factory.group)
+          )
+          rows.push({
+            contender: factory.name,
+            group: factory.group,
+            floor,
+            case: w.name,
+            concurrency,
+            figure,
+            failed: figure.wrong > 0 ? `${figure.wrong} wrong answers` : undefined
+          })
+        } catch (error) {
+          rows.push({
+            contender: factory.name,
+            group: factory.group,
+            floor,
+            case: w.name,
+            concurrency,
+            failed: `threw ${error instanceof Error ? error.message : String(error)}`
+          })
+        }
+      }
+    }
+  } catch (error) {
+    fail(`threw ${error instanceof Error ? error.message : String(error)}`)
+  } finally {
+    await contender.close().catch(() => {})
+    collect()
+  }
+}
+
+/** Heap growth per entry after `entries` puts into a fresh cache, after a full GC; keys and values are allocated before. */
+const memoryPerEntry = async (factory: Factory, w: Drive.Workload): Promise<number | string> => {
+  collect()
+  collect()
+  const before = process.memoryUsage().heapUsed
+  let contender: Contender
+  try {
+    contender = await factory.make()
+  } catch (error) {
+    return `left out: ${error instanceof Error ? error.message : String(error)}`
+  }
+  try {
+    await Drive.drive(contender, w, w.keys.length, 1)
+    collect()
+    collect()
+    const perEntry = (process.memoryUsage().heapUsed - before) / w.keys.length
+    const probe = await Contenders.callable(contender).get(w.keys[w.keys.length - 1])
+    if (probe?.id !== w.keys[w.keys.length - 1]) return "lost entries"
+    return perEntry
+  } catch (error) {
+    return `threw ${error instanceof Error ? error.message : String(error)}`
+  } finally {
+    await contender.close().catch(() => {})
+  }
+}
+
+const fastest = (rows: ReadonlyArray<Row>) =>
+  Math.max(
+    ...rows.filter((row) => !row.floor && row.failed === undefined && row.figure !== undefined)
+      .map((row) => row.figure!.opsPerSec),
+    0
+  )
+
+const caseTable = (group: Group, name: string, rows: ReadonlyArray<Row>): Table => {
+  const of = (concurrency: number) => rows.filter((row) => row.concurrency === concurrency)
+  const best = Object.fromEntries(CONCURRENCY.map((c) => [c, fastest(of(c))]))
+  const contenders = [...new Set(rows.map((row) => row.contender))]
+  const cells = (row: Row | undefined): Array<string> => {
+    if (row === undefined) return ["—", "", "", "", ""]
+    if (row.failed !== undefined || row.figure === undefined) return [`FAILED: ${row.failed}`, "", "", "", ""]
+    const f = row.figure
+    return [
+      fmtOps(f.opsPerSec),
+      `${fmtOps(f.minOpsPerSec)}–${fmtOps(f.maxOpsPerSec)}`,
+      fmtMs(f.p50),
+      fmtMs(f.p99),
+      row.floor ? "(floor)" : fmtRatio(best[row.concurrency] / f.opsPerSec)
+    ]
+  }
+  return {
+    title: `peer_bench · ${group} · ${name}`,
+    columns: [
+      "contender",
+      "c=1 ops/s",
+      "spread",
+      "p50",
+      "p99",
+      "× fastest",
+      "c=64 ops/s",
+      "spread",
+      "p50",
+      "p99",
+      "× fastest"
+    ],
+    rows: contenders.map((contender) => [
+      contender,
+      ...cells(rows.find((row) => row.contender === contender && row.concurrency === 1)),
+      ...cells(rows.find((row) => row.contender === contender && row.concurrency === 64))
+    ])
+  }
+}
+
+const chart = (file: string, title: string, rows: ReadonlyArray<Row>, concurrency: number): Chart => {
+  const cases = [...new Set(rows.map((row) => row.case))]
+  return {
+    file,
+    title,
+    panels: cases.map((name) => ({
+      title: `${name}, concurrency ${concurrency}`,
+      unit: "ops/s",
+      bars: rows.filter((row) => row.case === name && row.concurrency === concurrency).map((row) =>
+        row.figure === undefined || row.failed !== undefined
+          ? { label: row.contender, value: 0, note: `FAILED: ${row.failed}` }
+          : {
+            label: row.contender,
+            value: row.figure.opsPerSec,
+            lo: row.figure.minOpsPerSec,
+            hi: row.figure.maxOpsPerSec
+          }
+      )
+    }))
+  }
+}
+
+const figureOf = (rows: ReadonlyArray<Row>, contender: string, name: string, concurrency: number) =>
+  rows.find((row) =>
+    row.contender === contender && row.case === name && row.concurrency === concurrency && row.failed === undefined
+  )?.figure
+
+/** The goals of issue 8, met or not, with the figures. */
+const goals = (rows: ReadonlyArray<Row>): Array<string> => {
+  const lines: Array<string> = []
+  const ratio = (a: CaseFigure | undefined, b: CaseFigure | undefined) =>
+    a === undefined || b === undefined ? undefined : a.opsPerSec / b.opsPerSec
+  const facade = figureOf(rows, "Vela (facade)", "get hit", 1)
+  const lru = figureOf(rows, "lru-cache", "get hit", 1)
+  const slower = ratio(lru, facade)
+  if (slower !== undefined && facade !== undefined) {
+    const others = rows.filter((row) =>
+      row.group === "in-process" && row.case === "get hit" && row.concurrency === 1 && !row.floor &&
+      row.figure !== undefined && row.failed === undefined && row.contender !== "lru-cache" &&
+      !row.contender.startsWith("Vela")
+    )
+    const beaten = others.filter((row) => row.figure!.opsPerSec > facade.opsPerSec).map((row) => row.contender)
+    lines.push(
+      `Goal: facade get hit within 2× of lru-cache — ${fmtRatio(slower)} (${
+        slower <= 2 ? "met" : "MISSED"
+      }); faster than every other contender — ${
+        beaten.length === 0 ? "met" : `MISSED (slower than ${beaten.join(", ")})`
+      }.`
+    )
+  }
+  for (const concurrency of CONCURRENCY) {
+    for (const name of ["get hit", "put with TTL"]) {
+      const raw = figureOf(rows, "ioredis (raw)", name, concurrency)
+      for (const vela of ["Vela Redis (facade)", "Vela Redis (Effect)"]) {
+        const r = ratio(figureOf(rows, vela, name, concurrency), raw)
+        if (r !== undefined) {
+          lines.push(
+            `Goal: ${vela} ${name} at concurrency ${concurrency} ≥ 80% of raw ioredis — ${(r * 100).toFixed(0)}% (${
+              r >= 0.8 ? "met" : "MISSED"
+            }).`
+          )
+        }
+      }
+    }
+    const bento = figureOf(rows, "bentocache (memory+redis)", "zipf 90/10 mix", concurrency)
+    for (const vela of ["Vela near+Redis (facade)", "Vela near+Redis (Effect)"]) {
+      const r = ratio(figureOf(rows, vela, "zipf 90/10 mix", concurrency), bento)
+      if (r !== undefined) {
+        lines.push(
+          `Goal: ${vela} faster than bentocache's two-tier cache on the zipf mix at concurrency ${concurrency} — ${
+            fmtRatio(r)
+          } its throughput (${r > 1 ? "met" : "MISSED"}).`
+        )
+      }
+    }
+  }
+  return lines
+}
+
+export const run = async (env: Env): Promise<SuiteResult> => {
+  const cases = workloads()
+  const rows: Array<Row> = []
+  const unavailable: Array<Unavailable> = []
+  const notes: Array<string> = []
+  const inProcess = Contenders.inProcess(KEYS + 1_000)
+  for (const factory of inProcess) await runContender(factory, cases, rows, unavailable)
+
+  const redis = await env.redis()
+  if ("url" in redis) {
+    for (const factory of Contenders.onRedis(redis.url, KEYS + 1_000)) {
+      await runContender(factory, cases, rows, unavailable)
+    }
+  } else {
+    notes.push(`Redis contenders not measured: ${redis.error}.`)
+  }
+  for (const factory of Contenders.onSqlite(env.tmpDir)) await runContender(factory, cases, rows, unavailable)
+
+  progress(`peer: memory per entry, ${MEMORY_ENTRIES.toLocaleString("en-US")} entries`)
+  const memKeys = Array.from({ length: MEMORY_ENTRIES }, (_, i) => `mem:${i}`)
+  const memValues = memKeys.map((key, i) => Contenders.valueOf(key, i))
+  const memWorkload = Drive.uniform("memory", Drive.SET, memKeys, memValues, true, TTL)
+  const memory: Array<{ contender: string; bytesPerEntry: number | string }> = []
+  for (const factory of Contenders.inProcess(MEMORY_ENTRIES + 1_000)) {
+    progress(`peer: memory · ${factory.name}`)
+    memory.push({ contender: factory.name, bytesPerEntry: await memoryPerEntry(factory, memWorkload) })
+  }
+
+  const tables: Array<Table> = []
+  const groups: ReadonlyArray<Group> = ["in-process", "redis", "sqlite"]
+  for (const group of groups) {
+    for (const w of cases) {
+      const caseRows = rows.filter((row) => row.group === group && row.case === w.name)
+      if (caseRows.length > 0) tables.push(caseTable(group, w.name, caseRows))
+    }
+  }
+  tables.push({
+    title: `peer_bench · heap per entry, ${MEMORY_ENTRIES.toLocaleString("en-US")} entries (1 h TTL${
+      full ? "" : "; short mode: pass --full for 1,000,000"
+    })`,
+    columns: ["contender", "bytes/entry"],
+    rows: memory.map(({ bytesPerEntry, contender }) => [
+      contender,
+      typeof bytesPerEntry === "number" ? bytesPerEntry.toFixed(0) : bytesPerEntry
+    ])
+  })
+  for (const { name, reason } of unavailable) notes.push(`${name} left out of the run: ${reason}`)
+  notes.push(...goals(rows))
+  if (!full) {
+    notes.push(
+      `Short mode: ${timing("in-process").rounds} rounds of about ${timing("in-process").targetMs} ms in process, ${
+        timing("redis").rounds
+      } of about ${timing("redis").targetMs} ms remote; heap per entry at ${
+        MEMORY_ENTRIES.toLocaleString("en-US")
+      } entries. Pass --full for the figures to quote.`
+    )
+  }
+  const inProcessRows = rows.filter((row) => row.group === "in-process")
+  const remoteRows = rows.filter((row) => row.group !== "in-process")
+  return {
+    name: "peer",
+    title: "peer_bench: Vela beside the caches you would use instead",
+    description: "100,000 keys preloaded (1 h TTL); get hit, get miss, getOrFetch of a hot key, put with TTL, and a " +
+      "Zipf(0.99) 90% get / 10% put mix, at concurrency 1 and 64. Promise contenders are awaited once per call; " +
+      "Effect contenders run in fibers. × fastest is the time ratio to the fastest contender of the group " +
+      "(1.00 = fastest). Usage of each contender: " +
+      [...usages].map(([name, usage]) => `${name}: ${usage}`).join("; ") + ".",
+    tables,
+    charts: [
+      chart("peer_in_process.svg", "peer_bench, in process, concurrency 1 (ops/s, higher is better)", inProcessRows, 1),
+      chart("peer_remote.svg", "peer_bench, Redis and SQLite, concurrency 64 (ops/s, higher is better)", remoteRows, 64)
+    ],
+    notes,
+    data: { rows, memory, unavailable, memoryEntries: MEMORY_ENTRIES, keys: KEYS, trace: TRACE }
+  }
+}
