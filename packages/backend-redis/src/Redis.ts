@@ -140,6 +140,14 @@ export const makeCluster = (
       (created) => Effect.sync(() => created.disconnect())
     )
     yield* connect("redis-cluster", () => cluster.connect())
+    // ioredis opens node connections on their first command; open them now, with the scripts loaded,
+    // so the first operations of a cache do not pay for a connection and a NOSCRIPT round trip.
+    yield* connect("redis-cluster", () =>
+      Promise.all(
+        cluster.nodes("master").map((node) =>
+          Promise.all(Scripts.all.map((script) => node.script("LOAD", script.lua) as Promise<unknown>))
+        )
+      ).then(() => undefined))
     const subscriber = settings.bus
       ? yield* startSubscriber(nodes.map((node) => () => new Redis({ ...node, ...subscriberOptions(settings) })))
       : undefined
