@@ -24,16 +24,7 @@ import * as Telemetry from "./Telemetry.js"
 import type { Topology } from "./Topology.js"
 import * as Vela from "./Vela.js"
 
-export {
-  BackendError,
-  CacheClosed,
-  CodecError,
-  ConfigError,
-  FetchTimeout,
-  InvalidKey,
-  NodeUnavailable,
-  NotFound
-} from "./Errors.js"
+export * from "./Errors.js"
 export type { Stats } from "./Stats.js"
 export type { TelemetryEvent } from "./Telemetry.js"
 
