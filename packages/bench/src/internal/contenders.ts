@@ -103,8 +103,8 @@ const promiseContender = (
   }
 })
 
-/** A Vela cache of the Effect API on `topology`, kept open in a scope of its own. */
-const velaEffect = async (
+/** A Vela cache of the Effect API on `topology`, kept open in a scope of its own (closed by `close`). */
+export const velaEffect = async (
   name: string,
   group: Group,
   usage: string,
