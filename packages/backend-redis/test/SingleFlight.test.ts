@@ -31,6 +31,25 @@ describe("distributed single flight", () => {
         assert.strictEqual(runs, 6)
       }))
 
+    it.scoped("a waiter gets the plain value of a fetch stored with stale-while-revalidate", () =>
+      Effect.gen(function*() {
+        const server = yield* RedisServer.RedisServer
+        const name = uniqueName("graced")
+        const [first, second] = yield* Effect.all(
+          [1, 2].map(() => cacheOn<{ readonly n: number }>({ url: server.url }, { name }))
+        )
+        const options = { ttl: "1 minute", grace: "1 hour" } as const
+        let runs = 0
+        const fetch = () => Effect.as(Effect.sleep("100 millis"), { n: ++runs })
+        const [a, b] = yield* Effect.all([
+          first.getOrFetch("k", fetch, options),
+          Effect.zipRight(Effect.sleep("20 millis"), second.getOrFetch("k", fetch, options))
+        ], { concurrency: "unbounded" })
+        assert.strictEqual(runs, 1)
+        assert.deepStrictEqual(a, { n: 1 })
+        assert.deepStrictEqual(b, { n: 1 })
+      }))
+
     it.scoped("a failed fetch releases the lease: a waiter fetches instead", () =>
       Effect.gen(function*() {
         const server = yield* RedisServer.RedisServer

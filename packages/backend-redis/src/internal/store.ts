@@ -49,6 +49,17 @@ export interface Connection {
 let commands = 0
 const waitingOn = () => FiberId.make(++commands, 0)
 
+/**
+ * The value a fetch returned, from what it stored. A fetch with stale-while-revalidate stores its
+ * value wrapped in core's internal `Graced` (value and `freshUntil`), which this package cannot
+ * import; a waiter must hand back the value itself, as the fetch did.
+ */
+const fetched = (stored: unknown): unknown =>
+  typeof stored === "object" && stored !== null && stored.constructor?.name === "Graced" && "freshUntil" in stored &&
+    "value" in stored
+    ? stored.value
+    : stored
+
 /** How often a waiter of a single flight looks again when no bus message woke it. */
 const pollMillis = 100
 const scanCount = 1_000
@@ -204,8 +215,56 @@ export const open = (
     const live = (expiresAt: string | null, at: number) =>
       expiresAt !== null && (expiresAt === "" || Number(expiresAt) > at)
 
+    const remove = (key: string) =>
+      Effect.suspend(() => {
+        const bucket = keys.bucketOf(key)
+        const at = now()
+        return Effect.map(
+          attempt("delete", () =>
+            Scripts.run(client, Scripts.remove, [keys.entry(key, bucket)], [
+              channel,
+              announce(bucket, `"k":[${JSON.stringify(key)}]`)
+            ])),
+          (expiresAt) => live(expiresAt as string | null, at)
+        )
+      })
+
+    /** One `MGET` per bucket (a single one on a single server), answers in the order asked. */
+    const getMany = (wanted: ReadonlyArray<string>) =>
+      Effect.suspend(() => {
+        const groups = new Map<number, Array<number>>()
+        wanted.forEach((key, i) => {
+          const bucket = keys.bucketOf(key)
+          const group = groups.get(bucket)
+          if (group === undefined) groups.set(bucket, [i])
+          else group.push(i)
+        })
+        const found = new Array<Option.Option<Backend.Entry>>(wanted.length)
+        return Effect.as(
+          Effect.forEach(groups, ([bucket, indices]) =>
+            Effect.flatMap(
+              attempt("getMany", () => client.mget(indices.map((i) => keys.entry(wanted[i], bucket)))),
+              (payloads) =>
+                Effect.forEach(indices, (index, j) =>
+                  Effect.map(readReply(wanted[index], payloads[j]), (entry) => {
+                    found[index] = entry
+                  }), { discard: true })
+            ), { concurrency: "unbounded", discard: true }),
+          found
+        )
+      })
+
     const store: Backend.Store = {
       get,
+      getMany,
+      // Issued together, the single-key commands leave in one auto-pipelined write.
+      setMany: (entries) =>
+        Effect.forEach(entries, ([key, entry]) => set(key, entry), { concurrency: "unbounded", discard: true }),
+      deleteMany: (removed) =>
+        Effect.map(
+          Effect.forEach(removed, remove, { concurrency: "unbounded" }),
+          (results) => results.filter(Boolean).length
+        ),
       has: (key) =>
         Effect.map(
           attempt("has", () => client.getrange(keys.entry(key), 0, 31)),
@@ -216,19 +275,7 @@ export const open = (
           }
         ),
       set,
-      delete: (key) =>
-        Effect.suspend(() => {
-          const bucket = keys.bucketOf(key)
-          const at = now()
-          return Effect.map(
-            attempt("delete", () =>
-              Scripts.run(client, Scripts.remove, [keys.entry(key, bucket)], [
-                channel,
-                announce(bucket, `"k":[${JSON.stringify(key)}]`)
-              ])),
-            (expiresAt) => live(expiresAt as string | null, at)
-          )
-        }),
+      delete: remove,
       invalidateTag: (tag) =>
         Effect.suspend(() => {
           const at = now()
@@ -323,7 +370,7 @@ export const open = (
             /** The entry, with data that no longer decodes read as a miss (the fetch replaces it). */
             const current = Effect.catchTag(get(key), "CodecError", () => Effect.succeed(Option.none()))
             const wait: Effect.Effect<A, E | CacheError | FetchTimeout, R> = Effect.flatMap(current, (entry) => {
-              if (Option.isSome(entry)) return Effect.succeed(entry.value.value as A)
+              if (Option.isSome(entry)) return Effect.succeed(fetched(entry.value.value) as A)
               const left = deadline - Date.now()
               if (left <= 0) return Effect.fail(new FetchTimeout({ key, timeout: timeoutMillis }))
               return Effect.zipRight(waitFor(Math.min(left, pollMillis)), retry)
@@ -335,7 +382,7 @@ export const open = (
                 won === "OK"
                   ? Effect.flatMap(
                     current,
-                    (entry) => Option.isSome(entry) ? Effect.as(release, entry.value.value as A) : lead
+                    (entry) => Option.isSome(entry) ? Effect.as(release, fetched(entry.value.value) as A) : lead
                   )
                   : wait
             )
