@@ -52,6 +52,8 @@ if (url === undefined) {
   server = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
     stdio: "ignore"
   })
+  // Whatever happens next, the server goes with this process.
+  process.on("exit", () => server.kill("SIGKILL"))
   await waitForPort(port)
   url = `redis://127.0.0.1:${port}`
 }
