@@ -35,6 +35,8 @@ export interface BusMessage {
 }
 
 export interface BusListener {
+  /** The publisher id of this listener: its own messages are not delivered to it. */
+  readonly id: string
   readonly onMessage: (message: BusMessage) => void
   readonly onConnected: () => void
   readonly onDisconnected: () => void
@@ -155,6 +157,10 @@ export class Subscriber {
   #dispatch(channel: string, text: string) {
     const listeners = this.#channels.get(channel)
     if (listeners === undefined) return
+    // Every store hears its own writes: skip them before parsing (messages start with the id).
+    if (listeners.size === 1) {
+      for (const listener of listeners) if (text.startsWith(listener.id, 6)) return
+    }
     let message: BusMessage
     try {
       message = JSON.parse(text)
@@ -162,7 +168,7 @@ export class Subscriber {
       return
     }
     if (typeof message !== "object" || message === null || typeof message.p !== "string") return
-    for (const listener of listeners) listener.onMessage(message)
+    for (const listener of listeners) if (listener.id !== message.p) listener.onMessage(message)
   }
 }
 

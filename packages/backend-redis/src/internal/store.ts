@@ -99,8 +99,8 @@ export const open = (
       for (const set of waiters.values()) for (const resume of set) resume()
     }
     const listener: BusListener = {
+      id,
       onMessage: (message: BusMessage) => {
-        if (message.p === id) return
         if (message.r !== undefined) return wake(message.r)
         if (!sequences.next(message)) {
           inbox.offer({ _tag: "Flush" })
