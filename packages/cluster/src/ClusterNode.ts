@@ -189,7 +189,7 @@ const makeNode = (options: ClusterNodeOptions) =>
 
     // Server
 
-    const socketServer = yield* NodeSocketServer.make({ host: options.host, port: options.port }).pipe(
+    const socketServer = yield* NodeSocketServer.make({ host: options.host, port: options.port, noDelay: true }).pipe(
       Effect.mapError((cause) => new BackendError({ backend: "cluster", operation: "listen", cause }))
     )
     const address = socketServer.address
