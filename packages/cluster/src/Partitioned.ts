@@ -21,9 +21,9 @@
  * loses no acknowledged write.
  *
  * Membership changes: when the ring changes, every node sends the keys it holds to their new
- * holders (a copy that never overwrites a newer write) and drops the keys it no longer holds. For a
- * while after a change, a read that misses on the owner also asks the owner of the previous ring,
- * so reads stay correct while entries move.
+ * holders (a copy that never overwrites a live entry) and drops the keys it no longer holds; a node
+ * stopping gracefully hands all its keys over first. For `handoffGrace` after a change, a read that
+ * misses on the owner also asks the other members, so reads stay correct while entries move.
  * Invariant: in a settled ring, every live key is held by exactly its `1 + replicas` holders.
  *
  * Near caches: a holder remembers which nodes read a key for a near cache and tells them when the
@@ -32,6 +32,7 @@
  */
 import type { CacheError, Codec } from "@vela/core"
 import { Backend, BackendError, CodecError, ConfigError, FetchTimeout, NodeUnavailable, Topology } from "@vela/core"
+import type { Duration } from "effect"
 import {
   Deferred,
   Effect,
@@ -62,7 +63,7 @@ export interface PartitionedOptions {
   /** Points per member on the hash ring (default 128). */
   readonly virtualNodes?: number | undefined
   /** How long after a membership change a read that misses on the owner asks the other members. Default 10 s. */
-  readonly handoffGrace?: number | undefined
+  readonly handoffGrace?: Duration.DurationInput | undefined
 }
 
 export const layer = (
@@ -78,7 +79,7 @@ export const make = (
     const replicas = yield* Check.count("replicas", options.replicas ?? 1)
     const virtualNodes = yield* Check.count("virtualNodes", options.virtualNodes ?? 128)
     if (virtualNodes < 1) return yield* new ConfigError({ field: "virtualNodes", reason: "expected at least 1" })
-    const grace = options.handoffGrace ?? 10_000
+    const grace = yield* Check.millis("handoffGrace", options.handoffGrace ?? "10 seconds")
     const backend = yield* Backend.Backend
     const node = yield* ClusterNode.ClusterNode
     const scope = yield* Effect.scope
