@@ -7,7 +7,8 @@
  * miss (`miss:<i>`, never written), getOrFetch of one hot key (always cached), put with a TTL
  * (overwrites, round-robin), and a mix of 90% gets / 10% puts on keys drawn from a Zipf
  * distribution (exponent 0.99, seeded). Each at concurrency 1 and 64: throughput (median of the
- * rounds, spread = slowest–fastest round), p50/p99 latency of a separate pass that times every
+ * rounds, which are interleaved across the contenders of a group so that a change of load falls on
+ * all alike; spread = slowest–fastest round), p50/p99 latency of a separate pass that times every
  * call, and the time ratio to the fastest contender of the group (1.00 = fastest; the Map floor is
  * not a contender). Then heap per entry for the in-process caches (1,000,000 entries with `--full`,
  * 100,000 by default).
@@ -18,7 +19,7 @@ import * as Contenders from "./internal/contenders.js"
 import * as Drive from "./internal/drive.js"
 import type { Env } from "./internal/env.js"
 import type { CaseFigure } from "./internal/measure.js"
-import { collect, full, timeCase } from "./internal/measure.js"
+import { collect, full, timeInterleaved } from "./internal/measure.js"
 import type { Chart, SuiteResult, Table } from "./internal/report.js"
 import { fmtMs, fmtOps, fmtRatio, progress } from "./internal/report.js"
 
@@ -70,24 +71,19 @@ const timing = (group: Group) =>
     ? { targetMs: full ? 300 : 60, rounds: full ? 7 : 3, firstOps: 2_000, maxOps: 5_000_000 }
     : { targetMs: full ? 1_000 : 150, rounds: full ? 5 : 3, firstOps: 500, maxOps: 1_000_000 }
 
-/** Builds, checks, preloads and times one contender on every case; closes it whatever happens. */
-const runContender = async (
-  factory: Factory,
+/**
+ * Builds, checks and preloads every contender of a group, then times them on each case with their
+ * rounds interleaved; closes them whatever happens. A contender that fails its check fails its rows.
+ */
+const runGroup = async (
+  factories: ReadonlyArray<Factory>,
   cases: ReadonlyArray<Drive.Workload>,
   rows: Array<Row>,
   unavailable: Array<Unavailable>
 ) => {
-  let contender: Contender
-  try {
-    contender = await factory.make()
-  } catch (error) {
-    unavailable.push({ name: factory.name, reason: error instanceof Error ? error.message : String(error) })
-    progress(`peer: ${factory.name} left out: ${unavailable[unavailable.length - 1].reason}`)
-    return
-  }
-  usages.set(contender.name, contender.usage)
-  const floor = contender.floor === true
-  const fail = (reason: string) => {
+  const ready: Array<Contender> = []
+  const built: Array<Contender> = []
+  const failAll = (factory: Factory, floor: boolean, reason: string) => {
     for (const w of cases) {
       for (const concurrency of CONCURRENCY) {
         rows.push({ contender: factory.name, group: factory.group, floor, case: w.name, concurrency, failed: reason })
@@ -95,50 +91,62 @@ const runContender = async (
     }
   }
   try {
-    const wrong = await Contenders.check(contender)
-    if (wrong !== undefined) {
-      progress(`peer: ${factory.name} FAILED its check: ${wrong}`)
-      return fail(`failed its check: ${wrong}`)
-    }
-    const preload = Drive.uniform("preload", Drive.SET, keys, values, true, TTL)
-    await Drive.drive(contender, preload, KEYS, 64)
-    for (const w of cases) {
-      for (const concurrency of CONCURRENCY) {
-        progress(`peer: ${factory.name} · ${w.name} · concurrency ${concurrency}`)
-        try {
-          const figure = await timeCase(
-            (n) => Drive.drive(contender, w, n, concurrency),
-            (n, samples) => Drive.drive(contender, w, n, concurrency, samples),
-            timing(factory.group)
-          )
-          rows.push({
-            contender: factory.name,
-            group: factory.group,
-            floor,
-            case: w.name,
-            concurrency,
-            figure,
-            failed: figure.wrong > 0 ? `${figure.wrong} wrong answers` : undefined
-          })
-        } catch (error) {
-          rows.push({
-            contender: factory.name,
-            group: factory.group,
-            floor,
-            case: w.name,
-            concurrency,
-            failed: `threw ${error instanceof Error ? error.message : String(error)}`
-          })
-        }
+    for (const factory of factories) {
+      progress(`peer: ${factory.name}: build, check, preload ${KEYS.toLocaleString("en-US")} keys`)
+      let contender: Contender
+      try {
+        contender = await factory.make()
+      } catch (error) {
+        unavailable.push({ name: factory.name, reason: message(error) })
+        progress(`peer: ${factory.name} left out: ${message(error)}`)
+        continue
+      }
+      built.push(contender)
+      usages.set(contender.name, contender.usage)
+      const wrong = await Contenders.check(contender)
+      if (wrong !== undefined) {
+        progress(`peer: ${factory.name} FAILED its check: ${wrong}`)
+        failAll(factory, contender.floor === true, `failed its check: ${wrong}`)
+        continue
+      }
+      try {
+        await Drive.drive(contender, Drive.uniform("preload", Drive.SET, keys, values, true, TTL), KEYS, 64)
+        ready.push(contender)
+      } catch (error) {
+        failAll(factory, contender.floor === true, `preload threw ${message(error)}`)
       }
     }
-  } catch (error) {
-    fail(`threw ${error instanceof Error ? error.message : String(error)}`)
+    if (ready.length === 0) return
+    const group = ready[0].group
+    for (const w of cases) {
+      for (const concurrency of CONCURRENCY) {
+        progress(`peer: ${group} · ${w.name} · concurrency ${concurrency} (${ready.length} contenders, interleaved)`)
+        const figures = await timeInterleaved(
+          ready.map((contender) => ({
+            run: (n) => Drive.drive(contender, w, n, concurrency),
+            latency: (n, samples) => Drive.drive(contender, w, n, concurrency, samples)
+          })),
+          timing(group)
+        )
+        figures.forEach((figure, i) => {
+          const contender = ready[i]
+          const base = { contender: contender.name, group, floor: contender.floor === true, case: w.name, concurrency }
+          rows.push(
+            "error" in figure
+              ? { ...base, failed: `threw ${message(figure.error)}` }
+              : { ...base, figure, failed: figure.wrong > 0 ? `${figure.wrong} wrong answers` : undefined }
+          )
+        })
+        collect()
+      }
+    }
   } finally {
-    await contender.close().catch(() => {})
+    for (const contender of built) await contender.close().catch(() => {})
     collect()
   }
 }
+
+const message = (error: unknown) => error instanceof Error ? error.message : String(error)
 
 /** Heap growth per entry after `entries` puts into a fresh cache, after a full GC; keys and values are allocated before. */
 const memoryPerEntry = async (factory: Factory, w: Drive.Workload): Promise<number | string> => {
@@ -149,7 +157,7 @@ const memoryPerEntry = async (factory: Factory, w: Drive.Workload): Promise<numb
   try {
     contender = await factory.make()
   } catch (error) {
-    return `left out: ${error instanceof Error ? error.message : String(error)}`
+    return `left out: ${message(error)}`
   }
   try {
     await Drive.drive(contender, w, w.keys.length, 1)
@@ -160,7 +168,7 @@ const memoryPerEntry = async (factory: Factory, w: Drive.Workload): Promise<numb
     if (probe?.id !== w.keys[w.keys.length - 1]) return "lost entries"
     return perEntry
   } catch (error) {
-    return `threw ${error instanceof Error ? error.message : String(error)}`
+    return `threw ${message(error)}`
   } finally {
     await contender.close().catch(() => {})
   }
@@ -296,18 +304,15 @@ export const run = async (env: Env): Promise<SuiteResult> => {
   const rows: Array<Row> = []
   const unavailable: Array<Unavailable> = []
   const notes: Array<string> = []
-  const inProcess = Contenders.inProcess(KEYS + 1_000)
-  for (const factory of inProcess) await runContender(factory, cases, rows, unavailable)
+  await runGroup(Contenders.inProcess(KEYS + 1_000), cases, rows, unavailable)
 
   const redis = await env.redis()
   if ("url" in redis) {
-    for (const factory of Contenders.onRedis(redis.url, KEYS + 1_000)) {
-      await runContender(factory, cases, rows, unavailable)
-    }
+    await runGroup(Contenders.onRedis(redis.url, KEYS + 1_000), cases, rows, unavailable)
   } else {
     notes.push(`Redis contenders not measured: ${redis.error}.`)
   }
-  for (const factory of Contenders.onSqlite(env.tmpDir)) await runContender(factory, cases, rows, unavailable)
+  await runGroup(Contenders.onSqlite(env.tmpDir), cases, rows, unavailable)
 
   progress(`peer: memory per entry, ${MEMORY_ENTRIES.toLocaleString("en-US")} entries`)
   const memKeys = Array.from({ length: MEMORY_ENTRIES }, (_, i) => `mem:${i}`)

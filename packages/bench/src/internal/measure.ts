@@ -144,3 +144,83 @@ export const timeCase = async (
     wrong
   }
 }
+
+/** One contender's part of an interleaved case. */
+export interface Entrant {
+  readonly run: (n: number) => Promise<number>
+  readonly latency: (n: number, samples: Float64Array) => Promise<number>
+}
+
+/**
+ * `timeCase` for several contenders at once, with their rounds interleaved (round 1 of each, then
+ * round 2 of each, …), so that a change of load on a shared machine falls on all of them alike.
+ * Each entrant is calibrated (and warmed up) on its own first. An entrant that throws gets its
+ * error instead of a figure; the others go on.
+ */
+export const timeInterleaved = async (
+  entrants: ReadonlyArray<Entrant>,
+  options: { readonly targetMs: number; readonly rounds: number; readonly firstOps: number; readonly maxOps: number }
+): Promise<Array<CaseFigure | { readonly error: unknown }>> => {
+  const state = entrants.map(() => ({
+    n: options.firstOps,
+    wrong: 0,
+    samples: [] as Array<number>,
+    error: undefined as unknown,
+    failed: false
+  }))
+  const guard = async (i: number, f: () => Promise<void>) => {
+    if (state[i].failed) return
+    try {
+      await f()
+    } catch (error) {
+      state[i].failed = true
+      state[i].error = error
+    }
+  }
+  for (let i = 0; i < entrants.length; i++) {
+    await guard(i, async () => {
+      const s = state[i]
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const start = performance.now()
+        s.wrong += await entrants[i].run(s.n)
+        const elapsed = performance.now() - start
+        if (elapsed >= options.targetMs / 2 || s.n >= options.maxOps) break
+        s.n = Math.min(options.maxOps, Math.max(s.n * 2, Math.round(s.n * options.targetMs / Math.max(elapsed, 0.05))))
+      }
+    })
+  }
+  gc?.()
+  for (let round = 0; round < options.rounds; round++) {
+    for (let i = 0; i < entrants.length; i++) {
+      await guard(i, async () => {
+        const s = state[i]
+        const start = performance.now()
+        s.wrong += await entrants[i].run(s.n)
+        s.samples.push(s.n / ((performance.now() - start) / 1000))
+      })
+    }
+  }
+  const latencies = new Map<number, Float64Array>()
+  for (let i = 0; i < entrants.length; i++) {
+    await guard(i, async () => {
+      const samples = new Float64Array(Math.min(state[i].n, 200_000))
+      state[i].wrong += await entrants[i].latency(samples.length, samples)
+      latencies.set(i, samples)
+    })
+  }
+  return state.map((s, i) => {
+    if (s.failed) return { error: s.error }
+    const sorted = [...s.samples].sort((a, b) => a - b)
+    const samples = latencies.get(i)!
+    return {
+      opsPerSec: sorted[Math.floor(sorted.length / 2)],
+      minOpsPerSec: sorted[0],
+      maxOpsPerSec: sorted[sorted.length - 1],
+      rounds: options.rounds,
+      opsPerRound: s.n,
+      p50: percentile(samples, 50),
+      p99: percentile(samples, 99),
+      wrong: s.wrong
+    }
+  })
+}
