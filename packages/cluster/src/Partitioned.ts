@@ -21,7 +21,7 @@
  * loses no acknowledged write.
  *
  * Membership changes: when the ring changes, every node sends the keys it holds to their new
- * holders (a copy that never overwrites a live entry) and drops the keys it no longer holds; a node
+ * holders (a copy that never overwrites a newer version) and drops the keys it no longer holds; a node
  * stopping gracefully hands all its keys over first. For `handoffGrace` after a change, a read that
  * misses on the owner also asks the other members, so reads stay correct while entries move.
  * Invariant: in a settled ring, every live key is held by exactly its `1 + replicas` holders.
@@ -199,8 +199,11 @@ export const make = (
               changed(space, from, op.key)
               if (op.watch && from !== self) addReader(space, op.key, from)
             }))
-          const guarded = op.ifAbsent
-            ? Effect.flatMap(store.has(op.key), (present) => present ? Effect.void : write)
+          const guarded = op.ifNewer
+            ? Effect.flatMap(
+              store.get(op.key),
+              (present) => Option.isSome(present) && present.value.version >= op.entry.version ? Effect.void : write
+            )
             : write
           return settle(guarded, () => done)
         }
@@ -384,7 +387,7 @@ export const make = (
             ns: space.name,
             key,
             entry: toWire(entry.right.value),
-            ifAbsent: true,
+            ifNewer: true,
             watch: false
           }
           const sent = yield* Effect.either(
@@ -600,8 +603,8 @@ export const make = (
               _tag: "Set",
               ns,
               key,
-              entry: { value: encoded.right, expiresAt: entry.expiresAt, tags: entry.tags, version: entry.version },
-              ifAbsent: false,
+              entry: { value: encoded.right, expiresAt: entry.expiresAt, tags: entry.tags, version: nextVersion() },
+              ifNewer: false,
               watch: watching()
             }
             return Effect.asVoid(writeAll(key, op, "set"))
@@ -690,6 +693,17 @@ export const make = (
   })
 
 // internal
+
+let lastVersion = 0
+/**
+ * Orders writes across nodes for handoff: wall-clock microseconds, made strictly increasing in this
+ * process. A copy handed over after a partition never replaces a newer write of the same key.
+ */
+const nextVersion = (): number => {
+  const candidate = live.unsafeCurrentTimeMillis() * 1000
+  lastVersion = candidate > lastVersion ? candidate : lastVersion + 1
+  return lastVersion
+}
 
 const noop = () => {}
 const missing: OpResult = { _tag: "Missing" }

@@ -36,14 +36,14 @@ export const Op = Schema.Union(
   Schema.TaggedStruct("Get", { ns: Schema.String, key: Schema.String, watch: Schema.Boolean }),
   Schema.TaggedStruct("Has", { ns: Schema.String, key: Schema.String }),
   /**
-   * `ifAbsent`: a handoff copy, which must not overwrite a newer write. `watch`: the writer keeps
+   * `ifNewer`: a handoff copy, applied only over a missing entry or one with a smaller `version`. `watch`: the writer keeps
    * the value in a near cache.
    */
   Schema.TaggedStruct("Set", {
     ns: Schema.String,
     key: Schema.String,
     entry: WireEntry,
-    ifAbsent: Schema.Boolean,
+    ifNewer: Schema.Boolean,
     watch: Schema.Boolean
   }),
   Schema.TaggedStruct("Delete", { ns: Schema.String, key: Schema.String })
