@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
-import { NearCache, Topology } from "@vela/core"
-import { Context, Effect, Exit, Layer, Option, Schedule, Scope } from "effect"
+import { Codec, NearCache, Topology } from "@vela/core"
+import { Chunk, Clock, Context, Effect, Exit, Fiber, Layer, Option, Schedule, Scope, Stream } from "effect"
 import { awaitMembers, cacheOn, startPartitioned } from "./utils.js"
 
 /** Retries `check` every 20 ms until it passes, at most `attempts` times. */
@@ -151,6 +151,40 @@ describe("Partitioned", () => {
         yield* ca.get("p1")
         yield* cb.flush()
         yield* eventually(Effect.filterOrFail(ca.getOption("p1"), Option.isNone))
+      })),
+    30_000
+  )
+
+  it.live(
+    "a node that loses every peer tells its near caches (Disconnected), and Connected when one returns",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const a = yield* startPartitioned([])
+        const bScope = yield* Scope.make()
+        const b = yield* startPartitioned([a.node.id]).pipe(Scope.extend(bScope))
+        yield* Effect.all([a, b].map((n) => awaitMembers(n.node, [a.node.id, b.node.id])), { concurrency: "unbounded" })
+        const store = yield* a.topology.open({
+          namespace: "watched",
+          clock: Clock.make(),
+          codec: Codec.json,
+          maxSize: Infinity,
+          evictionPolicy: "ttl-only",
+          onEvict: () => {},
+          onExpire: () => {}
+        })
+        const seen = yield* store.invalidations.pipe(
+          Stream.filter((change) => change._tag === "Disconnected" || change._tag === "Connected"),
+          Stream.take(2),
+          Stream.runCollect,
+          Effect.fork
+        )
+        yield* Effect.yieldNow()
+        yield* Scope.close(bScope, Exit.void)
+        yield* awaitMembers(a.node, [a.node.id])
+        const c = yield* startPartitioned([a.node.id])
+        yield* awaitMembers(a.node, [a.node.id, c.node.id])
+        const changes = yield* Fiber.join(seen).pipe(Effect.timeout("5 seconds"))
+        assert.deepStrictEqual(Chunk.toArray(changes).map((change) => change._tag), ["Disconnected", "Connected"])
       })),
     30_000
   )
