@@ -9,17 +9,25 @@ import { MemoryStore } from "./internal/memoryStore.js"
 import { yieldToEventLoop } from "./internal/yieldToEventLoop.js"
 
 export interface MemoryOptions {
-  /** Expired entries removed per sweep step before the sweeper yields to the event loop. */
-  readonly sweepBatchSize?: number | undefined
+  /** How long the sweeper may hold the event loop before it yields, in milliseconds (default 2). */
+  readonly sweepSliceMillis?: number | undefined
 }
 
+/** Expired entries removed between two looks at the time slice. */
+const SWEEP_BATCH = 256
+
 /** A `Store` over a `MemoryStore`, reading time from the cache's clock. */
-export const makeStore = (options: OpenOptions, sweepBatchSize = 2_000): Store => {
+export const makeStore = (options: OpenOptions, sweepSliceMillis = 2): Store => {
   const clock = options.clock
   const store = new MemoryStore({ ...options, now: () => clock.unsafeCurrentTimeMillis() })
-  const sweepStep = Effect.sync(() => store.sweep(sweepBatchSize))
+  // A slice is measured on the monotonic timer, not the cache's clock: it is about the event loop.
+  const sweepStep = Effect.sync(() => {
+    const end = performance.now() + sweepSliceMillis
+    do store.sweep(SWEEP_BATCH)
+    while (store.needsSweep() && performance.now() < end)
+  })
   const sweep: Effect.Effect<void> = Effect.suspend(() =>
-    store.hasExpired()
+    store.needsSweep()
       ? Effect.zipRight(sweepStep, Effect.zipRight(yieldToEventLoop, sweep))
       : Effect.void
   )
@@ -61,7 +69,7 @@ export const make = (options: MemoryOptions = {}): Effect.Effect<Backend["Type"]
         Effect.sync(() => {
           let store = namespaces.get(open.namespace)
           if (store === undefined) {
-            store = makeStore(open, options.sweepBatchSize)
+            store = makeStore(open, options.sweepSliceMillis)
             namespaces.set(open.namespace, store)
           }
           return store

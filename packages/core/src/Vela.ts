@@ -497,8 +497,13 @@ export const make = <V = unknown, I = unknown>(
       const timeout = resolved.stampedeTimeout
       return coalescer.run(
         key,
-        store.singleFlight === undefined ? fetchOnce : store.singleFlight(key, fetchOnce, timeout),
-        () => joined(key),
+        store.singleFlight === undefined
+          ? fetchOnce
+          // A waiter gets what the winner stored, which carries its freshness when fetched with grace.
+          : Effect.map(store.singleFlight(key, fetchOnce, timeout), (value) =>
+            value instanceof Graced ? value.value as V : value),
+        () =>
+          joined(key),
         { timeoutMillis: timeout, onTimeout: () => Effect.fail(new FetchTimeout({ key, timeout })) }
       )
     }

@@ -10,6 +10,7 @@
 import type { Entry, EvictionPolicy } from "../Backend.js"
 import * as Eviction from "./evictionPolicy.js"
 import { ExpiryHeap } from "./expiryHeap.js"
+import { StableMap } from "./stableMap.js"
 
 const noTags: ReadonlyArray<string> = []
 
@@ -38,7 +39,7 @@ export interface MemoryStoreOptions {
 }
 
 export class MemoryStore {
-  readonly #map = new Map<string, Node>()
+  readonly #map = new StableMap<Node>()
   readonly #heap = new ExpiryHeap<Node>()
   readonly #tags = new Map<string, Set<Node>>()
   readonly #policy: Eviction.Policy
@@ -86,7 +87,8 @@ export class MemoryStore {
     }
     if (this.#map.size >= this.#maxSize) this.#makeRoom()
     const created = new Node(key, entry.value, entry.expiresAt, tags, entry.version, this.#seq++)
-    this.#map.set(key, created)
+    this.#map.add(key, created)
+    if (this.#map.migrating) this.#map.migrate(8, this.#keep)
     if (entry.expiresAt !== null) this.#heap.push(created)
     this.#tag(created)
     this.#policy.inserted(created)
@@ -119,7 +121,7 @@ export class MemoryStore {
     return live
   }
 
-  /** Removes up to `budget` expired entries; returns how many it removed. */
+  /** Removes up to `budget` expired entries, and moves the map along; returns how many it removed. */
   sweep(budget: number): number {
     const now = this.#now()
     let removed = 0
@@ -129,13 +131,14 @@ export class MemoryStore {
       removed++
     }
     if (removed > 0) this.#onExpire(removed)
+    this.#map.migrate(Math.min(budget, 4_096), this.#keep)
     return removed
   }
 
-  /** Whether `sweep` would find anything to remove. */
-  hasExpired(): boolean {
+  /** Whether `sweep` has anything to do. */
+  needsSweep(): boolean {
     const top = this.#heap.peek()
-    return top !== undefined && isExpired(top, this.#now())
+    return this.#map.migrating || (top !== undefined && isExpired(top, this.#now()))
   }
 
   /** Live entries; expired ones are removed first. */
@@ -149,11 +152,6 @@ export class MemoryStore {
     this.#heap.clear()
     this.#tags.clear()
     this.#policy.clear()
-  }
-
-  /** Every key present, live or not yet swept. */
-  keys(): IterableIterator<string> {
-    return this.#map.keys()
   }
 
   #live(key: string): Node | undefined {
@@ -175,6 +173,9 @@ export class MemoryStore {
     this.#remove(victim)
     this.#onEvict(1)
   }
+
+  /** Entries worth copying when the map moves to a fresh table: expired ones are left to the sweeper. */
+  readonly #keep = (node: Node): boolean => !this.#expired(node)
 
   #expired(node: Node): boolean {
     return node.expiresAt !== null && node.expiresAt <= this.#now()
