@@ -277,7 +277,7 @@ const goals = (rows: ReadonlyArray<Row>): Array<string> => {
         const r = ratio(figureOf(rows, vela, name, concurrency), raw)
         if (r !== undefined) {
           lines.push(
-            `Goal: ${vela} ${name} at concurrency ${concurrency} ≥ 80% of raw ioredis — ${(r * 100).toFixed(0)}% (${
+            `Goal: ${vela} ${name} at concurrency ${concurrency} ≥ 80% of raw ioredis — ${(r * 100).toFixed(1)}% (${
               r >= 0.8 ? "met" : "MISSED"
             }).`
           )
