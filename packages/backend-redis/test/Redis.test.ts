@@ -121,6 +121,20 @@ describe("Redis backend", () => {
         assert.isTrue(yield* store.has("a"))
       }))
 
+    it.scoped("a client of yours is used as it is and left open", () =>
+      Effect.gen(function*() {
+        const server = yield* RedisServer.RedisServer
+        const client = yield* rawClient(server.url)
+        const name = uniqueName("client")
+        yield* Effect.scoped(Effect.gen(function*() {
+          const cache = yield* cacheOn<string>({ client }, { name })
+          yield* cache.put("k", "v")
+          assert.strictEqual(yield* cache.get("k"), "v")
+        }))
+        assert.strictEqual(client.status, "ready")
+        assert.strictEqual(yield* promise(() => client.exists(new Keyspace("vela:", name, 1).entry("k"))), 1)
+      }))
+
     it.scoped("data that is not a Vela entry is a CodecError, not a crash", () =>
       Effect.gen(function*() {
         const server = yield* RedisServer.RedisServer
