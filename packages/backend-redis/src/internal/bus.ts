@@ -49,6 +49,8 @@ export interface BusListener {
 export class Subscriber {
   readonly #connect: ReadonlyArray<() => Redis>
   readonly #channels = new Map<string, Set<BusListener>>()
+  /** Subscriptions sent and not yet confirmed: a second listener waits for the first one's. */
+  readonly #subscribing = new Map<string, Promise<void>>()
   #next = 0
   #current: Redis | undefined
   #connected = false
@@ -82,13 +84,18 @@ export class Subscriber {
     }
     listeners.add(listener)
     const current = this.#current
-    if (!this.#connected || current === undefined || listeners.size > 1) return
-    try {
-      await current.subscribe(channel)
-    } catch {
-      // The connection is unhealthy: start over, which reports Disconnected and later Connected.
-      current.disconnect()
+    if (!this.#connected || current === undefined) return
+    let subscribing = this.#subscribing.get(channel)
+    if (subscribing === undefined) {
+      if (listeners.size > 1) return
+      subscribing = current.subscribe(channel).then(
+        () => {},
+        // The connection is unhealthy: start over, which reports Disconnected and later Connected.
+        () => current.disconnect()
+      ).finally(() => this.#subscribing.delete(channel))
+      this.#subscribing.set(channel, subscribing)
     }
+    await subscribing
   }
 
   remove(channel: string, listener: BusListener): void {
