@@ -234,7 +234,8 @@ export class Sequences {
     const id = `${message.p}/${message.b}`
     const last = this.#last.get(id)
     if (this.#last.size > 100_000 && last === undefined) this.#last = new Map()
-    this.#last.set(id, message.s)
+    // A late message (a command retried after NOSCRIPT) is a gap once, and does not move the mark back.
+    if (last === undefined || message.s > last) this.#last.set(id, message.s)
     return last === undefined || message.s === last + 1
   }
 
