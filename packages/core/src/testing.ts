@@ -13,7 +13,7 @@
  */
 import { assert, describe, layer } from "@effect/vitest"
 import type { Layer } from "effect"
-import { Cause, Effect, Exit, FastCheck as fc, Option, Schema, TestClock } from "effect"
+import { Cause, Deferred, Effect, Exit, FastCheck as fc, Option, Schema, TestClock } from "effect"
 import type { EvictionPolicy } from "./Backend.js"
 import type { Topology } from "./Topology.js"
 import * as Vela from "./Vela.js"
@@ -166,11 +166,19 @@ export const conformance = <E>(
             assert.strictEqual(yield* cache.getOrFetch("hit", () => Effect.sync(() => `${++runs}`)), "cached")
             assert.strictEqual(runs, 0)
 
-            const slow = () => Effect.as(Effect.sleep("50 millis"), `${++runs}`)
+            // The clock moves only once the fetch is asleep: over a network it starts later.
+            const slowStarted = yield* Deferred.make<void>()
+            const slow = () =>
+              Effect.zipRight(
+                Deferred.succeed(slowStarted, undefined),
+                Effect.as(Effect.sleep("50 millis"), `${++runs}`)
+              )
             const fiber = yield* Effect.fork(Effect.all(
               Array.from({ length: 50 }, () => cache.getOrFetch("cold", slow)),
               { concurrency: "unbounded" }
             ))
+            yield* Deferred.await(slowStarted)
+            yield* Effect.repeatN(Effect.yieldNow(), 5)
             yield* TestClock.adjust("50 millis")
             const values = yield* fiber
             assert.deepStrictEqual(new Set(values), new Set(["1"]))
@@ -178,12 +186,18 @@ export const conformance = <E>(
 
             const boom = new Error("source down")
             let failures = 0
+            const failingStarted = yield* Deferred.make<void>()
             const failing = () =>
-              Effect.zipRight(Effect.sleep("10 millis"), Effect.fail(Object.assign(boom, { n: ++failures })))
+              Deferred.succeed(failingStarted, undefined).pipe(
+                Effect.zipRight(Effect.sleep("10 millis")),
+                Effect.zipRight(Effect.fail(Object.assign(boom, { n: ++failures })))
+              )
             const failed = yield* Effect.fork(Effect.all(
               Array.from({ length: 10 }, () => Effect.flip(cache.getOrFetch("bad", failing))),
               { concurrency: "unbounded" }
             ))
+            yield* Deferred.await(failingStarted)
+            yield* Effect.repeatN(Effect.yieldNow(), 5)
             yield* TestClock.adjust("10 millis")
             const errors = yield* failed
             assert.strictEqual(failures, 1)
