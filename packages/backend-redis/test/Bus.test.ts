@@ -1,7 +1,8 @@
-import { assert, describe, layer } from "@effect/vitest"
+import { assert, describe, it, layer } from "@effect/vitest"
 import type { NearCache } from "@vela/core"
 import { Codec } from "@vela/core"
-import { Effect, Either, Option } from "effect"
+import { Chunk, Effect, Either, Option } from "effect"
+import { Inbox, Sequences } from "../src/internal/bus.js"
 import * as Entry from "../src/internal/entry.js"
 import { Keyspace } from "../src/internal/keys.js"
 import { cacheOn, eventually, failureTag, promise, rawClient, uniqueName } from "./utils/caches.js"
@@ -110,4 +111,33 @@ describe("invalidation bus", () => {
         )
       }))
   })
+})
+
+describe("bus bookkeeping", () => {
+  it("sequences: in order, a gap, a late message, per publisher and bucket", () => {
+    const sequences = new Sequences()
+    const at = (p: string, b: number, s: number) => sequences.next({ p, b, s })
+    assert.isTrue(at("x", 0, 7), "the first number heard is a start")
+    assert.isTrue(at("x", 0, 8))
+    assert.isTrue(at("x", 1, 1), "buckets count apart")
+    assert.isTrue(at("y", 0, 1), "publishers count apart")
+    assert.isFalse(at("x", 0, 10), "9 is missing")
+    assert.isFalse(at("x", 0, 9), "9 came late")
+    assert.isTrue(at("x", 0, 11), "the mark stayed at 10")
+    assert.isTrue(sequences.next({ p: "x", b: 0, r: "k" }), "hints carry no number")
+    sequences.reset()
+    assert.isTrue(at("x", 0, 40), "after a reconnection, a fresh start")
+  })
+
+  it.effect("an inbox that overflows collapses into one Flush", () =>
+    Effect.gen(function*() {
+      const inbox = new Inbox(3)
+      for (const key of ["a", "b", "c", "d"]) inbox.offer({ _tag: "Keys", keys: [key] })
+      assert.deepStrictEqual(Chunk.toReadonlyArray(yield* inbox.take), [{ _tag: "Flush" }])
+      inbox.offer({ _tag: "Disconnected" })
+      for (const key of ["a", "b", "c"]) inbox.offer({ _tag: "Keys", keys: [key] })
+      assert.deepStrictEqual(Chunk.toReadonlyArray(yield* inbox.take), [{ _tag: "Disconnected" }])
+      inbox.offer({ _tag: "Connected" })
+      assert.deepStrictEqual(Chunk.toReadonlyArray(yield* inbox.take), [{ _tag: "Connected" }])
+    }))
 })
