@@ -556,7 +556,10 @@ export const make = <V = unknown, I = unknown>(
         if (found !== Unknown && found !== Miss) return Effect.succeed(found as V)
         const plan = fetchPlan(options)
         if (Either.isLeft(plan)) return Effect.fail(plan.left)
-        if (found === Miss) return onMiss(key, fetch, plan.right)
+        // A fetch of this key is already running here: join it rather than ask a remote store first.
+        if (found === Miss || (resolved.stampedeProtection && coalescer.running(key))) {
+          return onMiss(key, fetch, plan.right)
+        }
         return lookup(key).pipe(
           // Data that no longer decodes is counted and fetched again, never a crash.
           Effect.catchTag(
