@@ -510,6 +510,8 @@ export const make = <V = unknown, I = unknown>(
 
     /** Keys whose refresh failed, and until when their stale value is served without another try. */
     const backoff = new Map<string, number>()
+    /** The stale value of each key being refreshed, for callers that join the refresh. */
+    const refreshing = new Map<string, { readonly value: V }>()
 
     /**
      * A stale value within its grace: refresh it (once, however many callers), wait up to
@@ -536,8 +538,10 @@ export const make = <V = unknown, I = unknown>(
             counters.refreshErrors.add(1)
             backoff.set(key, clock.unsafeCurrentTimeMillis() + resolved.refreshBackoff)
           })
-        )
+        ),
+        Effect.ensuring(Effect.sync(() => refreshing.delete(key)))
       )
+      if (!coalescer.running(key)) refreshing.set(key, { value: stale })
       return coalescer.run(key, refresh, () => joined(key), {
         timeoutMillis: plan.softTimeout,
         onTimeout: serveStale
@@ -556,9 +560,11 @@ export const make = <V = unknown, I = unknown>(
         if (found !== Unknown && found !== Miss) return Effect.succeed(found as V)
         const plan = fetchPlan(options)
         if (Either.isLeft(plan)) return Effect.fail(plan.left)
+        if (found === Miss) return onMiss(key, fetch, plan.right)
         // A fetch of this key is already running here: join it rather than ask a remote store first.
-        if (found === Miss || (resolved.stampedeProtection && coalescer.running(key))) {
-          return onMiss(key, fetch, plan.right)
+        if (resolved.stampedeProtection && coalescer.running(key)) {
+          const stale = refreshing.get(key)
+          return stale === undefined ? onMiss(key, fetch, plan.right) : onStale(key, stale.value, fetch, plan.right)
         }
         return lookup(key).pipe(
           // Data that no longer decodes is counted and fetched again, never a crash.
