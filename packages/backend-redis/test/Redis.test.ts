@@ -1,6 +1,6 @@
 import { assert, describe, layer } from "@effect/vitest"
 import { Redis } from "@vela/backend-redis"
-import { Backend, Codec, Local } from "@vela/core"
+import { Backend, Codec, Local, NearCache } from "@vela/core"
 import { conformance } from "@vela/core/testing"
 import { Cause, Context, Effect, Layer, Option, TestClock } from "effect"
 import { Keyspace } from "../src/internal/keys.js"
@@ -25,6 +25,9 @@ const redisLocal = Local.layer.pipe(
 )
 
 conformance("Redis + Local", redisLocal, { runs: 20 })
+conformance("NearCache over Redis + Local", NearCache.layer({ ttl: "10 seconds" }).pipe(Layer.provide(redisLocal)), {
+  runs: 15
+})
 
 describe("Redis backend", () => {
   layer(RedisServer.layer)((it) => {
