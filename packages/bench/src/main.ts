@@ -3,8 +3,9 @@
  * figures to quote). Progress goes to stderr, one line per case; tables to stdout; and the run is
  * written to `bench/results.json`, `bench/results.md` and one SVG chart per suite at the
  * repository root. Pass suite names (`get`, `peer`, `stampede`, `topology`, `memory`, `sweep`,
- * `hitratio`) to run only those.
+ * `hitratio`, `batch`) to run only those.
  */
+import * as BatchBench from "./batch_bench.js"
 import * as GetBench from "./get_bench.js"
 import * as HitRatioBench from "./hitratio_bench.js"
 import * as Env from "./internal/env.js"
@@ -24,7 +25,8 @@ const suites: Record<string, (env: Env.Env) => Promise<SuiteResult>> = {
   topology: TopologyBench.run,
   memory: MemoryBench.run,
   sweep: SweepBench.run,
-  hitratio: HitRatioBench.run
+  hitratio: HitRatioBench.run,
+  batch: BatchBench.run
 }
 
 const only = process.argv.slice(2).filter((arg) => !arg.startsWith("-"))
