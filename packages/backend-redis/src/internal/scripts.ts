@@ -65,6 +65,26 @@ return 1
 `
 )
 
+/**
+ * Untagged puts of one bucket. KEYS: entries. ARGV: channel ("" for none), message, then a payload
+ * and a px ("" for none) per entry.
+ */
+export const putMany = script(
+  "putMany",
+  `
+for i = 1, #KEYS do
+  local px = ARGV[2 * i + 2]
+  if px == "" then
+    redis.call("SET", KEYS[i], ARGV[2 * i + 1])
+  else
+    redis.call("SET", KEYS[i], ARGV[2 * i + 1], "PX", px)
+  end
+end
+if ARGV[1] ~= "" then redis.call("PUBLISH", ARGV[1], ARGV[2]) end
+return #KEYS
+`
+)
+
 /** KEYS: entry. ARGV: channel, message. Returns the removed entry's `expiresAt` field, or nil. */
 export const remove = script(
   "remove",
@@ -157,7 +177,7 @@ return 1
 `
 )
 
-export const all: ReadonlyArray<Script> = [put, remove, invalidateTag, sweepTag, countLive, publish, release]
+export const all: ReadonlyArray<Script> = [put, putMany, remove, invalidateTag, sweepTag, countLive, publish, release]
 
 /** Runs `script` by hash, loading it when the server does not know it (after a restart). */
 export const run = (
