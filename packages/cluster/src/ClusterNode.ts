@@ -49,7 +49,7 @@ import { createHmac, randomBytes, timingSafeEqual } from "node:crypto"
 import { Discovery } from "./Discovery.js"
 import { live } from "./internal/live.js"
 import * as Check from "./internal/options.js"
-import type { Change, LeaseOutcome, MemberRecord, Op, OpResult } from "./internal/protocol.js"
+import type { Change, LeaseOutcome, MemberRecord, Op, OpResult, ReplicaItem, SpaceDigest } from "./internal/protocol.js"
 import { RemoteFailure, Rpcs, serialization, Unauthorized } from "./internal/protocol.js"
 import * as Tls from "./internal/tls.js"
 
@@ -103,6 +103,12 @@ export interface Service {
   readonly lease: (ns: string, key: string, timeout: number) => Effect.Effect<LeaseOutcome, RemoteFailure>
   readonly release: (ns: string, key: string) => Effect.Effect<void, RemoteFailure>
   readonly invalidate: (from: string, ns: string, change: Change) => Effect.Effect<void, RemoteFailure>
+  /** Replicated: the state of every namespace in brief. */
+  readonly digest?: (() => Effect.Effect<ReadonlyArray<SpaceDigest>, RemoteFailure>) | undefined
+  /** Replicated: everything known in `buckets` of `ns`. */
+  readonly pull?:
+    | ((ns: string, buckets: ReadonlyArray<number>) => Effect.Effect<ReadonlyArray<ReplicaItem>, RemoteFailure>)
+    | undefined
 }
 
 export class ClusterNode extends Context.Tag("@vela/cluster/ClusterNode")<ClusterNode, {
@@ -110,6 +116,8 @@ export class ClusterNode extends Context.Tag("@vela/cluster/ClusterNode")<Cluste
   readonly id: string
   /** When this process started; a restart at the same address has a larger one. */
   readonly incarnation: number
+  /** Whether this node was given seeds (or a `Discovery`): it expects to find peers. */
+  readonly seeded: boolean
   /** Live members, this node included, sorted by id. */
   readonly members: SubscriptionRef.SubscriptionRef<ReadonlyArray<string>>
   /** The value of `members` right now, synchronously; the same array until membership changes. */
@@ -232,6 +240,10 @@ const makeNode = (options: ClusterNodeOptions) =>
 
     let service: Service | undefined
     const noService = new RemoteFailure({ message: `node ${id} serves no cache topology`, cause: null })
+    const notReplicated = new RemoteFailure({
+      message: `node ${id} does not serve the Replicated topology`,
+      cause: null
+    })
 
     const authenticated = <A, E>(clientId: number, rpc: string, f: () => Effect.Effect<A, E>) => {
       const state = connections.get(clientId)
@@ -297,7 +309,11 @@ const makeNode = (options: ClusterNodeOptions) =>
       Lease: ({ key, ns, timeout }, { clientId }) => served(clientId, "Lease", (s) => s.lease(ns, key, timeout)),
       Release: ({ key, ns }, { clientId }) => served(clientId, "Release", (s) => s.release(ns, key)),
       Invalidate: ({ change, ns }, { clientId }) =>
-        served(clientId, "Invalidate", (s, from) => s.invalidate(from, ns, change))
+        served(clientId, "Invalidate", (s, from) => s.invalidate(from, ns, change)),
+      Digest: (_, { clientId }) =>
+        served(clientId, "Digest", (s) => s.digest === undefined ? Effect.fail(notReplicated) : s.digest()),
+      Pull: ({ buckets, ns }, { clientId }) =>
+        served(clientId, "Pull", (s) => s.pull === undefined ? Effect.fail(notReplicated) : s.pull(ns, buckets))
     })
     yield* RpcServer.make(Rpcs, { disableTracing: true, concurrency: "unbounded" }).pipe(
       Effect.provide(handlers),
@@ -517,6 +533,7 @@ const makeNode = (options: ClusterNodeOptions) =>
     return ClusterNode.of({
       id,
       incarnation,
+      seeded: seeds.some((seed) => seed !== id) || discovery._tag === "Some",
       members,
       currentMembers: () => published,
       call,

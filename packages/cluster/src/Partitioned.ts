@@ -213,6 +213,8 @@ export const make = (
             changed(space, from, op.key)
             return { _tag: "Bool", value: removed }
           })
+        default:
+          return Effect.succeed({ _tag: "Failed", message: `${op._tag} is not a Partitioned operation` })
       }
     }
 

@@ -46,9 +46,49 @@ export const Op = Schema.Union(
     ifNewer: Schema.Boolean,
     watch: Schema.Boolean
   }),
-  Schema.TaggedStruct("Delete", { ns: Schema.String, key: Schema.String })
+  Schema.TaggedStruct("Delete", { ns: Schema.String, key: Schema.String }),
+  /** Replicated: a put, with the node that made it (its version and `origin` order it). */
+  Schema.TaggedStruct("ReplicaPut", { ns: Schema.String, key: Schema.String, entry: WireEntry, origin: Schema.String }),
+  /** Replicated: a delete, kept as a tombstone at its stamp. */
+  Schema.TaggedStruct("ReplicaDelete", {
+    ns: Schema.String,
+    key: Schema.String,
+    version: Schema.Number,
+    origin: Schema.String
+  }),
+  /** Replicated: entries carrying `tag` with an older stamp are gone. */
+  Schema.TaggedStruct("ReplicaTag", {
+    ns: Schema.String,
+    tag: Schema.String,
+    version: Schema.Number,
+    origin: Schema.String
+  }),
+  /** Replicated: every entry with an older stamp is gone. */
+  Schema.TaggedStruct("ReplicaFlush", { ns: Schema.String, version: Schema.Number, origin: Schema.String })
 )
 export type Op = typeof Op.Type
+
+/** The stamp of a replicated write: its version, then the node that made it. */
+export const Stamp = Schema.Struct({ version: Schema.Number, origin: Schema.String })
+
+/** A node's state of one namespace in brief, for anti-entropy: per-bucket hashes and counts, and its floors. */
+export const SpaceDigest = Schema.Struct({
+  ns: Schema.String,
+  hashes: Schema.Array(Schema.Number),
+  counts: Schema.Array(Schema.Number),
+  flush: Schema.NullOr(Stamp),
+  tags: Schema.Array(Schema.Struct({ tag: Schema.String, version: Schema.Number, origin: Schema.String }))
+})
+export type SpaceDigest = typeof SpaceDigest.Type
+
+/** One key of a pulled bucket: its stamp, and its entry (`null`: a tombstone). */
+export const ReplicaItem = Schema.Struct({
+  key: Schema.String,
+  version: Schema.Number,
+  origin: Schema.String,
+  entry: Schema.NullOr(WireEntry)
+})
+export type ReplicaItem = typeof ReplicaItem.Type
 
 /** The outcome of one `Op`, in the order of the batch. */
 export const OpResult = Schema.Union(
@@ -111,6 +151,16 @@ export class Rpcs extends RpcGroup.make(
   }),
   Rpc.make("Invalidate", {
     payload: { ns: Schema.String, change: Change },
+    error: Schema.Union(Unauthorized, RemoteFailure)
+  }),
+  Rpc.make("Digest", {
+    payload: {},
+    success: Schema.Array(SpaceDigest),
+    error: Schema.Union(Unauthorized, RemoteFailure)
+  }),
+  Rpc.make("Pull", {
+    payload: { ns: Schema.String, buckets: Schema.Array(Schema.Number) },
+    success: Schema.Array(ReplicaItem),
     error: Schema.Union(Unauthorized, RemoteFailure)
   })
 ) {}

@@ -1,0 +1,543 @@
+/**
+ * The replicated topology: every node holds every entry. Reads are local (the backend store's
+ * synchronous path, as fast as `Local`); writes apply locally, then go to every live peer.
+ *
+ * Concurrency: every write carries a stamp from a hybrid logical clock (wall time, counter, node
+ * id), and every node applies the merge rule of `internal/replica.ts`: a key shows its newest
+ * write; deletes, tag invalidations and flushes are versioned tombstones and floors, so a late,
+ * older put never resurrects what they removed. Writes to one peer in one event-loop turn share one
+ * `Batch` RPC.
+ * Invariant: nodes that received the same writes show the same entries, whatever the order.
+ *
+ * Join: a node with seeds waits (at most `joinTimeout`) for a peer, then copies its state before the
+ * layer is built, so it serves no read before it has the cluster's data. The copy compares per-bucket
+ * digests and pulls the buckets that differ, a few hundred entries per RPC; writes that arrive
+ * meanwhile are applied as they come (the versions order them with the copy).
+ *
+ * Failure: a write is acknowledged once every live peer answered; a peer that failed or timed out
+ * is left to catch up. Anti-entropy does that: every `antiEntropyInterval` a node compares digests
+ * with one random peer and pulls what differs (and with every peer when it was alone before), so
+ * a node back from a crash or a partition converges. A node left alone emits `Disconnected` to its
+ * near caches, and `Connected` when a peer returns.
+ *
+ * Expiry is by the absolute `expiresAt` every node keeps, so nodes whose clocks agree expire an
+ * entry at the same moment.
+ */
+import type { BackendError, Codec } from "@vela/core"
+import { Backend, CodecError, ConfigError, Topology } from "@vela/core"
+import type { Duration } from "effect"
+import { Clock, Deferred, Effect, Either, Exit, FiberId, Layer, Option, PubSub, Schedule, Scope, Stream } from "effect"
+import * as ClusterNode from "./ClusterNode.js"
+import * as Batcher from "./internal/batcher.js"
+import { live } from "./internal/live.js"
+import * as Check from "./internal/options.js"
+import type { Op, OpResult, ReplicaItem, SpaceDigest, WireEntry } from "./internal/protocol.js"
+import { RemoteFailure } from "./internal/protocol.js"
+import type { Outcome, Stamp } from "./internal/replica.js"
+import { BUCKETS, Hlc, Replica } from "./internal/replica.js"
+
+export interface ReplicatedOptions {
+  /** How often a node compares its state with a random peer and pulls what differs. Default 5 s. */
+  readonly antiEntropyInterval?: Duration.DurationInput | undefined
+  /** How long a node with seeds waits for a peer to copy from before it starts alone. Default 5 s. */
+  readonly joinTimeout?: Duration.DurationInput | undefined
+  /** How long tombstones (deletes, tag invalidations, expiries) are kept. Default 10 minutes. */
+  readonly tombstoneTtl?: Duration.DurationInput | undefined
+  /** Entries per RPC when a node copies state from a peer. Default 500. */
+  readonly chunkSize?: number | undefined
+}
+
+/**
+ * Every node holds every entry:
+ *
+ * ```ts
+ * Vela.layer(Sessions, {}).pipe(
+ *   Layer.provide(Replicated.layer()),
+ *   Layer.provide(ClusterNode.layer({ host, port, seeds, secret })),
+ *   Layer.provide(Memory.layer())
+ * )
+ * ```
+ */
+export const layer = (
+  options: ReplicatedOptions = {}
+): Layer.Layer<Topology.Topology, ConfigError, Backend.Backend | ClusterNode.ClusterNode> =>
+  Layer.scoped(Topology.Topology, make(options))
+
+/** The topology on the `ClusterNode` and `Backend` in context, serving peers while the scope is open. */
+export const make = (
+  options: ReplicatedOptions = {}
+): Effect.Effect<Topology.Topology["Type"], ConfigError, Backend.Backend | ClusterNode.ClusterNode | Scope.Scope> =>
+  Effect.gen(function*() {
+    const antiEntropy = yield* Check.millis("antiEntropyInterval", options.antiEntropyInterval ?? "5 seconds")
+    const joinTimeout = yield* Check.millis("joinTimeout", options.joinTimeout ?? "5 seconds")
+    const tombstoneTtl = yield* Check.millis("tombstoneTtl", options.tombstoneTtl ?? "10 minutes")
+    const chunkSize = yield* Check.count("chunkSize", options.chunkSize ?? 500)
+    if (chunkSize < 1) return yield* new ConfigError({ field: "chunkSize", reason: "expected at least 1" })
+    const backend = yield* Backend.Backend
+    const node = yield* ClusterNode.ClusterNode
+    const scope = yield* Effect.scope
+    const runtime = yield* Effect.withClock(Effect.runtime<never>(), live)
+    const batcher = Batcher.make(node, runtime)
+    const self = node.id
+    const hlc = new Hlc(() => live.unsafeCurrentTimeMillis())
+    const stamp = (): Stamp => ({ version: hlc.next(), origin: self })
+    const peers = () => node.currentMembers().filter((m) => m !== self)
+
+    // Namespaces
+
+    interface Space {
+      readonly name: string
+      /** Holds the values as text encoded with the writer's codec. */
+      readonly store: Backend.Store
+      readonly clock: DelegateClock
+      readonly replica: Replica
+      readonly changes: PubSub.PubSub<Backend.Invalidation>
+      /** A near cache on this node reads this namespace's invalidations. */
+      watched: boolean
+    }
+    const spaces = new Map<string, Deferred.Deferred<Space, BackendError | ConfigError>>()
+
+    const openSpace = (name: string, open?: Backend.OpenOptions): Effect.Effect<Space, BackendError | ConfigError> =>
+      Effect.suspend(() => {
+        const existing = spaces.get(name)
+        if (existing !== undefined) {
+          return Effect.tap(Deferred.await(existing), (space) => {
+            if (open !== undefined) space.clock.target = open.clock
+          })
+        }
+        const deferred = Deferred.unsafeMake<Space, BackendError | ConfigError>(FiberId.none)
+        spaces.set(name, deferred)
+        const clock = new DelegateClock(open?.clock ?? live)
+        const build = Effect.gen(function*() {
+          const store = yield* backend.open({
+            namespace: name,
+            clock,
+            codec: text,
+            maxSize: open?.maxSize ?? Infinity,
+            evictionPolicy: open?.evictionPolicy ?? "ttl-only",
+            onEvict: open?.onEvict ?? noop,
+            onExpire: open?.onExpire ?? noop
+          })
+          const changes = yield* PubSub.unbounded<Backend.Invalidation>()
+          return { name, store, clock, replica: new Replica(), changes, watched: false } satisfies Space
+        })
+        return Effect.onExit(Effect.provideService(build, Scope.Scope, scope), (exit) => {
+          if (Exit.isFailure(exit)) spaces.delete(name)
+          return Deferred.done(deferred, exit)
+        })
+      })
+
+    const opened = () =>
+      Effect.map(
+        Effect.forEach(Array.from(spaces.values()), (deferred) => Effect.either(Deferred.await(deferred))),
+        (all) => all.flatMap((space) => Either.isRight(space) ? [space.right] : [])
+      )
+
+    // Applying writes: the replica decides, the store follows.
+
+    const publish = (space: Space, change: Backend.Invalidation) =>
+      space.watched ? PubSub.publish(space.changes, change) : Effect.void
+
+    const follow = (space: Space, key: string, outcome: Outcome, entry: Backend.Entry | undefined) => {
+      switch (outcome) {
+        case "stale":
+          return Effect.succeed(false)
+        case "stored":
+          return Effect.as(space.store.set(key, entry!), true)
+        case "removed":
+          return space.store.delete(key)
+      }
+    }
+
+    const applyPut = (space: Space, key: string, entry: WireEntry, origin: string) => {
+      hlc.observe(entry.version)
+      const outcome = space.replica.put(key, { version: entry.version, origin }, entry.expiresAt, entry.tags)
+      return follow(space, key, outcome, fromWire(entry))
+    }
+
+    const applyDelete = (space: Space, key: string, at: Stamp) => {
+      hlc.observe(at.version)
+      return follow(space, key, space.replica.delete(key, at), undefined)
+    }
+
+    /** Removes the keys a tag or a flush took away; returns how many were live here. */
+    const removeAll = (space: Space, keys: ReadonlyArray<string>) =>
+      Effect.reduce(keys, 0, (count, key) => Effect.map(space.store.delete(key), (live) => live ? count + 1 : count))
+
+    const applyTag = (space: Space, tag: string, at: Stamp) => {
+      hlc.observe(at.version)
+      return removeAll(space, space.replica.invalidateTag(tag, at))
+    }
+
+    const applyFlush = (space: Space, at: Stamp) =>
+      Effect.suspend(() => {
+        hlc.observe(at.version)
+        const removed = space.replica.flush(at)
+        // Nothing newer than the flush is left: one `clear` does it.
+        return space.replica.live === 0 ? space.store.clear : Effect.asVoid(removeAll(space, removed))
+      })
+
+    const sweepSpace = (space: Space) =>
+      Effect.suspend(() => {
+        const now = space.clock.unsafeCurrentTimeMillis()
+        space.replica.expire(now)
+        space.replica.forget(live.unsafeCurrentTimeMillis() - tombstoneTtl)
+        return space.store.sweep
+      })
+
+    // What this node serves to peers
+
+    const failure = (operation: string, cause: unknown) =>
+      new RemoteFailure({ message: `${operation} failed on ${self}: ${describe(cause)}`, cause })
+
+    const serveOp = (space: Space, op: Op): Effect.Effect<boolean, unknown> => {
+      switch (op._tag) {
+        case "ReplicaPut":
+          return Effect.tap(
+            applyPut(space, op.key, op.entry, op.origin),
+            (changed) => changed ? publish(space, { _tag: "Keys", keys: [op.key] }) : Effect.void
+          )
+        case "ReplicaDelete":
+          return Effect.tap(
+            applyDelete(space, op.key, op),
+            () => publish(space, { _tag: "Keys", keys: [op.key] })
+          )
+        case "ReplicaTag":
+          return Effect.as(
+            Effect.zipRight(applyTag(space, op.tag, op), publish(space, { _tag: "Tag", tag: op.tag })),
+            true
+          )
+        case "ReplicaFlush":
+          return Effect.as(Effect.zipRight(applyFlush(space, op), publish(space, { _tag: "Flush" })), true)
+        default:
+          return Effect.fail(`${op._tag} is not a Replicated operation`)
+      }
+    }
+
+    const digestOf = (space: Space): SpaceDigest => {
+      space.replica.expire(space.clock.unsafeCurrentTimeMillis())
+      const { counts, hashes } = space.replica.digest()
+      const flush = space.replica.flushFloor
+      return {
+        ns: space.name,
+        hashes,
+        counts,
+        flush: flush === undefined ? null : flush,
+        tags: Array.from(space.replica.tagFloors, ([tag, floor]) => ({ tag, ...floor }))
+      }
+    }
+
+    const itemsOf = (space: Space, buckets: ReadonlyArray<number>) =>
+      Effect.gen(function*() {
+        const out: Array<ReplicaItem> = []
+        for (const [key, meta] of space.replica.items(buckets)) {
+          if (meta.tombstone) {
+            out.push({ key, version: meta.version, origin: meta.origin, entry: null })
+            continue
+          }
+          const entry = yield* space.store.get(key)
+          // Gone from the store (expired, evicted): the peer decides that on its own.
+          if (Option.isNone(entry)) continue
+          out.push({ key, version: meta.version, origin: meta.origin, entry: toWire(entry.value) })
+        }
+        return out
+      })
+
+    yield* node.serve({
+      batch: (_from, _now, ops) =>
+        Effect.forEach(ops, (op) =>
+          Effect.flatMap(Effect.either(openSpace(op.ns)), (space) =>
+            Either.isLeft(space)
+              ? Effect.succeed<OpResult>({ _tag: "Failed", message: describe(space.left) })
+              : serveOp(space.right, op).pipe(
+                Effect.match({
+                  onFailure: (error): OpResult => ({ _tag: "Failed", message: describe(error) }),
+                  onSuccess: (value): OpResult => ({ _tag: "Bool", value })
+                })
+              ))),
+      invalidateTag: () => Effect.fail(notPartitioned),
+      clear: () => Effect.fail(notPartitioned),
+      size: () => Effect.fail(notPartitioned),
+      lease: () => Effect.fail(notPartitioned),
+      release: () => Effect.fail(notPartitioned),
+      invalidate: () => Effect.fail(notPartitioned),
+      digest: () => Effect.map(opened(), (all) => all.map(digestOf)),
+      pull: (ns, buckets) =>
+        Effect.flatMap(openSpace(ns), (space) => itemsOf(space, buckets)).pipe(
+          Effect.mapError((cause) => failure("pull", cause))
+        )
+    })
+
+    // Copying from a peer: compare digests, pull the buckets that differ, in chunks.
+
+    const syncWith = (peer: string) =>
+      Effect.gen(function*() {
+        const digests = yield* node.call(peer, (client) => client.Digest({}))
+        let pulled = 0
+        for (const remote of digests) {
+          const space = yield* openSpace(remote.ns)
+          if (remote.flush !== null) yield* applyFlush(space, remote.flush)
+          for (const { tag, ...floor } of remote.tags) yield* applyTag(space, tag, floor)
+          const local = digestOf(space)
+          const differ: Array<number> = []
+          for (let bucket = 0; bucket < BUCKETS; bucket++) {
+            if (remote.hashes[bucket] !== local.hashes[bucket]) differ.push(bucket)
+          }
+          // Chunks of whole buckets, about `chunkSize` entries each.
+          let chunk: Array<number> = []
+          let size = 0
+          const pull = (buckets: ReadonlyArray<number>) =>
+            Effect.flatMap(node.call(peer, (client) => client.Pull({ ns: remote.ns, buckets })), (items) =>
+              Effect.forEach(items, (item) => {
+                pulled++
+                return item.entry === null
+                  ? applyDelete(space, item.key, item)
+                  : applyPut(space, item.key, { ...item.entry, version: item.version }, item.origin)
+              }, { discard: true }))
+          for (const bucket of differ) {
+            chunk.push(bucket)
+            size += Math.max(remote.counts[bucket] ?? 0, 1)
+            if (size >= chunkSize) {
+              yield* pull(chunk)
+              chunk = []
+              size = 0
+            }
+          }
+          if (chunk.length > 0) {
+            yield* pull(chunk)
+          }
+          if (differ.length > 0) {
+            yield* publish(space, { _tag: "Flush" })
+          }
+        }
+        return pulled
+      })
+
+    // Joining: copy the state of a peer before serving anything.
+    if (node.seeded) {
+      const joined = yield* node.members.changes.pipe(
+        Stream.filter((members) => members.length > 1),
+        Stream.take(1),
+        Stream.runHead,
+        Effect.timeout(joinTimeout),
+        Effect.option,
+        Effect.map(Option.flatten),
+        Effect.withClock(live)
+      )
+      if (Option.isSome(joined)) {
+        const candidates = joined.value.filter((m) => m !== self)
+        const copied = yield* Effect.firstSuccessOf(candidates.map(syncWith)).pipe(
+          Effect.retry(Schedule.intersect(Schedule.spaced("200 millis"), Schedule.recurs(10))),
+          Effect.either,
+          Effect.withClock(live)
+        )
+        if (Either.isLeft(copied)) {
+          yield* Effect.logWarning(`vela replicated ${self}: could not copy the state of ${candidates.join(", ")}`)
+        }
+      }
+    }
+
+    // Membership changes: tell near caches when this node is cut off, and catch up when it is not.
+    let wasAlone = node.currentMembers().length === 1
+    yield* node.members.changes.pipe(
+      Stream.runForEach((members) =>
+        Effect.suspend(() => {
+          const alone = members.length === 1
+          if (alone === wasAlone) return Effect.void
+          wasAlone = alone
+          const change: Backend.Invalidation = alone ? { _tag: "Disconnected" } : { _tag: "Connected" }
+          return Effect.zipRight(
+            Effect.flatMap(opened(), (all) =>
+              Effect.forEach(all, (space) => PubSub.publish(space.changes, change), { discard: true })),
+            alone ? Effect.void : Effect.forEach(
+              members.filter((m) =>
+                m !== self
+              ),
+              (peer) => Effect.ignore(syncWith(peer)),
+              { discard: true }
+            )
+          )
+        })
+      ),
+      Effect.withClock(live),
+      Effect.forkScoped
+    )
+
+    // Anti-entropy with one random peer per round.
+    yield* Effect.suspend(() => {
+      const others = peers()
+      if (others.length === 0) return Effect.void
+      return Effect.ignore(syncWith(others[Math.floor(Math.random() * others.length)]))
+    }).pipe(
+      Effect.repeat(Schedule.spaced(antiEntropy)),
+      Effect.withClock(live),
+      Effect.interruptible,
+      Effect.forkScoped
+    )
+
+    // Namespaces no cache of this node sweeps.
+    yield* Effect.flatMap(opened(), (all) => Effect.forEach(all, (space) => Effect.ignore(sweepSpace(space)))).pipe(
+      Effect.repeat(Schedule.spaced("30 seconds")),
+      Effect.withClock(live),
+      Effect.interruptible,
+      Effect.forkScoped
+    )
+
+    // The stores caches use
+
+    /** Sends `op` to every live peer; waits for their answers, and leaves the failed ones to anti-entropy. */
+    const replicate = (op: Op) =>
+      Effect.suspend(() => {
+        const targets = peers()
+        if (targets.length === 0) return Effect.void
+        return Effect.forEach(targets, (peer) => Effect.ignore(batcher.run(peer, 0, op)), {
+          concurrency: "unbounded",
+          discard: true
+        })
+      })
+
+    const makeStore = (space: Space, options: Backend.OpenOptions): Backend.Store => {
+      const ns = space.name
+      const codec: Codec.Codec = options.codec
+      const local = space.store
+
+      const decode = (key: string, entry: Backend.Entry): Backend.Entry | undefined => {
+        const value = codec.decode(key, entry.value as string)
+        return Either.isLeft(value)
+          ? undefined
+          : { value: value.right, expiresAt: entry.expiresAt, tags: entry.tags, version: entry.version }
+      }
+
+      const localSync = local.sync
+      const sync: Backend.SyncStore | undefined = localSync === undefined ? undefined : {
+        authoritative: localSync.authoritative,
+        get: (key) => {
+          const entry = localSync.get(key)
+          return entry === undefined ? undefined : decode(key, entry)
+        }
+      }
+
+      const set = (key: string, entry: Backend.Entry) =>
+        Effect.suspend(() => {
+          const encoded = codec.encode(key, entry.value)
+          if (Either.isLeft(encoded)) return Effect.fail(encoded.left)
+          const wire: WireEntry = {
+            value: encoded.right,
+            expiresAt: entry.expiresAt,
+            tags: entry.tags,
+            version: hlc.next()
+          }
+          return Effect.zipRight(
+            applyPut(space, key, wire, self),
+            replicate({ _tag: "ReplicaPut", ns, key, entry: wire, origin: self })
+          )
+        })
+
+      const remove = (key: string) =>
+        Effect.suspend(() => {
+          const at = stamp()
+          return Effect.zipLeft(
+            applyDelete(space, key, at),
+            replicate({ _tag: "ReplicaDelete", ns, key, ...at })
+          )
+        })
+
+      const store: Backend.Store = {
+        sync,
+        get: (key) =>
+          Effect.flatMap(local.get(key), (found) => {
+            if (Option.isNone(found)) return Effect.succeed(Option.none())
+            const value = codec.decode(key, found.value.value as string)
+            return Either.isLeft(value)
+              ? Effect.fail(value.left)
+              : Effect.succeed(Option.some({ ...found.value, value: value.right }))
+          }),
+        has: local.has,
+        set,
+        delete: remove,
+        invalidateTag: (tag) =>
+          Effect.suspend(() => {
+            const at = stamp()
+            return Effect.zipLeft(applyTag(space, tag, at), replicate({ _tag: "ReplicaTag", ns, tag, ...at }))
+          }),
+        clear: Effect.suspend(() => {
+          const at = stamp()
+          return Effect.zipRight(applyFlush(space, at), replicate({ _tag: "ReplicaFlush", ns, ...at }))
+        }),
+        size: local.size,
+        sweep: sweepSpace(space),
+        getMany: (keys) => Effect.forEach(keys, (key) => store.get(key)),
+        // All keys at once: the batcher sends them to each peer in one RPC.
+        setMany: (entries) =>
+          Effect.forEach(entries, ([key, entry]) => set(key, entry), { concurrency: "unbounded", discard: true }),
+        deleteMany: (keys) =>
+          Effect.map(
+            Effect.forEach(keys, remove, { concurrency: "unbounded" }),
+            (removed) => removed.filter(Boolean).length
+          ),
+        get invalidations() {
+          space.watched = true
+          return Stream.fromPubSub(space.changes)
+        }
+      }
+      return store
+    }
+
+    return Topology.Topology.of({
+      name: "replicated",
+      open: (open) => Effect.map(openSpace(open.namespace, open), (space) => makeStore(space, open))
+    })
+  })
+
+// internal
+
+/** The clock of the cache that opened a namespace, or the live clock until one does. */
+class DelegateClock implements Clock.Clock {
+  readonly [Clock.ClockTypeId]: Clock.ClockTypeId = Clock.ClockTypeId
+  constructor(public target: Clock.Clock) {}
+  unsafeCurrentTimeMillis(): number {
+    return this.target.unsafeCurrentTimeMillis()
+  }
+  get currentTimeMillis(): Effect.Effect<number> {
+    return Effect.sync(() => this.target.unsafeCurrentTimeMillis())
+  }
+  unsafeCurrentTimeNanos(): bigint {
+    return this.target.unsafeCurrentTimeNanos()
+  }
+  get currentTimeNanos(): Effect.Effect<bigint> {
+    return Effect.sync(() => this.target.unsafeCurrentTimeNanos())
+  }
+  sleep(duration: Duration.Duration): Effect.Effect<void> {
+    return live.sleep(duration)
+  }
+}
+
+const notPartitioned = new RemoteFailure({ message: "this node serves the Replicated topology", cause: null })
+
+const noop = () => {}
+
+/** Holders keep the text the writer encoded; the backend stores it as it is. */
+const text: Codec.Codec = {
+  encode: (key, value) =>
+    typeof value === "string"
+      ? Either.right(value)
+      : Either.left(new CodecError({ key, direction: "encode", cause: "the cluster stores encoded text only" })),
+  decode: (_key, encoded) => Either.right(encoded)
+}
+
+const toWire = (entry: Backend.Entry): WireEntry => ({
+  value: entry.value as string,
+  expiresAt: entry.expiresAt,
+  tags: entry.tags,
+  version: entry.version
+})
+
+const fromWire = (entry: WireEntry): Backend.Entry => ({
+  value: entry.value,
+  expiresAt: entry.expiresAt,
+  tags: entry.tags,
+  version: entry.version
+})
+
+const describe = (cause: unknown): string =>
+  cause instanceof Error ? cause.message : typeof cause === "string" ? cause : String(cause)

@@ -1,0 +1,156 @@
+/**
+ * The merge rule of `Replicated`, pure: replicas that receive the same writes in any order show the
+ * same entries, and those are what applying the writes in stamp order gives (last writer wins).
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { FastCheck as fc } from "effect"
+import type { Stamp } from "../src/internal/replica.js"
+import { compare, Hlc, Replica } from "../src/internal/replica.js"
+
+type Write =
+  | { readonly _tag: "Put"; readonly key: string; readonly tags: ReadonlyArray<string>; readonly stamp: Stamp }
+  | { readonly _tag: "Delete"; readonly key: string; readonly stamp: Stamp }
+  | { readonly _tag: "Tag"; readonly tag: string; readonly stamp: Stamp }
+  | { readonly _tag: "Flush"; readonly stamp: Stamp }
+
+const nodes = ["a", "b", "c"]
+const key = fc.constantFrom("k1", "k2", "k3", "k4")
+const tag = fc.constantFrom("t1", "t2")
+// Few distinct versions, so equal versions from different nodes are common.
+const stamp = fc.record({ version: fc.integer({ min: 1, max: 12 }), origin: fc.constantFrom(...nodes) })
+
+const write: fc.Arbitrary<Write> = fc.oneof(
+  {
+    weight: 5,
+    arbitrary: fc.record({ _tag: fc.constant("Put" as const), key, tags: fc.subarray(["t1", "t2"]), stamp })
+  },
+  { weight: 2, arbitrary: fc.record({ _tag: fc.constant("Delete" as const), key, stamp }) },
+  { weight: 2, arbitrary: fc.record({ _tag: fc.constant("Tag" as const), tag, stamp }) },
+  { weight: 1, arbitrary: fc.record({ _tag: fc.constant("Flush" as const), stamp }) }
+)
+
+/** A node makes one write per stamp: stamps are unique across the writes. */
+const writes = fc.uniqueArray(write, {
+  minLength: 1,
+  maxLength: 30,
+  selector: (w) => `${w.stamp.version}/${w.stamp.origin}`
+})
+
+const apply = (replica: Replica, w: Write) => {
+  switch (w._tag) {
+    case "Put":
+      return replica.put(w.key, w.stamp, null, w.tags)
+    case "Delete":
+      return replica.delete(w.key, w.stamp)
+    case "Tag":
+      return replica.invalidateTag(w.tag, w.stamp)
+    case "Flush":
+      return replica.flush(w.stamp)
+  }
+}
+
+/** What a replica shows: key → the stamp of its put. */
+const visible = (replica: Replica) => {
+  const out: Record<string, string> = {}
+  for (const k of Array.from(replica.keys()).sort()) {
+    const meta = replica.get(k)!
+    out[k] = `${meta.version}/${meta.origin}`
+  }
+  return out
+}
+
+/** The reference: a plain map, the writes applied one after the other in stamp order. */
+const sequential = (all: ReadonlyArray<Write>) => {
+  const map = new Map<string, { readonly tags: ReadonlyArray<string>; readonly stamp: Stamp }>()
+  for (const w of [...all].sort((x, y) => compare(x.stamp, y.stamp))) {
+    switch (w._tag) {
+      case "Put":
+        map.set(w.key, { tags: w.tags, stamp: w.stamp })
+        break
+      case "Delete":
+        map.delete(w.key)
+        break
+      case "Tag":
+        for (const [k, v] of Array.from(map)) if (v.tags.includes(w.tag)) map.delete(k)
+        break
+      case "Flush":
+        map.clear()
+    }
+  }
+  const out: Record<string, string> = {}
+  for (const k of Array.from(map.keys()).sort()) out[k] = `${map.get(k)!.stamp.version}/${map.get(k)!.stamp.origin}`
+  return out
+}
+
+describe("Replicated merge rule", () => {
+  it.prop(
+    "replicas that apply the same writes in any order (with duplicates) show what stamp order gives",
+    [writes, fc.array(fc.array(fc.nat(), { maxLength: 40 }), { minLength: 3, maxLength: 3 })],
+    ([all, orders]) => {
+      const expected = sequential(all)
+      for (const order of orders) {
+        // A random permutation of the writes, then some of them delivered again.
+        const pending = [...all]
+        const delivery: Array<Write> = []
+        for (const pick of order) {
+          if (pending.length === 0) break
+          delivery.push(pending.splice(pick % pending.length, 1)[0])
+        }
+        delivery.push(...pending)
+        for (const pick of order.slice(0, 5)) delivery.push(all[pick % all.length])
+        const replica = new Replica()
+        for (const w of delivery) apply(replica, w)
+        assert.deepStrictEqual(visible(replica), expected)
+      }
+    },
+    { fastCheck: { numRuns: 500 } }
+  )
+
+  it.prop(
+    "digests agree exactly when the visible states agree",
+    [writes, writes],
+    ([left, right]) => {
+      const a = new Replica()
+      const b = new Replica()
+      for (const w of left) apply(a, w)
+      for (const w of right) apply(b, w)
+      const same = JSON.stringify(visible(a)) === JSON.stringify(visible(b))
+      assert.strictEqual(JSON.stringify(a.digest()) === JSON.stringify(b.digest()), same)
+    },
+    { fastCheck: { numRuns: 300 } }
+  )
+
+  it("an expired put becomes a tombstone, so an older put of the key stays out", () => {
+    const replica = new Replica()
+    assert.strictEqual(replica.put("k", { version: 2, origin: "a" }, 1_000, []), "stored")
+    assert.deepStrictEqual(replica.expire(1_000), ["k"])
+    assert.strictEqual(replica.put("k", { version: 1, origin: "b" }, null, []), "stale")
+    assert.strictEqual(replica.put("k", { version: 3, origin: "b" }, null, []), "stored")
+  })
+
+  it("tombstones and tag floors are forgotten after the horizon, not before", () => {
+    const replica = new Replica()
+    const old = { version: 5_000 * 1024, origin: "a" }
+    replica.delete("k", old)
+    replica.invalidateTag("t", old)
+    replica.forget(5_000)
+    assert.strictEqual(replica.put("k", { version: 1, origin: "a" }, null, []), "stale")
+    assert.strictEqual(replica.put("j", { version: 1, origin: "a" }, null, ["t"]), "removed")
+    replica.forget(5_001)
+    assert.strictEqual(replica.put("k", { version: 2, origin: "a" }, null, []), "stored")
+    assert.strictEqual(replica.put("j", { version: 2, origin: "a" }, null, ["t"]), "stored")
+  })
+
+  it("the hybrid logical clock never goes back, whatever the wall clock and the versions it sees", () => {
+    let wall = 1_000
+    const clock = new Hlc(() => wall)
+    const first = clock.next()
+    wall = 900
+    const second = clock.next()
+    assert.isAbove(second, first)
+    clock.observe(5_000 * 1024)
+    assert.isAbove(clock.next(), 5_000 * 1024)
+    wall = 10_000
+    assert.strictEqual(clock.next(), 10_000 * 1024)
+  })
+})
