@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Local, Memory, Vela } from "@vela/core"
-import { Effect, Fiber, Layer, Option, TestClock } from "effect"
+import { Effect, FastCheck as fc, Fiber, Layer, Option, TestClock } from "effect"
 
 const make = (config: Vela.Config<string> = {}) =>
   Vela.make<string>({ ...config, name: "swr" }).pipe(Effect.provide(Local.layer.pipe(Layer.provide(Memory.layer()))))
@@ -117,4 +117,50 @@ describe("stale-while-revalidate", () => {
       const error = (yield* Effect.flip(cache.getOrFetch("c", empty, { grace: -1 }))) as { field?: string }
       assert.strictEqual(error.field, "grace")
     }))
+})
+
+describe("stale-while-revalidate against a model", () => {
+  it.effect.prop(
+    "returns fresh values, stale ones only within grace, and refreshes each stale read once",
+    [
+      fc.array(
+        fc.oneof(
+          fc.record({ op: fc.constant("fetch" as const) }),
+          fc.record({ op: fc.constant("adjust" as const), millis: fc.constantFrom(1, 50, 99, 100, 150, 400) })
+        ),
+        { maxLength: 40 }
+      )
+    ],
+    ([ops]) =>
+      Effect.scoped(Effect.gen(function*() {
+        const ttl = 100
+        const grace = 200
+        const cache = yield* make({ grace })
+        let version = 0
+        const fetch = () => Effect.sync(() => `v${++version}`)
+        // The model: the stored value, until when it is fresh, until when it is kept.
+        let stored: { value: string; freshUntil: number; keptUntil: number } | undefined
+        let now = 0
+        for (const op of ops) {
+          if (op.op === "adjust") {
+            yield* TestClock.adjust(op.millis)
+            now += op.millis
+            continue
+          }
+          const got = yield* cache.getOrFetch("k", fetch, { ttl })
+          if (stored !== undefined && now < stored.freshUntil) {
+            assert.strictEqual(got, stored.value, "fresh")
+          } else if (stored !== undefined && now < stored.keptUntil) {
+            assert.strictEqual(got, stored.value, "stale within grace, served at once")
+            yield* Effect.repeatN(Effect.yieldNow(), 10)
+            stored = { value: `v${version}`, freshUntil: now + ttl, keptUntil: now + ttl + grace }
+            assert.strictEqual(yield* cache.get("k"), stored.value, "refreshed in the background")
+          } else {
+            assert.strictEqual(got, `v${version}`, "a miss waits for the fetch")
+            stored = { value: got, freshUntil: now + ttl, keptUntil: now + ttl + grace }
+          }
+        }
+      })),
+    { fastCheck: { numRuns: 60 } }
+  )
 })
