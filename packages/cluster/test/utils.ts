@@ -1,5 +1,5 @@
 /** Helpers of the cluster tests: waiting on membership, raw sockets. */
-import { ClusterNode, Partitioned } from "@vela/cluster"
+import { ClusterNode, Partitioned, Replicated } from "@vela/cluster"
 import { Backend, Memory, Topology, Vela } from "@vela/core"
 import type { Duration } from "effect"
 import { Effect, Schedule, Stream } from "effect"
@@ -77,6 +77,27 @@ export const startPartitioned = (
     return { node, topology }
   })
 
+/** A node with a memory backend and the `Replicated` topology, living in the current scope. */
+export const startReplicated = (
+  seeds: ReadonlyArray<string>,
+  options: Replicated.ReplicatedOptions & { readonly port?: number } = {}
+) =>
+  Effect.gen(function*() {
+    const node = yield* ClusterNode.make({
+      host: "127.0.0.1",
+      port: options.port ?? 0,
+      seeds,
+      secret: "s3cret",
+      heartbeatInterval: "100 millis",
+      failureTimeout: "1 second"
+    })
+    const topology = yield* Replicated.make(options).pipe(
+      Effect.provideService(ClusterNode.ClusterNode, node),
+      Effect.provideServiceEffect(Backend.Backend, Memory.make())
+    )
+    return { node, topology }
+  })
+
 /** A cache named `name` on `topology`, closed with the current scope. */
 export const cacheOn = <V>(topology: Topology.Topology["Type"], name: string, config: Vela.Config<V> = {}) =>
   Vela.make<V>({ ...config, name }).pipe(Effect.provideService(Topology.Topology, topology))
@@ -92,7 +113,14 @@ export interface NodeProcess {
 const fixture = fileURLToPath(new URL("./fixtures/node.mjs", import.meta.url))
 
 export const spawnNode = (
-  env: { readonly SEEDS?: string; readonly SECRET?: string; readonly REPLICAS?: string; readonly PORT?: string }
+  env: {
+    readonly SEEDS?: string
+    readonly SECRET?: string
+    readonly REPLICAS?: string
+    readonly PORT?: string
+    /** `"replicated"` for the Replicated topology; Partitioned otherwise. */
+    readonly TOPOLOGY?: string
+  }
 ) =>
   Effect.acquireRelease(
     Effect.async<NodeProcess, Error>((resume) => {

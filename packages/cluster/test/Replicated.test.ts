@@ -1,0 +1,221 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Codec, NearCache, Topology } from "@vela/core"
+import { Chunk, Clock, Context, Effect, Exit, Fiber, Layer, Option, Schedule, Scope, Stream } from "effect"
+import { awaitMembers, cacheOn, startReplicated } from "./utils.js"
+
+/** Retries `check` every 20 ms until it passes, at most `attempts` times. */
+const eventually = <A, E>(check: Effect.Effect<A, E>, attempts = 250) =>
+  Effect.retry(check, Schedule.intersect(Schedule.spaced("20 millis"), Schedule.recurs(attempts)))
+
+const range = (n: number) => Array.from({ length: n }, (_, i) => i)
+
+type Started = Effect.Effect.Success<ReturnType<typeof startReplicated>>
+
+const connected = (nodes: ReadonlyArray<Started>) =>
+  Effect.all(nodes.map((n) => awaitMembers(n.node, nodes.map((m) => m.node.id))), { concurrency: "unbounded" })
+
+const near = (topology: Topology.Topology["Type"]) =>
+  Layer.build(NearCache.layer({ ttl: "1 minute" }).pipe(Layer.provide(Layer.succeed(Topology.Topology, topology))))
+    .pipe(Effect.map((context) => Context.get(context, Topology.Topology)))
+
+describe("Replicated", () => {
+  it.live(
+    "a write on one node is read locally on every node; tags, deletes and flushes reach all; counts are local",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const a = yield* startReplicated([])
+        const b = yield* startReplicated([a.node.id])
+        const c = yield* startReplicated([a.node.id])
+        yield* connected([a, b, c])
+        const [ca, cb, cc] = yield* Effect.all([a, b, c].map((n) => cacheOn<number>(n.topology, "users")))
+        yield* Effect.forEach(range(300), (i) => ca.put(`user:${i}`, i, { tags: i % 3 === 0 ? ["third"] : [] }), {
+          concurrency: 64,
+          discard: true
+        })
+        // A put is acknowledged once every live peer applied it: the others hold it already.
+        for (const cache of [cb, cc]) {
+          assert.deepStrictEqual(yield* Effect.forEach(range(300), (i) => cache.get(`user:${i}`)), range(300))
+          assert.strictEqual(yield* cache.size(), 300)
+        }
+        assert.strictEqual(yield* cc.invalidateTag("third"), 100)
+        for (const cache of [ca, cb, cc]) {
+          assert.strictEqual(yield* cache.size(), 200)
+          assert.isTrue(Option.isNone(yield* cache.getOption("user:3")))
+        }
+        yield* cb.delete("user:1")
+        assert.isFalse(yield* ca.exists("user:1"))
+        yield* ca.put("user:1", -1)
+        yield* cb.flush()
+        for (const cache of [ca, cb, cc]) assert.strictEqual(yield* cache.size(), 0)
+        yield* cc.put("after", 1)
+        assert.strictEqual(yield* ca.get("after"), 1)
+      })),
+    30_000
+  )
+
+  it.live(
+    "concurrent conflicting writes of one key converge to one value on every node",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const a = yield* startReplicated([])
+        const b = yield* startReplicated([a.node.id])
+        const c = yield* startReplicated([a.node.id])
+        yield* connected([a, b, c])
+        const caches = yield* Effect.all([a, b, c].map((n) => cacheOn<string>(n.topology, "race")))
+        const keys = range(20).map((i) => `k${i}`)
+        yield* Effect.forEach(
+          keys,
+          (key) =>
+            Effect.all(
+              caches.flatMap((cache, n) => range(5).map((w) => cache.put(key, `${n}:${w}`, { tags: ["t"] }))),
+              { concurrency: "unbounded", discard: true }
+            ),
+          { concurrency: "unbounded", discard: true }
+        )
+        const views = yield* Effect.forEach(caches, (cache) => Effect.forEach(keys, (key) => cache.get(key)))
+        assert.deepStrictEqual(views[1], views[0])
+        assert.deepStrictEqual(views[2], views[0])
+        // Racing deletes and tag invalidations with puts leaves every node with the same entries.
+        yield* Effect.all([
+          caches[0].invalidateTag("t"),
+          ...keys.map((key, i) => caches[i % 3].put(key, "late")),
+          ...keys.map((key, i) => caches[(i + 1) % 3].delete(key))
+        ], { concurrency: "unbounded", discard: true })
+        const after = yield* Effect.forEach(
+          caches,
+          (cache) => Effect.forEach(keys, (key) => Effect.map(cache.getOption(key), Option.getOrNull))
+        )
+        assert.deepStrictEqual(after[1], after[0])
+        assert.deepStrictEqual(after[2], after[0])
+      })),
+    30_000
+  )
+
+  it.live(
+    "a late joiner copies the full state in chunks before it serves, and gets writes made meanwhile",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const a = yield* startReplicated([])
+        const b = yield* startReplicated([a.node.id])
+        yield* connected([a, b])
+        const ca = yield* cacheOn<{ readonly i: number }>(a.topology, "big")
+        yield* Effect.forEach(range(3000), (i) => ca.put(`k${i}`, { i }, { tags: i % 2 === 0 ? ["even"] : [] }), {
+          concurrency: 64,
+          discard: true
+        })
+        yield* ca.delete("k0")
+        // Writes keep coming while the joiner copies.
+        const writer = yield* Effect.fork(
+          Effect.forEach(range(500), (i) => ca.put(`w${i}`, { i }), { concurrency: 8, discard: true })
+        )
+        // Writes that a makes before it hears of c reach c through anti-entropy.
+        const c = yield* startReplicated([b.node.id], { chunkSize: 100, antiEntropyInterval: "300 millis" })
+        const cc = yield* cacheOn<{ readonly i: number }>(c.topology, "big")
+        // Built means copied: every entry is readable at once, before any other write is awaited.
+        assert.isTrue(Option.isNone(yield* cc.getOption("k0")))
+        const read = yield* Effect.forEach(range(3000), (i) => Effect.map(cc.getOption(`k${i}`), Option.getOrNull))
+        assert.deepStrictEqual(read.slice(1), range(3000).slice(1).map((i) => ({ i })))
+        yield* Fiber.join(writer)
+        yield* eventually(Effect.filterOrFail(cc.size(), (n) => n === 3499, (n) => new Error(`size ${n}`)))
+        assert.deepStrictEqual(
+          yield* Effect.forEach(range(500), (i) => cc.get(`w${i}`)),
+          range(500).map((i) => ({ i }))
+        )
+        assert.strictEqual(yield* cc.invalidateTag("even"), 1499)
+        assert.strictEqual(yield* ca.size(), 2000)
+      })),
+    30_000
+  )
+
+  it.live(
+    "two clusters that meet (a healed partition) merge by anti-entropy; the newest write of a key wins",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const fast = { antiEntropyInterval: "300 millis" } as const
+        const a = yield* startReplicated([], fast)
+        const c = yield* startReplicated([], fast)
+        const ca = yield* cacheOn<string>(a.topology, "merge")
+        const cc = yield* cacheOn<string>(c.topology, "merge")
+        yield* Effect.forEach(range(200), (i) => ca.put(`a${i}`, "from a"), { discard: true })
+        yield* ca.put("both", "older")
+        yield* ca.put("gone", "x")
+        yield* Effect.forEach(range(200), (i) => cc.put(`c${i}`, "from c"), { discard: true })
+        yield* cc.put("both", "newer")
+        yield* cc.put("gone", "y")
+        yield* cc.delete("gone")
+        // A third node knows both: they learn of each other through it and pull what differs.
+        const b = yield* startReplicated([a.node.id, c.node.id], fast)
+        yield* connected([a, b, c])
+        const cb = yield* cacheOn<string>(b.topology, "merge")
+        for (const cache of [ca, cb, cc]) {
+          yield* eventually(Effect.filterOrFail(cache.size(), (n) => n === 401, (n) => new Error(`size ${n}`)))
+          assert.strictEqual(yield* cache.get("both"), "newer")
+          assert.isFalse(yield* cache.exists("gone"))
+          assert.strictEqual(yield* cache.get("a7"), "from a")
+          assert.strictEqual(yield* cache.get("c7"), "from c")
+        }
+      })),
+    30_000
+  )
+
+  it.live(
+    "near caches on other nodes drop what changed: put, delete, tag, flush",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const a = yield* startReplicated([])
+        const b = yield* startReplicated([a.node.id])
+        yield* connected([a, b])
+        const [na, nb] = yield* Effect.all([near(a.topology), near(b.topology)])
+        const ca = yield* cacheOn<string>(na, "profiles")
+        const cb = yield* cacheOn<string>(nb, "profiles")
+        const keys = range(20).map((i) => `p${i}`)
+        yield* Effect.forEach(keys, (key) => ca.put(key, "v1", { tags: ["t"] }))
+        yield* Effect.forEach(keys, (key) => Effect.zip(ca.get(key), cb.get(key)))
+        yield* Effect.forEach(keys, (key) => cb.put(key, "v2", { tags: ["t"] }))
+        yield* eventually(Effect.forEach(keys, (key) => Effect.filterOrFail(ca.get(key), (v) => v === "v2")))
+        yield* cb.delete("p0")
+        yield* eventually(Effect.filterOrFail(ca.getOption("p0"), Option.isNone))
+        assert.strictEqual(yield* cb.invalidateTag("t"), 19)
+        yield* eventually(Effect.filterOrFail(ca.getOption("p5"), Option.isNone))
+        yield* cb.put("p1", "v3")
+        assert.strictEqual(yield* ca.get("p1"), "v3")
+        yield* cb.flush()
+        yield* eventually(Effect.filterOrFail(ca.getOption("p1"), Option.isNone))
+      })),
+    30_000
+  )
+
+  it.live(
+    "a node that loses every peer emits Disconnected, and Connected when one returns",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const a = yield* startReplicated([])
+        const bScope = yield* Scope.make()
+        const b = yield* startReplicated([a.node.id]).pipe(Scope.extend(bScope))
+        yield* connected([a, b])
+        const store = yield* a.topology.open({
+          namespace: "watched",
+          clock: Clock.make(),
+          codec: Codec.json,
+          maxSize: Infinity,
+          evictionPolicy: "ttl-only",
+          onEvict: () => {},
+          onExpire: () => {}
+        })
+        const seen = yield* store.invalidations.pipe(
+          Stream.filter((change) => change._tag === "Disconnected" || change._tag === "Connected"),
+          Stream.take(2),
+          Stream.runCollect,
+          Effect.fork
+        )
+        yield* Effect.yieldNow()
+        yield* Scope.close(bScope, Exit.void)
+        yield* awaitMembers(a.node, [a.node.id])
+        const c = yield* startReplicated([a.node.id])
+        yield* awaitMembers(a.node, [a.node.id, c.node.id])
+        const changes = yield* Fiber.join(seen).pipe(Effect.timeout("5 seconds"))
+        assert.deepStrictEqual(Chunk.toArray(changes).map((change) => change._tag), ["Disconnected", "Connected"])
+      })),
+    30_000
+  )
+})
