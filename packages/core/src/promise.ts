@@ -121,6 +121,8 @@ export const createCache = <V = unknown, I = V>(options: CacheOptions<V, I> = {}
 
   const settle = <A>(exit: Exit.Exit<A, unknown>): A => {
     if (Exit.isSuccess(exit)) return exit.value
+    // A call still running when the cache closed was interrupted by the close.
+    if (closed && Cause.isInterruptedOnly(exit.cause)) throw closedError
     throw unwrap(Cause.squash(exit.cause))
   }
 

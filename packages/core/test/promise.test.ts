@@ -149,6 +149,14 @@ describe("createCache", () => {
     }
   })
 
+  it("a fetch still running at close rejects its callers with CacheClosed", async () => {
+    const cache = createCache<number>({ name: "closing-mid-fetch" })
+    const pending = cache.getOrFetch("k", () => new Promise<number>(() => {}))
+    await sleep(5)
+    await cache.close()
+    await expect(pending).rejects.toBeInstanceOf(CacheClosed)
+  })
+
   it("a program that never closes its cache still exits by itself", async () => {
     const facade = fileURLToPath(new URL("../dist/promise.js", import.meta.url))
     const program = `
