@@ -65,6 +65,12 @@ describe("invalidation bus", () => {
 
         yield* a.flush()
         assert.isUndefined(yield* eventually(read("t2"), (v) => v === undefined))
+
+        // Puts issued together travel as one script and one message naming every key.
+        const many = ["m1", "m2", "m3"]
+        for (const key of many) yield* onlyInL1(key, "old")
+        yield* Effect.forEach(many, (key) => a.put(key, "new"), { concurrency: "unbounded" })
+        for (const key of many) assert.strictEqual(yield* eventually(read(key), (v) => v === "new"), "new")
       }))
 
     it.scoped("B's own writes do not echo back; a lost message (a sequence gap) flushes B's L1", () =>

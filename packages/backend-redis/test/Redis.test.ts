@@ -2,7 +2,7 @@ import { assert, describe, layer } from "@effect/vitest"
 import { Redis } from "@vela/backend-redis"
 import { Backend, Codec, Local, NearCache } from "@vela/core"
 import { conformance } from "@vela/core/testing"
-import { Cause, Context, Effect, Layer, Option, TestClock } from "effect"
+import { Cause, Context, Effect, Either, Layer, Option, TestClock } from "effect"
 import { Keyspace } from "../src/internal/keys.js"
 import { cacheOn, eventually, failureTag, promise, rawClient, uniqueName } from "./utils/caches.js"
 import * as RedisServer from "./utils/RedisServer.js"
@@ -124,6 +124,25 @@ describe("Redis backend", () => {
         assert.isTrue(yield* store.has("a"))
       }))
 
+    it.scoped("concurrent gets and puts share commands; each caller gets its own answer", () =>
+      Effect.gen(function*() {
+        const server = yield* RedisServer.RedisServer
+        const raw = yield* rawClient(server.url)
+        const name = uniqueName("batch")
+        const cache = yield* cacheOn<number>({ url: server.url }, { name })
+        const n = Array.from({ length: 600 }, (_, i) => i)
+        yield* Effect.forEach(n, (i) => cache.put(`k${i}`, i, { ttl: i % 2 === 0 ? "1 hour" : "infinity" }), {
+          concurrency: "unbounded"
+        })
+        yield* promise(() => raw.set(new Keyspace("vela:", name, 1).entry("k7"), "garbage"))
+        const results = yield* Effect.forEach(n, (i) => Effect.either(cache.get(`k${i}`)), { concurrency: "unbounded" })
+        results.forEach((result, i) => {
+          if (i === 7) assert.strictEqual(Either.isLeft(result) ? result.left._tag : "Right", "CodecError")
+          else assert.deepStrictEqual(result, Either.right(i))
+        })
+        assert.strictEqual(yield* cache.size(), 599)
+      }))
+
     it.scoped("a client of yours is used as it is and left open", () =>
       Effect.gen(function*() {
         const server = yield* RedisServer.RedisServer
@@ -146,6 +165,8 @@ describe("Redis backend", () => {
         const cache = yield* cacheOn<string>({ url: server.url }, { name })
         yield* promise(() => raw.set(new Keyspace("vela:", name, 1).entry("k"), "garbage"))
         assert.strictEqual(yield* failureTag(cache.get("k")), "CodecError")
+        assert.isFalse(yield* cache.exists("k"))
+        assert.strictEqual(yield* cache.size(), 0)
         assert.strictEqual(yield* cache.getOrFetch("k", () => Effect.succeed("fresh")), "fresh")
         assert.strictEqual(yield* cache.get("k"), "fresh")
       }))

@@ -22,10 +22,13 @@ export const encode = (
       }\n${text}`
   )
 
-/** The `expiresAt` of a payload or header prefix: `null` for none. */
-export const expiresAt = (payload: string): number | null => {
+/** Whether a payload (or its first bytes) is an entry that is live at `now`. */
+export const isLive = (payload: string, now: number): boolean => {
   const tab = payload.indexOf("\t")
-  return tab <= 0 ? null : Number(payload.slice(0, tab))
+  if (tab < 0) return false
+  if (tab === 0) return true
+  const expiresAt = Number(payload.slice(0, tab))
+  return expiresAt > now
 }
 
 /** The live entry in `payload`, `undefined` when it expired by `now`. */

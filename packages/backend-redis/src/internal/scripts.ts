@@ -141,7 +141,10 @@ return dropped
 `
 )
 
-/** KEYS: entries of one bucket. ARGV: now. Counts the live ones (reading only their headers). */
+/**
+ * KEYS: entries of one bucket. ARGV: now. Counts the live ones, reading only their headers; a key
+ * that is gone or holds something else than an entry does not count.
+ */
 export const countLive = script(
   "countLive",
   `
@@ -149,10 +152,8 @@ local now = tonumber(ARGV[1])
 local n = 0
 for i = 1, #KEYS do
   local h = redis.call("GETRANGE", KEYS[i], 0, 31)
-  if h ~= "" then
-    local e = string.match(h, "^[^\\t]*")
-    if e == "" or tonumber(e) > now then n = n + 1 end
-  end
+  local e = string.match(h, "^(%d*)\\t")
+  if e and (e == "" or tonumber(e) > now) then n = n + 1 end
 end
 return n
 `

@@ -343,11 +343,7 @@ export const open = (
       has: (key) =>
         Effect.map(
           attempt("has", () => client.getrange(keys.entry(key), 0, 31)),
-          (header) => {
-            if (header === "") return false
-            const expiresAt = Entry.expiresAt(header)
-            return expiresAt === null || expiresAt > now()
-          }
+          (header) => Entry.isLive(header, now())
         ),
       set,
       delete: remove,
