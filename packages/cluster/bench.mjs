@@ -6,8 +6,10 @@
 // 64 concurrent workers over uniformly drawn keys: `cache.get` of keys whose holders are all on
 // other processes (every read is an RPC, batched per peer per event-loop turn), `cache.get` of keys
 // A owns, `cache.get` on Memory + Local, and ioredis `GET` on the same values' JSON.
+// Then Replicated over three processes: `cache.get` (always local) and `cache.put` (applied here,
+// acknowledged once both peers applied it).
 // Run: npx tsc -b packages/cluster && node packages/cluster/bench.mjs   (OPS=… ROUNDS=… to change)
-import { ClusterNode, HashRing, Partitioned } from "@vela/cluster"
+import { ClusterNode, HashRing, Partitioned, Replicated } from "@vela/cluster"
 import { Backend, Local, Memory, Topology, Vela } from "@vela/core"
 import { Effect, Exit, Layer, Scope } from "effect"
 import { spawn } from "node:child_process"
@@ -25,7 +27,8 @@ const valueOf = (i) => ({ id: `user:${i}`, name: `User number ${i}`, age: i % 90
 const startNode = (port, seeds, replicas) =>
   Effect.gen(function*() {
     const node = yield* ClusterNode.make({ host: "127.0.0.1", port, seeds, secret: SECRET })
-    const topology = yield* Partitioned.make({ replicas }).pipe(
+    // replicas -1: the Replicated topology.
+    const topology = yield* (replicas < 0 ? Replicated.make() : Partitioned.make({ replicas })).pipe(
       Effect.provideService(ClusterNode.ClusterNode, node),
       Effect.provideServiceEffect(Backend.Backend, Memory.make())
     )
@@ -183,6 +186,25 @@ for (const replicas of [0, 1]) {
     (i) => Effect.runPromise(cache.get(remoteDraws[i]))
   )
   await measure(`Partitioned r${replicas}: local-owner get`, (i) => Effect.runPromise(cache.get(ownedDraws[i])))
+  for (const child of children.splice(0)) child.stdin?.end()
+  await Effect.runPromise(Scope.close(scope, Exit.void))
+}
+{
+  const scope = Effect.runSync(Scope.make())
+  const { node, topology } = await Effect.runPromise(Scope.extend(startNode(0, [], -1), scope))
+  await Promise.all([spawnPeer(node.id, -1), spawnPeer(node.id, -1)])
+  const deadline = Date.now() + 10_000
+  while ((await Effect.runPromise(node.members.get)).length < 3) {
+    if (Date.now() > deadline) throw new Error("the cluster did not form")
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  const cache = await Effect.runPromise(
+    Vela.make({ name: "bench" }).pipe(Effect.provideService(Topology.Topology, topology), Scope.extend(scope))
+  )
+  const keys = Array.from({ length: KEYS }, (_, i) => `user:${i}`)
+  const draws = randomKeys(keys)
+  await measure("Replicated: put (acknowledged by 2 peers)", (i) => Effect.runPromise(cache.put(draws[i], valueOf(i))))
+  await measure("Replicated: get (local)", (i) => Effect.runPromise(cache.get(draws[i])))
   for (const child of children.splice(0)) child.stdin?.end()
   await Effect.runPromise(Scope.close(scope, Exit.void))
 }
