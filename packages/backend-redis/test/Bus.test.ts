@@ -1,8 +1,8 @@
 import { assert, describe, it, layer } from "@effect/vitest"
 import type { NearCache } from "@vela/core"
 import { Codec } from "@vela/core"
-import { Chunk, Effect, Either, Option } from "effect"
-import { Inbox, Sequences } from "../src/internal/bus.js"
+import { Chunk, Effect, Either, Fiber, Option, Stream } from "effect"
+import { Inbox, Mailbox, Sequences } from "../src/internal/bus.js"
 import * as Entry from "../src/internal/entry.js"
 import { Keyspace } from "../src/internal/keys.js"
 import { cacheOn, eventually, failureTag, promise, rawClient, uniqueName } from "./utils/caches.js"
@@ -135,15 +135,37 @@ describe("bus bookkeeping", () => {
     assert.isTrue(at("x", 0, 40), "after a reconnection, a fresh start")
   })
 
-  it.effect("an inbox that overflows collapses into one Flush", () =>
+  it.effect("a mailbox that overflows collapses into one Flush (Disconnected while disconnected)", () =>
     Effect.gen(function*() {
-      const inbox = new Inbox(3)
-      for (const key of ["a", "b", "c", "d"]) inbox.offer({ _tag: "Keys", keys: [key] })
-      assert.deepStrictEqual(Chunk.toReadonlyArray(yield* inbox.take), [{ _tag: "Flush" }])
+      const mailbox = new Mailbox(3)
+      for (const key of ["a", "b", "c", "d"]) mailbox.offer({ _tag: "Keys", keys: [key] })
+      assert.deepStrictEqual(Chunk.toReadonlyArray(yield* mailbox.take), [{ _tag: "Flush" }])
+      mailbox.offer({ _tag: "Disconnected" })
+      for (const key of ["a", "b", "c"]) mailbox.offer({ _tag: "Keys", keys: [key] })
+      assert.deepStrictEqual(Chunk.toReadonlyArray(yield* mailbox.take), [{ _tag: "Disconnected" }])
+      mailbox.offer({ _tag: "Connected" })
+      assert.deepStrictEqual(Chunk.toReadonlyArray(yield* mailbox.take), [{ _tag: "Connected" }])
+    }))
+
+  it.effect("an inbox keeps what came before its first consumer, and feeds every consumer", () =>
+    Effect.gen(function*() {
+      const inbox = new Inbox()
+      inbox.offer({ _tag: "Keys", keys: ["early"] })
+      const reading = (n: number) => Effect.repeat(Effect.yieldNow(), { until: () => inbox.consumers === n })
       inbox.offer({ _tag: "Disconnected" })
-      for (const key of ["a", "b", "c"]) inbox.offer({ _tag: "Keys", keys: [key] })
-      assert.deepStrictEqual(Chunk.toReadonlyArray(yield* inbox.take), [{ _tag: "Disconnected" }])
+      const first = yield* Effect.fork(Stream.runCollect(Stream.take(inbox.stream, 3)))
+      yield* reading(1)
+      const second = yield* Effect.fork(Stream.runCollect(Stream.take(inbox.stream, 2)))
+      yield* reading(2)
       inbox.offer({ _tag: "Connected" })
-      assert.deepStrictEqual(Chunk.toReadonlyArray(yield* inbox.take), [{ _tag: "Connected" }])
+      assert.deepStrictEqual(Chunk.toReadonlyArray(yield* Fiber.join(first)), [
+        { _tag: "Keys", keys: ["early"] },
+        { _tag: "Disconnected" },
+        { _tag: "Connected" }
+      ])
+      assert.deepStrictEqual(Chunk.toReadonlyArray(yield* Fiber.join(second)), [
+        { _tag: "Disconnected" },
+        { _tag: "Connected" }
+      ])
     }))
 })

@@ -180,16 +180,17 @@ export class Subscriber {
 }
 
 /**
- * The invalidations of one store: a single-consumer mailbox that never grows without bound. When
- * more than `capacity` changes wait, they collapse into one `Flush`, which covers all of them.
+ * One consumer's queue of invalidations, never growing without bound: when more than `capacity`
+ * changes wait, they collapse into one `Flush` (or `Disconnected`, while disconnected), which
+ * covers all of them.
  */
-export class Inbox {
+export class Mailbox {
   #buffer: Array<Invalidation> = []
   #waiter: ((items: Array<Invalidation>) => void) | undefined
   #disconnected = false
   readonly #capacity: number
 
-  constructor(capacity = 4_096) {
+  constructor(capacity: number) {
     this.#capacity = capacity
   }
 
@@ -220,8 +221,47 @@ export class Inbox {
       if (this.#waiter === waiter) this.#waiter = undefined
     })
   })
+}
 
-  readonly stream: Stream.Stream<Invalidation> = Stream.repeatEffectChunk(this.take)
+/**
+ * The invalidations of one store, for any number of consumers, each with its own `Mailbox`. What
+ * arrives before the first consumer runs (the near cache starts reading just after `open`) is kept
+ * for it; a consumer that starts while the bus is down begins with `Disconnected`.
+ */
+export class Inbox {
+  #early: Mailbox | undefined
+  readonly #consumers = new Set<Mailbox>()
+  readonly #capacity: number
+  #disconnected = false
+
+  constructor(capacity = 4_096) {
+    this.#capacity = capacity
+    this.#early = new Mailbox(capacity)
+  }
+
+  /** How many streams are reading. */
+  get consumers(): number {
+    return this.#consumers.size
+  }
+
+  offer(item: Invalidation): void {
+    if (item._tag === "Disconnected") this.#disconnected = true
+    else if (item._tag === "Connected") this.#disconnected = false
+    if (this.#consumers.size === 0) return (this.#early ??= new Mailbox(this.#capacity)).offer(item)
+    for (const mailbox of this.#consumers) mailbox.offer(item)
+  }
+
+  readonly stream: Stream.Stream<Invalidation> = Stream.suspend(() => {
+    let mailbox = this.#early
+    this.#early = undefined
+    if (mailbox === undefined) {
+      mailbox = new Mailbox(this.#capacity)
+      if (this.#disconnected) mailbox.offer({ _tag: "Disconnected" })
+    }
+    const own = mailbox
+    this.#consumers.add(own)
+    return Stream.ensuring(Stream.repeatEffectChunk(own.take), Effect.sync(() => this.#consumers.delete(own)))
+  })
 }
 
 /** Tracks the sequence numbers a listener has seen, per publisher and bucket. */
