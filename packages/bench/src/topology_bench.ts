@@ -5,7 +5,9 @@
  * Keys: 10,000 (100,000 with `--full`), preloaded; cases: get hit (round-robin), put with a TTL,
  * and the Zipf(0.99) 90/10 mix, at concurrency 1 and 64. Run: `npm run bench -- topology`.
  */
-import { Local, Memory } from "@vela/core"
+import type { ClusterNode } from "@vela/cluster"
+import type { Backend, Topology } from "@vela/core"
+import { Local, Memory, NearCache } from "@vela/core"
 import { Context, Effect, Exit, Layer, Scope } from "effect"
 import type { Contender } from "./internal/contenders.js"
 import * as Contenders from "./internal/contenders.js"
@@ -89,13 +91,41 @@ const measureOn = async (contender: Contender, rows: Array<Row>) => {
 
 const message = (error: unknown) => error instanceof Error ? error.message : String(error)
 
-/** Three Partitioned nodes in this process; the Effect cache is opened on the first. */
-const partitioned = async (scope: Scope.Scope): Promise<Contender> => {
-  const { ClusterNode, Partitioned } = await import("@vela/cluster")
+type Cluster = typeof import("@vela/cluster")
+
+/** The cluster topologies measured, each on 3 nodes, bare and with a near cache in front. */
+const clusterTopologies: ReadonlyArray<{
+  readonly name: string
+  readonly description: string
+  readonly layer: (
+    cluster: Cluster
+  ) => Layer.Layer<Topology.Topology, unknown, Backend.Backend | ClusterNode.ClusterNode>
+}> = [
+  {
+    name: "Partitioned r0",
+    description: "Partitioned.layer({ replicas: 0 })",
+    layer: (cluster) => cluster.Partitioned.layer({ replicas: 0 })
+  },
+  {
+    name: "Partitioned r1",
+    description: "Partitioned.layer({ replicas: 1 })",
+    layer: (cluster) => cluster.Partitioned.layer({ replicas: 1 })
+  },
+  { name: "Replicated", description: "Replicated.layer()", layer: (cluster) => cluster.Replicated.layer() }
+]
+
+/** Three nodes of `topology` in this process; the Effect cache is opened on the first. */
+const clusterOf = async (
+  scope: Scope.Scope,
+  topology: (typeof clusterTopologies)[number],
+  near: boolean
+): Promise<Contender> => {
+  const cluster = await import("@vela/cluster")
+  const { ClusterNode } = cluster
   const ports = [await freePort(), await freePort(), await freePort()]
   const ids = ports.map((port) => `127.0.0.1:${port}`)
   const node = (i: number) =>
-    Partitioned.layer({ replicas: 1 }).pipe(
+    topology.layer(cluster).pipe(
       Layer.provideMerge(ClusterNode.layer({
         host: "127.0.0.1",
         port: ports[i],
@@ -114,26 +144,46 @@ const partitioned = async (scope: Scope.Scope): Promise<Contender> => {
     if (Date.now() > deadline) throw new Error(`the 3 nodes did not see each other within 15 s`)
     await new Promise((resolve) => setTimeout(resolve, 50))
   }
+  const onFirst = Layer.succeedContext(built[0])
   return Contenders.velaEffect(
-    "Partitioned, 3 nodes",
+    `${near ? "NearCache + " : ""}${topology.name}, 3 nodes`,
     "in-process",
-    "Vela.make on Partitioned.layer({ replicas: 1 }) + ClusterNode.layer + Memory, 3 nodes on loopback",
-    Layer.succeedContext(built[0])
+    `Vela.make on ${near ? "NearCache.layer() + " : ""}${topology.description} + ClusterNode.layer + Memory, 3 nodes`,
+    near ? NearCache.layer({ ttl: "1 minute" }).pipe(Layer.provide(onFirst)) : onFirst
   )
 }
 
 const table = (name: string, rows: ReadonlyArray<Row>): Table => ({
   title: `topology_bench · ${name}`,
-  columns: ["topology", "c=1 ops/s", "spread", "p50", "p99", "c=64 ops/s", "spread", "p50", "p99"],
+  columns: [
+    "topology",
+    "c=1 ops/s",
+    "spread",
+    "p50",
+    "p99",
+    "× Local",
+    "c=64 ops/s",
+    "spread",
+    "p50",
+    "p99",
+    "× Local"
+  ],
   rows: [...new Set(rows.map((row) => row.topology))].map((topology) => [
     topology,
     ...CONCURRENCY.flatMap((concurrency) => {
       const row = rows.find((r) => r.topology === topology && r.concurrency === concurrency)
       if (row?.figure === undefined || row.failed !== undefined) {
-        return [`FAILED: ${row?.failed ?? "not run"}`, "", "", ""]
+        return [`FAILED: ${row?.failed ?? "not run"}`, "", "", "", ""]
       }
       const f = row.figure
-      return [fmtOps(f.opsPerSec), `${fmtOps(f.minOpsPerSec)}–${fmtOps(f.maxOpsPerSec)}`, fmtMs(f.p50), fmtMs(f.p99)]
+      const local = rows.find((r) => r.topology === "Local" && r.concurrency === concurrency)?.figure
+      return [
+        fmtOps(f.opsPerSec),
+        `${fmtOps(f.minOpsPerSec)}–${fmtOps(f.maxOpsPerSec)}`,
+        fmtMs(f.p50),
+        fmtMs(f.p99),
+        local === undefined ? "" : (f.opsPerSec / local.opsPerSec).toFixed(3)
+      ]
     })
   ])
 })
@@ -152,18 +202,33 @@ export const run = async (): Promise<SuiteResult> => {
   } finally {
     await local.close()
   }
-  const scope = Effect.runSync(Scope.make())
+  const nearLocal = await Contenders.velaEffect(
+    "NearCache + Local",
+    "in-process",
+    "Vela.make on NearCache.layer() + Local + Memory",
+    NearCache.layer({ ttl: "1 minute" }).pipe(Layer.provide(Local.layer), Layer.provide(Memory.layer()))
+  )
   try {
-    const cluster = await partitioned(scope)
-    try {
-      await measureOn(cluster, rows)
-    } finally {
-      await cluster.close()
-    }
-  } catch (error) {
-    notes.push(`Partitioned (3 nodes) not measured: ${message(error)}`)
+    await measureOn(nearLocal, rows)
   } finally {
-    await Effect.runPromise(Scope.close(scope, Exit.void))
+    await nearLocal.close()
+  }
+  for (const topology of clusterTopologies) {
+    for (const near of [false, true]) {
+      const scope = Effect.runSync(Scope.make())
+      try {
+        const contender = await clusterOf(scope, topology, near)
+        try {
+          await measureOn(contender, rows)
+        } finally {
+          await contender.close()
+        }
+      } catch (error) {
+        notes.push(`${near ? "NearCache + " : ""}${topology.name} (3 nodes) not measured: ${message(error)}`)
+      } finally {
+        await Effect.runPromise(Scope.close(scope, Exit.void))
+      }
+    }
   }
   notes.push(
     "The 3 nodes run in this one process and share its event loop and cores: a cluster of separate machines " +
@@ -172,7 +237,7 @@ export const run = async (): Promise<SuiteResult> => {
   const names = [...new Set(rows.map((row) => row.case))]
   return {
     name: "topology",
-    title: "topology_bench: Local vs Partitioned (3 nodes)",
+    title: "topology_bench: Local, Partitioned and Replicated (3 nodes), bare and with a near cache",
     description: `One cache through the Effect API (in fibers) on Local + Memory, and on the Partitioned topology of ` +
       `3 @vela/cluster nodes in this process (Memory backends, replicas 1, loopback TCP), measured from the first ` +
       `node. ${KEYS.toLocaleString("en-US")} keys preloaded${
@@ -181,7 +246,7 @@ export const run = async (): Promise<SuiteResult> => {
     tables: names.map((name) => table(name, rows.filter((row) => row.case === name))),
     charts: [{
       file: "topology.svg",
-      title: "topology_bench: Local vs Partitioned (3 nodes), concurrency 64 (ops/s, higher is better)",
+      title: "topology_bench: topologies at concurrency 64 (ops/s, higher is better)",
       panels: names.map((name) => ({
         title: name,
         unit: "ops/s",
