@@ -7,11 +7,11 @@ import { Cluster } from "ioredis"
 import { eventually, promise, uniqueName } from "./utils/caches.js"
 import * as RedisCluster from "./utils/RedisCluster.js"
 
-// The conformance suite runs on a TestClock: see Redis.test.ts for the grace and the lease.
+// The conformance suite runs on a TestClock: see Redis.test.ts for the grace.
 const clusterBackend = Layer.unwrapEffect(
   Effect.map(
     RedisCluster.RedisCluster,
-    (cluster) => Redis.layerCluster({ nodes: cluster.nodes, expiryGrace: "10 minutes", singleFlight: false })
+    (cluster) => Redis.layerCluster({ nodes: cluster.nodes, expiryGrace: "10 minutes" })
   )
 )
 

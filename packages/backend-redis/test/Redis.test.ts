@@ -8,16 +8,13 @@ import { cacheOn, eventually, failureTag, promise, rawClient, uniqueName } from 
 import * as RedisServer from "./utils/RedisServer.js"
 
 // A TestClock stands still while real time runs, so Redis must not drop an entry the test clock
-// still counts as live: the grace covers the real duration of a run. The suite's getOrFetch case
-// moves the TestClock right after starting the fetches, and a fetch that is still waiting on Redis
-// then misses that move; without the lease, a miss has one round trip less before the fetch runs.
-// The single flight has its own tests (SingleFlight.test.ts).
+// still counts as live: the grace covers the real duration of a run.
 const redisLocal = Local.layer.pipe(
   Layer.provide(
     Layer.unwrapEffect(
       Effect.map(
         RedisServer.RedisServer,
-        (server) => Redis.layer({ url: server.url, expiryGrace: "10 minutes", singleFlight: false })
+        (server) => Redis.layer({ url: server.url, expiryGrace: "10 minutes" })
       )
     )
   ),

@@ -49,17 +49,6 @@ export interface Connection {
 let commands = 0
 const waitingOn = () => FiberId.make(++commands, 0)
 
-/**
- * The value a fetch returned, from what it stored. A fetch with stale-while-revalidate stores its
- * value wrapped in core's internal `Graced` (value and `freshUntil`), which this package cannot
- * import; a waiter must hand back the value itself, as the fetch did.
- */
-const fetched = (stored: unknown): unknown =>
-  typeof stored === "object" && stored !== null && stored.constructor?.name === "Graced" && "freshUntil" in stored &&
-    "value" in stored
-    ? stored.value
-    : stored
-
 /** How often a waiter of a single flight looks again when no bus message woke it. */
 const pollMillis = 100
 const scanCount = 1_000
@@ -441,7 +430,7 @@ export const open = (
             /** The entry, with data that no longer decodes read as a miss (the fetch replaces it). */
             const current = Effect.catchTag(get(key), "CodecError", () => Effect.succeed(Option.none()))
             const wait: Effect.Effect<A, E | CacheError | FetchTimeout, R> = Effect.flatMap(current, (entry) => {
-              if (Option.isSome(entry)) return Effect.succeed(fetched(entry.value.value) as A)
+              if (Option.isSome(entry)) return Effect.succeed(entry.value.value as A)
               const left = deadline - Date.now()
               if (left <= 0) return Effect.fail(new FetchTimeout({ key, timeout: timeoutMillis }))
               return Effect.zipRight(waitFor(Math.min(left, pollMillis)), retry)
@@ -453,7 +442,7 @@ export const open = (
                 won === "OK"
                   ? Effect.flatMap(
                     current,
-                    (entry) => Option.isSome(entry) ? Effect.as(release, fetched(entry.value.value) as A) : lead
+                    (entry) => Option.isSome(entry) ? Effect.as(release, entry.value.value as A) : lead
                   )
                   : wait
             )
