@@ -1,6 +1,8 @@
 import { assert, describe, layer } from "@effect/vitest"
+import { Redis } from "@vela/backend-redis"
+import { Backend, Codec } from "@vela/core"
 import type { Duration } from "effect"
-import { Effect } from "effect"
+import { Clock, Effect, Layer } from "effect"
 import { Keyspace } from "../src/internal/keys.js"
 import { cacheOn, failureTag, promise, rawClient, uniqueName } from "./utils/caches.js"
 import * as RedisServer from "./utils/RedisServer.js"
@@ -48,6 +50,39 @@ describe("distributed single flight", () => {
         assert.strictEqual(runs, 1)
         assert.deepStrictEqual(a, { n: 1 })
         assert.deepStrictEqual(b, { n: 1 })
+      }))
+
+    it.scoped("a process that missed before another stored the value does not fetch it again", () =>
+      Effect.gen(function*() {
+        const server = yield* RedisServer.RedisServer
+        const namespace = uniqueName("late")
+        // Two stores of one namespace on separate connections, as two processes would have them.
+        const open = Effect.flatMap(Layer.build(Redis.layer({ url: server.url })), (context) =>
+          Backend.Backend.pipe(
+            Effect.flatMap((backend) =>
+              backend.open({
+                namespace,
+                clock: Clock.make(),
+                codec: Codec.json,
+                maxSize: Infinity,
+                evictionPolicy: "ttl-only",
+                onEvict: () => {},
+                onExpire: () => {}
+              })
+            ),
+            Effect.provide(context)
+          ))
+        const [first, second] = yield* Effect.all([open, open])
+        let runs = 0
+        const fetchInto = (store: Backend.Store) =>
+          Effect.suspend(() => {
+            const value = `run ${++runs}`
+            return Effect.as(store.set("k", { value, expiresAt: null, tags: [], version: 0 }), value)
+          })
+        // The second process missed "k" just before the first fetched, stored it and let go of the lease.
+        assert.strictEqual(yield* first.singleFlight!("k", fetchInto(first), 1_000), "run 1")
+        assert.strictEqual(yield* second.singleFlight!("k", fetchInto(second), 1_000), "run 1")
+        assert.strictEqual(runs, 1)
       }))
 
     it.scoped("a failed fetch releases the lease: a waiter fetches instead", () =>

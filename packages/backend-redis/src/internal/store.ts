@@ -435,7 +435,8 @@ export const open = (
               if (left <= 0) return Effect.fail(new FetchTimeout({ key, timeout: timeoutMillis }))
               return Effect.zipRight(waitFor(Math.min(left, pollMillis)), retry)
             })
-            // After a wait the lease may come free because the winner is done: read before fetching.
+            // Whoever holds the lease, even won at once, reads before fetching: another process may
+            // have fetched, stored and released the key since this one missed it.
             const retry: Effect.Effect<A, E | CacheError | FetchTimeout, R> = Effect.flatMap(
               acquire,
               (won) =>
@@ -446,9 +447,7 @@ export const open = (
                   )
                   : wait
             )
-            // The cache has just missed: a lease won at once leads straight to the fetch.
-            const attemptOnce = Effect.flatMap(acquire, (won) => won === "OK" ? lead : wait)
-            return attemptOnce
+            return retry
           })
     }
     return store
