@@ -710,8 +710,9 @@ export const layerMemory = <Id, V, I = V>(
 /**
  * `layer`, with each field overridable from Effect `Config`: `VELA_NAME`, `VELA_DEFAULT_TTL`,
  * `VELA_MAX_SIZE`, `VELA_EVICTION_POLICY`, `VELA_STAMPEDE_PROTECTION`, `VELA_STAMPEDE_TIMEOUT`,
- * `VELA_STATS_ENABLED`, `VELA_TELEMETRY_PREFIX` (comma-separated) and `VELA_SWEEP_INTERVAL` with
- * the default provider. A value that is set wins over `config`; a malformed one is a `ConfigError`.
+ * `VELA_STATS_ENABLED`, `VELA_TELEMETRY_PREFIX` (comma-separated), `VELA_SWEEP_INTERVAL`,
+ * `VELA_GRACE`, `VELA_SOFT_TIMEOUT`, `VELA_HARD_TIMEOUT` and `VELA_REFRESH_BACKOFF` with the default
+ * provider. A value that is set wins over `config`; a malformed one is a `ConfigError`.
  */
 export const layerConfig = <Id, V, I = V>(
   tag: Context.Tag<Id, Cache<V>>,
@@ -749,7 +750,11 @@ const environment = {
   stampedeTimeout: "STAMPEDE_TIMEOUT",
   statsEnabled: "STATS_ENABLED",
   telemetryPrefix: "TELEMETRY_PREFIX",
-  sweepInterval: "SWEEP_INTERVAL"
+  sweepInterval: "SWEEP_INTERVAL",
+  grace: "GRACE",
+  softTimeout: "SOFT_TIMEOUT",
+  hardTimeout: "HARD_TIMEOUT",
+  refreshBackoff: "REFRESH_BACKOFF"
 } as const
 
 /** Reads the overrides as strings, then turns them into the values a config in code would hold. */
@@ -782,6 +787,10 @@ const parseOverride = (field: keyof typeof environment, text: string): Effect.Ef
     case "defaultTtl":
     case "stampedeTimeout":
     case "sweepInterval":
+    case "grace":
+    case "softTimeout":
+    case "hardTimeout":
+    case "refreshBackoff":
       // A bare number is milliseconds, as in code; anything else goes to the duration parser.
       return Effect.succeed(/^\d+(\.\d+)?$/.test(text) ? Number(text) : text)
     default:
