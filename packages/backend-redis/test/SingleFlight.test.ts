@@ -33,6 +33,21 @@ describe("distributed single flight", () => {
         assert.strictEqual(runs, 6)
       }))
 
+    it.scoped("near caches in front of Redis keep the single flight", () =>
+      Effect.gen(function*() {
+        const server = yield* RedisServer.RedisServer
+        const name = uniqueName("near-flight")
+        const all = yield* Effect.forEach(
+          Array.from({ length: 4 }),
+          () => cacheOn<string>({ url: server.url }, { name }, { ttl: "1 minute" })
+        )
+        let runs = 0
+        const fetch = (key: string) => Effect.as(Effect.sleep("150 millis"), `${key}#${++runs}`)
+        const values = yield* Effect.forEach(all, (cache) => cache.getOrFetch("k", fetch), { concurrency: "unbounded" })
+        assert.strictEqual(runs, 1)
+        assert.deepStrictEqual(values, Array(4).fill("k#1"))
+      }))
+
     it.scoped("a waiter gets the plain value of a fetch stored with stale-while-revalidate", () =>
       Effect.gen(function*() {
         const server = yield* RedisServer.RedisServer

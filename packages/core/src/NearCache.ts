@@ -119,6 +119,8 @@ const makeNear = (l2: Store, clock: { unsafeCurrentTimeMillis(): number }, ttl: 
     size: l2.size,
     sweep: Effect.zipRight(Effect.sync(() => l1.sweep(Infinity)), l2.sweep),
     invalidations: l2.invalidations,
+    // Single flight beyond this process is L2's to give; the value it stores reaches L1 on the next read.
+    singleFlight: l2.singleFlight,
     sync: { get: (key) => bypass ? undefined : l1.get(key), authoritative: false },
     getMany: (keys) =>
       Effect.suspend(() => {
