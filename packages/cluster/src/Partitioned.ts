@@ -393,7 +393,10 @@ export const make = (
             watch: false
           }
           const sent = yield* Effect.either(
-            Effect.forEach(targets, (peer) => batcher.run(peer, space.clock.now, op), { concurrency: "unbounded" })
+            batcher.submit(targets, space.clock.now, op, true) as Effect.Effect<
+              ReadonlyArray<OpResult>,
+              NodeUnavailable
+            >
           )
           if (!keep && Either.isRight(sent) && sent.right.every((r) => r._tag !== "Failed")) {
             yield* Effect.ignore(space.store.delete(key))
@@ -525,25 +528,33 @@ export const make = (
         })
       }
 
-      /** Applies `op` on every holder; fails unless all of them applied it. */
-      const writeAll = (key: string, op: Op, operation: string) => {
-        const now = nowOf()
-        return Effect.flatMap(
-          Effect.forEach(
-            HashRing.holders(currentRing(), key, copies),
-            (peer) =>
-              Effect.flatMap(
-                exec(peer, now, op),
-                (result) =>
-                  result._tag === "Failed" ? Effect.fail(failed(peer, operation, result)) : Effect.succeed(result)
-              ),
-            {
-              concurrency: "unbounded"
-            }
-          ),
-          (results) => Effect.succeed(results)
-        )
-      }
+      /**
+       * Applies `op` on every holder; fails unless all of them applied it. The copies for other
+       * nodes are enqueued first (one waiter for all of them), then this node's copy is applied
+       * while they are on the wire.
+       */
+      const writeAll = (key: string, op: Op, operation: string): Effect.Effect<ReadonlyArray<OpResult>, CacheError> =>
+        Effect.suspend(() => {
+          const now = nowOf()
+          const holders = HashRing.holders(currentRing(), key, copies)
+          const here = holders.includes(self)
+          const others = here ? holders.filter((peer) => peer !== self) : holders
+          const sent = others.length === 0
+            ? undefined
+            : (batcher.submit(others, now, op, true) as Effect.Effect<ReadonlyArray<OpResult>, NodeUnavailable>)
+          const collect = (local: OpResult | undefined): Effect.Effect<ReadonlyArray<OpResult>, CacheError> => {
+            if (local !== undefined && local._tag === "Failed") return Effect.fail(failed(self, operation, local))
+            if (sent === undefined) return Effect.succeed(local === undefined ? [] : [local])
+            return Effect.flatMap(sent, (results) => {
+              for (let i = 0; i < results.length; i++) {
+                const result = results[i]
+                if (result._tag === "Failed") return Effect.fail(failed(others[i], operation, result))
+              }
+              return Effect.succeed(local === undefined ? results : [local, ...results])
+            })
+          }
+          return here ? Effect.flatMap(apply(space, self, now, op), collect) : collect(undefined)
+        })
 
       /** Runs `local` here and `call` on every other member; fails if any member cannot answer. */
       const fanOut = <A>(

@@ -390,10 +390,8 @@ export const make = (
       Effect.suspend(() => {
         const targets = peers()
         if (targets.length === 0) return Effect.void
-        return Effect.forEach(targets, (peer) => Effect.ignore(batcher.run(peer, 0, op)), {
-          concurrency: "unbounded",
-          discard: true
-        })
+        // One waiter for every peer; an unreachable peer is reported, not failed on.
+        return Effect.asVoid(batcher.submit(targets, 0, op, false))
       })
 
     const makeStore = (space: Space, options: Backend.OpenOptions): Backend.Store => {

@@ -8,27 +8,63 @@
  * batches per peer are on the wire; operations that arrive meanwhile wait for one to come back and
  * leave together (Nagle's idea), so under load batches grow instead of the number of small writes.
  * A caller interrupted while it waits leaves its operation in the batch; the answer is dropped.
- * Failure: a batch that fails (peer unreachable, connection lost) fails every operation in it with
- * the same `NodeUnavailable`; the caller decides whether another holder can answer.
+ *
+ * Cost: an operation is a plain record in a queue; no fiber, `Deferred` or Schema work per
+ * operation. One fiber per batch runs the RPC, and its callback resolves every waiter of the batch.
+ * `submit` sends one operation to several peers (a write and its replicas) behind a single waiter,
+ * and enqueues at once, so the caller can apply its own copy while the batches are on the wire.
+ *
+ * Failure: a batch that fails (peer unreachable, connection lost, even a defect of the transport)
+ * fails every operation in it with a `NodeUnavailable`; the caller decides whether another holder
+ * can answer.
  */
-import type { NodeUnavailable } from "@vela/core"
+import { NodeUnavailable } from "@vela/core"
 import type { Runtime } from "effect"
-import { Effect, Exit, Runtime as RuntimeModule } from "effect"
+import { Cause, Effect, Exit, Runtime as RuntimeModule } from "effect"
 import type { ClusterNode } from "../ClusterNode.js"
 import type { Op, OpResult } from "./protocol.js"
 
+/** Whoever waits for the answers of one operation sent to one or more peers. */
+interface Waiter {
+  /** The answer of the i-th peer, or the error of its batch. */
+  readonly results: Array<OpResult | NodeUnavailable | undefined>
+  remaining: number
+  readonly failFast: boolean
+  done: boolean
+  resume: ((exit: Exit.Exit<ReadonlyArray<OpResult>, NodeUnavailable>) => void) | undefined
+}
+
 interface Pending {
-  readonly now: number
   readonly op: Op
-  readonly resume: (result: Effect.Effect<OpResult, NodeUnavailable>) => void
+  readonly waiter: Waiter
+  readonly index: number
 }
 
 export interface Batcher {
+  /** `op` on `peer`, batched with the other operations to that peer. */
   readonly run: (peer: string, now: number, op: Op) => Effect.Effect<OpResult, NodeUnavailable>
+  /**
+   * Enqueues `op` for every peer now, and returns what waits for their answers, in the order of
+   * `peers`. With `failFast`, the first peer that cannot be reached fails it at once; without, it
+   * waits for every peer and reports the unreachable ones as `NodeUnavailable` in the results.
+   */
+  readonly submit: (
+    peers: ReadonlyArray<string>,
+    now: number,
+    op: Op,
+    failFast: boolean
+  ) => Effect.Effect<ReadonlyArray<OpResult | NodeUnavailable>, NodeUnavailable>
+}
+
+interface Queue {
+  readonly now: number
+  items: Array<Pending>
 }
 
 interface Peer {
-  queue: Array<Pending>
+  /** One queue per request time: operations of caches on different clocks do not share a batch. */
+  queues: Array<Queue>
+  queued: number
   inflight: number
   scheduled: boolean
 }
@@ -36,36 +72,61 @@ interface Peer {
 export const make = (
   node: ClusterNode["Type"],
   runtime: Runtime.Runtime<never>,
-  maxBatch = 512,
-  maxInflight = 4
+  maxBatch = 1024,
+  maxInflight = 2
 ): Batcher => {
   const peers = new Map<string, Peer>()
   const runFork = RuntimeModule.runFork(runtime)
 
+  const finish = (waiter: Waiter, exit: Exit.Exit<ReadonlyArray<OpResult>, NodeUnavailable>) => {
+    waiter.done = true
+    const resume = waiter.resume
+    if (resume !== undefined) {
+      waiter.resume = undefined
+      resume(exit)
+    }
+  }
+
+  const settle = (pending: Pending, result: OpResult | NodeUnavailable) => {
+    const waiter = pending.waiter
+    if (waiter.done) return
+    waiter.results[pending.index] = result
+    if (result instanceof NodeUnavailable && waiter.failFast) return finish(waiter, Exit.fail(result))
+    if (--waiter.remaining === 0) finish(waiter, Exit.succeed(waiter.results as Array<OpResult>))
+  }
+
   const schedule = (peer: string, state: Peer) => {
-    if (state.scheduled || state.queue.length === 0 || state.inflight >= maxInflight) return
+    if (state.scheduled || state.queued === 0 || state.inflight >= maxInflight) return
     state.scheduled = true
     setImmediate(flush, peer)
   }
 
   const send = (peer: string, state: Peer, now: number, batch: ReadonlyArray<Pending>) => {
     state.inflight++
+    const ops = new Array<Op>(batch.length)
+    for (let i = 0; i < batch.length; i++) ops[i] = batch[i].op
     runFork(
-      Effect.flatMap(
-        Effect.exit(node.call(peer, (client) => client.Batch({ now, ops: batch.map((p) => p.op) }))),
-        (exit) =>
-          Effect.sync(() => {
-            state.inflight--
-            schedule(peer, state)
-            if (Exit.isSuccess(exit) && exit.value.length === batch.length) {
-              for (let i = 0; i < batch.length; i++) batch[i].resume(Effect.succeed(exit.value[i]))
-              return
-            }
-            const failure = Exit.isSuccess(exit)
-              ? Effect.die(new Error(`peer ${peer} answered ${exit.value.length} of ${batch.length} operations`))
-              : Effect.failCause(exit.cause)
-            for (const pending of batch) pending.resume(failure as Effect.Effect<never, NodeUnavailable>)
-          })
+      Effect.exit(node.call(peer, (client) => client.Batch({ now, ops }))).pipe(
+        Effect.map((exit) => {
+          state.inflight--
+          schedule(peer, state)
+          if (Exit.isSuccess(exit) && exit.value.length === batch.length) {
+            const results = exit.value
+            for (let i = 0; i < batch.length; i++) settle(batch[i], results[i])
+            return
+          }
+          const error = Exit.isSuccess(exit)
+            ? new NodeUnavailable({
+              node: peer,
+              cause: `peer ${peer} answered ${exit.value.length} of ${batch.length} operations`
+            })
+            : Cause.failureOption(exit.cause).pipe((failure) =>
+              failure._tag === "Some" && failure.value instanceof NodeUnavailable
+                ? failure.value
+                : new NodeUnavailable({ node: peer, cause: Cause.squash(exit.cause) })
+            )
+          for (const pending of batch) settle(pending, error)
+        })
       )
     )
   }
@@ -74,30 +135,60 @@ export const make = (
     const state = peers.get(peer)
     if (state === undefined) return
     state.scheduled = false
-    if (state.inflight >= maxInflight || state.queue.length === 0) return
-    const queue = state.queue
-    state.queue = []
-    // One `now` per RPC: operations of caches on different clocks do not share a batch.
-    const byNow = new Map<number, Array<Pending>>()
-    for (const pending of queue) {
-      let group = byNow.get(pending.now)
-      if (group === undefined) byNow.set(pending.now, group = [])
-      group.push(pending)
-      if (group.length === maxBatch) {
-        send(peer, state, pending.now, group)
-        byNow.delete(pending.now)
+    while (state.inflight < maxInflight && state.queued > 0) {
+      const queue = state.queues[0]
+      const batch = queue.items.length <= maxBatch ? queue.items : queue.items.splice(0, maxBatch)
+      if (batch === queue.items) state.queues.shift()
+      state.queued -= batch.length
+      send(peer, state, queue.now, batch)
+    }
+  }
+
+  const enqueue = (peer: string, now: number, pending: Pending) => {
+    let state = peers.get(peer)
+    if (state === undefined) peers.set(peer, state = { queues: [], queued: 0, inflight: 0, scheduled: false })
+    let queue: Queue | undefined
+    for (const q of state.queues) {
+      if (q.now === now) {
+        queue = q
+        break
       }
     }
-    for (const [now, group] of byNow) send(peer, state, now, group)
+    if (queue === undefined) state.queues.push(queue = { now, items: [] })
+    queue.items.push(pending)
+    state.queued++
+    schedule(peer, state)
   }
+
+  const wait = (waiter: Waiter) =>
+    Effect.async<ReadonlyArray<OpResult>, NodeUnavailable>((resume) => {
+      if (waiter.done) {
+        const failed = waiter.failFast ? waiter.results.find((r) => r instanceof NodeUnavailable) : undefined
+        resume(failed instanceof NodeUnavailable ? Exit.fail(failed) : Exit.succeed(waiter.results as Array<OpResult>))
+      } else {
+        waiter.resume = resume
+      }
+    })
+
+  const makeWaiter = (count: number, failFast: boolean): Waiter => ({
+    results: new Array(count),
+    remaining: count,
+    failFast,
+    done: count === 0,
+    resume: undefined
+  })
 
   return {
     run: (peer, now, op) =>
-      Effect.async<OpResult, NodeUnavailable>((resume) => {
-        let state = peers.get(peer)
-        if (state === undefined) peers.set(peer, state = { queue: [], inflight: 0, scheduled: false })
-        state.queue.push({ now, op, resume })
-        schedule(peer, state)
-      })
+      Effect.suspend(() => {
+        const waiter = makeWaiter(1, true)
+        enqueue(peer, now, { op, waiter, index: 0 })
+        return Effect.map(wait(waiter), (results) => results[0])
+      }),
+    submit: (targets, now, op, failFast) => {
+      const waiter = makeWaiter(targets.length, failFast)
+      for (let i = 0; i < targets.length; i++) enqueue(targets[i], now, { op, waiter, index: i })
+      return wait(waiter)
+    }
   }
 }
