@@ -115,6 +115,19 @@ describe("Sqlite writes", () => {
       assert.strictEqual(yield* cache.get("k9999"), 9_999)
     }))
 
+  it.scoped("putMany is one transaction; getMany and deleteMany answer in key order and count live rows", () =>
+    Effect.gen(function*() {
+      const filename = path.join(yield* tempDir, "many.db")
+      const commits: Array<number> = []
+      const cache = yield* cacheOn<number>({ filename, onCommit: (n) => commits.push(n) }, { name: "many" })
+      yield* cache.putMany(Array.from({ length: 2_000 }, (_, i) => [`k${i}`, i] as const))
+      assert.deepStrictEqual(commits, [1], "one submission, one transaction")
+      const values = yield* cache.getMany(["k1999", "missing", "k0"])
+      assert.deepStrictEqual(values.map(Option.getOrUndefined), [1_999, undefined, 0])
+      assert.strictEqual(yield* cache.deleteMany(["k0", "k1", "missing"]), 2)
+      assert.strictEqual(yield* cache.size(), 1_998)
+    }))
+
   it.scoped("a put still queued when the backend closes is committed before the file closes", () =>
     Effect.gen(function*() {
       const filename = path.join(yield* tempDir, "close.db")

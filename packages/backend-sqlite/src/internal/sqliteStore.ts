@@ -176,31 +176,82 @@ export const makeStore = (shared: Shared, options: OpenOptions): Store => {
     return { expired, evicted }
   }
 
-  const set = (key: string, entry: Entry): Effect.Effect<void, BackendError | CodecError> =>
+  /** Writes `entries` in one submission to the writer, so in one transaction. */
+  const setMany = (
+    entries: ReadonlyArray<readonly [string, Entry]>
+  ): Effect.Effect<void, BackendError | CodecError> =>
     Effect.suspend((): Effect.Effect<void, BackendError | CodecError> => {
-      const encoded = codec.encode(key, entry.value)
-      if (Either.isLeft(encoded)) return Effect.fail(encoded.left)
-      const text = encoded.right
-      const tagsText = entry.tags.length === 0 ? null : JSON.stringify(entry.tags)
-      return Effect.map(writer.submit("put", () => write(key, text, entry, tagsText)), ({ evicted, expired }) => {
-        if (expired > 0) options.onExpire(expired)
-        if (evicted > 0) options.onEvict(evicted)
-      })
+      const rows: Array<readonly [string, string, Entry, string | null]> = []
+      for (const [key, entry] of entries) {
+        const encoded = codec.encode(key, entry.value)
+        if (Either.isLeft(encoded)) return Effect.fail(encoded.left)
+        rows.push([key, encoded.right, entry, entry.tags.length === 0 ? null : JSON.stringify(entry.tags)])
+      }
+      const operation = rows.length === 1 ? "put" : "putMany"
+      return Effect.map(
+        writer.submit(operation, () => rows.map(([key, text, entry, tagsText]) => write(key, text, entry, tagsText))),
+        (results) => {
+          let expired = 0
+          let evicted = 0
+          for (const result of results) {
+            expired += result.expired
+            evicted += result.evicted
+          }
+          if (expired > 0) options.onExpire(expired)
+          if (evicted > 0) options.onEvict(evicted)
+        }
+      )
     })
 
-  const remove = (key: string): Effect.Effect<boolean, BackendError> =>
+  const set = (key: string, entry: Entry): Effect.Effect<void, BackendError | CodecError> => setMany([[key, entry]])
+
+  /** Deletes `keys` in one submission; returns how many live rows went. */
+  const deleteMany = (keys: ReadonlyArray<string>): Effect.Effect<number, BackendError> =>
     Effect.map(
-      writer.submit("delete", () => {
-        const found = s.find.get(namespace, key)
-        if (found === undefined) return "none" as const
-        s.delete.run(found.id)
-        return isLive(found.expires_at, now()) ? "live" as const : "expired" as const
+      writer.submit(keys.length === 1 ? "delete" : "deleteMany", () => {
+        let live = 0
+        let expired = 0
+        const at = now()
+        for (const key of keys) {
+          const found = s.find.get(namespace, key)
+          if (found === undefined) continue
+          s.delete.run(found.id)
+          if (isLive(found.expires_at, at)) live++
+          else expired++
+        }
+        return { live, expired }
       }),
-      (removed) => {
-        if (removed === "expired") options.onExpire(1)
-        return removed === "live"
+      ({ expired, live }) => {
+        if (expired > 0) options.onExpire(expired)
+        return live
       }
     )
+
+  const remove = (key: string): Effect.Effect<boolean, BackendError> =>
+    Effect.map(deleteMany([key]), (removed) => removed > 0)
+
+  /** Every key's entry from one synchronous pass over the prepared statement. */
+  const getMany = (
+    keys: ReadonlyArray<string>
+  ): Effect.Effect<ReadonlyArray<Option.Option<Entry>>, BackendError | CodecError> =>
+    Effect.suspend((): Effect.Effect<ReadonlyArray<Option.Option<Entry>>, BackendError | CodecError> => {
+      const entries: Array<Option.Option<Entry>> = []
+      try {
+        for (const key of keys) {
+          const row = readRow(key, true)
+          if (row === undefined) {
+            entries.push(Option.none())
+            continue
+          }
+          const entry = toEntry(key, row)
+          if (Either.isLeft(entry)) return Effect.fail(entry.left)
+          entries.push(Option.some(entry.right))
+        }
+      } catch (cause) {
+        return Effect.fail(fail("getMany", cause))
+      }
+      return Effect.succeed(entries)
+    })
 
   const invalidateTag = (tag: string): Effect.Effect<number, BackendError> =>
     Effect.map(
@@ -252,6 +303,9 @@ export const makeStore = (shared: Shared, options: OpenOptions): Store => {
     size,
     sweep,
     invalidations: Stream.empty,
+    getMany,
+    setMany,
+    deleteMany,
     // Hits are served without the runtime; anything else (a miss, an error, data that no longer
     // decodes) falls through to `get`, which reports it.
     sync: {
