@@ -151,6 +151,31 @@ export const createCache = <V = unknown, I = V>(options: CacheOptions<V, I> = {}
     return unsafe.readSync(key)
   }
 
+  const getOne = (c: Vela.Cache<V>, key: string) => Effect.map(c.getOption(key), Option.getOrUndefined)
+
+  /**
+   * Gets that go to a remote store are gathered for one tick and sent as one `getMany`: one runtime
+   * call and one store batch for all of them. When the batch fails, each key is read alone, so a
+   * failure (a value that no longer decodes) reaches only its own caller.
+   */
+  let gathered: Array<{ key: string; resolve: (value: V | undefined) => void; reject: (error: unknown) => void }> = []
+  const flushGets = () => {
+    const batch = gathered
+    gathered = []
+    const alone = () => {
+      for (const { key, reject, resolve } of batch) run((c) => getOne(c, key)).then(resolve, reject)
+    }
+    if (batch.length === 1) return alone()
+    run((c) => c.getMany(batch.map(({ key }) => key))).then(
+      (values) => batch.forEach(({ resolve }, i) => resolve(Option.getOrUndefined(values[i]))),
+      alone
+    )
+  }
+  const batchedGet = (key: string) =>
+    new Promise<V | undefined>((resolve, reject) => {
+      if (gathered.push({ key, resolve, reject }) === 1) queueMicrotask(flushGets)
+    })
+
   const inflight = new Map<string, Promise<V>>()
 
   const getOrFetch = (key: string, fetch: (key: string) => V | PromiseLike<V>, putOptions?: Vela.FetchOptions<V>) => {
@@ -190,7 +215,7 @@ export const createCache = <V = unknown, I = V>(options: CacheOptions<V, I> = {}
       } catch (error) {
         return Promise.reject(error)
       }
-      return runNow((c) => Effect.map(c.getOption(key), Option.getOrUndefined))
+      return unsafe?.synchronous === true ? runNow((c) => getOne(c, key)) : batchedGet(key)
     },
     getOrThrow: (key) => runNow((c) => c.get(key)),
     put: (key, value, putOptions) => {

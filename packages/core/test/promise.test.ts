@@ -1,7 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
-import { NearCache } from "@vela/core"
+import { Memory, NearCache, Topology } from "@vela/core"
 import type { TelemetryEvent } from "@vela/core/promise"
-import { CacheClosed, ConfigError, createCache, InvalidKey, NotFound } from "@vela/core/promise"
+import { CacheClosed, CodecError, ConfigError, createCache, InvalidKey, NotFound } from "@vela/core/promise"
+import { Effect, Layer } from "effect"
 import { execFile } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import { promisify } from "node:util"
@@ -155,6 +156,43 @@ describe("createCache", () => {
     await sleep(5)
     await cache.close()
     await expect(pending).rejects.toBeInstanceOf(CacheClosed)
+  })
+
+  it("gathers the gets of one tick to a remote store into one getMany; a failing key fails only its caller", async () => {
+    let batches = 0
+    const remote = Layer.effect(
+      Topology.Topology,
+      Effect.map(Memory.make(), (backend) =>
+        Topology.Topology.of({
+          name: "remote",
+          open: (options) =>
+            Effect.map(backend.open(options), (store) => {
+              const broken = (key: string) => new CodecError({ key, direction: "decode", cause: "corrupt" })
+              const get = (key: string) => key === "bad" ? Effect.fail(broken(key)) : store.get(key)
+              return {
+                ...store,
+                sync: undefined,
+                get,
+                getMany: (keys: ReadonlyArray<string>) => {
+                  batches++
+                  return keys.includes("bad") ? Effect.fail(broken("bad")) : Effect.forEach(keys, get)
+                }
+              }
+            })
+        }))
+    )
+    await using cache = createCache<number>({ name: "remote", topology: remote })
+    await cache.putMany(Array.from({ length: 50 }, (_, i) => [`k${i}`, i] as const))
+    batches = 0
+    const values = await Promise.all(Array.from({ length: 50 }, (_, i) => cache.get(`k${i}`)))
+    expect(values).toEqual(Array.from({ length: 50 }, (_, i) => i))
+    expect(batches).toBe(1)
+    const results = await Promise.allSettled([cache.get("k1"), cache.get("bad"), cache.get("missing")])
+    expect(results.map((r) => r.status === "fulfilled" ? r.value : (r.reason as CodecError)._tag)).toEqual([
+      1,
+      "CodecError",
+      undefined
+    ])
   })
 
   it("a program that never closes its cache still exits by itself", async () => {
