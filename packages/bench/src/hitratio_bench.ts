@@ -9,6 +9,7 @@ import type { Backend } from "@vela/core"
 import { createCache } from "@vela/core/promise"
 import { performance } from "node:perf_hooks"
 import { fileURLToPath } from "node:url"
+import * as Drive from "./internal/drive.js"
 import type { SuiteResult, Table } from "./internal/report.js"
 import { progress, renderText } from "./internal/report.js"
 
@@ -17,31 +18,8 @@ const REQUESTS = 1_000_000
 const CAPACITY = KEYS / 100
 const policies: ReadonlyArray<Backend.EvictionPolicy> = ["lru", "lfu", "tinylfu"]
 
-/** mulberry32: a small seeded generator, so traces are the same on every run. */
-const random = (seed: number) => () => {
-  seed = (seed + 0x6d2b79f5) | 0
-  let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
-  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-}
-
-const zipf = (skew: number, seed: number): Array<string> => {
-  const cdf = new Float64Array(KEYS)
-  let total = 0
-  for (let rank = 0; rank < KEYS; rank++) cdf[rank] = total += 1 / (rank + 1) ** skew
-  const next = random(seed)
-  return Array.from({ length: REQUESTS }, () => {
-    const target = next() * total
-    let lo = 0
-    let hi = KEYS - 1
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1
-      if (cdf[mid] < target) lo = mid + 1
-      else hi = mid
-    }
-    return `k${lo}`
-  })
-}
+const zipf = (skew: number, seed: number): Array<string> =>
+  Array.from(Drive.zipfRanks(KEYS, skew, REQUESTS, seed), (rank) => `k${rank}`)
 
 /** Every 10,000 requests, a scan of 2,000 keys that are never requested again. */
 const scanPolluted = (trace: ReadonlyArray<string>): Array<string> =>
