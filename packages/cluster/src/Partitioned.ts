@@ -135,6 +135,8 @@ export const make = (
       watched: boolean
     }
     const spaces = new Map<string, Deferred.Deferred<Space, BackendError | ConfigError>>()
+    /** The spaces `spaces` has finished opening, for lookups without the runtime. */
+    const ready = new Map<string, Space>()
 
     const openSpace = (name: string, open?: Backend.OpenOptions): Effect.Effect<Space, BackendError | ConfigError> =>
       Effect.suspend(() => {
@@ -167,6 +169,7 @@ export const make = (
         })
         return Effect.onExit(Effect.provideService(build, Scope.Scope, scope), (exit) => {
           if (Exit.isFailure(exit)) spaces.delete(name)
+          else ready.set(name, exit.value)
           return Deferred.done(deferred, exit)
         })
       })
@@ -174,8 +177,48 @@ export const make = (
     const failure = (operation: string, cause: unknown) =>
       new RemoteFailure({ message: `${operation} failed on ${self}: ${describe(cause)}`, cause })
 
+    /**
+     * `apply` without the runtime, for the reads and writes of an authoritative in-memory store
+     * (what holders use): one batch of such operations is served in a plain loop. `undefined`:
+     * this operation takes the `Effect` way.
+     */
+    const applySync = (space: Space, from: string, now: number, op: Op): OpResult | undefined => {
+      const sync = space.store.sync
+      if (sync === undefined || !sync.authoritative) return undefined
+      try {
+        switch (op._tag) {
+          case "Get": {
+            space.clock.now = now
+            const entry = sync.get(op.key)
+            if (entry === undefined) return missing
+            if (op.watch && from !== self) addReader(space, op.key, from)
+            return { _tag: "Found", entry: toWire(entry) }
+          }
+          case "Set": {
+            if (sync.set === undefined) return undefined
+            space.clock.now = now
+            if (op.ifNewer) {
+              const present = sync.get(op.key)
+              if (present !== undefined && present.version >= op.entry.version) return done
+            }
+            sync.set(op.key, fromWire(op.entry))
+            space.index.set(op.key, op.entry.expiresAt, op.entry.tags)
+            changed(space, from, op.key)
+            if (op.watch && from !== self) addReader(space, op.key, from)
+            return done
+          }
+          default:
+            return undefined
+        }
+      } catch (error) {
+        return { _tag: "Failed", message: describe(error) }
+      }
+    }
+
     /** Applies one key operation to this node's store, at the requester's time. */
     const apply = (space: Space, from: string, now: number, op: Op): Effect.Effect<OpResult> => {
+      const fast = applySync(space, from, now, op)
+      if (fast !== undefined) return Effect.succeed(fast)
       const { clock, index, store } = space
       clock.now = now
       const settle = <A>(self: Effect.Effect<A, CacheError>, f: (a: A) => OpResult) =>
@@ -330,18 +373,35 @@ export const make = (
     yield* node.serve({
       batch: (from, now, ops) =>
         Effect.suspend(() => {
-          // Most batches name one namespace: resolve each once.
-          const opened = new Map<string, Effect.Effect<Either.Either<Space, BackendError | ConfigError>>>()
-          return Effect.forEach(ops, (op) => {
-            let space = opened.get(op.ns)
-            if (space === undefined) {
-              opened.set(op.ns, space = Effect.cached(Effect.either(openSpace(op.ns))).pipe(Effect.runSync))
+          // A plain loop over the operations an open in-memory space serves synchronously; the
+          // rest (a space still opening, a delete, another backend) one at a time, in order.
+          const results = new Array<OpResult>(ops.length)
+          let i = 0
+          const slow = (op: Op): Effect.Effect<OpResult> => {
+            const space = ready.get(op.ns)
+            return space !== undefined
+              ? apply(space, from, now, op)
+              : Effect.flatMap(Effect.either(openSpace(op.ns)), (found) =>
+                Either.isRight(found)
+                  ? apply(found.right, from, now, op)
+                  : Effect.succeed<OpResult>({ _tag: "Failed", message: describe(found.left) }))
+          }
+          const loop = (): Effect.Effect<ReadonlyArray<OpResult>> => {
+            while (i < ops.length) {
+              const op = ops[i]
+              const space = ready.get(op.ns)
+              const fast = space === undefined ? undefined : applySync(space, from, now, op)
+              if (fast === undefined) {
+                return Effect.flatMap(slow(op), (result) => {
+                  results[i++] = result
+                  return loop()
+                })
+              }
+              results[i++] = fast
             }
-            return Effect.flatMap(space, (found) =>
-              Either.isRight(found)
-                ? apply(found.right, from, now, op)
-                : Effect.succeed<OpResult>({ _tag: "Failed", message: describe(found.left) }))
-          })
+            return Effect.succeed(results)
+          }
+          return loop()
         }),
       invalidateTag: (from, now, ns, tag) =>
         remote(

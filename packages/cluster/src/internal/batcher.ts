@@ -1,6 +1,7 @@
 /**
  * Per-peer batching of key operations. Operations that reach a peer queue in the same turn of the
- * event loop leave as one `Batch` RPC (up to `maxBatch` operations each), so throughput grows with
+ * event loop leave as one `Batch` RPC (up to `maxBatch` operations and about `maxBatchBytes` of
+ * values each, so a batch stays well inside a peer's frame bound), so throughput grows with
  * concurrency instead of being bound by one round trip per key.
  *
  * Concurrency: the queue of a peer is flushed on `setImmediate`, after the I/O callbacks of the
@@ -72,8 +73,9 @@ interface Peer {
 export const make = (
   node: ClusterNode["Type"],
   runtime: Runtime.Runtime<never>,
-  maxBatch = 1024,
-  maxInflight = 2
+  maxBatch = 512,
+  maxInflight = 1,
+  maxBatchBytes = 512 * 1024
 ): Batcher => {
   const peers = new Map<string, Peer>()
   const runFork = RuntimeModule.runFork(runtime)
@@ -137,7 +139,14 @@ export const make = (
     state.scheduled = false
     while (state.inflight < maxInflight && state.queued > 0) {
       const queue = state.queues[0]
-      const batch = queue.items.length <= maxBatch ? queue.items : queue.items.splice(0, maxBatch)
+      // At most `maxBatch` operations and about `maxBatchBytes` of values (at least one operation).
+      let count = 0
+      let bytes = 0
+      while (count < queue.items.length && count < maxBatch && (count === 0 || bytes < maxBatchBytes)) {
+        bytes += weight(queue.items[count].op)
+        count++
+      }
+      const batch = count === queue.items.length ? queue.items : queue.items.splice(0, count)
       if (batch === queue.items) state.queues.shift()
       state.queued -= batch.length
       send(peer, state, queue.now, batch)
@@ -192,3 +201,7 @@ export const make = (
     }
   }
 }
+
+/** About how many bytes `op` adds to a frame. */
+const weight = (op: Op): number =>
+  op._tag === "Set" || op._tag === "ReplicaPut" ? 64 + op.key.length + op.entry.value.length : 64 + op.ns.length

@@ -99,6 +99,56 @@ export const OpResult = Schema.Union(
 )
 export type OpResult = typeof OpResult.Type
 
+/*
+ * The operations and results of a `Batch` are checked by hand-written guards instead of
+ * `Schema.Array(Op)`: the same shapes are required (a message that does not match still gets an
+ * error reply), without a Schema parse and copy of every operation on both sides.
+ */
+type Guard = (u: unknown) => boolean
+const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null
+const isString: Guard = (u) => typeof u === "string"
+const isNumber: Guard = (u) => typeof u === "number"
+const isBoolean: Guard = (u) => typeof u === "boolean"
+const isStrings: Guard = (u) => Array.isArray(u) && u.every(isString)
+const isWireEntry: Guard = (u) =>
+  isRecord(u) && isString(u.value) && (u.expiresAt === null || isNumber(u.expiresAt)) && isStrings(u.tags) &&
+  isNumber(u.version)
+const opFields: Record<Op["_tag"], Record<string, Guard>> = {
+  Get: { ns: isString, key: isString, watch: isBoolean },
+  Has: { ns: isString, key: isString },
+  Set: { ns: isString, key: isString, entry: isWireEntry, ifNewer: isBoolean, watch: isBoolean },
+  Delete: { ns: isString, key: isString },
+  ReplicaPut: { ns: isString, key: isString, entry: isWireEntry, origin: isString },
+  ReplicaDelete: { ns: isString, key: isString, version: isNumber, origin: isString },
+  ReplicaTag: { ns: isString, tag: isString, version: isNumber, origin: isString },
+  ReplicaFlush: { ns: isString, version: isNumber, origin: isString }
+}
+const resultFields: Record<OpResult["_tag"], Record<string, Guard>> = {
+  Found: { entry: isWireEntry },
+  Missing: {},
+  Bool: { value: isBoolean },
+  Failed: { message: isString }
+}
+const tagged = (fields: Record<string, Record<string, Guard>>): Guard => (u) => {
+  if (!isRecord(u) || typeof u._tag !== "string" || !Object.hasOwn(fields, u._tag)) return false
+  const shape = fields[u._tag]
+  for (const name in shape) if (!shape[name](u[name])) return false
+  return true
+}
+const isOp = tagged(opFields)
+const isOpResult = tagged(resultFields)
+
+/** The operations of one `Batch`. */
+export const Ops = Schema.declare(
+  (u: unknown): u is ReadonlyArray<Op> => Array.isArray(u) && u.every(isOp),
+  { identifier: "Ops", description: "an array of cache operations" }
+)
+/** The results of one `Batch`, in the order of its operations. */
+export const OpResults = Schema.declare(
+  (u: unknown): u is ReadonlyArray<OpResult> => Array.isArray(u) && u.every(isOpResult),
+  { identifier: "OpResults", description: "an array of operation results" }
+)
+
 export const Change = Schema.Union(
   Schema.TaggedStruct("Keys", { keys: Schema.Array(Schema.String) }),
   Schema.TaggedStruct("Tag", { tag: Schema.String }),
@@ -125,8 +175,8 @@ export class Rpcs extends RpcGroup.make(
   }),
   Rpc.make("Leave", { payload: { member: MemberRecord }, error: Unauthorized }),
   Rpc.make("Batch", {
-    payload: { now: Schema.Number, ops: Schema.Array(Op) },
-    success: Schema.Array(OpResult),
+    payload: { now: Schema.Number, ops: Ops },
+    success: OpResults,
     error: Schema.Union(Unauthorized, RemoteFailure)
   }),
   Rpc.make("InvalidateTag", {
