@@ -23,7 +23,7 @@
  * Expiry is by the absolute `expiresAt` every node keeps, so nodes whose clocks agree expire an
  * entry at the same moment.
  */
-import type { BackendError, Codec } from "@vela/core"
+import type { BackendError, CacheError, Codec } from "@vela/core"
 import { Backend, CodecError, ConfigError, Topology } from "@vela/core"
 import type { Duration } from "effect"
 import { Clock, Deferred, Effect, Either, Exit, FiberId, Layer, Option, PubSub, Schedule, Scope, Stream } from "effect"
@@ -96,6 +96,8 @@ export const make = (
       watched: boolean
     }
     const spaces = new Map<string, Deferred.Deferred<Space, BackendError | ConfigError>>()
+    /** The spaces `spaces` has finished opening, for lookups without the runtime. */
+    const ready = new Map<string, Space>()
 
     const openSpace = (name: string, open?: Backend.OpenOptions): Effect.Effect<Space, BackendError | ConfigError> =>
       Effect.suspend(() => {
@@ -123,6 +125,7 @@ export const make = (
         })
         return Effect.onExit(Effect.provideService(build, Scope.Scope, scope), (exit) => {
           if (Exit.isFailure(exit)) spaces.delete(name)
+          else ready.set(name, exit.value)
           return Deferred.done(deferred, exit)
         })
       })
@@ -149,10 +152,30 @@ export const make = (
       }
     }
 
-    const applyPut = (space: Space, key: string, entry: WireEntry, origin: string) => {
+    /**
+     * A put, applied at once when the store is an authoritative in-memory one (what holders use):
+     * whether it changed the key, or what is left to run otherwise.
+     */
+    const putNow = (
+      space: Space,
+      key: string,
+      entry: WireEntry,
+      origin: string
+    ): boolean | Effect.Effect<boolean, CacheError> => {
       hlc.observe(entry.version)
       const outcome = space.replica.put(key, { version: entry.version, origin }, entry.expiresAt, entry.tags)
+      if (outcome === "stale") return false
+      const sync = space.store.sync
+      if (outcome === "stored" && sync?.set !== undefined && sync.authoritative) {
+        sync.set(key, fromWire(entry))
+        return true
+      }
       return follow(space, key, outcome, fromWire(entry))
+    }
+
+    const applyPut = (space: Space, key: string, entry: WireEntry, origin: string) => {
+      const now = putNow(space, key, entry, origin)
+      return typeof now === "boolean" ? Effect.succeed(now) : now
     }
 
     const applyDelete = (space: Space, key: string, at: Stamp) => {
@@ -245,16 +268,51 @@ export const make = (
 
     yield* node.serve({
       batch: (_from, _now, ops) =>
-        Effect.forEach(ops, (op) =>
-          Effect.flatMap(Effect.either(openSpace(op.ns)), (space) =>
-            Either.isLeft(space)
-              ? Effect.succeed<OpResult>({ _tag: "Failed", message: describe(space.left) })
-              : serveOp(space.right, op).pipe(
-                Effect.match({
-                  onFailure: (error): OpResult => ({ _tag: "Failed", message: describe(error) }),
-                  onSuccess: (value): OpResult => ({ _tag: "Bool", value })
+        Effect.suspend(() => {
+          // Puts into an open in-memory space are applied in a plain loop; anything else (and a
+          // put whose near caches must hear of it) goes the Effect way, one at a time, in order.
+          const results = new Array<OpResult>(ops.length)
+          let i = 0
+          const slow = (op: Op): Effect.Effect<OpResult> =>
+            Effect.flatMap(Effect.either(openSpace(op.ns)), (space) =>
+              Either.isLeft(space)
+                ? Effect.succeed<OpResult>({ _tag: "Failed", message: describe(space.left) })
+                : serveOp(space.right, op).pipe(
+                  Effect.match({
+                    onFailure: (error): OpResult => ({ _tag: "Failed", message: describe(error) }),
+                    onSuccess: (value): OpResult => value ? yes : no
+                  })
+                ))
+          const loop = (): Effect.Effect<ReadonlyArray<OpResult>> => {
+            while (i < ops.length) {
+              const op = ops[i]
+              const space = op._tag === "ReplicaPut" ? ready.get(op.ns) : undefined
+              if (space === undefined || space.watched) {
+                return Effect.flatMap(slow(op), (result) => {
+                  results[i++] = result
+                  return loop()
                 })
-              ))),
+              }
+              const put = op as Extract<Op, { _tag: "ReplicaPut" }>
+              const changed = putNow(space, put.key, put.entry, put.origin)
+              if (typeof changed !== "boolean") {
+                return Effect.flatMap(
+                  Effect.match(changed, {
+                    onFailure: (error): OpResult => ({ _tag: "Failed", message: describe(error) }),
+                    onSuccess: (value): OpResult => value ? yes : no
+                  }),
+                  (result) => {
+                    results[i++] = result
+                    return loop()
+                  }
+                )
+              }
+              results[i++] = changed ? yes : no
+            }
+            return Effect.succeed(results)
+          }
+          return loop()
+        }),
       invalidateTag: () => Effect.fail(notPartitioned),
       clear: () => Effect.fail(notPartitioned),
       size: () => Effect.fail(notPartitioned),
@@ -513,6 +571,8 @@ class DelegateClock implements Clock.Clock {
 const notPartitioned = new RemoteFailure({ message: "this node serves the Replicated topology", cause: null })
 
 const noop = () => {}
+const yes: OpResult = { _tag: "Bool", value: true }
+const no: OpResult = { _tag: "Bool", value: false }
 
 /** Holders keep the text the writer encoded; the backend stores it as it is. */
 const text: Codec.Codec = {
