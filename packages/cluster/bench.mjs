@@ -5,7 +5,8 @@
 // (small objects, ~60 bytes of JSON) are written through A with replicas 0 and 1. Measured, with
 // 64 concurrent workers over uniformly drawn keys: `cache.get` of keys whose holders are all on
 // other processes (every read is an RPC, batched per peer per event-loop turn), `cache.get` of keys
-// A owns, `cache.get` on Memory + Local, and ioredis `GET` on the same values' JSON.
+// A owns, `cache.get` on Memory + Local, and ioredis `GET` on the same values' JSON; and `cache.put`
+// of the remote keys (acknowledged once every holder applied it).
 // Then Replicated over three processes: `cache.get` (always local) and `cache.put` (applied here,
 // acknowledged once both peers applied it).
 // Run: npx tsc -b packages/cluster && node packages/cluster/bench.mjs   (OPS=… ROUNDS=… to change)
@@ -184,6 +185,10 @@ for (const replicas of [0, 1]) {
   await measure(
     `Partitioned r${replicas}: remote get (${remote.length} keys)`,
     (i) => Effect.runPromise(cache.get(remoteDraws[i]))
+  )
+  await measure(
+    `Partitioned r${replicas}: put (acknowledged by ${1 + replicas} holder${replicas === 0 ? "" : "s"})`,
+    (i) => Effect.runPromise(cache.put(remoteDraws[i], valueOf(i)))
   )
   await measure(`Partitioned r${replicas}: local-owner get`, (i) => Effect.runPromise(cache.get(ownedDraws[i])))
   for (const child of children.splice(0)) child.stdin?.end()
