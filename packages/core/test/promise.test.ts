@@ -204,9 +204,10 @@ describe("createCache", () => {
       await cache.getOrFetch("f", async () => "x")
       console.log(await cache.get("k"))
     `
+    // The child is killed at 10 s; the test waits longer, so a hanging child never outlives it.
     const { stdout } = await promisify(execFile)(process.execPath, ["--input-type=module", "-e", program], {
       timeout: 10_000
     })
     expect(stdout.trim()).toBe("v")
-  })
+  }, 20_000)
 })
