@@ -2,7 +2,8 @@
  * topology_bench: one cache through the Effect API on the Local topology (Memory) against the
  * Partitioned topology of 3 cluster nodes in this process (`@vela/cluster`, Memory backends,
  * replicas 1, loopback TCP), measured from the first node, so about 2 keys in 3 live on a peer.
- * Keys: 10,000 (100,000 with `--full`), preloaded; cases: get hit (round-robin), put with a TTL,
+ * Keys: 10,000 (100,000 with `--full`), preloaded; cases: get hit (round-robin), getOrFetch of a
+ * present key, put with a TTL,
  * and the Zipf(0.99) 90/10 mix, at concurrency 1 and 64. Run: `npm run bench -- topology`.
  */
 import type { ClusterNode } from "@vela/cluster"
@@ -31,6 +32,7 @@ const cases = (): ReadonlyArray<Drive.Workload> => {
   return [
     Drive.uniform("preload", Drive.SET, keys, values, true, TTL),
     Drive.uniform("get hit", Drive.GET, keys, values, true, TTL),
+    Drive.uniform("getOrFetch hit", Drive.FETCH, keys, values, true, TTL),
     Drive.uniform("put with TTL", Drive.SET, keys, values, true, TTL),
     Drive.workload(
       "zipf 90/10 mix",
@@ -242,7 +244,7 @@ export const run = async (): Promise<SuiteResult> => {
       `3 @vela/cluster nodes in this process (Memory backends, replicas 1, loopback TCP), measured from the first ` +
       `node. ${KEYS.toLocaleString("en-US")} keys preloaded${
         full ? "" : " (short mode; 100,000 with --full)"
-      }; get hit, put with TTL, Zipf(0.99) 90/10 mix.`,
+      }; get hit, getOrFetch hit, put with TTL, Zipf(0.99) 90/10 mix.`,
     tables: names.map((name) => table(name, rows.filter((row) => row.case === name))),
     charts: [{
       file: "topology.svg",
