@@ -110,8 +110,7 @@ export interface NodeProcess {
   readonly request: <A = unknown>(op: string, args?: Record<string, unknown>) => Effect.Effect<A, Error>
 }
 
-const fixture = fileURLToPath(new URL("./fixtures/node.mjs", import.meta.url))
-
+/** Starts `fixture` (a script in test/fixtures speaking node.mjs's protocol) and waits until it is ready. */
 export const spawnNode = (
   env: {
     readonly SEEDS?: string
@@ -120,11 +119,14 @@ export const spawnNode = (
     readonly PORT?: string
     /** `"replicated"` for the Replicated topology; Partitioned otherwise. */
     readonly TOPOLOGY?: string
-  }
+  },
+  fixture = "node.mjs"
 ) =>
   Effect.acquireRelease(
     Effect.async<NodeProcess, Error>((resume) => {
-      const child = ChildProcess.spawn(process.execPath, [fixture], {
+      const child = ChildProcess.spawn(process.execPath, [
+        fileURLToPath(new URL(`./fixtures/${fixture}`, import.meta.url))
+      ], {
         env: { ...process.env, PORT: "0", ...env },
         stdio: ["pipe", "pipe", "inherit"]
       })
