@@ -56,6 +56,7 @@ import * as Check from "./internal/options.js"
 import type { Change, LeaseOutcome, Op, OpResult, WireEntry } from "./internal/protocol.js"
 import { RemoteFailure } from "./internal/protocol.js"
 import { RequestClock } from "./internal/requestClock.js"
+import { describe, fromWire, text, toWire } from "./internal/wire.js"
 
 export interface PartitionedOptions {
   /** Copies of each key beyond its owner (default 1). */
@@ -781,29 +782,3 @@ const nextVersion = (): number => {
 const noop = () => {}
 const missing: OpResult = { _tag: "Missing" }
 const done: OpResult = { _tag: "Bool", value: true }
-
-/** Holders keep the text the requester encoded; the backend stores it as it is. */
-const text: Codec.Codec = {
-  encode: (key, value) =>
-    typeof value === "string"
-      ? Either.right(value)
-      : Either.left(new CodecError({ key, direction: "encode", cause: "the cluster stores encoded text only" })),
-  decode: (_key, encoded) => Either.right(encoded)
-}
-
-const toWire = (entry: Backend.Entry): WireEntry => ({
-  value: entry.value as string,
-  expiresAt: entry.expiresAt,
-  tags: entry.tags,
-  version: entry.version
-})
-
-const fromWire = (entry: WireEntry): Backend.Entry => ({
-  value: entry.value,
-  expiresAt: entry.expiresAt,
-  tags: entry.tags,
-  version: entry.version
-})
-
-const describe = (cause: unknown): string =>
-  cause instanceof Error ? cause.message : typeof cause === "string" ? cause : String(cause)

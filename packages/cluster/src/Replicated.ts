@@ -24,7 +24,7 @@
  * entry at the same moment.
  */
 import type { BackendError, CacheError, Codec } from "@vela/core"
-import { Backend, CodecError, ConfigError, Topology } from "@vela/core"
+import { Backend, ConfigError, Topology } from "@vela/core"
 import type { Duration } from "effect"
 import { Clock, Deferred, Effect, Either, Exit, FiberId, Layer, Option, PubSub, Schedule, Scope, Stream } from "effect"
 import * as ClusterNode from "./ClusterNode.js"
@@ -35,6 +35,7 @@ import type { Op, OpResult, ReplicaItem, SpaceDigest, WireEntry } from "./intern
 import { RemoteFailure } from "./internal/protocol.js"
 import type { Outcome, Stamp } from "./internal/replica.js"
 import { BUCKETS, Hlc, Replica } from "./internal/replica.js"
+import { describe, fromWire, text, toWire } from "./internal/wire.js"
 
 export interface ReplicatedOptions {
   /** How often a node compares its state with a random peer and pulls what differs. Default 5 s. */
@@ -573,29 +574,3 @@ const notPartitioned = new RemoteFailure({ message: "this node serves the Replic
 const noop = () => {}
 const yes: OpResult = { _tag: "Bool", value: true }
 const no: OpResult = { _tag: "Bool", value: false }
-
-/** Holders keep the text the writer encoded; the backend stores it as it is. */
-const text: Codec.Codec = {
-  encode: (key, value) =>
-    typeof value === "string"
-      ? Either.right(value)
-      : Either.left(new CodecError({ key, direction: "encode", cause: "the cluster stores encoded text only" })),
-  decode: (_key, encoded) => Either.right(encoded)
-}
-
-const toWire = (entry: Backend.Entry): WireEntry => ({
-  value: entry.value as string,
-  expiresAt: entry.expiresAt,
-  tags: entry.tags,
-  version: entry.version
-})
-
-const fromWire = (entry: WireEntry): Backend.Entry => ({
-  value: entry.value,
-  expiresAt: entry.expiresAt,
-  tags: entry.tags,
-  version: entry.version
-})
-
-const describe = (cause: unknown): string =>
-  cause instanceof Error ? cause.message : typeof cause === "string" ? cause : String(cause)
