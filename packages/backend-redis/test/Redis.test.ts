@@ -1,7 +1,7 @@
 import { assert, describe, layer } from "@effect/vitest"
 import { Redis } from "@vela/backend-redis"
-import { Backend, Codec, Local, NearCache } from "@vela/core"
-import { conformance } from "@vela/core/testing"
+import { Backend, Local, NearCache } from "@vela/core"
+import { conformance, openOptions } from "@vela/core/testing"
 import { Cause, Context, Effect, Either, Layer, Option, TestClock } from "effect"
 import { Keyspace } from "../src/internal/keys.js"
 import { cacheOn, eventually, failureTag, promise, rawClient, uniqueName } from "./utils/caches.js"
@@ -99,15 +99,7 @@ describe("Redis backend", () => {
         const keys = new Keyspace("vela:", name, 1)
         const context = yield* Layer.build(Redis.layer({ url: server.url }))
         const backend = Context.get(context, Backend.Backend)
-        const store = yield* backend.open({
-          namespace: name,
-          clock: yield* Effect.clock,
-          codec: Codec.json,
-          maxSize: Infinity,
-          evictionPolicy: "ttl-only",
-          onEvict: () => {},
-          onExpire: () => {}
-        })
+        const store = yield* backend.open(openOptions(name, yield* Effect.clock))
         const entry = (tags: ReadonlyArray<string>) => ({ value: 1, expiresAt: null, tags, version: 0 })
         yield* store.set("a", entry(["t"]))
         yield* store.set("b", entry(["t"]))

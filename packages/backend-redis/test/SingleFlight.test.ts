@@ -1,8 +1,9 @@
 import { assert, describe, layer } from "@effect/vitest"
 import { Redis } from "@vela/backend-redis"
-import { Backend, Codec } from "@vela/core"
+import { Backend } from "@vela/core"
+import { openOptions } from "@vela/core/testing"
 import type { Duration } from "effect"
-import { Clock, Effect, Layer } from "effect"
+import { Effect, Layer } from "effect"
 import { Keyspace } from "../src/internal/keys.js"
 import { cacheOn, failureTag, promise, rawClient, uniqueName } from "./utils/caches.js"
 import * as RedisServer from "./utils/RedisServer.js"
@@ -74,17 +75,7 @@ describe("distributed single flight", () => {
         // Two stores of one namespace on separate connections, as two processes would have them.
         const open = Effect.flatMap(Layer.build(Redis.layer({ url: server.url })), (context) =>
           Backend.Backend.pipe(
-            Effect.flatMap((backend) =>
-              backend.open({
-                namespace,
-                clock: Clock.make(),
-                codec: Codec.json,
-                maxSize: Infinity,
-                evictionPolicy: "ttl-only",
-                onEvict: () => {},
-                onExpire: () => {}
-              })
-            ),
+            Effect.flatMap((backend) => backend.open(openOptions(namespace))),
             Effect.provide(context)
           ))
         const [first, second] = yield* Effect.all([open, open])

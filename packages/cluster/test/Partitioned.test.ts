@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Codec, NearCache, Topology } from "@vela/core"
-import { Chunk, Clock, Context, Effect, Exit, Fiber, Layer, Option, Schedule, Scope, Stream } from "effect"
+import { NearCache, Topology } from "@vela/core"
+import { openOptions } from "@vela/core/testing"
+import { Chunk, Context, Effect, Exit, Fiber, Layer, Option, Schedule, Scope, Stream } from "effect"
 import { awaitMembers, cacheOn, startPartitioned } from "./utils.js"
 
 /** Retries `check` every 20 ms until it passes, at most `attempts` times. */
@@ -163,15 +164,7 @@ describe("Partitioned", () => {
         const bScope = yield* Scope.make()
         const b = yield* startPartitioned([a.node.id]).pipe(Scope.extend(bScope))
         yield* Effect.all([a, b].map((n) => awaitMembers(n.node, [a.node.id, b.node.id])), { concurrency: "unbounded" })
-        const store = yield* a.topology.open({
-          namespace: "watched",
-          clock: Clock.make(),
-          codec: Codec.json,
-          maxSize: Infinity,
-          evictionPolicy: "ttl-only",
-          onEvict: () => {},
-          onExpire: () => {}
-        })
+        const store = yield* a.topology.open(openOptions("watched"))
         const seen = yield* store.invalidations.pipe(
           Stream.filter((change) => change._tag === "Disconnected" || change._tag === "Connected"),
           Stream.take(2),

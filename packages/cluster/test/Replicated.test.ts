@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Codec, NearCache, Topology } from "@vela/core"
-import { Chunk, Clock, Context, Effect, Exit, Fiber, Layer, Option, Schedule, Scope, Stream } from "effect"
+import { NearCache, Topology } from "@vela/core"
+import { openOptions } from "@vela/core/testing"
+import { Chunk, Context, Effect, Exit, Fiber, Layer, Option, Schedule, Scope, Stream } from "effect"
 import { awaitMembers, cacheOn, startReplicated } from "./utils.js"
 
 /** Retries `check` every 20 ms until it passes, at most `attempts` times. */
@@ -193,15 +194,7 @@ describe("Replicated", () => {
         const bScope = yield* Scope.make()
         const b = yield* startReplicated([a.node.id]).pipe(Scope.extend(bScope))
         yield* connected([a, b])
-        const store = yield* a.topology.open({
-          namespace: "watched",
-          clock: Clock.make(),
-          codec: Codec.json,
-          maxSize: Infinity,
-          evictionPolicy: "ttl-only",
-          onEvict: () => {},
-          onExpire: () => {}
-        })
+        const store = yield* a.topology.open(openOptions("watched"))
         const seen = yield* store.invalidations.pipe(
           Stream.filter((change) => change._tag === "Disconnected" || change._tag === "Connected"),
           Stream.take(2),

@@ -13,8 +13,9 @@
  */
 import { assert, describe, layer } from "@effect/vitest"
 import type { Layer } from "effect"
-import { Cause, Deferred, Effect, Exit, FastCheck as fc, Option, Schema, TestClock } from "effect"
-import type { EvictionPolicy } from "./Backend.js"
+import { Cause, Clock, Deferred, Effect, Exit, FastCheck as fc, Option, Schema, TestClock } from "effect"
+import type { EvictionPolicy, OpenOptions } from "./Backend.js"
+import * as Codec from "./Codec.js"
 import type { Topology } from "./Topology.js"
 import * as Vela from "./Vela.js"
 
@@ -267,6 +268,20 @@ export const conformance = <E>(
     })
   })
 }
+
+/**
+ * The options a cache would open `namespace` with: the JSON codec, no bound, no hooks. For tests that
+ * drive a `Store` directly.
+ */
+export const openOptions = (namespace: string, clock: Clock.Clock = Clock.make()): OpenOptions => ({
+  namespace,
+  clock,
+  codec: Codec.json,
+  maxSize: Infinity,
+  evictionPolicy: "ttl-only",
+  onEvict: () => {},
+  onExpire: () => {}
+})
 
 // internal
 
