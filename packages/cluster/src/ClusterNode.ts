@@ -23,7 +23,7 @@
  * connection is affected. Internals run on the live clock, so a `TestClock` in the caller's
  * context never stalls heartbeats or network timeouts.
  */
-import { NodeSocket, NodeSocketServer } from "@effect/platform-node"
+import { NodeSocket } from "@effect/platform-node"
 import * as Socket from "@effect/platform/Socket"
 import * as SocketServer from "@effect/platform/SocketServer"
 import { RpcClient, RpcClientError, RpcSerialization, RpcServer } from "@effect/rpc"
@@ -31,6 +31,7 @@ import type { RpcGroup } from "@effect/rpc"
 import { BackendError, ConfigError, NodeUnavailable } from "@vela/core"
 import type { Duration, Scope } from "effect"
 import {
+  Cause,
   Context,
   Deferred,
   Effect,
@@ -41,12 +42,16 @@ import {
   Layer,
   Mailbox,
   Redacted,
+  Runtime,
   Schedule,
   Scope as ScopeModule,
   SubscriptionRef
 } from "effect"
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto"
+import * as Net from "node:net"
 import { Discovery } from "./Discovery.js"
+import * as Lane from "./internal/lane.js"
+import * as Listener from "./internal/listener.js"
 import { live } from "./internal/live.js"
 import * as Check from "./internal/options.js"
 import type { Change, LeaseOutcome, MemberRecord, Op, OpResult, ReplicaItem, SpaceDigest } from "./internal/protocol.js"
@@ -130,6 +135,17 @@ export class ClusterNode extends Context.Tag("@vela/cluster/ClusterNode")<Cluste
     peer: string,
     f: (client: Client) => Effect.Effect<A, E | RpcClientError.RpcClientError | Unauthorized>
   ) => Effect.Effect<A, Exclude<E, RpcClientError.RpcClientError | Unauthorized> | NodeUnavailable>
+  /**
+   * Sends a batch of key operations to `peer` on the data lane (a connection of its own, opened
+   * and authenticated on first use); `done` is called once, with the results in order or a
+   * `NodeUnavailable`. Plain callbacks: this is the hot path of every topology.
+   */
+  readonly batch: (
+    peer: string,
+    now: number,
+    ops: ReadonlyArray<Op>,
+    done: (answer: ReadonlyArray<OpResult> | NodeUnavailable) => void
+  ) => void
   /** Serves cache operations to peers while the scope is open; one service per node. */
   readonly serve: (service: Service) => Effect.Effect<void, never, Scope.Scope>
 }>() {}
@@ -203,11 +219,17 @@ const makeNode = (options: ClusterNodeOptions) =>
 
     // Server
 
-    const socketServer = yield* (options.tls === undefined
-      ? NodeSocketServer.make({ host: options.host, port: options.port, noDelay: true })
-      : Tls.server(options.tls, { host: options.host, port: options.port })).pipe(
-        Effect.mapError((cause) => new BackendError({ backend: "cluster", operation: "listen", cause }))
-      )
+    const runFork = Runtime.runFork(yield* Effect.runtime<never>())
+    const proofs: Lane.Secret = {
+      prove: (role, first, second, member) => prove(secret, role, first, second, member),
+      check: sameProof
+    }
+    // Lanes are served once the service below is defined; one that comes earlier is closed.
+    const lanesServed: { options?: Lane.ServeOptions } = {}
+    const socketServer = yield* Listener.make(
+      { host: options.host, port: options.port, tls: options.tls },
+      (conn, first) => lanesServed.options === undefined ? conn.destroy() : Lane.serve(conn, first, lanesServed.options)
+    ).pipe(Effect.mapError((cause) => new BackendError({ backend: "cluster", operation: "listen", cause })))
     const address = socketServer.address
     const port = address._tag === "TcpAddress" ? address.port : options.port
     const id = `${options.host}:${port}`
@@ -301,7 +323,6 @@ const makeNode = (options: ClusterNodeOptions) =>
             return view()
           })),
       Leave: ({ member }, { clientId }) => authenticated(clientId, "Leave", () => Effect.sync(() => left(member))),
-      Batch: ({ now, ops }, { clientId }) => served(clientId, "Batch", (s, from) => s.batch(from, now, ops)),
       InvalidateTag: ({ now, ns, tag }, { clientId }) =>
         served(clientId, "InvalidateTag", (s, from) => s.invalidateTag(from, now, ns, tag)),
       Clear: ({ ns }, { clientId }) => served(clientId, "Clear", (s, from) => s.clear(from, ns)),
@@ -320,6 +341,22 @@ const makeNode = (options: ClusterNodeOptions) =>
       Effect.provideService(RpcServer.Protocol, protocol),
       Effect.forkScoped
     )
+
+    lanesServed.options = {
+      id,
+      secret: proofs,
+      maxFrameBytes,
+      handshakeTimeout: connectTimeout,
+      batch: (from, now, ops, answer) => {
+        if (service === undefined) return answer(noService.message)
+        runFork(service.batch(from, now, ops), { immediate: true }).addObserver((exit) =>
+          answer(Exit.isSuccess(exit) ? exit.value : `a batch failed on ${id}: ${Cause.pretty(exit.cause)}`)
+        )
+      },
+      refused: (reason) => {
+        runFork(Effect.logWarning(`vela cluster ${id}: refused a lane connection: ${reason}`))
+      }
+    }
 
     // Membership
 
@@ -477,6 +514,37 @@ const makeNode = (options: ClusterNodeOptions) =>
       )
     }
 
+    const lanes = new Map<string, Lane.Lane>()
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        for (const lane of lanes.values()) lane.close()
+      })
+    )
+    const batch: ClusterNode["Type"]["batch"] = (peer, now, ops, done) => {
+      let lane = lanes.get(peer)
+      if (lane === undefined) {
+        const target = Check.parseAddress(peer)
+        if (target === undefined) return done(unavailable(peer, "not a host:port address"))
+        const opened: Lane.Lane = Lane.connect({
+          self,
+          peer,
+          secret: proofs,
+          maxFrameBytes,
+          connectTimeout,
+          requestTimeout,
+          open: (onOpen) =>
+            options.tls === undefined
+              ? Net.connect({ host: target.host, port: target.port, noDelay: true }, onOpen)
+              : Tls.connectRaw(options.tls, target, onOpen),
+          onClose: () => {
+            if (lanes.get(peer) === opened) lanes.delete(peer)
+          }
+        })
+        lanes.set(peer, lane = opened)
+      }
+      lane.send(now, ops, done)
+    }
+
     // Heartbeats
 
     const inflight = new Set<string>()
@@ -536,6 +604,7 @@ const makeNode = (options: ClusterNodeOptions) =>
       members,
       currentMembers: () => published,
       call,
+      batch,
       serve: (next) =>
         Effect.acquireRelease(
           Effect.sync(() => {

@@ -34,6 +34,7 @@ import type { CacheError, Codec } from "@vela/core"
 import { Backend, BackendError, CodecError, ConfigError, FetchTimeout, NodeUnavailable, Topology } from "@vela/core"
 import type { Duration } from "effect"
 import {
+  Cause,
   Deferred,
   Effect,
   Either,
@@ -86,7 +87,7 @@ export const make = (
     const scope = yield* Effect.scope
     const runtime = yield* Effect.withClock(Effect.runtime<never>(), live)
     const runFork = Runtime.runFork(runtime)
-    const batcher = Batcher.make(node, runtime)
+    const batcher = Batcher.make(node)
     const self = node.id
     const copies = 1 + replicas
 
@@ -109,6 +110,20 @@ export const make = (
         }
       }
       return ring
+    }
+    // A read asks for its key's owner twice (the synchronous view, then the remote read): the
+    // last answer is kept.
+    let ownedKey: string | undefined
+    let ownedRing: HashRing.HashRing | undefined
+    let ownedBy: string = self
+    const ownerOf = (key: string): string => {
+      const current = currentRing()
+      if (key !== ownedKey || current !== ownedRing) {
+        ownedKey = key
+        ownedRing = current
+        ownedBy = HashRing.owner(current, key) ?? self
+      }
+      return ownedBy
     }
     const rings = new Map<string, HashRing.HashRing>()
     const ringOf = (members: ReadonlyArray<string>) => {
@@ -553,7 +568,7 @@ export const make = (
       const read = (key: string, op: Op, operation: string): Effect.Effect<OpResult, CacheError> => {
         const now = nowOf()
         const current = currentRing()
-        const owner = HashRing.owner(current, key) ?? self
+        const owner = ownerOf(key)
         // The replicas are only ranked when the owner cannot answer.
         let holders: ReadonlyArray<string> | undefined
         const attempt = (i: number, last: unknown): Effect.Effect<OpResult, CacheError> => {
@@ -646,7 +661,7 @@ export const make = (
         // any doubt) goes the asynchronous way, so `authoritative` is false.
         authoritative: false,
         get: (key) => {
-          if (HashRing.owner(currentRing(), key) !== self) return undefined
+          if (ownerOf(key) !== self) return undefined
           space.clock.now = nowOf()
           const entry = localSync.get(key)
           if (entry === undefined) return undefined
@@ -657,8 +672,42 @@ export const make = (
         }
       }
 
+      /** `store.get`'s answer through a callback, for the reads `getCallback` leaves to it. */
+      const getThroughRuntime = (
+        key: string,
+        done: (entry: Backend.Entry | undefined, failure?: CacheError) => void
+      ) => {
+        runFork(store.get(key), { immediate: true }).addObserver((exit) => {
+          if (Exit.isSuccess(exit)) return done(Option.getOrUndefined(exit.value))
+          const failure = Cause.failureOption(exit.cause)
+          done(
+            undefined,
+            Option.isSome(failure)
+              ? failure.value
+              : new BackendError({ backend: "cluster", operation: "get", cause: Cause.squash(exit.cause) })
+          )
+        })
+      }
+
       const store: Backend.Store = {
         sync,
+        // The common remote read without the runtime: the owner answers. Anything else (the owner
+        // cannot be reached, this node owns the key, a miss while entries may be moving) takes `get`.
+        getCallback: (key, done) => {
+          const owner = ownerOf(key)
+          if (owner === self) return getThroughRuntime(key, done)
+          batcher.send(owner, nowOf(), { _tag: "Get", ns, key, watch: watching() }, (result) => {
+            if (result instanceof NodeUnavailable) return getThroughRuntime(key, done)
+            if (result._tag === "Failed") return done(undefined, failed(owner, "get", result))
+            if (result._tag !== "Found") {
+              return live.unsafeCurrentTimeMillis() - changedAt < grace ? getThroughRuntime(key, done) : done(undefined)
+            }
+            const value = codec.decode(key, result.entry.value)
+            if (Either.isLeft(value)) return done(undefined, value.left)
+            const { expiresAt, tags, version } = result.entry
+            done({ value: value.right, expiresAt, tags, version })
+          })
+        },
         get: (key) =>
           Effect.flatMap(
             read(key, { _tag: "Get", ns, key, watch: watching() }, "get"),
@@ -734,7 +783,7 @@ export const make = (
           return invalidations
         },
         singleFlight: <A, E, R>(key: string, fetch: Effect.Effect<A, E, R>, timeoutMillis: number) => {
-          const owner = HashRing.owner(currentRing(), key) ?? self
+          const owner = ownerOf(key)
           const acquire: Effect.Effect<LeaseOutcome, NodeUnavailable | RemoteFailure> = owner === self
             ? leaseHere(space, key, timeoutMillis)
             : node.call(owner, (client) => client.Lease({ ns, key, timeout: timeoutMillis }))

@@ -77,8 +77,7 @@ export const make = (
     const backend = yield* Backend.Backend
     const node = yield* ClusterNode.ClusterNode
     const scope = yield* Effect.scope
-    const runtime = yield* Effect.withClock(Effect.runtime<never>(), live)
-    const batcher = Batcher.make(node, runtime)
+    const batcher = Batcher.make(node)
     const self = node.id
     const hlc = new Hlc(() => live.unsafeCurrentTimeMillis())
     const stamp = (): Stamp => ({ version: hlc.next(), origin: self })

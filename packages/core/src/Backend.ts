@@ -75,6 +75,14 @@ export interface Store {
   /** Present on in-process stores. */
   readonly sync?: SyncStore | undefined
   /**
+   * `get` without the runtime, for stores whose reads wait on the network: `done` is called once,
+   * with the live entry (or `undefined`), or with the failure `get` would fail with. The cache's
+   * `get` and the Promise facade use it when present, so a remote read runs no fiber of the store.
+   */
+  readonly getCallback?:
+    | ((key: string, done: (entry: Entry | undefined, failure?: CacheError) => void) => void)
+    | undefined
+  /**
    * Native batches, where the store has them (`MGET`, one SQL statement, one RPC per node). A cache
    * whose store lacks one runs the single-key operation for each key instead.
    */

@@ -27,7 +27,9 @@ export const json: Codec<unknown> = {
   },
   decode: (key, text) => {
     try {
-      return Either.right(fromJson(JSON.parse(text)))
+      // Text without the tag key holds no wrappers: the parsed value is the value.
+      const parsed = JSON.parse(text)
+      return Either.right(text.includes(TAG_KEY) ? fromJson(parsed) : parsed)
     } catch (cause) {
       return Either.left(new CodecError({ key, direction: "decode", cause }))
     }
@@ -51,6 +53,7 @@ export const fromSchema = <V, I>(schema: Schema.Schema<V, I>): Codec<V> => {
 // internal
 
 const TAG = "$vela"
+const TAG_KEY = JSON.stringify(TAG)
 
 const toJson = (value: unknown, path: string): unknown => {
   switch (typeof value) {

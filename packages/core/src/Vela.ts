@@ -273,12 +273,38 @@ export const make = <V = unknown, I = unknown>(
       return found
     }
 
+    const getCallback = store.getCallback
     const lookup = (key: string): Effect.Effect<Lookup<V>, CacheError> => {
       const started = start()
+      if (getCallback !== undefined) {
+        return Effect.async((resume) =>
+          getCallback(key, (entry, failure) => {
+            if (failure === undefined) return resume(Effect.succeed(classify(key, Option.fromNullable(entry), started)))
+            if (failure._tag === "CodecError") counters.codecErrors.add(1)
+            resume(Effect.fail(failure))
+          })
+        )
+      }
       return store.get(key).pipe(
         Effect.tapErrorTag("CodecError", () => Effect.sync(() => counters.codecErrors.add(1))),
         Effect.map((entry) => classify(key, entry, started))
       )
+    }
+
+    /** `lookup` for callers without the runtime (the Promise facade). */
+    const readCallback = getCallback === undefined ? undefined : (
+      key: string,
+      done: (value: unknown, failure?: CacheError) => void
+    ) => {
+      const started = start()
+      getCallback(key, (entry, failure) => {
+        if (failure !== undefined) {
+          if (failure._tag === "CodecError") counters.codecErrors.add(1)
+          return done(undefined, failure)
+        }
+        const found = classify(key, Option.fromNullable(entry), started)
+        done(found._tag === "Fresh" ? found.value : Miss)
+      })
     }
 
     const readStore = (key: string): Effect.Effect<Option.Option<V>, CacheError> =>
@@ -680,6 +706,7 @@ export const make = <V = unknown, I = unknown>(
       synchronous: sync?.authoritative === true,
       check,
       readSync,
+      readCallback,
       putSync,
       joined,
       fetchMiss: (key, fetch, options) =>

@@ -215,7 +215,15 @@ export const createCache = <V = unknown, I = V>(options: CacheOptions<V, I> = {}
       } catch (error) {
         return Promise.reject(error)
       }
-      return unsafe?.synchronous === true ? runNow((c) => getOne(c, key)) : batchedGet(key)
+      if (unsafe?.synchronous === true) return runNow((c) => getOne(c, key))
+      const readCallback = unsafe?.readCallback
+      if (readCallback === undefined) return batchedGet(key)
+      return new Promise<V | undefined>((resolve, reject) =>
+        readCallback(key, (value, failure) => {
+          if (failure !== undefined) reject(failure)
+          else resolve(value === Miss ? undefined : value as V)
+        })
+      )
     },
     getOrThrow: (key) => runNow((c) => c.get(key)),
     put: (key, value, putOptions) => {

@@ -1,6 +1,6 @@
 /**
  * Per-peer batching of key operations. Operations that reach a peer queue in the same turn of the
- * event loop leave as one `Batch` RPC (up to `maxBatch` operations and about `maxBatchBytes` of
+ * event loop leave as one batch on the node's data lane (up to `maxBatch` operations and about `maxBatchBytes` of
  * values each, so a batch stays well inside a peer's frame bound), so throughput grows with
  * concurrency instead of being bound by one round trip per key.
  *
@@ -11,7 +11,7 @@
  * A caller interrupted while it waits leaves its operation in the batch; the answer is dropped.
  *
  * Cost: an operation is a plain record in a queue; no fiber, `Deferred` or Schema work per
- * operation. One fiber per batch runs the RPC, and its callback resolves every waiter of the batch.
+ * operation, and no fiber per batch: the lane's callback resolves every waiter of the batch.
  * `submit` sends one operation to several peers (a write and its replicas) behind a single waiter,
  * and enqueues at once, so the caller can apply its own copy while the batches are on the wire.
  *
@@ -20,8 +20,7 @@
  * can answer.
  */
 import { NodeUnavailable } from "@vela/core"
-import type { Runtime } from "effect"
-import { Cause, Effect, Exit, Runtime as RuntimeModule } from "effect"
+import { Effect, Exit } from "effect"
 import type { ClusterNode } from "../ClusterNode.js"
 import type { Op, OpResult } from "./protocol.js"
 
@@ -32,7 +31,8 @@ interface Waiter {
   remaining: number
   readonly failFast: boolean
   done: boolean
-  resume: ((exit: Exit.Exit<ReadonlyArray<OpResult>, NodeUnavailable>) => void) | undefined
+  /** Called once: every answer, or the first failure of a `failFast` waiter. */
+  resume: ((answer: ReadonlyArray<OpResult> | NodeUnavailable) => void) | undefined
 }
 
 interface Pending {
@@ -44,6 +44,8 @@ interface Pending {
 export interface Batcher {
   /** `op` on `peer`, batched with the other operations to that peer. */
   readonly run: (peer: string, now: number, op: Op) => Effect.Effect<OpResult, NodeUnavailable>
+  /** `run` for callers without the runtime: `done` is called once with the answer. */
+  readonly send: (peer: string, now: number, op: Op, done: (answer: OpResult | NodeUnavailable) => void) => void
   /**
    * Enqueues `op` for every peer now, and returns what waits for their answers, in the order of
    * `peers`. With `failFast`, the first peer that cannot be reached fails it at once; without, it
@@ -72,20 +74,18 @@ interface Peer {
 
 export const make = (
   node: ClusterNode["Type"],
-  runtime: Runtime.Runtime<never>,
   maxBatch = 512,
   maxInflight = 1,
   maxBatchBytes = 512 * 1024
 ): Batcher => {
   const peers = new Map<string, Peer>()
-  const runFork = RuntimeModule.runFork(runtime)
 
-  const finish = (waiter: Waiter, exit: Exit.Exit<ReadonlyArray<OpResult>, NodeUnavailable>) => {
+  const finish = (waiter: Waiter, answer: ReadonlyArray<OpResult> | NodeUnavailable) => {
     waiter.done = true
     const resume = waiter.resume
     if (resume !== undefined) {
       waiter.resume = undefined
-      resume(exit)
+      resume(answer)
     }
   }
 
@@ -93,8 +93,8 @@ export const make = (
     const waiter = pending.waiter
     if (waiter.done) return
     waiter.results[pending.index] = result
-    if (result instanceof NodeUnavailable && waiter.failFast) return finish(waiter, Exit.fail(result))
-    if (--waiter.remaining === 0) finish(waiter, Exit.succeed(waiter.results as Array<OpResult>))
+    if (result instanceof NodeUnavailable && waiter.failFast) return finish(waiter, result)
+    if (--waiter.remaining === 0) finish(waiter, waiter.results as Array<OpResult>)
   }
 
   const schedule = (peer: string, state: Peer) => {
@@ -107,30 +107,15 @@ export const make = (
     state.inflight++
     const ops = new Array<Op>(batch.length)
     for (let i = 0; i < batch.length; i++) ops[i] = batch[i].op
-    runFork(
-      Effect.exit(node.call(peer, (client) => client.Batch({ now, ops }))).pipe(
-        Effect.map((exit) => {
-          state.inflight--
-          schedule(peer, state)
-          if (Exit.isSuccess(exit) && exit.value.length === batch.length) {
-            const results = exit.value
-            for (let i = 0; i < batch.length; i++) settle(batch[i], results[i])
-            return
-          }
-          const error = Exit.isSuccess(exit)
-            ? new NodeUnavailable({
-              node: peer,
-              cause: `peer ${peer} answered ${exit.value.length} of ${batch.length} operations`
-            })
-            : Cause.failureOption(exit.cause).pipe((failure) =>
-              failure._tag === "Some" && failure.value instanceof NodeUnavailable
-                ? failure.value
-                : new NodeUnavailable({ node: peer, cause: Cause.squash(exit.cause) })
-            )
-          for (const pending of batch) settle(pending, error)
-        })
-      )
-    )
+    node.batch(peer, now, ops, (answer) => {
+      state.inflight--
+      schedule(peer, state)
+      if (answer instanceof NodeUnavailable) {
+        for (const pending of batch) settle(pending, answer)
+      } else {
+        for (let i = 0; i < batch.length; i++) settle(batch[i], answer[i])
+      }
+    })
   }
 
   const flush = (peer: string) => {
@@ -169,13 +154,15 @@ export const make = (
     schedule(peer, state)
   }
 
+  const toExit = (answer: ReadonlyArray<OpResult> | NodeUnavailable) =>
+    answer instanceof NodeUnavailable ? Exit.fail(answer) : Exit.succeed(answer)
   const wait = (waiter: Waiter) =>
     Effect.async<ReadonlyArray<OpResult>, NodeUnavailable>((resume) => {
       if (waiter.done) {
         const failed = waiter.failFast ? waiter.results.find((r) => r instanceof NodeUnavailable) : undefined
-        resume(failed instanceof NodeUnavailable ? Exit.fail(failed) : Exit.succeed(waiter.results as Array<OpResult>))
+        resume(toExit(failed instanceof NodeUnavailable ? failed : waiter.results as Array<OpResult>))
       } else {
-        waiter.resume = resume
+        waiter.resume = (answer) => resume(toExit(answer))
       }
     })
 
@@ -194,6 +181,11 @@ export const make = (
         enqueue(peer, now, { op, waiter, index: 0 })
         return Effect.map(wait(waiter), (results) => results[0])
       }),
+    send: (peer, now, op, done) => {
+      const waiter = makeWaiter(1, true)
+      waiter.resume = (answer) => done(answer instanceof NodeUnavailable ? answer : answer[0])
+      enqueue(peer, now, { op, waiter, index: 0 })
+    },
     submit: (targets, now, op, failFast) => {
       const waiter = makeWaiter(targets.length, failFast)
       for (let i = 0; i < targets.length; i++) enqueue(targets[i], now, { op, waiter, index: i })

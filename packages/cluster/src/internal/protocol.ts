@@ -1,7 +1,8 @@
 /**
  * The wire protocol between cluster nodes: one `RpcGroup` with Schema payloads, carried by
  * `@effect/rpc` over TCP with MessagePack framing. Handshake first (`Hello`, `Authenticate`), then
- * membership (`Gossip`, `Leave`) and cache operations, each of which names its namespace.
+ * membership (`Gossip`, `Leave`) and the cache operations that are not key operations, each of
+ * which names its namespace. Key operations (`Op`) travel in batches on the data lane (`lane.ts`).
  */
 import { Rpc, RpcGroup, RpcSerialization } from "@effect/rpc"
 import { Schema } from "effect"
@@ -100,9 +101,9 @@ export const OpResult = Schema.Union(
 export type OpResult = typeof OpResult.Type
 
 /*
- * The operations and results of a `Batch` are checked by hand-written guards instead of
- * `Schema.Array(Op)`: the same shapes are required (a message that does not match still gets an
- * error reply), without a Schema parse and copy of every operation on both sides.
+ * The operations and results of a batch (carried by the data lane, `lane.ts`) are checked by
+ * hand-written guards instead of `Schema.Array(Op)`: the same shapes are required, without a
+ * Schema parse and copy of every operation on both sides.
  */
 type Guard = (u: unknown) => boolean
 const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null
@@ -138,16 +139,10 @@ const tagged = (fields: Record<string, Record<string, Guard>>): Guard => (u) => 
 const isOp = tagged(opFields)
 const isOpResult = tagged(resultFields)
 
-/** The operations of one `Batch`. */
-export const Ops = Schema.declare(
-  (u: unknown): u is ReadonlyArray<Op> => Array.isArray(u) && u.every(isOp),
-  { identifier: "Ops", description: "an array of cache operations" }
-)
-/** The results of one `Batch`, in the order of its operations. */
-export const OpResults = Schema.declare(
-  (u: unknown): u is ReadonlyArray<OpResult> => Array.isArray(u) && u.every(isOpResult),
-  { identifier: "OpResults", description: "an array of operation results" }
-)
+/** The operations of one batch. */
+export const isOps = (u: unknown): u is ReadonlyArray<Op> => Array.isArray(u) && u.every(isOp)
+/** The results of one batch, in the order of its operations. */
+export const isOpResults = (u: unknown): u is ReadonlyArray<OpResult> => Array.isArray(u) && u.every(isOpResult)
 
 export const Change = Schema.Union(
   Schema.TaggedStruct("Keys", { keys: Schema.Array(Schema.String) }),
@@ -174,11 +169,6 @@ export class Rpcs extends RpcGroup.make(
     error: Unauthorized
   }),
   Rpc.make("Leave", { payload: { member: MemberRecord }, error: Unauthorized }),
-  Rpc.make("Batch", {
-    payload: { now: Schema.Number, ops: Ops },
-    success: OpResults,
-    error: Schema.Union(Unauthorized, RemoteFailure)
-  }),
   Rpc.make("InvalidateTag", {
     payload: { now: Schema.Number, ns: Schema.String, tag: Schema.String },
     success: Schema.Array(Schema.String),

@@ -20,6 +20,13 @@ export interface UnsafeCache {
   readonly check: (key: unknown) => CacheError | undefined
   /** Counts hits and authoritative misses and emits their events; the rest is `Unknown`. */
   readonly readSync: (key: string) => unknown
+  /**
+   * A read without the runtime for stores with `getCallback`: `done` gets the value, `Miss`, or
+   * the failure; counted and reported like any read.
+   */
+  readonly readCallback:
+    | ((key: string, done: (value: unknown, failure?: CacheError) => void) => void)
+    | undefined
   /** `put` into an in-memory store without the runtime; returns the failure, if any. */
   readonly putSync: ((key: string, value: any, options?: PutOptions) => CacheError | undefined) | undefined
   /** Counts and reports a caller that waits on a fetch another caller started. */
