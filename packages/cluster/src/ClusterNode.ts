@@ -28,7 +28,7 @@ import * as Socket from "@effect/platform/Socket"
 import * as SocketServer from "@effect/platform/SocketServer"
 import { RpcClient, RpcClientError, RpcSerialization, RpcServer } from "@effect/rpc"
 import type { RpcGroup } from "@effect/rpc"
-import { BackendError, ConfigError, NodeUnavailable } from "@vela/core"
+import { BackendError, ConfigError, NodeUnavailable, Stats } from "@vela/core"
 import type { Duration, Scope } from "effect"
 import {
   Cause,
@@ -146,6 +146,15 @@ export class ClusterNode extends Context.Tag("@vela/cluster/ClusterNode")<Cluste
     ops: ReadonlyArray<Op>,
     done: (answer: ReadonlyArray<OpResult> | NodeUnavailable) => void
   ) => void
+  /**
+   * Shares `counters` (a cache's own, in this process) with the other members under the cache's
+   * namespace `ns` while the scope is open, and returns what reads the counters of `ns` on every
+   * live member, added up. A member that does not answer within `requestTimeout` is left out.
+   */
+  readonly shareStats: (
+    ns: string,
+    counters: (() => Stats.Stats) | undefined
+  ) => Effect.Effect<Effect.Effect<Stats.Stats>, never, Scope.Scope>
   /** Serves cache operations to peers while the scope is open; one service per node. */
   readonly serve: (service: Service) => Effect.Effect<void, never, Scope.Scope>
 }>() {}
@@ -323,6 +332,8 @@ const makeNode = (options: ClusterNodeOptions) =>
             return view()
           })),
       Leave: ({ member }, { clientId }) => authenticated(clientId, "Leave", () => Effect.sync(() => left(member))),
+      Stats: ({ ns }, { clientId }) =>
+        authenticated(clientId, "Stats", () => Effect.sync(() => ({ ...statsHere(ns) }))),
       InvalidateTag: ({ now, ns, tag }, { clientId }) =>
         served(clientId, "InvalidateTag", (s, from) => s.invalidateTag(from, now, ns, tag)),
       Clear: ({ ns }, { clientId }) => served(clientId, "Clear", (s, from) => s.clear(from, ns)),
@@ -357,6 +368,38 @@ const makeNode = (options: ClusterNodeOptions) =>
         runFork(Effect.logWarning(`vela cluster ${id}: refused a lane connection: ${reason}`))
       }
     }
+
+    // Stats: the counters of the caches open in this process, by namespace.
+
+    const sharedStats = new Map<string, Set<() => Stats.Stats>>()
+    const statsHere = (ns: string): Stats.Stats => Stats.sum(Array.from(sharedStats.get(ns) ?? [], (read) => read()))
+    const shareStats: ClusterNode["Type"]["shareStats"] = (ns, counters) =>
+      Effect.gen(function*() {
+        if (counters !== undefined) {
+          yield* Effect.acquireRelease(
+            Effect.sync(() => {
+              let shared = sharedStats.get(ns)
+              if (shared === undefined) sharedStats.set(ns, shared = new Set())
+              shared.add(counters)
+            }),
+            () =>
+              Effect.sync(() => {
+                const shared = sharedStats.get(ns)
+                shared?.delete(counters)
+                if (shared?.size === 0) sharedStats.delete(ns)
+              })
+          )
+        }
+        return Effect.map(
+          Effect.forEach(
+            published.filter((member) => member !== id),
+            (peer) => Effect.option(call(peer, (client) => client.Stats({ ns }))),
+            { concurrency: "unbounded" }
+          ),
+          (remote) =>
+            Stats.sum([statsHere(ns), ...remote.flatMap((answer) => answer._tag === "Some" ? [answer.value] : [])])
+        )
+      })
 
     // Membership
 
@@ -605,6 +648,7 @@ const makeNode = (options: ClusterNodeOptions) =>
       currentMembers: () => published,
       call,
       batch,
+      shareStats,
       serve: (next) =>
         Effect.acquireRelease(
           Effect.sync(() => {

@@ -30,7 +30,7 @@
  * key changes; tag invalidations and flushes reach every node; a node that loses every peer emits
  * `Disconnected`, so a near cache over it stops serving what it cannot verify.
  */
-import type { CacheError, Codec } from "@vela/core"
+import type { CacheError, Codec, Stats } from "@vela/core"
 import { Backend, BackendError, CodecError, ConfigError, FetchTimeout, NodeUnavailable, Topology } from "@vela/core"
 import type { Duration } from "effect"
 import {
@@ -549,10 +549,14 @@ export const make = (
     const open = (options: Backend.OpenOptions) =>
       Effect.gen(function*() {
         const space = yield* openSpace(options.namespace, options)
-        return makeStore(space, options)
+        return makeStore(space, options, yield* node.shareStats(options.namespace, options.stats))
       })
 
-    const makeStore = (space: Space, options: Backend.OpenOptions): Backend.Store => {
+    const makeStore = (
+      space: Space,
+      options: Backend.OpenOptions,
+      stats: Effect.Effect<Stats.Stats>
+    ): Backend.Store => {
       const ns = space.name
       const codec: Codec.Codec = options.codec
       const clock = options.clock
@@ -691,6 +695,7 @@ export const make = (
 
       const store: Backend.Store = {
         sync,
+        stats,
         // The common remote read without the runtime: the owner answers. Anything else (the owner
         // cannot be reached, this node owns the key, a miss while entries may be moving) takes `get`.
         getCallback: (key, done) => {

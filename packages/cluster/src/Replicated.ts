@@ -23,7 +23,7 @@
  * Expiry is by the absolute `expiresAt` every node keeps, so nodes whose clocks agree expire an
  * entry at the same moment.
  */
-import type { BackendError, CacheError, Codec } from "@vela/core"
+import type { BackendError, CacheError, Codec, Stats } from "@vela/core"
 import { Backend, ConfigError, Topology } from "@vela/core"
 import type { Duration } from "effect"
 import { Clock, Deferred, Effect, Either, Exit, FiberId, Layer, Option, PubSub, Schedule, Scope, Stream } from "effect"
@@ -452,7 +452,11 @@ export const make = (
         return Effect.asVoid(batcher.submit(targets, 0, op, false))
       })
 
-    const makeStore = (space: Space, options: Backend.OpenOptions): Backend.Store => {
+    const makeStore = (
+      space: Space,
+      options: Backend.OpenOptions,
+      stats: Effect.Effect<Stats.Stats>
+    ): Backend.Store => {
       const ns = space.name
       const codec: Codec.Codec = options.codec
       const local = space.store
@@ -500,6 +504,7 @@ export const make = (
 
       const store: Backend.Store = {
         sync,
+        stats,
         get: (key) =>
           Effect.flatMap(local.get(key), (found) => {
             if (Option.isNone(found)) return Effect.succeed(Option.none())
@@ -541,7 +546,11 @@ export const make = (
 
     return Topology.Topology.of({
       name: "replicated",
-      open: (open) => Effect.map(openSpace(open.namespace, open), (space) => makeStore(space, open))
+      open: (open) =>
+        Effect.gen(function*() {
+          const space = yield* openSpace(open.namespace, open)
+          return makeStore(space, open, yield* node.shareStats(open.namespace, open.stats))
+        })
     })
   })
 

@@ -1,12 +1,27 @@
 import { assert, describe, it } from "@effect/vitest"
 import { ClusterNode, Discovery } from "@vela/cluster"
+import { NodeUnavailable } from "@vela/core"
 import { Effect, Exit, Layer, Scope } from "effect"
+import { pack } from "msgpackr"
 import { awaitMembers, sendRaw } from "./utils.js"
 
 const fast = { heartbeatInterval: "100 millis", failureTimeout: "800 millis" } as const
 
 const start = (seeds: ReadonlyArray<string>, secret = "s3cret") =>
   ClusterNode.make({ host: "127.0.0.1", port: 0, seeds, secret, ...fast })
+
+/** One batch on `node`'s data lane to `peer`: its results, or why there are none. */
+const laneBatch = (node: ClusterNode.ClusterNode["Type"], peer: string) =>
+  Effect.async<unknown>((resume) =>
+    node.batch(peer, 0, [{ _tag: "Get", ns: "x", key: "k", watch: false }], (answer) => resume(Effect.succeed(answer)))
+  )
+
+/** The data lane's opening bytes (see internal/lane.ts), then `frames` as length-prefixed MessagePack. */
+const lane = (...frames: ReadonlyArray<Uint8Array>) =>
+  Buffer.concat([
+    Buffer.from([0xc1, 0x56, 0x4c, 0x31]),
+    ...frames.map((body) => Buffer.concat([Buffer.from(new Uint32Array([body.length]).buffer).reverse(), body]))
+  ])
 
 describe("ClusterNode", () => {
   it.live("three nodes converge from one seed; a leave is seen at once", () =>
@@ -38,6 +53,14 @@ describe("ClusterNode", () => {
         intruder.call(a.id, (client) => client.Size({ now: 0, ns: "x", members: [] }))
       )
       assert.isTrue(refused._tag === "Left" && refused.left._tag === "NodeUnavailable")
+      // The data lane proves the secret the same way: the intruder's batch never reaches a.
+      const viaLane = yield* laneBatch(intruder, a.id)
+      assert.instanceOf(viaLane, NodeUnavailable)
+      assert.include(String(viaLane.cause), "does not know the cluster secret")
+      // b's batch is served (a runs no topology: it answers so).
+      const served = yield* laneBatch(b, a.id)
+      assert.instanceOf(served, NodeUnavailable)
+      assert.include(String(served.cause), "serves no cache topology")
     })), 20_000)
 
   it.live(
@@ -68,6 +91,17 @@ describe("ClusterNode", () => {
         // A string header announcing 1 GiB, then more bytes than maxFrameBytes: the connection is closed.
         const oversized = Buffer.concat([Buffer.from([0xdb, 0x40, 0x00, 0x00, 0x00]), Buffer.alloc(100 * 1024, 0x41)])
         assert.isTrue((yield* sendRaw(port, oversized, 2_000)).closed)
+        // On the data lane: a frame over the bound, bytes that are not MessagePack, a request before
+        // the handshake, or no handshake at all (closed after connectTimeout) close the connection.
+        const laneGarbage = [
+          Buffer.concat([lane(), Buffer.from([0x7f, 0xff, 0xff, 0xff])]),
+          lane(Buffer.from([0xc1, 0xc1, 0xc1])),
+          lane(pack([0, 0, [{ _tag: "Get", ns: "x", key: "k", watch: false }]])),
+          lane()
+        ]
+        for (const bytes of laneGarbage) {
+          assert.isTrue((yield* sendRaw(port, bytes, 3_000)).closed, `lane left open: ${bytes.toString("hex")}`)
+        }
         // An honest node still joins and is served.
         const c = yield* start([a.id])
         yield* awaitMembers(a, [a.id, b.id, c.id])

@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { NearCache, Topology } from "@vela/core"
+import { createCache } from "@vela/core/promise"
 import { openOptions } from "@vela/core/testing"
 import { Chunk, Context, Effect, Exit, Fiber, Layer, Option, Schedule, Scope, Stream } from "effect"
 import { awaitMembers, cacheOn, startPartitioned } from "./utils.js"
@@ -37,6 +38,11 @@ describe("Partitioned", () => {
             Array.from({ length: 300 }, (_, i) => i)
           )
         }
+        // Every member's counters added up, whichever member asks.
+        for (const cache of [ca, cb, cc]) {
+          const stats = yield* cache.stats()
+          assert.deepInclude(stats, { writes: 300, hits: 600, misses: 0, hitRate: 1 })
+        }
         assert.strictEqual(yield* cb.size(), 300)
         assert.strictEqual(yield* cc.invalidateTag("third"), 100)
         assert.strictEqual(yield* ca.size(), 200)
@@ -66,6 +72,32 @@ describe("Partitioned", () => {
         assert.deepStrictEqual(new Set(values), new Set([`${key}:1`]))
       }
     })), 30_000)
+
+  it.live(
+    "the Promise facade reads keys held on other nodes; its stats add up every member's",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const a = yield* startPartitioned([])
+        const b = yield* startPartitioned([a.node.id])
+        const c = yield* startPartitioned([a.node.id])
+        const ids = [a.node.id, b.node.id, c.node.id]
+        yield* Effect.all([a, b, c].map((n) => awaitMembers(n.node, ids)), { concurrency: "unbounded" })
+        const cb = yield* cacheOn<{ readonly i: number }>(b.topology, "facade")
+        const keys = Array.from({ length: 200 }, (_, i) => `k${i}`)
+        yield* Effect.forEach(keys, (key, i) => cb.put(key, { i }), { concurrency: 64, discard: true })
+        const facade = createCache<{ readonly i: number }>({
+          name: "facade",
+          topology: Layer.succeed(Topology.Topology, a.topology)
+        })
+        yield* Effect.addFinalizer(() => Effect.promise(() => facade.close()))
+        const read = yield* Effect.promise(() => Promise.all(keys.map((key) => facade.get(key))))
+        assert.deepStrictEqual(read, keys.map((_, i) => ({ i })))
+        assert.isUndefined(yield* Effect.promise(() => facade.get("absent")))
+        const stats = yield* Effect.promise(() => facade.stats())
+        assert.deepInclude(stats, { writes: 200, hits: 200, misses: 1 })
+      })),
+    30_000
+  )
 
   it.live(
     "a node that leaves gracefully loses nothing with replicas 1; a node that joins reads everything",

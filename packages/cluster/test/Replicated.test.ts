@@ -21,7 +21,7 @@ const near = (topology: Topology.Topology["Type"]) =>
 
 describe("Replicated", () => {
   it.live(
-    "a write on one node is read locally on every node; tags, deletes and flushes reach all; counts are local",
+    "a write on one node is read locally on every node; tags, deletes and flushes reach all; stats add up",
     () =>
       Effect.scoped(Effect.gen(function*() {
         const a = yield* startReplicated([])
@@ -37,6 +37,10 @@ describe("Replicated", () => {
         for (const cache of [cb, cc]) {
           assert.deepStrictEqual(yield* Effect.forEach(range(300), (i) => cache.get(`user:${i}`)), range(300))
           assert.strictEqual(yield* cache.size(), 300)
+        }
+        // Every member's counters added up, whichever member asks.
+        for (const cache of [ca, cb, cc]) {
+          assert.deepInclude(yield* cache.stats(), { writes: 300, hits: 600, misses: 0, hitRate: 1 })
         }
         assert.strictEqual(yield* cc.invalidateTag("third"), 100)
         for (const cache of [ca, cb, cc]) {

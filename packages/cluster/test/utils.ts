@@ -1,7 +1,8 @@
 /** Helpers of the cluster tests: waiting on membership, raw sockets. */
 import { ClusterNode, Partitioned, Replicated } from "@vela/cluster"
+import type { BackendError, ConfigError } from "@vela/core"
 import { Backend, Memory, Topology, Vela } from "@vela/core"
-import type { Duration } from "effect"
+import type { Duration, Scope } from "effect"
 import { Effect, Schedule, Stream } from "effect"
 import * as ChildProcess from "node:child_process"
 import * as Net from "node:net"
@@ -56,11 +57,17 @@ export const freePort = Effect.async<number>((resume) => {
   })
 })
 
+/** A node and its topology, living in the current scope. */
+export interface Started {
+  readonly node: ClusterNode.ClusterNode["Type"]
+  readonly topology: Topology.Topology["Type"]
+}
+
 /** A node with a memory backend and the `Partitioned` topology, living in the current scope. */
 export const startPartitioned = (
   seeds: ReadonlyArray<string>,
   options: { readonly replicas?: number; readonly secret?: string } = {}
-) =>
+): Effect.Effect<Started, ConfigError | BackendError, Scope.Scope> =>
   Effect.gen(function*() {
     const node = yield* ClusterNode.make({
       host: "127.0.0.1",
@@ -81,7 +88,7 @@ export const startPartitioned = (
 export const startReplicated = (
   seeds: ReadonlyArray<string>,
   options: Replicated.ReplicatedOptions & { readonly port?: number } = {}
-) =>
+): Effect.Effect<Started, ConfigError | BackendError, Scope.Scope> =>
   Effect.gen(function*() {
     const node = yield* ClusterNode.make({
       host: "127.0.0.1",

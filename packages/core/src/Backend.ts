@@ -6,6 +6,7 @@ import type { Clock, Effect, Option, Scope, Stream } from "effect"
 import { Context } from "effect"
 import type { Codec } from "./Codec.js"
 import type { BackendError, CacheError, ConfigError, FetchTimeout } from "./Errors.js"
+import type { Stats } from "./Stats.js"
 
 /** What a store keeps per key. */
 export interface Entry {
@@ -43,6 +44,11 @@ export interface OpenOptions {
   readonly onEvict: (count: number) => void
   /** Called with how many entries were removed because their TTL passed. */
   readonly onExpire: (count: number) => void
+  /**
+   * The counters of the cache opening the store, in this process: a topology spread over several
+   * processes serves them to the others, so that `Store.stats` can add every process's up.
+   */
+  readonly stats?: (() => Stats) | undefined
 }
 
 /** A synchronous view of an in-process store, for hot paths that must not enter the runtime. */
@@ -82,6 +88,11 @@ export interface Store {
   readonly getCallback?:
     | ((key: string, done: (entry: Entry | undefined, failure?: CacheError) => void) => void)
     | undefined
+  /**
+   * The cache's counters over every process the store spans (a cluster topology), when it can
+   * gather them; `cache.stats()` then reports these instead of this process's own.
+   */
+  readonly stats?: Effect.Effect<Stats> | undefined
   /**
    * Native batches, where the store has them (`MGET`, one SQL statement, one RPC per node). A cache
    * whose store lacks one runs the single-key operation for each key instead.

@@ -96,6 +96,7 @@ const makeNear = (l2: Store, clock: { unsafeCurrentTimeMillis(): number }, ttl: 
     }
   }
 
+  const l2GetCallback = l2.getCallback
   const store: Store = {
     get: (key) =>
       Effect.suspend(() => {
@@ -106,6 +107,15 @@ const makeNear = (l2: Store, clock: { unsafeCurrentTimeMillis(): number }, ttl: 
           if (Option.isSome(entry)) promote(key, entry.value, seen)
         })
       }),
+    getCallback: l2GetCallback === undefined ? undefined : (key, done) => {
+      const local = bypass ? undefined : l1.get(key)
+      if (local !== undefined) return done(local)
+      const seen = epoch
+      l2GetCallback(key, (entry, failure) => {
+        if (entry !== undefined) promote(key, entry, seen)
+        done(entry, failure)
+      })
+    },
     has: (key) => Effect.suspend(() => !bypass && l1.peek(key) !== undefined ? Effect.succeed(true) : l2.has(key)),
     set: (key, entry) =>
       Effect.suspend(() => {
@@ -121,6 +131,7 @@ const makeNear = (l2: Store, clock: { unsafeCurrentTimeMillis(): number }, ttl: 
     invalidations: l2.invalidations,
     // Single flight beyond this process is L2's to give; the value it stores reaches L1 on the next read.
     singleFlight: l2.singleFlight,
+    stats: l2.stats,
     sync: { get: (key) => bypass ? undefined : l1.get(key), authoritative: false },
     getMany: (keys) =>
       Effect.suspend(() => {

@@ -74,15 +74,24 @@ export const makeCounters = (prefix: ReadonlyArray<string>, cache: string, enabl
   const all = Object.fromEntries(counters.map((counter) => [counter, count(counter)])) as Record<Counter, Count>
   return {
     ...all,
-    snapshot: () => {
-      const stats = Object.fromEntries(counters.map((counter) => [counter, all[counter].value])) as Record<
-        Counter,
-        number
-      >
-      const reads = stats.hits + stats.misses
-      return { ...stats, hitRate: reads === 0 ? 0 : stats.hits / reads }
+    snapshot: () => sum([Object.fromEntries(counters.map((counter) => [counter, all[counter].value]))])
+  }
+}
+
+/**
+ * The counters of several processes' caches added up, `hitRate` recomputed. Counters a record
+ * lacks (one from an older version) count as 0.
+ */
+export const sum = (all: ReadonlyArray<Partial<Record<Counter, number>>>): Stats => {
+  const total = Object.fromEntries(counters.map((counter) => [counter, 0])) as Record<Counter, number>
+  for (const stats of all) {
+    for (const counter of counters) {
+      const value = stats[counter]
+      if (typeof value === "number" && Number.isFinite(value)) total[counter] += value
     }
   }
+  const reads = total.hits + total.misses
+  return { ...total, hitRate: reads === 0 ? 0 : total.hits / reads }
 }
 
 const snakeCase = (name: string) => name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)

@@ -188,7 +188,8 @@ export const make = <V = unknown, I = unknown>(
       maxSize: resolved.maxSize,
       evictionPolicy: resolved.evictionPolicy,
       onEvict: (count) => counters.evictions.add(count),
-      onExpire: (count) => counters.expirations.add(count)
+      onExpire: (count) => counters.expirations.add(count),
+      stats: () => counters.snapshot()
     })
     let closed = false
     yield* Effect.addFinalizer(() => Effect.sync(() => closed = true))
@@ -693,7 +694,7 @@ export const make = <V = unknown, I = unknown>(
       exists: (key) => span("exists", key, exists(key)),
       flush: () => span("flush", undefined, whenOpen(store.clear)),
       size: () => span("size", undefined, whenOpen(store.size)),
-      stats: () => Effect.sync(() => counters.snapshot()),
+      stats: () => store.stats ?? Effect.sync(() => counters.snapshot()),
       getOrFetch: (key, fetch, options) => span("get_or_fetch", key, getOrFetch(key, fetch, options)),
       invalidateTag: (tag) => span("invalidate_tag", undefined, invalidateTag(tag)),
       getMany: (keys) => span("get_many", undefined, getMany(keys)),

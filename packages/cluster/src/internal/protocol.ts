@@ -169,6 +169,12 @@ export class Rpcs extends RpcGroup.make(
     error: Unauthorized
   }),
   Rpc.make("Leave", { payload: { member: MemberRecord }, error: Unauthorized }),
+  /** The counters of the caches named `ns` on the node, added up (`Stats` without `hitRate`). */
+  Rpc.make("Stats", {
+    payload: { ns: Schema.String },
+    success: Schema.Record({ key: Schema.String, value: Schema.Number }),
+    error: Unauthorized
+  }),
   Rpc.make("InvalidateTag", {
     payload: { now: Schema.Number, ns: Schema.String, tag: Schema.String },
     success: Schema.Array(Schema.String),
