@@ -1,13 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
-import { NearCache, Topology } from "@vela/core"
+import { Topology } from "@vela/core"
 import { createCache } from "@vela/core/promise"
-import { openOptions } from "@vela/core/testing"
-import { Chunk, Context, Effect, Exit, Fiber, Layer, Option, Schedule, Scope, Stream } from "effect"
-import { awaitMembers, cacheOn, startPartitioned } from "./utils.js"
-
-/** Retries `check` every 20 ms until it passes, at most `attempts` times. */
-const eventually = <A, E>(check: Effect.Effect<A, E>, attempts = 100) =>
-  Effect.retry(check, Schedule.intersect(Schedule.spaced("20 millis"), Schedule.recurs(attempts)))
+import { Effect, Exit, Layer, Option, Scope } from "effect"
+import { topologyCases } from "./topologyCases.js"
+import { awaitMembers, cacheOn, connected, eventually, startPartitioned } from "./utils.js"
 
 describe("Partitioned", () => {
   it.live(
@@ -17,8 +13,7 @@ describe("Partitioned", () => {
         const a = yield* startPartitioned([])
         const b = yield* startPartitioned([a.node.id])
         const c = yield* startPartitioned([a.node.id])
-        const ids = [a.node.id, b.node.id, c.node.id]
-        yield* Effect.all(ids.map((_, i) => awaitMembers([a, b, c][i].node, ids)), { concurrency: "unbounded" })
+        yield* connected([a, b, c])
         const [ca, cb, cc] = yield* Effect.all([a, b, c].map((n) => cacheOn<number>(n.topology, "users")))
         yield* Effect.forEach(
           Array.from({ length: 300 }, (_, i) => i),
@@ -58,8 +53,7 @@ describe("Partitioned", () => {
       const a = yield* startPartitioned([])
       const b = yield* startPartitioned([a.node.id])
       const c = yield* startPartitioned([a.node.id])
-      const ids = [a.node.id, b.node.id, c.node.id]
-      yield* Effect.all([a, b, c].map((n) => awaitMembers(n.node, ids)), { concurrency: "unbounded" })
+      yield* connected([a, b, c])
       const caches = yield* Effect.all([a, b, c].map((n) => cacheOn<string>(n.topology, "stampede")))
       for (const key of ["k1", "k2", "k3", "k4", "k5", "k6"]) {
         let runs = 0
@@ -80,8 +74,7 @@ describe("Partitioned", () => {
         const a = yield* startPartitioned([])
         const b = yield* startPartitioned([a.node.id])
         const c = yield* startPartitioned([a.node.id])
-        const ids = [a.node.id, b.node.id, c.node.id]
-        yield* Effect.all([a, b, c].map((n) => awaitMembers(n.node, ids)), { concurrency: "unbounded" })
+        yield* connected([a, b, c])
         const cb = yield* cacheOn<{ readonly i: number }>(b.topology, "facade")
         const keys = Array.from({ length: 200 }, (_, i) => `k${i}`)
         yield* Effect.forEach(keys, (key, i) => cb.put(key, { i }), { concurrency: 64, discard: true })
@@ -107,9 +100,7 @@ describe("Partitioned", () => {
         const b = yield* startPartitioned([a.node.id])
         const leavingScope = yield* Scope.make()
         const c = yield* startPartitioned([a.node.id]).pipe(Scope.extend(leavingScope))
-        yield* Effect.all([a, b, c].map((n) => awaitMembers(n.node, [a.node.id, b.node.id, c.node.id])), {
-          concurrency: "unbounded"
-        })
+        yield* connected([a, b, c])
         const ca = yield* cacheOn<number>(a.topology, "durable")
         const keys = Array.from({ length: 500 }, (_, i) => `k${i}`)
         yield* Effect.forEach(keys, (key, i) => ca.put(key, i), { concurrency: 64, discard: true })
@@ -120,9 +111,7 @@ describe("Partitioned", () => {
         assert.strictEqual(yield* ca.size(), 500)
 
         const d = yield* startPartitioned([b.node.id])
-        yield* Effect.all([a, b, d].map((n) => awaitMembers(n.node, [a.node.id, b.node.id, d.node.id])), {
-          concurrency: "unbounded"
-        })
+        yield* connected([a, b, d])
         const cd = yield* cacheOn<number>(d.topology, "durable")
         const fromD = yield* Effect.forEach(keys, (key) => cd.get(key), { concurrency: 64 })
         assert.deepStrictEqual(fromD, keys.map((_, i) => i))
@@ -139,7 +128,7 @@ describe("Partitioned", () => {
         const a = yield* startPartitioned([], { replicas: 0 })
         const leavingScope = yield* Scope.make()
         const b = yield* startPartitioned([a.node.id], { replicas: 0 }).pipe(Scope.extend(leavingScope))
-        yield* Effect.all([a, b].map((n) => awaitMembers(n.node, [a.node.id, b.node.id])), { concurrency: "unbounded" })
+        yield* connected([a, b])
         const ca = yield* cacheOn<number>(a.topology, "handoff")
         const keys = Array.from({ length: 300 }, (_, i) => `k${i}`)
         yield* Effect.forEach(keys, (key, i) => ca.put(key, i), { concurrency: 64, discard: true })
@@ -151,66 +140,5 @@ describe("Partitioned", () => {
     30_000
   )
 
-  it.live(
-    "near caches on other nodes drop what changed: put, delete, tag, flush",
-    () =>
-      Effect.scoped(Effect.gen(function*() {
-        const a = yield* startPartitioned([])
-        const b = yield* startPartitioned([a.node.id])
-        const c = yield* startPartitioned([a.node.id])
-        yield* Effect.all([a, b, c].map((n) => awaitMembers(n.node, [a.node.id, b.node.id, c.node.id])), {
-          concurrency: "unbounded"
-        })
-        const near = (topology: Topology.Topology["Type"]) =>
-          Layer.build(
-            NearCache.layer({ ttl: "1 minute" }).pipe(Layer.provide(Layer.succeed(Topology.Topology, topology)))
-          )
-            .pipe(Effect.map((context) => Context.get(context, Topology.Topology)))
-        const [na, nb] = yield* Effect.all([near(a.topology), near(b.topology)])
-        const ca = yield* cacheOn<string>(na, "profiles")
-        const cb = yield* cacheOn<string>(nb, "profiles")
-        const keys = Array.from({ length: 20 }, (_, i) => `p${i}`)
-        yield* Effect.forEach(keys, (key) => ca.put(key, "v1", { tags: ["t"] }))
-        // Both read every key, so both near caches hold all of them.
-        yield* Effect.forEach(keys, (key) => Effect.zip(ca.get(key), cb.get(key)))
-        yield* Effect.forEach(keys, (key) => cb.put(key, "v2", { tags: ["t"] }))
-        yield* eventually(Effect.forEach(keys, (key) => Effect.filterOrFail(ca.get(key), (v) => v === "v2")))
-        yield* cb.delete("p0")
-        yield* eventually(Effect.filterOrFail(ca.getOption("p0"), Option.isNone))
-        yield* Effect.forEach(keys, (key) => ca.get(key).pipe(Effect.option))
-        assert.strictEqual(yield* cb.invalidateTag("t"), 19)
-        yield* eventually(Effect.filterOrFail(ca.getOption("p5"), Option.isNone))
-        yield* cb.put("p1", "v3")
-        yield* ca.get("p1")
-        yield* cb.flush()
-        yield* eventually(Effect.filterOrFail(ca.getOption("p1"), Option.isNone))
-      })),
-    30_000
-  )
-
-  it.live(
-    "a node that loses every peer tells its near caches (Disconnected), and Connected when one returns",
-    () =>
-      Effect.scoped(Effect.gen(function*() {
-        const a = yield* startPartitioned([])
-        const bScope = yield* Scope.make()
-        const b = yield* startPartitioned([a.node.id]).pipe(Scope.extend(bScope))
-        yield* Effect.all([a, b].map((n) => awaitMembers(n.node, [a.node.id, b.node.id])), { concurrency: "unbounded" })
-        const store = yield* a.topology.open(openOptions("watched"))
-        const seen = yield* store.invalidations.pipe(
-          Stream.filter((change) => change._tag === "Disconnected" || change._tag === "Connected"),
-          Stream.take(2),
-          Stream.runCollect,
-          Effect.fork
-        )
-        yield* Effect.yieldNow()
-        yield* Scope.close(bScope, Exit.void)
-        yield* awaitMembers(a.node, [a.node.id])
-        const c = yield* startPartitioned([a.node.id])
-        yield* awaitMembers(a.node, [a.node.id, c.node.id])
-        const changes = yield* Fiber.join(seen).pipe(Effect.timeout("5 seconds"))
-        assert.deepStrictEqual(Chunk.toArray(changes).map((change) => change._tag), ["Disconnected", "Connected"])
-      })),
-    30_000
-  )
+  topologyCases(startPartitioned)
 })

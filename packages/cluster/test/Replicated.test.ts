@@ -1,23 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
-import { NearCache, Topology } from "@vela/core"
-import { openOptions } from "@vela/core/testing"
-import { Chunk, Context, Effect, Exit, Fiber, Layer, Option, Schedule, Scope, Stream } from "effect"
-import { awaitMembers, cacheOn, startReplicated } from "./utils.js"
-
-/** Retries `check` every 20 ms until it passes, at most `attempts` times. */
-const eventually = <A, E>(check: Effect.Effect<A, E>, attempts = 250) =>
-  Effect.retry(check, Schedule.intersect(Schedule.spaced("20 millis"), Schedule.recurs(attempts)))
+import { Effect, Fiber, Option } from "effect"
+import { topologyCases } from "./topologyCases.js"
+import { cacheOn, connected, eventually, startReplicated } from "./utils.js"
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i)
-
-type Started = Effect.Effect.Success<ReturnType<typeof startReplicated>>
-
-const connected = (nodes: ReadonlyArray<Started>) =>
-  Effect.all(nodes.map((n) => awaitMembers(n.node, nodes.map((m) => m.node.id))), { concurrency: "unbounded" })
-
-const near = (topology: Topology.Topology["Type"]) =>
-  Layer.build(NearCache.layer({ ttl: "1 minute" }).pipe(Layer.provide(Layer.succeed(Topology.Topology, topology))))
-    .pipe(Effect.map((context) => Context.get(context, Topology.Topology)))
 
 describe("Replicated", () => {
   it.live(
@@ -163,56 +149,5 @@ describe("Replicated", () => {
     30_000
   )
 
-  it.live(
-    "near caches on other nodes drop what changed: put, delete, tag, flush",
-    () =>
-      Effect.scoped(Effect.gen(function*() {
-        const a = yield* startReplicated([])
-        const b = yield* startReplicated([a.node.id])
-        yield* connected([a, b])
-        const [na, nb] = yield* Effect.all([near(a.topology), near(b.topology)])
-        const ca = yield* cacheOn<string>(na, "profiles")
-        const cb = yield* cacheOn<string>(nb, "profiles")
-        const keys = range(20).map((i) => `p${i}`)
-        yield* Effect.forEach(keys, (key) => ca.put(key, "v1", { tags: ["t"] }))
-        yield* Effect.forEach(keys, (key) => Effect.zip(ca.get(key), cb.get(key)))
-        yield* Effect.forEach(keys, (key) => cb.put(key, "v2", { tags: ["t"] }))
-        yield* eventually(Effect.forEach(keys, (key) => Effect.filterOrFail(ca.get(key), (v) => v === "v2")))
-        yield* cb.delete("p0")
-        yield* eventually(Effect.filterOrFail(ca.getOption("p0"), Option.isNone))
-        assert.strictEqual(yield* cb.invalidateTag("t"), 19)
-        yield* eventually(Effect.filterOrFail(ca.getOption("p5"), Option.isNone))
-        yield* cb.put("p1", "v3")
-        assert.strictEqual(yield* ca.get("p1"), "v3")
-        yield* cb.flush()
-        yield* eventually(Effect.filterOrFail(ca.getOption("p1"), Option.isNone))
-      })),
-    30_000
-  )
-
-  it.live(
-    "a node that loses every peer emits Disconnected, and Connected when one returns",
-    () =>
-      Effect.scoped(Effect.gen(function*() {
-        const a = yield* startReplicated([])
-        const bScope = yield* Scope.make()
-        const b = yield* startReplicated([a.node.id]).pipe(Scope.extend(bScope))
-        yield* connected([a, b])
-        const store = yield* a.topology.open(openOptions("watched"))
-        const seen = yield* store.invalidations.pipe(
-          Stream.filter((change) => change._tag === "Disconnected" || change._tag === "Connected"),
-          Stream.take(2),
-          Stream.runCollect,
-          Effect.fork
-        )
-        yield* Effect.yieldNow()
-        yield* Scope.close(bScope, Exit.void)
-        yield* awaitMembers(a.node, [a.node.id])
-        const c = yield* startReplicated([a.node.id])
-        yield* awaitMembers(a.node, [a.node.id, c.node.id])
-        const changes = yield* Fiber.join(seen).pipe(Effect.timeout("5 seconds"))
-        assert.deepStrictEqual(Chunk.toArray(changes).map((change) => change._tag), ["Disconnected", "Connected"])
-      })),
-    30_000
-  )
+  topologyCases(startReplicated)
 })

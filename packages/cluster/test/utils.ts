@@ -27,6 +27,14 @@ export const awaitMembers = (
   )
 }
 
+/** Waits until every node of `nodes` sees exactly `nodes` as the live members. */
+export const connected = (nodes: ReadonlyArray<Started>) =>
+  Effect.all(nodes.map((n) => awaitMembers(n.node, nodes.map((m) => m.node.id))), { concurrency: "unbounded" })
+
+/** Retries `check` every 20 ms until it passes, for about five seconds at most. */
+export const eventually = <A, E>(check: Effect.Effect<A, E>) =>
+  Effect.retry(check, Schedule.intersect(Schedule.spaced("20 millis"), Schedule.recurs(250)))
+
 /** Writes `bytes` to `host:port` and resolves with what came back when the peer closed or after `waitMs`. */
 export const sendRaw = (port: number, bytes: Uint8Array | string, waitMs = 300) =>
   Effect.async<{ readonly closed: boolean; readonly received: number }, Error>((resume) => {
