@@ -57,7 +57,8 @@ import * as Check from "./internal/options.js"
 import type { Change, LeaseOutcome, Op, OpResult, WireEntry } from "./internal/protocol.js"
 import { RemoteFailure } from "./internal/protocol.js"
 import { RequestClock } from "./internal/requestClock.js"
-import { describe, fromWire, text, toWire } from "./internal/wire.js"
+import * as Spaces from "./internal/spaces.js"
+import { describe, fromWire, toWire } from "./internal/wire.js"
 
 export interface PartitionedOptions {
   /** Copies of each key beyond its owner (default 1). */
@@ -150,45 +151,22 @@ export const make = (
       /** A near cache on this node reads this namespace's invalidations. */
       watched: boolean
     }
-    const spaces = new Map<string, Deferred.Deferred<Space, BackendError | ConfigError>>()
-    /** The spaces `spaces` has finished opening, for lookups without the runtime. */
-    const ready = new Map<string, Space>()
-
-    const openSpace = (name: string, open?: Backend.OpenOptions): Effect.Effect<Space, BackendError | ConfigError> =>
-      Effect.suspend(() => {
-        const existing = spaces.get(name)
-        if (existing !== undefined) return Deferred.await(existing)
-        const deferred = Deferred.unsafeMake<Space, BackendError | ConfigError>(FiberId.none)
-        spaces.set(name, deferred)
-        const clock = new RequestClock(open?.clock.unsafeCurrentTimeMillis() ?? live.unsafeCurrentTimeMillis(), live)
-        const build = Effect.gen(function*() {
-          const store = yield* backend.open({
-            namespace: name,
-            clock,
-            codec: text,
-            maxSize: open?.maxSize ?? Infinity,
-            evictionPolicy: open?.evictionPolicy ?? "ttl-only",
-            onEvict: open?.onEvict ?? noop,
-            onExpire: open?.onExpire ?? noop
-          })
-          const changes = yield* PubSub.unbounded<Backend.Invalidation>()
-          return {
-            name,
-            store,
-            clock,
-            index: new KeyIndex(),
-            leases: new Map(),
-            readers: new Map(),
-            changes,
-            watched: false
-          } satisfies Space
-        })
-        return Effect.onExit(Effect.provideService(build, Scope.Scope, scope), (exit) => {
-          if (Exit.isFailure(exit)) spaces.delete(name)
-          else ready.set(name, exit.value)
-          return Deferred.done(deferred, exit)
-        })
-      })
+    const spaces = Spaces.make({
+      backend,
+      scope,
+      clock: (open) => new RequestClock(open?.clock.unsafeCurrentTimeMillis() ?? live.unsafeCurrentTimeMillis(), live),
+      build: (name, store, clock) =>
+        Effect.map(PubSub.unbounded<Backend.Invalidation>(), (changes): Space => ({
+          name,
+          store,
+          clock,
+          index: new KeyIndex(),
+          leases: new Map(),
+          readers: new Map(),
+          changes,
+          watched: false
+        }))
+    })
 
     const failure = (operation: string, cause: unknown) =>
       new RemoteFailure({ message: `${operation} failed on ${self}: ${describe(cause)}`, cause })
@@ -320,10 +298,8 @@ export const make = (
     const notify = (ns: string, from: string, change: Change) =>
       Effect.suspend(() => {
         if (from === self) return Effect.void
-        const deferred = spaces.get(ns)
-        if (deferred === undefined) return Effect.void
-        return Effect.flatMap(Deferred.await(deferred), (space) =>
-          space.watched ? PubSub.publish(space.changes, change) : Effect.void)
+        return Effect.flatMap(spaces.find(ns), (space) =>
+          Option.isSome(space) && space.value.watched ? PubSub.publish(space.value.changes, change) : Effect.void)
       }).pipe(Effect.ignore)
 
     // What this node serves
@@ -394,10 +370,10 @@ export const make = (
           const results = new Array<OpResult>(ops.length)
           let i = 0
           const slow = (op: Op): Effect.Effect<OpResult> => {
-            const space = ready.get(op.ns)
+            const space = spaces.ready.get(op.ns)
             return space !== undefined
               ? apply(space, from, now, op)
-              : Effect.flatMap(Effect.either(openSpace(op.ns)), (found) =>
+              : Effect.flatMap(Effect.either(spaces.open(op.ns)), (found) =>
                 Either.isRight(found)
                   ? apply(found.right, from, now, op)
                   : Effect.succeed<OpResult>({ _tag: "Failed", message: describe(found.left) }))
@@ -405,7 +381,7 @@ export const make = (
           const loop = (): Effect.Effect<ReadonlyArray<OpResult>> => {
             while (i < ops.length) {
               const op = ops[i]
-              const space = ready.get(op.ns)
+              const space = spaces.ready.get(op.ns)
               const fast = space === undefined ? undefined : applySync(space, from, now, op)
               if (fast === undefined) {
                 return Effect.flatMap(slow(op), (result) => {
@@ -422,29 +398,26 @@ export const make = (
       invalidateTag: (from, now, ns, tag) =>
         remote(
           "invalidateTag",
-          Effect.flatMap(openSpace(ns), (space) => invalidateTagHere(space, now, tag))
+          Effect.flatMap(spaces.open(ns), (space) => invalidateTagHere(space, now, tag))
         ).pipe(Effect.tap(() => notify(ns, from, { _tag: "Tag", tag }))),
       clear: (from, ns) =>
-        remote("clear", Effect.flatMap(openSpace(ns), clearHere)).pipe(
+        remote("clear", Effect.flatMap(spaces.open(ns), clearHere)).pipe(
           Effect.tap(() => notify(ns, from, { _tag: "Flush" }))
         ),
       size: (now, ns, members) =>
-        remote("size", Effect.flatMap(openSpace(ns), (space) => sizeHere(space, now, ringOf(members)))),
+        remote("size", Effect.flatMap(spaces.open(ns), (space) => sizeHere(space, now, ringOf(members)))),
       lease: (ns, key, timeout) =>
-        remote("lease", Effect.flatMap(openSpace(ns), (space) => leaseHere(space, key, timeout))),
-      release: (ns, key) => remote("release", Effect.flatMap(openSpace(ns), (space) => releaseHere(space, key))),
+        remote("lease", Effect.flatMap(spaces.open(ns), (space) => leaseHere(space, key, timeout))),
+      release: (ns, key) => remote("release", Effect.flatMap(spaces.open(ns), (space) => releaseHere(space, key))),
       invalidate: (from, ns, change) => notify(ns, from, change)
     })
 
     // Membership changes
 
     const rebalance = (before: HashRing.HashRing, after: HashRing.HashRing) =>
-      Effect.forEach(
-        Array.from(spaces.values()),
-        (deferred) =>
-          Effect.flatMap(Effect.either(Deferred.await(deferred)), (opened) =>
-            Either.isLeft(opened) ? Effect.void : handoff(opened.right, before, after)),
-        { discard: true }
+      Effect.flatMap(
+        spaces.opened,
+        (all) => Effect.forEach(all, (space) => handoff(space, before, after), { discard: true })
       )
 
     const handoff = (space: Space, before: HashRing.HashRing, after: HashRing.HashRing) =>
@@ -498,11 +471,8 @@ export const make = (
           return Effect.zipRight(
             connection === undefined ?
               Effect.void :
-              Effect.forEach(Array.from(spaces.values()), (deferred) =>
-                Effect.flatMap(Deferred.await(deferred), (space) =>
-                  PubSub.publish(space.changes, connection)).pipe(
-                    Effect.ignore
-                  ), { discard: true }),
+              Effect.flatMap(spaces.opened, (all) =>
+                Effect.forEach(all, (space) => PubSub.publish(space.changes, connection), { discard: true })),
             rebalance(before, next)
           )
         })
@@ -527,28 +497,24 @@ export const make = (
     )
 
     // Spaces opened only for peers have no cache sweeping them.
-    yield* Effect.forEach(
-      Array.from(spaces.values()),
-      (deferred) =>
-        Effect.flatMap(
-          Deferred.await(deferred),
-          (space) => Effect.zipRight(space.store.sweep, Effect.sync(() => space.index.prune(space.clock.now)))
-        ).pipe(
-          Effect.ignore
-        ),
-      { discard: true }
-    ).pipe(
-      Effect.repeat(Schedule.spaced("30 seconds")),
-      Effect.withClock(live),
-      Effect.interruptible,
-      Effect.forkScoped
-    )
+    yield* Effect.flatMap(spaces.opened, (all) =>
+      Effect.forEach(
+        all,
+        (space) =>
+          Effect.ignore(Effect.zipRight(space.store.sweep, Effect.sync(() => space.index.prune(space.clock.now)))),
+        { discard: true }
+      )).pipe(
+        Effect.repeat(Schedule.spaced("30 seconds")),
+        Effect.withClock(live),
+        Effect.interruptible,
+        Effect.forkScoped
+      )
 
     // The stores caches use
 
     const open = (options: Backend.OpenOptions) =>
       Effect.gen(function*() {
-        const space = yield* openSpace(options.namespace, options)
+        const space = yield* spaces.open(options.namespace, options)
         return makeStore(space, options, yield* node.shareStats(options.namespace, options.stats))
       })
 
@@ -833,6 +799,5 @@ const nextVersion = (): number => {
   return lastVersion
 }
 
-const noop = () => {}
 const missing: OpResult = { _tag: "Missing" }
 const done: OpResult = { _tag: "Bool", value: true }

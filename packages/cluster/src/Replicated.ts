@@ -23,10 +23,10 @@
  * Expiry is by the absolute `expiresAt` every node keeps, so nodes whose clocks agree expire an
  * entry at the same moment.
  */
-import type { BackendError, CacheError, Codec, Stats } from "@vela/core"
+import type { CacheError, Codec, Stats } from "@vela/core"
 import { Backend, ConfigError, Topology } from "@vela/core"
 import type { Duration } from "effect"
-import { Clock, Deferred, Effect, Either, Exit, FiberId, Layer, Option, PubSub, Schedule, Scope, Stream } from "effect"
+import { Clock, Effect, Either, Layer, Option, PubSub, Schedule, Scope, Stream } from "effect"
 import * as ClusterNode from "./ClusterNode.js"
 import * as Batcher from "./internal/batcher.js"
 import { live } from "./internal/live.js"
@@ -35,7 +35,8 @@ import type { Op, OpResult, ReplicaItem, SpaceDigest, WireEntry } from "./intern
 import { RemoteFailure } from "./internal/protocol.js"
 import type { Outcome, Stamp } from "./internal/replica.js"
 import { BUCKETS, Hlc, Replica } from "./internal/replica.js"
-import { describe, fromWire, text, toWire } from "./internal/wire.js"
+import * as Spaces from "./internal/spaces.js"
+import { describe, fromWire, toWire } from "./internal/wire.js"
 
 export interface ReplicatedOptions {
   /** How often a node compares its state with a random peer and pulls what differs. Default 5 s. */
@@ -95,46 +96,24 @@ export const make = (
       /** A near cache on this node reads this namespace's invalidations. */
       watched: boolean
     }
-    const spaces = new Map<string, Deferred.Deferred<Space, BackendError | ConfigError>>()
-    /** The spaces `spaces` has finished opening, for lookups without the runtime. */
-    const ready = new Map<string, Space>()
-
-    const openSpace = (name: string, open?: Backend.OpenOptions): Effect.Effect<Space, BackendError | ConfigError> =>
-      Effect.suspend(() => {
-        const existing = spaces.get(name)
-        if (existing !== undefined) {
-          return Effect.tap(Deferred.await(existing), (space) => {
-            if (open !== undefined) space.clock.target = open.clock
-          })
-        }
-        const deferred = Deferred.unsafeMake<Space, BackendError | ConfigError>(FiberId.none)
-        spaces.set(name, deferred)
-        const clock = new DelegateClock(open?.clock ?? live)
-        const build = Effect.gen(function*() {
-          const store = yield* backend.open({
-            namespace: name,
-            clock,
-            codec: text,
-            maxSize: open?.maxSize ?? Infinity,
-            evictionPolicy: open?.evictionPolicy ?? "ttl-only",
-            onEvict: open?.onEvict ?? noop,
-            onExpire: open?.onExpire ?? noop
-          })
-          const changes = yield* PubSub.unbounded<Backend.Invalidation>()
-          return { name, store, clock, replica: new Replica(), changes, watched: false } satisfies Space
-        })
-        return Effect.onExit(Effect.provideService(build, Scope.Scope, scope), (exit) => {
-          if (Exit.isFailure(exit)) spaces.delete(name)
-          else ready.set(name, exit.value)
-          return Deferred.done(deferred, exit)
-        })
-      })
-
-    const opened = () =>
-      Effect.map(
-        Effect.forEach(Array.from(spaces.values()), (deferred) => Effect.either(Deferred.await(deferred))),
-        (all) => all.flatMap((space) => Either.isRight(space) ? [space.right] : [])
-      )
+    const spaces = Spaces.make({
+      backend,
+      scope,
+      clock: (open) => new DelegateClock(open?.clock ?? live),
+      build: (name, store, clock) =>
+        Effect.map(PubSub.unbounded<Backend.Invalidation>(), (changes): Space => ({
+          name,
+          store,
+          clock,
+          replica: new Replica(),
+          changes,
+          watched: false
+        })),
+      // A peer's request opened it on the live clock: the cache's clock governs from now on.
+      reopen: (space, open) => {
+        space.clock.target = open.clock
+      }
+    })
 
     // Applying writes: the replica decides, the store follows.
 
@@ -274,7 +253,7 @@ export const make = (
           const results = new Array<OpResult>(ops.length)
           let i = 0
           const slow = (op: Op): Effect.Effect<OpResult> =>
-            Effect.flatMap(Effect.either(openSpace(op.ns)), (space) =>
+            Effect.flatMap(Effect.either(spaces.open(op.ns)), (space) =>
               Either.isLeft(space)
                 ? Effect.succeed<OpResult>({ _tag: "Failed", message: describe(space.left) })
                 : serveOp(space.right, op).pipe(
@@ -286,7 +265,7 @@ export const make = (
           const loop = (): Effect.Effect<ReadonlyArray<OpResult>> => {
             while (i < ops.length) {
               const op = ops[i]
-              const space = op._tag === "ReplicaPut" ? ready.get(op.ns) : undefined
+              const space = op._tag === "ReplicaPut" ? spaces.ready.get(op.ns) : undefined
               if (space === undefined || space.watched) {
                 return Effect.flatMap(slow(op), (result) => {
                   results[i++] = result
@@ -319,9 +298,9 @@ export const make = (
       lease: () => Effect.fail(notPartitioned),
       release: () => Effect.fail(notPartitioned),
       invalidate: () => Effect.fail(notPartitioned),
-      digest: () => Effect.map(opened(), (all) => all.map(digestOf)),
+      digest: () => Effect.map(spaces.opened, (all) => all.map(digestOf)),
       pull: (ns, buckets) =>
-        Effect.flatMap(openSpace(ns), (space) => itemsOf(space, buckets)).pipe(
+        Effect.flatMap(spaces.open(ns), (space) => itemsOf(space, buckets)).pipe(
           Effect.mapError((cause) => failure("pull", cause))
         )
     })
@@ -333,7 +312,7 @@ export const make = (
         const digests = yield* node.call(peer, (client) => client.Digest({}))
         let pulled = 0
         for (const remote of digests) {
-          const space = yield* openSpace(remote.ns)
+          const space = yield* spaces.open(remote.ns)
           if (remote.flush !== null) yield* applyFlush(space, remote.flush)
           for (const { tag, ...floor } of remote.tags) yield* applyTag(space, tag, floor)
           const local = digestOf(space)
@@ -405,7 +384,7 @@ export const make = (
           wasAlone = alone
           const change: Backend.Invalidation = alone ? { _tag: "Disconnected" } : { _tag: "Connected" }
           return Effect.zipRight(
-            Effect.flatMap(opened(), (all) =>
+            Effect.flatMap(spaces.opened, (all) =>
               Effect.forEach(all, (space) => PubSub.publish(space.changes, change), { discard: true })),
             alone ? Effect.void : Effect.forEach(
               members.filter((m) =>
@@ -434,12 +413,13 @@ export const make = (
     )
 
     // Namespaces no cache of this node sweeps.
-    yield* Effect.flatMap(opened(), (all) => Effect.forEach(all, (space) => Effect.ignore(sweepSpace(space)))).pipe(
-      Effect.repeat(Schedule.spaced("30 seconds")),
-      Effect.withClock(live),
-      Effect.interruptible,
-      Effect.forkScoped
-    )
+    yield* Effect.flatMap(spaces.opened, (all) => Effect.forEach(all, (space) => Effect.ignore(sweepSpace(space))))
+      .pipe(
+        Effect.repeat(Schedule.spaced("30 seconds")),
+        Effect.withClock(live),
+        Effect.interruptible,
+        Effect.forkScoped
+      )
 
     // The stores caches use
 
@@ -548,7 +528,7 @@ export const make = (
       name: "replicated",
       open: (open) =>
         Effect.gen(function*() {
-          const space = yield* openSpace(open.namespace, open)
+          const space = yield* spaces.open(open.namespace, open)
           return makeStore(space, open, yield* node.shareStats(open.namespace, open.stats))
         })
     })
@@ -579,6 +559,5 @@ class DelegateClock implements Clock.Clock {
 
 const notPartitioned = new RemoteFailure({ message: "this node serves the Replicated topology", cause: null })
 
-const noop = () => {}
 const yes: OpResult = { _tag: "Bool", value: true }
 const no: OpResult = { _tag: "Bool", value: false }
