@@ -2,10 +2,11 @@
  * `npm run bench`: every benchmark of this package in one run (short by default, `--full` for the
  * figures to quote). Progress goes to stderr, one line per case; tables to stdout; and the run is
  * written to `bench/results.json`, `bench/results.md` and one SVG chart per suite at the
- * repository root. Pass suite names (`get`, `peer`, `stampede`, `topology`, `memory`, `sweep`,
- * `hitratio`, `batch`) to run only those.
+ * repository root. Pass suite names (`get`, `peer`, `stampede`, `topology`, `cluster`, `memory`,
+ * `sweep`, `hitratio`, `batch`) to run only those.
  */
 import * as BatchBench from "./batch_bench.js"
+import * as ClusterBench from "./cluster_bench.js"
 import * as GetBench from "./get_bench.js"
 import * as HitRatioBench from "./hitratio_bench.js"
 import * as Env from "./internal/env.js"
@@ -23,6 +24,7 @@ const suites: Record<string, (env: Env.Env) => Promise<SuiteResult>> = {
   peer: PeerBench.run,
   stampede: StampedeBench.run,
   topology: TopologyBench.run,
+  cluster: ClusterBench.run,
   memory: MemoryBench.run,
   sweep: SweepBench.run,
   hitratio: HitRatioBench.run,

@@ -21,7 +21,7 @@ import type { Env } from "./internal/env.js"
 import type { CaseFigure } from "./internal/measure.js"
 import { collect, full, timeInterleaved } from "./internal/measure.js"
 import type { Chart, SuiteResult, Table } from "./internal/report.js"
-import { fmtMs, fmtOps, fmtRatio, progress } from "./internal/report.js"
+import { fmtMs, fmtOps, fmtRatio, message, progress } from "./internal/report.js"
 
 const KEYS = 100_000
 const TRACE = 200_000
@@ -145,8 +145,6 @@ const runGroup = async (
     collect()
   }
 }
-
-const message = (error: unknown) => error instanceof Error ? error.message : String(error)
 
 /** Heap growth per entry after `entries` puts into a fresh cache, after a full GC; keys and values are allocated before. */
 const memoryPerEntry = async (factory: Factory, w: Drive.Workload): Promise<number | string> => {

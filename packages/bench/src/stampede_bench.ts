@@ -7,15 +7,15 @@
  * Vela's distributed single flight (the Redis store's lease) beside bentocache and raw ioredis.
  * Each run uses a key nobody has read. Run: `npm run bench -- stampede`.
  */
-import { fork } from "node:child_process"
 import { fileURLToPath } from "node:url"
+import { forkAll } from "./internal/children.js"
 import type { Contender, Factory } from "./internal/contenders.js"
 import * as Contenders from "./internal/contenders.js"
 import * as Drive from "./internal/drive.js"
 import type { Env } from "./internal/env.js"
 import { collect, full, percentile } from "./internal/measure.js"
 import type { Chart, SuiteResult, Table } from "./internal/report.js"
-import { fmtMs, progress } from "./internal/report.js"
+import { fmtMs, message, progress } from "./internal/report.js"
 
 const CALLERS = 10_000
 const FETCH_MILLIS = 20
@@ -105,8 +105,6 @@ const failedRow = (setting: string, contender: string): Row => ({
   max: NaN
 })
 
-const message = (error: unknown) => error instanceof Error ? error.message : String(error)
-
 interface ChildResult {
   readonly fetches: number
   readonly wrong: number
@@ -118,45 +116,19 @@ interface ChildResult {
 const acrossProcesses = async (url: string, contender: string, key: string): Promise<ReadonlyArray<ChildResult>> => {
   const script = fileURLToPath(new URL("../scripts/stampede_child.mjs", import.meta.url))
   const callers = Math.ceil(CALLERS / PROCESSES)
-  const children = Array.from(
-    { length: PROCESSES },
-    () =>
-      fork(script, [contender, url, key, String(callers), String(FETCH_MILLIS)], {
-        stdio: ["ignore", "inherit", "inherit", "ipc"]
-      })
+  const children = forkAll(
+    script,
+    Array.from({ length: PROCESSES }, () => [contender, url, key, String(callers), String(FETCH_MILLIS)])
   )
-  const kill = () => {
-    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
-  }
-  process.once("exit", kill)
-  const timer = setTimeout(kill, 60_000)
+  const timer = setTimeout(children.kill, 60_000)
   try {
-    const message = (child: (typeof children)[number], type: string) =>
-      new Promise<any>((resolve, reject) => {
-        const onMessage = (m: any) => {
-          if (m?.type === type) {
-            child.off("message", onMessage)
-            resolve(m)
-          } else if (m?.type === "error") reject(new Error(m.message))
-        }
-        child.on("message", onMessage)
-        child.once("exit", (code) => reject(new Error(`a child exited with ${code} before "${type}"`)))
-      })
-    await Promise.all(children.map((child) => message(child, "ready")))
-    const results = children.map((child) => message(child, "result"))
-    for (const child of children) child.send({ type: "go" })
-    return (await Promise.all(results)) as Array<ChildResult>
+    await children.all("ready")
+    const results = children.all("result")
+    children.send({ type: "go" })
+    return (await results) as Array<ChildResult>
   } finally {
     clearTimeout(timer)
-    await Promise.all(children.map((child) =>
-      child.exitCode !== null || child.signalCode !== null
-        ? Promise.resolve()
-        : new Promise<void>((resolve) => {
-          child.once("exit", () => resolve())
-          setTimeout(() => child.kill("SIGKILL"), 5_000).unref()
-        })
-    ))
-    process.off("exit", kill)
+    await children.stopped(5_000)
   }
 }
 

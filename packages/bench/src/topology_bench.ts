@@ -6,10 +6,10 @@
  * present key, put with a TTL,
  * and the Zipf(0.99) 90/10 mix, at concurrency 1 and 64. Run: `npm run bench -- topology`.
  */
-import type { ClusterNode } from "@vela/cluster"
-import type { Backend, Topology } from "@vela/core"
 import { Local, Memory, NearCache } from "@vela/core"
 import { Context, Effect, Exit, Layer, Scope } from "effect"
+import type { ClusterTopology } from "./internal/cluster.js"
+import { awaitMembers, startNode, topologies } from "./internal/cluster.js"
 import type { Contender } from "./internal/contenders.js"
 import * as Contenders from "./internal/contenders.js"
 import * as Drive from "./internal/drive.js"
@@ -17,7 +17,7 @@ import type { CaseFigure } from "./internal/measure.js"
 import { collect, full, timeCase } from "./internal/measure.js"
 import { freePort } from "./internal/redisServer.js"
 import type { SuiteResult, Table } from "./internal/report.js"
-import { fmtMs, fmtOps, progress } from "./internal/report.js"
+import { fmtMs, fmtOps, message, progress } from "./internal/report.js"
 
 const KEYS = full ? 100_000 : 10_000
 const TTL = 3_600_000
@@ -91,61 +91,20 @@ const measureOn = async (contender: Contender, rows: Array<Row>) => {
   collect()
 }
 
-const message = (error: unknown) => error instanceof Error ? error.message : String(error)
-
-type Cluster = typeof import("@vela/cluster")
-
-/** The cluster topologies measured, each on 3 nodes, bare and with a near cache in front. */
-const clusterTopologies: ReadonlyArray<{
-  readonly name: string
-  readonly description: string
-  readonly layer: (
-    cluster: Cluster
-  ) => Layer.Layer<Topology.Topology, unknown, Backend.Backend | ClusterNode.ClusterNode>
-}> = [
-  {
-    name: "Partitioned r0",
-    description: "Partitioned.layer({ replicas: 0 })",
-    layer: (cluster) => cluster.Partitioned.layer({ replicas: 0 })
-  },
-  {
-    name: "Partitioned r1",
-    description: "Partitioned.layer({ replicas: 1 })",
-    layer: (cluster) => cluster.Partitioned.layer({ replicas: 1 })
-  },
-  { name: "Replicated", description: "Replicated.layer()", layer: (cluster) => cluster.Replicated.layer() }
-]
-
 /** Three nodes of `topology` in this process; the Effect cache is opened on the first. */
-const clusterOf = async (
-  scope: Scope.Scope,
-  topology: (typeof clusterTopologies)[number],
-  near: boolean
-): Promise<Contender> => {
-  const cluster = await import("@vela/cluster")
-  const { ClusterNode } = cluster
+const clusterOf = async (scope: Scope.Scope, topology: ClusterTopology, near: boolean): Promise<Contender> => {
+  const { ClusterNode } = await import("@vela/cluster")
   const ports = [await freePort(), await freePort(), await freePort()]
   const ids = ports.map((port) => `127.0.0.1:${port}`)
-  const node = (i: number) =>
-    topology.layer(cluster).pipe(
-      Layer.provideMerge(ClusterNode.layer({
-        host: "127.0.0.1",
-        port: ports[i],
-        seeds: ids.filter((_, j) => j !== i),
-        secret: "vela-bench",
-        heartbeatInterval: "100 millis"
-      })),
-      Layer.provide(Memory.layer())
-    )
-  const built = await Effect.runPromise(
-    Effect.all([0, 1, 2].map((i) => Layer.buildWithScope(node(i), scope)), { concurrency: "unbounded" })
-  )
-  const first = Context.get(built[0], ClusterNode.ClusterNode)
-  const deadline = Date.now() + 15_000
-  while (first.currentMembers().length < 3) {
-    if (Date.now() > deadline) throw new Error(`the 3 nodes did not see each other within 15 s`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
+  const built = await Promise.all(ports.map((port, i) =>
+    startNode(scope, topology, {
+      port,
+      seeds: ids.filter((_, j) => j !== i),
+      secret: "vela-bench",
+      heartbeatInterval: "100 millis"
+    })
+  ))
+  await awaitMembers(Context.get(built[0], ClusterNode.ClusterNode), 3)
   const onFirst = Layer.succeedContext(built[0])
   return Contenders.velaEffect(
     `${near ? "NearCache + " : ""}${topology.name}, 3 nodes`,
@@ -215,7 +174,7 @@ export const run = async (): Promise<SuiteResult> => {
   } finally {
     await nearLocal.close()
   }
-  for (const topology of clusterTopologies) {
+  for (const topology of topologies) {
     for (const near of [false, true]) {
       const scope = Effect.runSync(Scope.make())
       try {

@@ -103,6 +103,20 @@ const promiseContender = (
   }
 })
 
+/** A Vela cache of the Effect API on `topology`, built in `scope` and open until it closes. */
+export const openCache = (
+  scope: Scope.Scope,
+  topology: Layer.Layer<Topology.Topology, unknown>,
+  config: Vela.Config<Value, Value> & { readonly name: string }
+): Promise<Vela.Cache<Value>> =>
+  Effect.runPromise(
+    Effect.flatMap(
+      Layer.buildWithScope(topology, scope),
+      (context) =>
+        Vela.make<Value, Value>(config).pipe(Effect.provide(context), Effect.provideService(Scope.Scope, scope))
+    )
+  )
+
 /** A Vela cache of the Effect API on `topology`, kept open in a scope of its own (closed by `close`). */
 export const velaEffect = async (
   name: string,
@@ -113,16 +127,7 @@ export const velaEffect = async (
 ): Promise<Contender> => {
   const scope = Effect.runSync(Scope.make())
   try {
-    const cache = await Effect.runPromise(
-      Effect.flatMap(
-        Layer.buildWithScope(topology, scope),
-        (context) =>
-          Vela.make<Value, Value>({ defaultTtl: HOUR, ...config, name: `bench-${slug(name)}` }).pipe(
-            Effect.provide(context),
-            Effect.provideService(Scope.Scope, scope)
-          )
-      )
-    )
+    const cache = await openCache(scope, topology, { defaultTtl: HOUR, ...config, name: `bench-${slug(name)}` })
     const options = new Map<number, Vela.PutOptions>()
     const ttl = (millis: number) => {
       let found = options.get(millis)

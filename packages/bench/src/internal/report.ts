@@ -60,6 +60,9 @@ export const fmtMs = (ms: number) =>
   ms >= 100 ? `${ms.toFixed(0)} ms` : ms >= 1 ? `${ms.toFixed(1)} ms` : `${(ms * 1000).toFixed(ms >= 0.01 ? 1 : 2)} µs`
 export const fmtRatio = (r: number) => `${r.toFixed(r >= 10 ? 0 : 2)}×`
 
+/** What an error says, for a FAILED cell or a note. */
+export const message = (error: unknown) => error instanceof Error ? error.message : String(error)
+
 export const renderText = (table: Table): string => {
   const widths = table.columns.map((column, i) =>
     Math.max(column.length, ...table.rows.map((row) => (row[i] ?? "").length))
