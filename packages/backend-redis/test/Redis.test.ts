@@ -1,6 +1,7 @@
 import { assert, describe, layer } from "@effect/vitest"
 import { Redis } from "@vela/backend-redis"
 import { Backend, Local, NearCache } from "@vela/core"
+import { createCache } from "@vela/core/promise"
 import { conformance, openOptions } from "@vela/core/testing"
 import { Cause, Context, Effect, Either, Layer, Option, TestClock } from "effect"
 import { Keyspace } from "../src/internal/keys.js"
@@ -130,6 +131,29 @@ describe("Redis backend", () => {
           else assert.deepStrictEqual(result, Either.right(i))
         })
         assert.strictEqual(yield* cache.size(), 599)
+      }))
+
+    it.scoped("the Promise facade: gets of one tick share MGETs (256 keys each), each caller gets its own answer", () =>
+      Effect.gen(function*() {
+        const server = yield* RedisServer.RedisServer
+        const raw = yield* rawClient(server.url)
+        const name = uniqueName("facade")
+        const cache = createCache<number>({ name, backend: Redis.layer({ url: server.url }) })
+        yield* Effect.addFinalizer(() => Effect.promise(() => cache.close()))
+        const n = Array.from({ length: 300 }, (_, i) => i)
+        yield* promise(() => Promise.all(n.map((i) => cache.put(`k${i}`, i))))
+        yield* promise(() => raw.set(new Keyspace("vela:", name, 1).entry("k7"), "garbage"))
+        const commands = yield* promise(() => raw.info("commandstats"))
+        const results = yield* promise(() =>
+          Promise.allSettled([...n.map((i) => cache.get(`k${i}`)), cache.get("absent")])
+        )
+        results.forEach((result, i) => {
+          if (i === 7) assert.strictEqual(result.status === "rejected" && result.reason._tag, "CodecError")
+          else assert.deepStrictEqual(result, { status: "fulfilled", value: i === 300 ? undefined : i })
+        })
+        const mgets = (info: string) => Number(/cmdstat_mget:calls=(\d+)/.exec(info)?.[1] ?? 0)
+        assert.strictEqual(mgets(yield* promise(() => raw.info("commandstats"))) - mgets(commands), 2)
+        assert.deepInclude(yield* promise(() => cache.stats()), { hits: 299, misses: 1, codecErrors: 1 })
       }))
 
     it.scoped("a client of yours is used as it is and left open", () =>

@@ -159,18 +159,18 @@ export const open = (
     // The hot paths (get, set) resume their fiber straight from the reply, with one `Effect.async`
     // and no intermediate effects, and share commands with the other callers of the same tick.
 
-    const none = Effect.succeed(Option.none<Backend.Entry>())
-    const readReply = (key: string, payload: string | null) => {
-      if (payload === null) return none
+    type ReadDone = (entry: Backend.Entry | undefined, failure?: BackendError | CodecError) => void
+    const readReply = (done: ReadDone, key: string, payload: string | null) => {
+      if (payload === null) return done(undefined)
       const decoded = Entry.decode(codec, key, payload, now())
-      return Either.isLeft(decoded) ? Effect.fail(decoded.left) : Effect.succeed(Option.fromNullable(decoded.right))
+      return Either.isLeft(decoded) ? done(undefined, decoded.left) : done(decoded.right ?? undefined)
     }
 
     // Reads of one bucket within one tick go out as one MGET: one command for many callers.
     interface Reads {
       readonly entryKeys: Array<string>
       readonly names: Array<string>
-      readonly resumes: Array<(effect: Effect.Effect<Option.Option<Backend.Entry>, BackendError | CodecError>) => void>
+      readonly callers: Array<ReadDone>
     }
     const reads = new Array<Reads | undefined>(connection.buckets)
     const flushReads = (bucket: number) => {
@@ -179,29 +179,39 @@ export const open = (
       reads[bucket] = undefined
       client.mget(batch.entryKeys).then(
         (payloads) => {
-          for (let i = 0; i < payloads.length; i++) batch.resumes[i](readReply(batch.names[i], payloads[i]))
+          for (let i = 0; i < payloads.length; i++) readReply(batch.callers[i], batch.names[i], payloads[i])
         },
         (cause) => {
-          const error = Effect.fail(new BackendError({ backend: connection.name, operation: "get", cause }))
-          for (const resume of batch.resumes) resume(error)
+          const error = new BackendError({ backend: connection.name, operation: "get", cause })
+          for (const done of batch.callers) done(undefined, error)
         }
       )
     }
 
+    const read = (key: string, done: ReadDone) => {
+      const bucket = keys.bucketOf(key)
+      let batch = reads[bucket]
+      if (batch === undefined) {
+        batch = { entryKeys: [], names: [], callers: [] }
+        reads[bucket] = batch
+        process.nextTick(flushReads, bucket)
+      }
+      batch.entryKeys.push(keys.entry(key, bucket))
+      batch.names.push(key)
+      batch.callers.push(done)
+      if (batch.entryKeys.length >= maxBatch) flushReads(bucket)
+    }
+
     const get = (key: string): Effect.Effect<Option.Option<Backend.Entry>, BackendError | CodecError> =>
-      Effect.async((resume) => {
-        const bucket = keys.bucketOf(key)
-        let batch = reads[bucket]
-        if (batch === undefined) {
-          batch = { entryKeys: [], names: [], resumes: [] }
-          reads[bucket] = batch
-          process.nextTick(flushReads, bucket)
-        }
-        batch.entryKeys.push(keys.entry(key, bucket))
-        batch.names.push(key)
-        batch.resumes.push(resume)
-        if (batch.entryKeys.length >= maxBatch) flushReads(bucket)
-      }, waitingOn())
+      Effect.async(
+        (resume) =>
+          read(
+            key,
+            (entry, failure) =>
+              resume(failure === undefined ? Effect.succeed(Option.fromNullable(entry)) : Effect.fail(failure))
+          ),
+        waitingOn()
+      )
 
     const wrote = (resume: (effect: Effect.Effect<void, BackendError | CodecError>) => void) =>
       [
@@ -308,11 +318,20 @@ export const open = (
           Effect.forEach(groups, ([bucket, indices]) =>
             Effect.flatMap(
               attempt("getMany", () => client.mget(indices.map((i) => keys.entry(wanted[i], bucket)))),
-              (payloads) =>
-                Effect.forEach(indices, (index, j) =>
-                  Effect.map(readReply(wanted[index], payloads[j]), (entry) => {
-                    found[index] = entry
-                  }), { discard: true })
+              (payloads) => {
+                let failure: BackendError | CodecError | undefined
+                indices.forEach((index, j) =>
+                  readReply(
+                    (entry, error) => {
+                      found[index] = Option.fromNullable(entry)
+                      failure ??= error
+                    },
+                    wanted[index],
+                    payloads[j]
+                  )
+                )
+                return failure === undefined ? Effect.void : Effect.fail(failure)
+              }
             ), { concurrency: "unbounded", discard: true }),
           found
         )
@@ -320,6 +339,7 @@ export const open = (
 
     const store: Backend.Store = {
       get,
+      getCallback: read,
       getMany,
       // Issued together, the single-key commands leave in one auto-pipelined write.
       setMany: (entries) =>
@@ -356,8 +376,10 @@ export const open = (
         yield* scanEach("flush", keys.patterns.t, (found) => unlink("flush", found))
         yield* scanEach("flush", keys.patterns.k, (found) => unlink("flush", found))
         if (channel !== "") {
-          yield* attempt("flush", () =>
-            Scripts.run(client, Scripts.publish, [keys.lease("", 0)], [channel, announce(0, `"f":1`)]))
+          yield* attempt(
+            "flush",
+            () => Scripts.run(client, Scripts.publish, [keys.lease("", 0)], [channel, announce(0, `"f":1`)])
+          )
         }
       }),
       size: Effect.suspend(() => {
@@ -366,9 +388,7 @@ export const open = (
         let total = 0
         return Effect.map(
           scanEach("size", keys.patterns.k, (found) => {
-            const fresh = found.filter((key) =>
-              !seen.has(key)
-            )
+            const fresh = found.filter((key) => !seen.has(key))
             for (const key of fresh) seen.add(key)
             return Effect.forEach(groupBySlot(keys, fresh), (group) =>
               Effect.map(
