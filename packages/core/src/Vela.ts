@@ -308,8 +308,25 @@ export const make = <V = unknown, I = unknown>(
       })
     }
 
+    /** `readCallback` as one `Effect.async`: on stores that have it, the whole remote read is one step. */
+    const readAsync = readCallback === undefined ? undefined : <A, E>(
+      key: string,
+      onValue: (value: V) => Effect.Effect<A, E>,
+      onMiss: () => Effect.Effect<A, E>
+    ) =>
+      Effect.async<A, E | CacheError>((resume) =>
+        readCallback(key, (value, failure) =>
+          resume(failure !== undefined ? Effect.fail(failure) : value === Miss ? onMiss() : onValue(value as V)))
+      )
+    const some = (value: V) =>
+      Effect.succeed(Option.some(value))
+    const none = () =>
+      Effect.succeedNone
+
     const readStore = (key: string): Effect.Effect<Option.Option<V>, CacheError> =>
-      Effect.map(lookup(key), (found) => found._tag === "Fresh" ? Option.some(found.value) : Option.none())
+      readAsync !== undefined
+        ? readAsync(key, some, none)
+        : Effect.map(lookup(key), (found) => found._tag === "Fresh" ? Option.some(found.value) : Option.none())
 
     const read = (key: string): Effect.Effect<Option.Option<V>, CacheError> => {
       const found = readSync(key)
@@ -324,6 +341,7 @@ export const make = <V = unknown, I = unknown>(
         const found = readSync(key)
         if (found === Miss) return Effect.fail(new NotFound({ key }))
         if (found !== Unknown) return Effect.succeed(found as V)
+        if (readAsync !== undefined) return readAsync(key, Effect.succeed, () => Effect.fail(new NotFound({ key })))
         return Effect.flatMap(
           readStore(key),
           (value) => Option.isSome(value) ? Effect.succeed(value.value) : Effect.fail(new NotFound({ key }))
@@ -531,7 +549,11 @@ export const make = <V = unknown, I = unknown>(
             value instanceof Graced ? value.value as V : value),
         () =>
           joined(key),
-        { timeoutMillis: timeout, onTimeout: () => Effect.fail(new FetchTimeout({ key, timeout })) }
+        {
+          timeoutMillis: timeout,
+          onTimeout: () =>
+            Effect.fail(new FetchTimeout({ key, timeout }))
+        }
       )
     }
 

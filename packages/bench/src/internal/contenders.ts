@@ -419,24 +419,7 @@ export const onRedis = (url: string, capacity: number): ReadonlyArray<Factory> =
       )
     }
   },
-  {
-    name: "ioredis (raw)",
-    group: "redis",
-    make: async () => {
-      const { Redis } = await import("ioredis")
-      const redis = new Redis(url, { enableAutoPipelining: true })
-      const get = (key: string) =>
-        redis.get(`raw:${key}`).then((text) => text === null ? undefined : JSON.parse(text) as Value)
-      const set = (key: string, value: Value, ttl: number) => redis.set(`raw:${key}`, JSON.stringify(value), "PX", ttl)
-      return promiseContender(
-        "ioredis (raw)",
-        "redis",
-        "new Redis(url, { enableAutoPipelining: true }): GET + JSON.parse / SET PX (no read-through)",
-        { get, set, getOrFetch: naive(get, set) },
-        () => redis.quit()
-      )
-    }
-  },
+  { name: "ioredis (raw)", group: "redis", make: () => ioredis(url, "ioredis (raw)", true) },
   {
     name: "bentocache (redis)",
     group: "redis",
@@ -448,6 +431,24 @@ export const onRedis = (url: string, capacity: number): ReadonlyArray<Factory> =
     make: async () => bento(url, "bentocache (memory+redis)", true, capacity)
   }
 ]
+
+/** Raw ioredis, GET + JSON.parse / SET PX: with auto-pipelining (the strongest client), or as `new Redis(url)` gives it. */
+export const ioredis = async (url: string, name: string, autoPipelining: boolean): Promise<Contender> => {
+  const { Redis } = await import("ioredis")
+  const redis = new Redis(url, { enableAutoPipelining: autoPipelining })
+  const get = (key: string) =>
+    redis.get(`raw:${key}`).then((text) => text === null ? undefined : JSON.parse(text) as Value)
+  const set = (key: string, value: Value, ttl: number) => redis.set(`raw:${key}`, JSON.stringify(value), "PX", ttl)
+  return promiseContender(
+    name,
+    "redis",
+    `new Redis(url${
+      autoPipelining ? ", { enableAutoPipelining: true }" : ""
+    }): GET + JSON.parse / SET PX (no read-through)`,
+    { get, set, getOrFetch: naive(get, set) },
+    () => redis.quit()
+  )
+}
 
 /** bentocache on Redis: L2 only, or the two-tier mode (memory L1 + Redis L2 + Redis bus). */
 export const bento = async (url: string, name: string, twoTier: boolean, capacity: number): Promise<Contender> => {
