@@ -36,7 +36,7 @@ import { RemoteFailure } from "./internal/protocol.js"
 import type { Outcome, Stamp } from "./internal/replica.js"
 import { BUCKETS, Hlc, Replica } from "./internal/replica.js"
 import * as Spaces from "./internal/spaces.js"
-import { describe, fromWire, toWire } from "./internal/wire.js"
+import { decodeHeld, describe, fromWire, toWire } from "./internal/wire.js"
 
 export interface ReplicatedOptions {
   /** How often a node compares its state with a random peer and pulls what differs. Default 5 s. */
@@ -441,11 +441,9 @@ export const make = (
       const codec: Codec.Codec = options.codec
       const local = space.store
 
-      const decode = (key: string, entry: Backend.Entry): Backend.Entry | undefined => {
-        const value = codec.decode(key, entry.value as string)
-        return Either.isLeft(value)
-          ? undefined
-          : { value: value.right, expiresAt: entry.expiresAt, tags: entry.tags, version: entry.version }
+      const decode = (key: string, held: Backend.Entry): Backend.Entry | undefined => {
+        const entry = decodeHeld(codec, key, held)
+        return Either.isLeft(entry) ? undefined : entry.right
       }
 
       const localSync = local.sync
@@ -488,10 +486,8 @@ export const make = (
         get: (key) =>
           Effect.flatMap(local.get(key), (found) => {
             if (Option.isNone(found)) return Effect.succeed(Option.none())
-            const value = codec.decode(key, found.value.value as string)
-            return Either.isLeft(value)
-              ? Effect.fail(value.left)
-              : Effect.succeed(Option.some({ ...found.value, value: value.right }))
+            const entry = decodeHeld(codec, key, found.value)
+            return Either.isLeft(entry) ? Effect.fail(entry.left) : Effect.succeed(Option.some(entry.right))
           }),
         has: local.has,
         set,
