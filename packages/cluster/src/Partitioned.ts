@@ -148,6 +148,8 @@ export const make = (
       readonly leases: Map<string, Deferred.Deferred<void>>
       /** Nodes that read a key into a near cache. */
       readonly readers: Map<string, Set<string>>
+      /** Keys deleted within `handoffGrace`: when, and until when a handoff copy must be newer. */
+      readonly tombstones: Map<string, { readonly version: number; readonly until: number }>
       readonly changes: PubSub.PubSub<Backend.Invalidation>
       /** A near cache on this node reads this namespace's invalidations. */
       watched: boolean
@@ -164,6 +166,7 @@ export const make = (
           index: new KeyIndex(),
           leases: new Map(),
           readers: new Map(),
+          tombstones: new Map(),
           changes,
           watched: false
         }))
@@ -195,6 +198,7 @@ export const make = (
             if (op.ifNewer) {
               const present = sync.get(op.key)
               if (present !== undefined && present.version >= op.entry.version) return done
+              if (buried(space, op.key, op.entry.version)) return done
             }
             sync.set(op.key, fromWire(op.entry))
             space.index.set(op.key, op.entry.expiresAt, op.entry.tags)
@@ -208,6 +212,20 @@ export const make = (
       } catch (error) {
         return { _tag: "Failed", message: describe(error) }
       }
+    }
+
+    /**
+     * Whether a handoff copy of `key` at `version` comes after a delete of the key it must not undo:
+     * a handoff that started before the delete may deliver its copy after it.
+     */
+    const buried = (space: Space, key: string, version: number): boolean => {
+      const tombstone = space.tombstones.get(key)
+      if (tombstone === undefined) return false
+      if (tombstone.until <= live.unsafeCurrentTimeMillis()) {
+        space.tombstones.delete(key)
+        return false
+      }
+      return tombstone.version >= version
     }
 
     /** Applies one key operation to this node's store, at the requester's time. */
@@ -240,13 +258,18 @@ export const make = (
           const guarded = op.ifNewer
             ? Effect.flatMap(
               store.get(op.key),
-              (present) => Option.isSome(present) && present.value.version >= op.entry.version ? Effect.void : write
+              (present) =>
+                (Option.isSome(present) && present.value.version >= op.entry.version) ||
+                  buried(space, op.key, op.entry.version)
+                  ? Effect.void
+                  : write
             )
             : write
           return settle(guarded, () => done)
         }
         case "Delete":
           return settle(store.delete(op.key), (removed) => {
+            space.tombstones.set(op.key, { version: op.version, until: live.unsafeCurrentTimeMillis() + grace })
             index.delete(op.key)
             changed(space, from, op.key)
             return { _tag: "Bool", value: removed }
@@ -254,6 +277,13 @@ export const make = (
         default:
           return Effect.succeed({ _tag: "Failed", message: `${op._tag} is not a Partitioned operation` })
       }
+    }
+
+    /** Drops what the sweep leaves behind: expired keys from the index, lapsed tombstones. */
+    const prune = (space: Space) => {
+      space.index.prune(space.clock.now)
+      const now = live.unsafeCurrentTimeMillis()
+      for (const [key, tombstone] of space.tombstones) if (tombstone.until <= now) space.tombstones.delete(key)
     }
 
     // Near caches
@@ -501,8 +531,7 @@ export const make = (
     yield* Effect.flatMap(spaces.opened, (all) =>
       Effect.forEach(
         all,
-        (space) =>
-          Effect.ignore(Effect.zipRight(space.store.sweep, Effect.sync(() => space.index.prune(space.clock.now)))),
+        (space) => Effect.ignore(Effect.zipRight(space.store.sweep, Effect.sync(() => prune(space)))),
         { discard: true }
       )).pipe(
         Effect.repeat(Schedule.spaced("30 seconds")),
@@ -711,7 +740,7 @@ export const make = (
           }),
         delete: (key) =>
           Effect.map(
-            writeAll(key, { _tag: "Delete", ns, key }, "delete"),
+            writeAll(key, { _tag: "Delete", ns, key, version: nextVersion() }, "delete"),
             (results) => results.some((r) => r._tag === "Bool" && r.value)
           ),
         invalidateTag: (tag) =>
@@ -741,7 +770,7 @@ export const make = (
         }),
         sweep: Effect.suspend(() => {
           space.clock.now = nowOf()
-          return Effect.tap(space.store.sweep, () => space.index.prune(space.clock.now))
+          return Effect.tap(space.store.sweep, () => prune(space))
         }),
         // All keys at once: the batcher turns them into one RPC per peer.
         getMany: (keys) => Effect.forEach(keys, (key) => store.get(key), { concurrency: "unbounded" }),

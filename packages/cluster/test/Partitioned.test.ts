@@ -92,6 +92,31 @@ describe("Partitioned", () => {
     30_000
   )
 
+  it.live("a handoff copy older than a delete does not bring the key back", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const a = yield* startPartitioned([], { replicas: 0 })
+      const b = yield* startPartitioned([a.node.id], { replicas: 0 })
+      yield* connected([a, b])
+      // What a holder is sent, as a's batches reach b.
+      const send = (op: Parameters<typeof a.node.batch>[2][number]) =>
+        Effect.async<unknown>((resume) =>
+          a.node.batch(b.node.id, Date.now(), [op], (answer) => resume(Effect.succeed(answer)))
+        )
+      const entry = (version: number) => ({ value: JSON.stringify(`v${version}`), expiresAt: null, tags: [], version })
+      const set = (version: number, ifNewer: boolean) =>
+        send({ _tag: "Set", ns: "graves", key: "k", entry: entry(version), ifNewer, watch: false })
+      const get = Effect.map(send({ _tag: "Get", ns: "graves", key: "k", watch: false }), (answer) =>
+        (answer as ReadonlyArray<{ readonly _tag: string }>)[0]._tag)
+      yield* set(100, false)
+      yield* send({ _tag: "Delete", ns: "graves", key: "k", version: 200 })
+      // A handoff that read the key before the delete delivers its copy after it.
+      yield* set(150, true)
+      assert.strictEqual(yield* get, "Missing")
+      // A copy of a write made after the delete is applied.
+      yield* set(300, true)
+      assert.strictEqual(yield* get, "Found")
+    })), 30_000)
+
   it.live(
     "a node that leaves gracefully loses nothing with replicas 1; a node that joins reads everything",
     () =>

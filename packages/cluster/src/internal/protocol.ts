@@ -47,7 +47,8 @@ export const Op = Schema.Union(
     ifNewer: Schema.Boolean,
     watch: Schema.Boolean
   }),
-  Schema.TaggedStruct("Delete", { ns: Schema.String, key: Schema.String }),
+  /** `version`: when the delete was made; a handoff copy older than it does not bring the key back. */
+  Schema.TaggedStruct("Delete", { ns: Schema.String, key: Schema.String, version: Schema.Number }),
   /** Replicated: a put, with the node that made it (its version and `origin` order it). */
   Schema.TaggedStruct("ReplicaPut", { ns: Schema.String, key: Schema.String, entry: WireEntry, origin: Schema.String }),
   /** Replicated: a delete, kept as a tombstone at its stamp. */
@@ -118,7 +119,7 @@ const opFields: Record<Op["_tag"], Record<string, Guard>> = {
   Get: { ns: isString, key: isString, watch: isBoolean },
   Has: { ns: isString, key: isString },
   Set: { ns: isString, key: isString, entry: isWireEntry, ifNewer: isBoolean, watch: isBoolean },
-  Delete: { ns: isString, key: isString },
+  Delete: { ns: isString, key: isString, version: isNumber },
   ReplicaPut: { ns: isString, key: isString, entry: isWireEntry, origin: isString },
   ReplicaDelete: { ns: isString, key: isString, version: isNumber, origin: isString },
   ReplicaTag: { ns: isString, tag: isString, version: isNumber, origin: isString },
