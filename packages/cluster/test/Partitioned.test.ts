@@ -3,17 +3,14 @@ import { Topology } from "@vela/core"
 import { createCache } from "@vela/core/promise"
 import { Effect, Exit, Layer, Option, Scope } from "effect"
 import { topologyCases } from "./topologyCases.js"
-import { awaitMembers, cacheOn, connected, eventually, startPartitioned } from "./utils.js"
+import { awaitMembers, cacheOn, cluster, connected, eventually, startPartitioned } from "./utils.js"
 
 describe("Partitioned", () => {
   it.live(
     "writes through one node are read through the others; size and invalidateTag count once",
     () =>
       Effect.scoped(Effect.gen(function*() {
-        const a = yield* startPartitioned([])
-        const b = yield* startPartitioned([a.node.id])
-        const c = yield* startPartitioned([a.node.id])
-        yield* connected([a, b, c])
+        const [a, b, c] = yield* cluster(startPartitioned, 3)
         const [ca, cb, cc] = yield* Effect.all([a, b, c].map((n) => cacheOn<number>(n.topology, "users")))
         yield* Effect.forEach(
           Array.from({ length: 300 }, (_, i) => i),
@@ -50,10 +47,7 @@ describe("Partitioned", () => {
 
   it.live("getOrFetch is single-flight across nodes", () =>
     Effect.scoped(Effect.gen(function*() {
-      const a = yield* startPartitioned([])
-      const b = yield* startPartitioned([a.node.id])
-      const c = yield* startPartitioned([a.node.id])
-      yield* connected([a, b, c])
+      const [a, b, c] = yield* cluster(startPartitioned, 3)
       const caches = yield* Effect.all([a, b, c].map((n) => cacheOn<string>(n.topology, "stampede")))
       for (const key of ["k1", "k2", "k3", "k4", "k5", "k6"]) {
         let runs = 0
@@ -71,10 +65,7 @@ describe("Partitioned", () => {
     "the Promise facade reads keys held on other nodes; its stats add up every member's",
     () =>
       Effect.scoped(Effect.gen(function*() {
-        const a = yield* startPartitioned([])
-        const b = yield* startPartitioned([a.node.id])
-        const c = yield* startPartitioned([a.node.id])
-        yield* connected([a, b, c])
+        const [a, b] = yield* cluster(startPartitioned, 3)
         const cb = yield* cacheOn<{ readonly i: number }>(b.topology, "facade")
         const keys = Array.from({ length: 200 }, (_, i) => `k${i}`)
         yield* Effect.forEach(keys, (key, i) => cb.put(key, { i }), { concurrency: 64, discard: true })
@@ -94,9 +85,7 @@ describe("Partitioned", () => {
 
   it.live("a handoff copy older than a delete does not bring the key back", () =>
     Effect.scoped(Effect.gen(function*() {
-      const a = yield* startPartitioned([], { replicas: 0 })
-      const b = yield* startPartitioned([a.node.id], { replicas: 0 })
-      yield* connected([a, b])
+      const [a, b] = yield* cluster((seeds) => startPartitioned(seeds, { replicas: 0 }), 2)
       // What a holder is sent, as a's batches reach b.
       const send = (op: Parameters<typeof a.node.batch>[2][number]) =>
         Effect.async<unknown>((resume) =>

@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber, Option } from "effect"
 import { topologyCases } from "./topologyCases.js"
-import { cacheOn, connected, eventually, startReplicated } from "./utils.js"
+import { cacheOn, cluster, connected, eventually, startReplicated } from "./utils.js"
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i)
 
@@ -10,10 +10,7 @@ describe("Replicated", () => {
     "a write on one node is read locally on every node; tags, deletes and flushes reach all; stats add up",
     () =>
       Effect.scoped(Effect.gen(function*() {
-        const a = yield* startReplicated([])
-        const b = yield* startReplicated([a.node.id])
-        const c = yield* startReplicated([a.node.id])
-        yield* connected([a, b, c])
+        const [a, b, c] = yield* cluster(startReplicated, 3)
         const [ca, cb, cc] = yield* Effect.all([a, b, c].map((n) => cacheOn<number>(n.topology, "users")))
         yield* Effect.forEach(range(300), (i) => ca.put(`user:${i}`, i, { tags: i % 3 === 0 ? ["third"] : [] }), {
           concurrency: 64,
@@ -48,10 +45,7 @@ describe("Replicated", () => {
     "concurrent conflicting writes of one key converge to one value on every node",
     () =>
       Effect.scoped(Effect.gen(function*() {
-        const a = yield* startReplicated([])
-        const b = yield* startReplicated([a.node.id])
-        const c = yield* startReplicated([a.node.id])
-        yield* connected([a, b, c])
+        const [a, b, c] = yield* cluster(startReplicated, 3)
         const caches = yield* Effect.all([a, b, c].map((n) => cacheOn<string>(n.topology, "race")))
         const keys = range(20).map((i) => `k${i}`)
         yield* Effect.forEach(
@@ -86,9 +80,7 @@ describe("Replicated", () => {
     "a late joiner copies the full state in chunks before it serves, and gets writes made meanwhile",
     () =>
       Effect.scoped(Effect.gen(function*() {
-        const a = yield* startReplicated([])
-        const b = yield* startReplicated([a.node.id])
-        yield* connected([a, b])
+        const [a, b] = yield* cluster(startReplicated, 2)
         const ca = yield* cacheOn<{ readonly i: number }>(a.topology, "big")
         yield* Effect.forEach(range(3000), (i) => ca.put(`k${i}`, { i }, { tags: i % 2 === 0 ? ["even"] : [] }), {
           concurrency: 64,

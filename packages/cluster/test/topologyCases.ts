@@ -6,7 +6,7 @@ import { openOptions } from "@vela/core/testing"
 import type { Scope } from "effect"
 import { Chunk, Context, Effect, Exit, Fiber, Layer, Option, Scope as ScopeModule, Stream } from "effect"
 import type { Started } from "./utils.js"
-import { awaitMembers, cacheOn, connected, eventually } from "./utils.js"
+import { awaitMembers, cacheOn, cluster, connected, eventually } from "./utils.js"
 
 const near = (topology: Topology.Topology["Type"]) =>
   Layer.build(NearCache.layer({ ttl: "1 minute" }).pipe(Layer.provide(Layer.succeed(Topology.Topology, topology))))
@@ -19,10 +19,7 @@ export const topologyCases = (
     "near caches on other nodes drop what changed: put, delete, tag, flush",
     () =>
       Effect.scoped(Effect.gen(function*() {
-        const a = yield* start([])
-        const b = yield* start([a.node.id])
-        const c = yield* start([a.node.id])
-        yield* connected([a, b, c])
+        const [a, b] = yield* cluster(start, 3)
         const [na, nb] = yield* Effect.all([near(a.topology), near(b.topology)])
         const ca = yield* cacheOn<string>(na, "profiles")
         const cb = yield* cacheOn<string>(nb, "profiles")

@@ -31,6 +31,19 @@ export const awaitMembers = (
 export const connected = (nodes: ReadonlyArray<Started>) =>
   Effect.all(nodes.map((n) => awaitMembers(n.node, nodes.map((m) => m.node.id))), { concurrency: "unbounded" })
 
+/** `count` nodes started by `start`, the first the seed of the others, once they all see each other. */
+export const cluster = <E, R>(
+  start: (seeds: ReadonlyArray<string>) => Effect.Effect<Started, E, R>,
+  count: number
+) =>
+  Effect.gen(function*() {
+    const first = yield* start([])
+    const nodes = [first]
+    for (let i = 1; i < count; i++) nodes.push(yield* start([first.node.id]))
+    yield* connected(nodes)
+    return nodes
+  })
+
 /** Retries `check` every 20 ms until it passes, for about five seconds at most. */
 export const eventually = <A, E>(check: Effect.Effect<A, E>) =>
   Effect.retry(check, Schedule.intersect(Schedule.spaced("20 millis"), Schedule.recurs(250)))

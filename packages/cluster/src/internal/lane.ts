@@ -44,38 +44,49 @@ const encode = (message: unknown): Buffer => {
 
 /**
  * Cuts a byte stream into decoded frames. `onFrame` gets each; a frame over `maxFrameBytes` or
- * one that does not decode calls `onError` once, after which the reader ignores everything.
+ * one that does not decode calls `onError` once, after which the reader ignores everything. The
+ * pieces of a frame that arrives in several reads are joined once, when the last one arrives.
  */
 const reader = (
   maxFrameBytes: number,
   onFrame: (message: unknown) => void,
   onError: (reason: string) => void
 ) => {
-  let pending: Buffer | undefined
+  const pieces: Array<Buffer> = []
+  let buffered = 0
+  /** The length of the whole frame being read (header included), once its header is in. */
+  let wanted = 0
   let failed = false
+  const fail = (reason: string) => {
+    failed = true
+    pieces.length = 0
+    onError(reason)
+  }
   return (chunk: Buffer) => {
     if (failed) return
-    let buffer = pending === undefined ? chunk : Buffer.concat([pending, chunk])
-    pending = undefined
+    pieces.push(chunk)
+    buffered += chunk.length
+    if (buffered < 4 || buffered < wanted) return
+    let buffer = pieces.length === 1 ? pieces[0] : Buffer.concat(pieces, buffered)
+    pieces.length = 0
     while (buffer.length >= 4) {
       const length = buffer.readUInt32BE(0)
-      if (length > maxFrameBytes) {
-        failed = true
-        return onError(`a frame of ${length} bytes is over the bound of ${maxFrameBytes}`)
-      }
-      if (buffer.length < 4 + length) break
+      if (length > maxFrameBytes) return fail(`a frame of ${length} bytes is over the bound of ${maxFrameBytes}`)
+      wanted = 4 + length
+      if (buffer.length < wanted) break
       let message: unknown
       try {
-        message = unpackr.unpack(buffer.subarray(4, 4 + length))
+        message = unpackr.unpack(buffer.subarray(4, wanted))
       } catch (error) {
-        failed = true
-        return onError(`a frame that is not MessagePack: ${error instanceof Error ? error.message : String(error)}`)
+        return fail(`a frame that is not MessagePack: ${error instanceof Error ? error.message : String(error)}`)
       }
-      buffer = buffer.subarray(4 + length)
+      buffer = buffer.subarray(wanted)
+      wanted = 0
       onFrame(message)
       if (failed) return
     }
-    if (buffer.length > 0) pending = buffer
+    buffered = buffer.length
+    if (buffered > 0) pieces.push(buffer)
   }
 }
 
@@ -119,6 +130,7 @@ export const serve = (socket: Net.Socket, first: Buffer, options: ServeOptions):
     if (!socket.destroyed) socket.write(encode(message))
   }
   const onFrame = (message: unknown) => {
+    if (socket.destroyed) return
     if (member !== undefined) {
       if (
         !Array.isArray(message) || typeof message[0] !== "number" || typeof message[1] !== "number" ||
@@ -241,6 +253,7 @@ export const connect = (options: LaneOptions): Lane => {
   }
 
   const onFrame = (message: unknown) => {
+    if (closed) return
     if (ready) {
       if (!Array.isArray(message) || typeof message[0] !== "number") return close("a malformed reply")
       const request = inflight.get(message[0])
