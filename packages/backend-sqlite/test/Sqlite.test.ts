@@ -128,6 +128,24 @@ describe("Sqlite writes", () => {
       assert.strictEqual(yield* cache.size(), 1_998)
     }))
 
+  it.scoped("lfu: a key written again after it expired starts its use count afresh", () =>
+    Effect.gen(function*() {
+      const filename = path.join(yield* tempDir, "lfu.db")
+      const cache = yield* cacheOn<number>({ filename }, { name: "lfu", maxSize: 3, evictionPolicy: "lfu" })
+      yield* cache.put("old", 0, { ttl: "100 millis" })
+      yield* TestClock.adjust("100 millis")
+      // The row of the expired entry is reused; its uses were the expired entry's, not this one's.
+      yield* cache.put("old", 0)
+      yield* cache.putMany([["a", 1], ["b", 2], ["c", 3]])
+      // Four entries used once each, the cap three: the least recent of them, "old", goes.
+      assert.deepStrictEqual((yield* cache.getMany(["old", "a", "b", "c"])).map(Option.getOrUndefined), [
+        undefined,
+        1,
+        2,
+        3
+      ])
+    }))
+
   it.scoped("a put still queued when the backend closes is committed before the file closes", () =>
     Effect.gen(function*() {
       const filename = path.join(yield* tempDir, "close.db")

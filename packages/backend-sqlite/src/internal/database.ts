@@ -102,9 +102,10 @@ const prepare = (db: Database) => ({
     `INSERT INTO vela_entries (namespace, key, value, expires_at, version, tags, written, used, uses)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)`
   ),
-  update: db.prepare<[string, number | null, number, string | null, number, number, number]>(
+  /** The parameter before the id: 1 when the row held an expired entry, whose uses are not the new entry's. */
+  update: db.prepare<[string, number | null, number, string | null, number, number, number, number]>(
     `UPDATE vela_entries SET value = ?, expires_at = ?, version = ?, tags = ?, written = ?, used = max(used, ?),
-     uses = uses + 1 WHERE id = ?`
+     uses = CASE WHEN ? = 1 THEN 1 ELSE uses + 1 END WHERE id = ?`
   ),
   touch: db.prepare<[number, number, string, string]>(
     "UPDATE vela_entries SET used = max(used, ?), uses = uses + ? WHERE namespace = ? AND key = ?"

@@ -152,9 +152,10 @@ export const makeStore = (shared: Shared, options: OpenOptions): Store => {
     let evicted = 0
     let id: number
     if (found !== undefined) {
-      if (!isLive(found.expires_at, at)) expired++
+      const live = isLive(found.expires_at, at)
+      if (!live) expired++
       id = found.id
-      s.update.run(text, entry.expiresAt, entry.version, tagsText, used, used, id)
+      s.update.run(text, entry.expiresAt, entry.version, tagsText, used, used, live ? 0 : 1, id)
       if (found.tags === tagsText) return { expired, evicted }
       if (found.tags !== null) s.untag.run(id)
     } else {
