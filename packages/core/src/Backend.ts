@@ -88,6 +88,10 @@ export interface Store {
   readonly getCallback?:
     | ((key: string, done: (entry: Entry | undefined, failure?: CacheError) => void) => void)
     | undefined
+  /** `set` without the runtime, as `getCallback` is `get`: `done` is called once, with the failure if any. */
+  readonly setCallback?:
+    | ((key: string, entry: Entry, done: (failure?: CacheError) => void) => void)
+    | undefined
   /**
    * The cache's counters over every process the store spans (a cluster topology), when it can
    * gather them; `cache.stats()` then reports these instead of this process's own.

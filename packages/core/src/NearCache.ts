@@ -97,6 +97,7 @@ const makeNear = (l2: Store, clock: { unsafeCurrentTimeMillis(): number }, ttl: 
   }
 
   const l2GetCallback = l2.getCallback
+  const l2SetCallback = l2.setCallback
   const store: Store = {
     get: (key) =>
       Effect.suspend(() => {
@@ -123,6 +124,14 @@ const makeNear = (l2: Store, clock: { unsafeCurrentTimeMillis(): number }, ttl: 
         l1.delete(key)
         return Effect.tap(l2.set(key, entry), () => promote(key, entry, seen))
       }),
+    setCallback: l2SetCallback === undefined ? undefined : (key, entry, done) => {
+      const seen = ++epoch
+      l1.delete(key)
+      l2SetCallback(key, entry, (failure) => {
+        if (failure === undefined) promote(key, entry, seen)
+        done(failure)
+      })
+    },
     delete: (key) => change(() => l1.delete(key), l2.delete(key)),
     invalidateTag: (tag) => change(() => l1.invalidateTag(tag), l2.invalidateTag(tag)),
     clear: change(() => l1.clear(), l2.clear),

@@ -394,9 +394,17 @@ export const make = <V = unknown, I = unknown>(
       })
     }
 
-    const write = (key: string, entry: Entry) => {
+    const setCallback = store.setCallback
+    const write = (key: string, entry: Entry): Effect.Effect<void, CacheError> => {
       const started = start()
-      return Effect.map(store.set(key, entry), () => wrote(key, entry, started))
+      if (setCallback === undefined) return Effect.map(store.set(key, entry), () => wrote(key, entry, started))
+      return Effect.async((resume) =>
+        setCallback(key, entry, (failure) => {
+          if (failure !== undefined) return resume(Effect.fail(failure))
+          wrote(key, entry, started)
+          resume(Effect.void)
+        })
+      )
     }
 
     const put = (key: string, value: V, options?: PutOptions): Effect.Effect<void, CacheError> =>
@@ -413,6 +421,22 @@ export const make = <V = unknown, I = unknown>(
       sync.set!(key, prepared.right)
       wrote(key, prepared.right, started)
       return undefined
+    }
+
+    /** `put` through `setCallback`, for callers without the runtime (the Promise facade). */
+    const putCallback = setCallback === undefined ? undefined : (
+      key: string,
+      value: V,
+      options: PutOptions | undefined,
+      done: (failure?: CacheError) => void
+    ) => {
+      const prepared = prepare(key, value, options)
+      if (Either.isLeft(prepared)) return done(prepared.left)
+      const started = start()
+      setCallback(key, prepared.right, (failure) => {
+        if (failure === undefined) wrote(key, prepared.right, started)
+        done(failure)
+      })
     }
 
     const remove = (key: string): Effect.Effect<void, CacheError> =>
@@ -730,6 +754,7 @@ export const make = <V = unknown, I = unknown>(
       check,
       readSync,
       readCallback,
+      putCallback,
       putSync,
       joined,
       fetchMiss: (key, fetch, options) =>

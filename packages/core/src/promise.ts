@@ -227,9 +227,16 @@ export const createCache = <V = unknown, I = V>(options: CacheOptions<V, I> = {}
     },
     getOrThrow: (key) => runNow((c) => c.get(key)),
     put: (key, value, putOptions) => {
-      if (closed || unsafe?.putSync === undefined) return run((c) => c.put(key, value, putOptions))
-      const failure = unsafe.putSync(key, value, putOptions)
-      return failure === undefined ? resolvedUndefined : Promise.reject(failure)
+      if (closed || unsafe === undefined) return run((c) => c.put(key, value, putOptions))
+      if (unsafe.putSync !== undefined) {
+        const failure = unsafe.putSync(key, value, putOptions)
+        return failure === undefined ? resolvedUndefined : Promise.reject(failure)
+      }
+      const putCallback = unsafe.putCallback
+      if (putCallback === undefined) return run((c) => c.put(key, value, putOptions))
+      return new Promise<void>((resolve, reject) =>
+        putCallback(key, value, putOptions, (failure) => failure === undefined ? resolve() : reject(failure))
+      )
     },
     delete: (key) => runNow((c) => c.delete(key)),
     exists: (key) => runNow((c) => c.exists(key)),

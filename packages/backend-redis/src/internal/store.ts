@@ -213,11 +213,8 @@ export const open = (
         waitingOn()
       )
 
-    const wrote = (resume: (effect: Effect.Effect<void, BackendError | CodecError>) => void) =>
-      [
-        () => resume(Effect.void),
-        (cause: unknown) => resume(Effect.fail(new BackendError({ backend: connection.name, operation: "set", cause })))
-      ] as const
+    type WriteDone = (failure?: BackendError | CodecError) => void
+    const setFailed = (cause: unknown) => new BackendError({ backend: connection.name, operation: "set", cause })
 
     // Untagged puts of one bucket within one tick go out as one script: every SET, then one message
     // naming every key. Still atomic (changes and announcement together), and one command and one
@@ -226,7 +223,7 @@ export const open = (
       readonly entryKeys: Array<string>
       readonly args: Array<string>
       readonly names: Array<string>
-      readonly done: Array<readonly [() => void, (cause: unknown) => void]>
+      readonly callers: Array<WriteDone>
     }
     const batches = new Array<Batch | undefined>(connection.buckets)
     const flush = (bucket: number) => {
@@ -239,10 +236,11 @@ export const open = (
         ...batch.args
       ]).then(
         () => {
-          for (const [ok] of batch.done) ok()
+          for (const done of batch.callers) done()
         },
         (cause) => {
-          for (const [, failed] of batch.done) failed(cause)
+          const failure = setFailed(cause)
+          for (const done of batch.callers) done(failure)
         }
       )
     }
@@ -252,39 +250,43 @@ export const open = (
       entryKey: string,
       payload: string,
       px: string,
-      done: readonly [() => void, (cause: unknown) => void]
+      done: WriteDone
     ) => {
       let batch = batches[bucket]
       if (batch === undefined) {
-        batch = { entryKeys: [], args: [], names: [], done: [] }
+        batch = { entryKeys: [], args: [], names: [], callers: [] }
         batches[bucket] = batch
         process.nextTick(flush, bucket)
       }
       batch.entryKeys.push(entryKey)
       batch.args.push(payload, px)
       batch.names.push(key)
-      batch.done.push(done)
+      batch.callers.push(done)
       if (batch.entryKeys.length >= maxBatch) flush(bucket)
     }
 
+    const write = (key: string, entry: Backend.Entry, done: WriteDone) => {
+      const payload = Entry.encode(codec, key, entry)
+      if (Either.isLeft(payload)) return done(payload.left)
+      const bucket = keys.bucketOf(key)
+      const entryKey = keys.entry(key, bucket)
+      const px = entry.expiresAt === null ? "" : String(Math.max(1, Math.ceil(entry.expiresAt - now())) + expiryGrace)
+      if (entry.tags.length === 0) return enqueue(bucket, key, entryKey, payload.right, px, done)
+      const scriptKeys = [entryKey]
+      for (const tag of entry.tags) scriptKeys.push(keys.tagSet(tag, bucket))
+      Scripts.run(client, Scripts.put, scriptKeys, [
+        payload.right,
+        px,
+        channel,
+        announce(bucket, `"k":[${JSON.stringify(key)}]`)
+      ]).then(() => done(), (cause) => done(setFailed(cause)))
+    }
+
     const set = (key: string, entry: Backend.Entry): Effect.Effect<void, BackendError | CodecError> =>
-      Effect.async((resume) => {
-        const payload = Entry.encode(codec, key, entry)
-        if (Either.isLeft(payload)) return resume(Effect.fail(payload.left))
-        const bucket = keys.bucketOf(key)
-        const entryKey = keys.entry(key, bucket)
-        const px = entry.expiresAt === null ? "" : String(Math.max(1, Math.ceil(entry.expiresAt - now())) + expiryGrace)
-        const [ok, failed] = wrote(resume)
-        if (entry.tags.length === 0) return enqueue(bucket, key, entryKey, payload.right, px, [ok, failed])
-        const scriptKeys = [entryKey]
-        for (const tag of entry.tags) scriptKeys.push(keys.tagSet(tag, bucket))
-        Scripts.run(client, Scripts.put, scriptKeys, [
-          payload.right,
-          px,
-          channel,
-          announce(bucket, `"k":[${JSON.stringify(key)}]`)
-        ]).then(ok, failed)
-      }, waitingOn())
+      Effect.async(
+        (resume) => write(key, entry, (failure) => resume(failure === undefined ? Effect.void : Effect.fail(failure))),
+        waitingOn()
+      )
 
     const live = (expiresAt: string | null, at: number) =>
       expiresAt !== null && (expiresAt === "" || Number(expiresAt) > at)
@@ -340,6 +342,7 @@ export const open = (
     const store: Backend.Store = {
       get,
       getCallback: read,
+      setCallback: write,
       getMany,
       // Issued together, the single-key commands leave in one auto-pipelined write.
       setMany: (entries) =>

@@ -27,6 +27,10 @@ export interface UnsafeCache {
   readonly readCallback:
     | ((key: string, done: (value: unknown, failure?: CacheError) => void) => void)
     | undefined
+  /** `put` without the runtime for stores with `setCallback`: `done` gets the failure, if any. */
+  readonly putCallback:
+    | ((key: string, value: any, options: PutOptions | undefined, done: (failure?: CacheError) => void) => void)
+    | undefined
   /** `put` into an in-memory store without the runtime; returns the failure, if any. */
   readonly putSync: ((key: string, value: any, options?: PutOptions) => CacheError | undefined) | undefined
   /** Counts and reports a caller that waits on a fetch another caller started. */
