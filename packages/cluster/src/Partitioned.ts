@@ -58,7 +58,7 @@ import type { Change, LeaseOutcome, Op, OpResult, WireEntry } from "./internal/p
 import { RemoteFailure } from "./internal/protocol.js"
 import { RequestClock } from "./internal/requestClock.js"
 import * as Spaces from "./internal/spaces.js"
-import { decodeHeld, describe, fromWire, toWire } from "./internal/wire.js"
+import { decodeHeld, describe, fromWire, heldOf, toWire } from "./internal/wire.js"
 
 export interface PartitionedOptions {
   /** Copies of each key beyond its owner (default 1). */
@@ -126,7 +126,6 @@ export const make = (
       }
       return ownedBy
     }
-    const ownership = new WeakMap<Backend.Entry, { readonly ring: HashRing.HashRing; readonly here: boolean }>()
     const rings = new Map<string, HashRing.HashRing>()
     const ringOf = (members: ReadonlyArray<string>) => {
       const key = members.join("\n")
@@ -664,16 +663,15 @@ export const make = (
           space.clock.now = nowOf()
           const held = localSync.get(key)
           if (held === undefined) return undefined
-          // Whether this node owns the key, kept with the held entry while the ring stays the
-          // same: a ring lookup costs about a quarter of a local read.
+          // Whether this node owns the key, kept with the held value while the ring stays the same:
+          // a ring lookup costs about a quarter of a local read.
+          const value = heldOf(held)
           const ring = currentRing()
-          let owned = ownership.get(held)
-          if (owned === undefined || owned.ring !== ring) {
-            ownership.set(held, owned = { ring, here: ownerOf(key) === self })
-          }
+          let owned = value.owned
+          if (owned === undefined || owned.ring !== ring) value.owned = owned = { ring, here: ownerOf(key) === self }
           if (!owned.here) return undefined
           const entry = decodeHeld(codec, key, held)
-          return Either.isLeft(entry) ? undefined : entry.right
+          return entry instanceof CodecError ? undefined : entry
         }
       }
 

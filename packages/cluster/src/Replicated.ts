@@ -24,7 +24,7 @@
  * entry at the same moment.
  */
 import type { CacheError, Codec, Stats } from "@vela/core"
-import { Backend, ConfigError, Topology } from "@vela/core"
+import { Backend, CodecError, ConfigError, Topology } from "@vela/core"
 import type { Duration } from "effect"
 import { Clock, Effect, Either, Layer, Option, PubSub, Schedule, Scope, Stream } from "effect"
 import * as ClusterNode from "./ClusterNode.js"
@@ -443,7 +443,7 @@ export const make = (
 
       const decode = (key: string, held: Backend.Entry): Backend.Entry | undefined => {
         const entry = decodeHeld(codec, key, held)
-        return Either.isLeft(entry) ? undefined : entry.right
+        return entry instanceof CodecError ? undefined : entry
       }
 
       const localSync = local.sync
@@ -487,7 +487,7 @@ export const make = (
           Effect.flatMap(local.get(key), (found) => {
             if (Option.isNone(found)) return Effect.succeed(Option.none())
             const entry = decodeHeld(codec, key, found.value)
-            return Either.isLeft(entry) ? Effect.fail(entry.left) : Effect.succeed(Option.some(entry.right))
+            return entry instanceof CodecError ? Effect.fail(entry) : Effect.succeed(Option.some(entry))
           }),
         has: local.has,
         set,

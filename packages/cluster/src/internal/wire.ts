@@ -4,62 +4,55 @@ import { CodecError } from "@vela/core"
 import { Either } from "effect"
 import type { WireEntry } from "./protocol.js"
 
-/** The codec of a holder's backend: the text the writer encoded is stored as it is. */
-export const text: Codec.Codec = {
-  encode: (key, value) =>
-    typeof value === "string"
-      ? Either.right(value)
-      : Either.left(new CodecError({ key, direction: "encode", cause: "the cluster stores encoded text only" })),
-  decode: (_key, encoded) => Either.right(encoded)
+/**
+ * A value as a holder keeps it: the text the writer's codec produced, one object per write. Once a
+ * cache on this node reads it, the decoded entry stays with it, and so does whether this node owned
+ * the key on the ring of that read: an in-memory holder hands out the same value until the key is
+ * written again, so a local read decodes once per write and looks the ring up once per change of
+ * membership (reads of owned keys then cost about what a `Local` read costs).
+ */
+export class Held {
+  decoded: { readonly codec: Codec.Codec; readonly entry: Backend.Entry } | undefined = undefined
+  owned: { readonly ring: unknown; readonly here: boolean } | undefined = undefined
+  constructor(readonly text: string) {}
 }
 
+/** The codec of a holder's backend: the text the writer encoded is what is stored. */
+export const text: Codec.Codec = {
+  encode: (key, value) =>
+    value instanceof Held
+      ? Either.right(value.text)
+      : Either.left(new CodecError({ key, direction: "encode", cause: "the cluster stores encoded text only" })),
+  decode: (_key, encoded) => Either.right(new Held(encoded))
+}
+
+/** The `Held` value of an entry a holder's store returned. */
+export const heldOf = (entry: Backend.Entry): Held => entry.value as Held
+
 export const toWire = (entry: Backend.Entry): WireEntry => ({
-  value: entry.value as string,
+  value: heldOf(entry).text,
   expiresAt: entry.expiresAt,
   tags: entry.tags,
   version: entry.version
 })
 
 export const fromWire = (entry: WireEntry): Backend.Entry => ({
-  value: entry.value,
+  value: new Held(entry.value),
   expiresAt: entry.expiresAt,
   tags: entry.tags,
   version: entry.version
 })
 
-/**
- * Decoded entries by the held entry they came from. An in-memory holder hands out the same entry
- * object for a key until it changes, so a local read decodes a value once per write rather than
- * once per read (reads of owned keys then cost about what a `Local` read costs). The memo is
- * checked against the held text, version, expiry and the reader's codec (a held entry may be
- * updated in place); it goes with the held entry.
- */
-const decodedByHeld = new WeakMap<Backend.Entry, {
-  readonly codec: Codec.Codec
-  readonly text: string
-  readonly version: number
-  readonly entry: Backend.Entry
-}>()
-
-/** `held` (encoded text, as holders keep it) with its value decoded by `codec`. */
-export const decodeHeld = (
-  codec: Codec.Codec,
-  key: string,
-  held: Backend.Entry
-): Either.Either<Backend.Entry, CodecError> => {
-  const text = held.value as string
-  const memo = decodedByHeld.get(held)
-  if (
-    memo !== undefined && memo.codec === codec && memo.version === held.version && memo.text === text &&
-    memo.entry.expiresAt === held.expiresAt
-  ) {
-    return Either.right(memo.entry)
-  }
-  return Either.map(codec.decode(key, text), (value) => {
-    const entry = { value, expiresAt: held.expiresAt, tags: held.tags, version: held.version }
-    decodedByHeld.set(held, { codec, text, version: held.version, entry })
-    return entry
-  })
+/** `held` (as a holder keeps it) with its value decoded by `codec`, decoded once per write. */
+export const decodeHeld = (codec: Codec.Codec, key: string, held: Backend.Entry): Backend.Entry | CodecError => {
+  const value = heldOf(held)
+  const decoded = value.decoded
+  if (decoded !== undefined && decoded.codec === codec) return decoded.entry
+  const result = codec.decode(key, value.text)
+  if (Either.isLeft(result)) return result.left
+  const entry = { value: result.right, expiresAt: held.expiresAt, tags: held.tags, version: held.version }
+  value.decoded = { codec, entry }
+  return entry
 }
 
 /** A failure's message, for error replies. */
