@@ -275,38 +275,44 @@ export const make = <V = unknown, I = unknown>(
     }
 
     const getCallback = store.getCallback
-    const lookup = (key: string): Effect.Effect<Lookup<V>, CacheError> => {
+    /**
+     * A store read through `getCallback`, counted and classified as `lookup` does; `done` gets
+     * `missing` with the failure when there is one.
+     */
+    const lookupCallback = getCallback === undefined ? undefined : (
+      key: string,
+      done: (found: Lookup<V>, failure?: CacheError) => void
+    ) => {
       const started = start()
-      if (getCallback !== undefined) {
+      getCallback(key, (entry, failure) => {
+        if (failure === undefined) return done(classify(key, Option.fromNullable(entry), started))
+        if (failure._tag === "CodecError") counters.codecErrors.add(1)
+        done(missing, failure)
+      })
+    }
+
+    const lookup = (key: string): Effect.Effect<Lookup<V>, CacheError> => {
+      if (lookupCallback !== undefined) {
         return Effect.async((resume) =>
-          getCallback(key, (entry, failure) => {
-            if (failure === undefined) return resume(Effect.succeed(classify(key, Option.fromNullable(entry), started)))
-            if (failure._tag === "CodecError") counters.codecErrors.add(1)
-            resume(Effect.fail(failure))
-          })
+          lookupCallback(key, (found, failure) =>
+            resume(failure === undefined ? Effect.succeed(found) : Effect.fail(failure)))
         )
       }
+      const started = start()
       return store.get(key).pipe(
-        Effect.tapErrorTag("CodecError", () => Effect.sync(() => counters.codecErrors.add(1))),
+        Effect.tapErrorTag("CodecError", () =>
+          Effect.sync(() => counters.codecErrors.add(1))),
         Effect.map((entry) => classify(key, entry, started))
       )
     }
 
-    /** `lookup` for callers without the runtime (the Promise facade). */
-    const readCallback = getCallback === undefined ? undefined : (
+    /** `lookup` for callers without the runtime (the Promise facade): the fresh value, or `Miss`. */
+    const readCallback = lookupCallback === undefined ? undefined : (
       key: string,
       done: (value: unknown, failure?: CacheError) => void
-    ) => {
-      const started = start()
-      getCallback(key, (entry, failure) => {
-        if (failure !== undefined) {
-          if (failure._tag === "CodecError") counters.codecErrors.add(1)
-          return done(undefined, failure)
-        }
-        const found = classify(key, Option.fromNullable(entry), started)
-        done(found._tag === "Fresh" ? found.value : Miss)
-      })
-    }
+    ) =>
+      lookupCallback(key, (found, failure) =>
+        failure !== undefined ? done(undefined, failure) : done(found._tag === "Fresh" ? found.value : Miss))
 
     /** `readCallback` as one `Effect.async`: on stores that have it, the whole remote read is one step. */
     const readAsync = readCallback === undefined ? undefined : <A, E>(
@@ -326,25 +332,38 @@ export const make = <V = unknown, I = unknown>(
     const readStore = (key: string): Effect.Effect<Option.Option<V>, CacheError> =>
       readAsync !== undefined
         ? readAsync(key, some, none)
-        : Effect.map(lookup(key), (found) => found._tag === "Fresh" ? Option.some(found.value) : Option.none())
+        : Effect.map(lookup(key), (found) =>
+          found._tag === "Fresh" ? Option.some(found.value) : Option.none())
 
     const read = (key: string): Effect.Effect<Option.Option<V>, CacheError> => {
       const found = readSync(key)
-      if (found === Unknown) return readStore(key)
+      if (found === Unknown) {
+        return readStore(key)
+      }
       return Effect.succeed(found === Miss ? Option.none() : Option.some(found as V))
     }
 
     const get = (key: string): Effect.Effect<V, NotFound | CacheError> =>
       Effect.suspend(() => {
         const invalid = check(key)
-        if (invalid !== undefined) return Effect.fail(invalid)
+        if (invalid !== undefined) {
+          return Effect.fail(invalid)
+        }
         const found = readSync(key)
-        if (found === Miss) return Effect.fail(new NotFound({ key }))
-        if (found !== Unknown) return Effect.succeed(found as V)
-        if (readAsync !== undefined) return readAsync(key, Effect.succeed, () => Effect.fail(new NotFound({ key })))
+        if (found === Miss) {
+          return Effect.fail(new NotFound({ key }))
+        }
+        if (found !== Unknown) {
+          return Effect.succeed(found as V)
+        }
+        if (readAsync !== undefined) {
+          return readAsync(key, Effect.succeed, () =>
+            Effect.fail(new NotFound({ key })))
+        }
         return Effect.flatMap(
           readStore(key),
-          (value) => Option.isSome(value) ? Effect.succeed(value.value) : Effect.fail(new NotFound({ key }))
+          (value) =>
+            Option.isSome(value) ? Effect.succeed(value.value) : Effect.fail(new NotFound({ key }))
         )
       })
 
@@ -360,23 +379,33 @@ export const make = <V = unknown, I = unknown>(
     const entryOptions = (
       options: PutOptions | undefined
     ): Either.Either<{ ttl: number; tags: ReadonlyArray<string> }, ConfigError> => {
-      if (options === undefined || (options.ttl === undefined && options.tags === undefined)) return defaults
+      if (options === undefined || (options.ttl === undefined && options.tags === undefined)) {
+        return defaults
+      }
       const ttl = options.ttl === undefined ? Either.right(resolved.defaultTtl) : Check.millis("ttl", options.ttl, true)
-      if (Either.isLeft(ttl)) return Either.left(ttl.left)
+      if (Either.isLeft(ttl)) {
+        return Either.left(ttl.left)
+      }
       const tags = options.tags === undefined ? Either.right([]) : Check.tags(options.tags)
-      if (Either.isLeft(tags)) return Either.left(tags.left)
+      if (Either.isLeft(tags)) {
+        return Either.left(tags.left)
+      }
       return Either.right({ ttl: ttl.right, tags: tags.right })
     }
 
     /** The entry a `put` writes, or why it cannot be written. */
     const prepare = (key: string, value: V, options: PutOptions | undefined): Either.Either<Entry, CacheError> => {
       const invalid = check(key)
-      if (invalid !== undefined) return Either.left(invalid)
+      if (invalid !== undefined) {
+        return Either.left(invalid)
+      }
       if (value === undefined) {
         return Either.left(new CodecError({ key, direction: "encode", cause: "undefined cannot be stored" }))
       }
       const parsed = entryOptions(options)
-      if (Either.isLeft(parsed)) return Either.left(parsed.left)
+      if (Either.isLeft(parsed)) {
+        return Either.left(parsed.left)
+      }
       const { tags, ttl } = parsed.right
       return Either.right({
         value,
@@ -397,7 +426,10 @@ export const make = <V = unknown, I = unknown>(
     const setCallback = store.setCallback
     const write = (key: string, entry: Entry): Effect.Effect<void, CacheError> => {
       const started = start()
-      if (setCallback === undefined) return Effect.map(store.set(key, entry), () => wrote(key, entry, started))
+      if (setCallback === undefined) {
+        return Effect.map(store.set(key, entry), () =>
+          wrote(key, entry, started))
+      }
       return Effect.async((resume) =>
         setCallback(key, entry, (failure) => {
           if (failure !== undefined) return resume(Effect.fail(failure))
