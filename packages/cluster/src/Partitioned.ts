@@ -112,20 +112,7 @@ export const make = (
       }
       return ring
     }
-    // A read asks for its key's owner twice (the synchronous view, then the remote read): the
-    // last answer is kept.
-    let ownedKey: string | undefined
-    let ownedRing: HashRing.HashRing | undefined
-    let ownedBy: string = self
-    const ownerOf = (key: string): string => {
-      const current = currentRing()
-      if (key !== ownedKey || current !== ownedRing) {
-        ownedKey = key
-        ownedRing = current
-        ownedBy = HashRing.owner(current, key) ?? self
-      }
-      return ownedBy
-    }
+    const ownerOf = (key: string): string => HashRing.owner(currentRing(), key) ?? self
     const rings = new Map<string, HashRing.HashRing>()
     const ringOf = (members: ReadonlyArray<string>) => {
       const key = members.join("\n")
@@ -567,7 +554,7 @@ export const make = (
       const read = (key: string, op: Op, operation: string): Effect.Effect<OpResult, CacheError> => {
         const now = nowOf()
         const current = currentRing()
-        const owner = ownerOf(key)
+        const owner = HashRing.owner(current, key) ?? self
         // The replicas are only ranked when the owner cannot answer.
         let holders: ReadonlyArray<string> | undefined
         const attempt = (i: number, last: unknown): Effect.Effect<OpResult, CacheError> => {
@@ -668,7 +655,9 @@ export const make = (
           const value = heldOf(held)
           const ring = currentRing()
           let owned = value.owned
-          if (owned === undefined || owned.ring !== ring) value.owned = owned = { ring, here: ownerOf(key) === self }
+          if (owned === undefined || owned.ring !== ring) {
+            value.owned = owned = { ring, here: HashRing.owner(ring, key) === self }
+          }
           if (!owned.here) return undefined
           const entry = decodeHeld(codec, key, held)
           return entry instanceof CodecError ? undefined : entry
