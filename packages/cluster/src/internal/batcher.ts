@@ -174,18 +174,23 @@ export const make = (
     resume: undefined
   })
 
+  const sendOne: Batcher["send"] = (peer, now, op, done) => {
+    const waiter = makeWaiter(1, true)
+    waiter.resume = (answer) => done(answer instanceof NodeUnavailable ? answer : answer[0])
+    enqueue(peer, now, { op, waiter, index: 0 })
+  }
+
   return {
     run: (peer, now, op) =>
-      Effect.suspend(() => {
-        const waiter = makeWaiter(1, true)
-        enqueue(peer, now, { op, waiter, index: 0 })
-        return Effect.map(wait(waiter), (results) => results[0])
-      }),
-    send: (peer, now, op, done) => {
-      const waiter = makeWaiter(1, true)
-      waiter.resume = (answer) => done(answer instanceof NodeUnavailable ? answer : answer[0])
-      enqueue(peer, now, { op, waiter, index: 0 })
-    },
+      Effect.async((resume) =>
+        sendOne(
+          peer,
+          now,
+          op,
+          (answer) => resume(answer instanceof NodeUnavailable ? Effect.fail(answer) : Effect.succeed(answer))
+        )
+      ),
+    send: sendOne,
     submit: (targets, now, op, failFast) => {
       const waiter = makeWaiter(targets.length, failFast)
       for (let i = 0; i < targets.length; i++) enqueue(targets[i], now, { op, waiter, index: i })
