@@ -185,7 +185,7 @@ export const make = (
               const present = sync.get(op.key)
               if (present !== undefined && present.version >= op.entry.version) return done
               if (buried(space, op.key, op.entry.version)) return done
-            }
+            } else dropLease(space, op.key)
             sync.set(op.key, fromWire(op.entry))
             space.index.set(op.key, op.entry.expiresAt, op.entry.tags)
             changed(space, from, op.key)
@@ -250,10 +250,11 @@ export const make = (
                   ? Effect.void
                   : write
             )
-            : write
+            : Effect.zipRight(Effect.sync(() => dropLease(space, op.key)), write)
           return settle(guarded, () => done)
         }
         case "Delete":
+          dropLease(space, op.key)
           return settle(store.delete(op.key), (removed) => {
             space.tombstones.set(op.key, { version: op.version, until: live.unsafeCurrentTimeMillis() + grace })
             index.delete(op.key)
@@ -368,13 +369,15 @@ export const make = (
         return Effect.succeed("won" as const)
       })
 
+    /** Ends the lease of `key` (only `lease`, when given) and wakes its waiters; a put or delete of the key too. */
+    const dropLease = (space: Space, key: string, lease?: Deferred.Deferred<void>) => {
+      const running = space.leases.get(key)
+      if (running === undefined || (lease !== undefined && running !== lease)) return
+      space.leases.delete(key)
+      Deferred.unsafeDone(running, Exit.void)
+    }
     const releaseHere = (space: Space, key: string, lease?: Deferred.Deferred<void>) =>
-      Effect.suspend(() => {
-        const running = space.leases.get(key)
-        if (running === undefined || (lease !== undefined && running !== lease)) return Effect.void
-        space.leases.delete(key)
-        return Deferred.succeed(running, undefined)
-      })
+      Effect.sync(() => dropLease(space, key, lease))
 
     const remote = <A>(operation: string, self: Effect.Effect<A, CacheError | BackendError | ConfigError>) =>
       Effect.mapError(self, (cause) => failure(operation, cause))
@@ -681,6 +684,22 @@ export const make = (
         })
       }
 
+      /** A write of `entry` at `version`; `ifNewer`: only over a missing entry or an older version. */
+      const setVersion = (key: string, entry: Backend.Entry, version: number, ifNewer: boolean) =>
+        Effect.suspend((): Effect.Effect<void, CacheError> => {
+          const encoded = codec.encode(key, entry.value)
+          if (Either.isLeft(encoded)) return Effect.fail(encoded.left)
+          const op: Op = {
+            _tag: "Set",
+            ns,
+            key,
+            entry: { value: encoded.right, expiresAt: entry.expiresAt, tags: entry.tags, version },
+            ifNewer,
+            watch: watching()
+          }
+          return Effect.asVoid(writeAll(key, op, "set"))
+        })
+
       const store: Backend.Store = {
         sync,
         stats,
@@ -711,20 +730,7 @@ export const make = (
           ),
         has: (key) =>
           Effect.map(read(key, { _tag: "Has", ns, key }, "has"), (result) => result._tag === "Bool" && result.value),
-        set: (key, entry) =>
-          Effect.suspend((): Effect.Effect<void, CacheError> => {
-            const encoded = codec.encode(key, entry.value)
-            if (Either.isLeft(encoded)) return Effect.fail(encoded.left)
-            const op: Op = {
-              _tag: "Set",
-              ns,
-              key,
-              entry: { value: encoded.right, expiresAt: entry.expiresAt, tags: entry.tags, version: nextVersion() },
-              ifNewer: false,
-              watch: watching()
-            }
-            return Effect.asVoid(writeAll(key, op, "set"))
-          }),
+        set: (key, entry) => setVersion(key, entry, nextVersion(), false),
         delete: (key) =>
           Effect.map(
             writeAll(key, { _tag: "Delete", ns, key, version: nextVersion() }, "delete"),
@@ -775,7 +781,11 @@ export const make = (
           space.watched = true
           return invalidations
         },
-        singleFlight: <A, E, R>(key: string, fetch: Effect.Effect<A, E, R>, timeoutMillis: number) => {
+        singleFlight: <A, E, R>(
+          key: string,
+          fetch: (write: (entry: Backend.Entry) => Effect.Effect<boolean, CacheError>) => Effect.Effect<A, E, R>,
+          timeoutMillis: number
+        ) => {
           const owner = ownerOf(key)
           const acquire: Effect.Effect<LeaseOutcome, NodeUnavailable | RemoteFailure> = owner === self
             ? leaseHere(space, key, timeoutMillis)
@@ -788,7 +798,15 @@ export const make = (
             // An owner that cannot be reached cannot coordinate: fetch here rather than fail.
             Effect.orElseSucceed(acquire, () => "won" as const),
             (outcome): Effect.Effect<A, E | CacheError | FetchTimeout, R> => {
-              if (outcome === "won") return Effect.ensuring(fetch, release)
+              if (outcome === "won") {
+                // The fetched value carries the version of when the lease was won, and is stored only
+                // over older data: a put or delete of the key since then (a newer version) wins.
+                const version = nextVersion()
+                return Effect.ensuring(
+                  fetch((entry) => Effect.as(setVersion(key, entry, version, true), true)),
+                  release
+                )
+              }
               if (outcome === "timeout" || live.unsafeCurrentTimeMillis() >= deadline) {
                 return Effect.fail(new FetchTimeout({ key, timeout: timeoutMillis }))
               }
