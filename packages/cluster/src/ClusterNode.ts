@@ -64,6 +64,11 @@ export interface ClusterNodeOptions {
   /** The TCP port; 0 picks a free one (read it back from `id`). */
   readonly port: number
   /**
+   * `"host:port"` peers reach this node at, when that is not `host` and `port` (behind a proxy or a
+   * port forward); it is also the node's `id`. Default: `host` and the bound port.
+   */
+  readonly advertise?: string | undefined
+  /**
    * `"host:port"` of other nodes; one live seed is enough to find the whole cluster. A `Discovery`
    * in context adds its seeds to these.
    */
@@ -211,6 +216,12 @@ const makeNode = (options: ClusterNodeOptions) =>
     if (!Number.isInteger(options.port) || options.port < 0 || options.port > 65535) {
       return yield* new ConfigError({ field: "port", reason: "expected an integer from 0 to 65535" })
     }
+    if (options.advertise !== undefined && Check.parseAddress(options.advertise) === undefined) {
+      return yield* new ConfigError({
+        field: "advertise",
+        reason: `${JSON.stringify(options.advertise)} is not "host:port"`
+      })
+    }
     const secret = Redacted.isRedacted(options.secret) ? Redacted.value(options.secret) : options.secret
     if (typeof secret !== "string" || secret.length === 0) {
       return yield* new ConfigError({ field: "secret", reason: "expected a non-empty string" })
@@ -241,7 +252,7 @@ const makeNode = (options: ClusterNodeOptions) =>
     ).pipe(Effect.mapError((cause) => new BackendError({ backend: "cluster", operation: "listen", cause })))
     const address = socketServer.address
     const port = address._tag === "TcpAddress" ? address.port : options.port
-    const id = `${options.host}:${port}`
+    const id = options.advertise ?? `${options.host}:${port}`
     const incarnation = now() * 1000 + Math.floor(Math.random() * 1000)
     const self: MemberRecord = { id, incarnation }
 

@@ -147,8 +147,14 @@ export const spawnNode = (
     readonly PORT?: string
     /** `"replicated"` for the Replicated topology; Partitioned otherwise. */
     readonly TOPOLOGY?: string
+    /** The `"host:port"` peers dial, when not the node's own. */
+    readonly ADVERTISE?: string
+    /** `"1"`: the node's cache has a near cache. */
+    readonly NEAR?: string
   },
-  fixture = "node.mjs"
+  fixture = "node.mjs",
+  /** Where the process's logs go: here, nowhere, or an open file descriptor. */
+  stderr: "inherit" | "ignore" | number = "inherit"
 ) =>
   Effect.acquireRelease(
     Effect.async<NodeProcess, Error>((resume) => {
@@ -156,7 +162,7 @@ export const spawnNode = (
         fileURLToPath(new URL(`./fixtures/${fixture}`, import.meta.url))
       ], {
         env: { ...process.env, PORT: "0", ...env },
-        stdio: ["pipe", "pipe", "inherit"]
+        stdio: ["pipe", "pipe", stderr]
       })
       const pending = new Map<number, (answer: { ok?: unknown; error?: string }) => void>()
       let next = 0
