@@ -153,8 +153,12 @@ export const spawnNode = (
     readonly NEAR?: string
   },
   fixture = "node.mjs",
-  /** Where the process's logs go: here, nowhere, or an open file descriptor. */
-  stderr: "inherit" | "ignore" | number = "inherit"
+  options: {
+    /** Where the process's logs go: here (default), nowhere, or an open file descriptor. */
+    readonly stderr?: "inherit" | "ignore" | number
+    /** How long it may take to be ready (default 15 s). */
+    readonly startTimeout?: number
+  } = {}
 ) =>
   Effect.acquireRelease(
     Effect.async<NodeProcess, Error>((resume) => {
@@ -162,16 +166,17 @@ export const spawnNode = (
         fileURLToPath(new URL(`./fixtures/${fixture}`, import.meta.url))
       ], {
         env: { ...process.env, PORT: "0", ...env },
-        stdio: ["pipe", "pipe", stderr]
+        stdio: ["pipe", "pipe", options.stderr ?? "inherit"]
       })
       const pending = new Map<number, (answer: { ok?: unknown; error?: string }) => void>()
       let next = 0
       let ready = false
       const lines = Readline.createInterface({ input: child.stdout! })
+      const startTimeout = options.startTimeout ?? 15_000
       const timer = setTimeout(() => {
         child.kill("SIGKILL")
-        resume(Effect.fail(new Error("node process did not start within 15 s")))
-      }, 15_000)
+        resume(Effect.fail(new Error(`node process did not start within ${startTimeout / 1000} s`)))
+      }, startTimeout)
       child.on("exit", () => {
         for (const answer of pending.values()) answer({ error: "process exited" })
         pending.clear()

@@ -119,16 +119,27 @@ const latestSource = (h: KeyHistory, state: State, before: number): number | und
     const write = h.writes.get(state)
     return write === undefined || write.invoke >= before ? undefined : endOf(write)
   }
-  let latest = 0
+  let latest = -Infinity
   for (const removal of h.removals) if (removal.invoke < before) latest = Math.max(latest, endOf(removal))
   return latest
 }
 
-/** A successful change to another state, invoked after `after`, that `counts`; the latest completed. */
-const supersededBy = (h: KeyHistory, state: State, after: number, counts: (op: Op) => boolean) => {
+/**
+ * A successful change to another state, invoked after `after` and before `before`, that `counts`;
+ * the latest completed. Changes are in the order they were invoked.
+ */
+const supersededBy = (h: KeyHistory, state: State, after: number, before: number, counts: (op: Op) => boolean) => {
+  let low = 0
+  let high = h.changes.length
+  while (low < high) {
+    const mid = (low + high) >>> 1
+    if (h.changes[mid].op.invoke <= after) low = mid + 1
+    else high = mid
+  }
   let found: Op | undefined
-  for (const change of h.changes) {
-    if (change.state === state || change.op.invoke <= after || !counts(change.op)) continue
+  for (let i = low; i < h.changes.length && h.changes[i].op.invoke < before; i++) {
+    const change = h.changes[i]
+    if (change.state === state || !counts(change.op)) continue
     if (found === undefined || change.op.complete > found.complete) found = change.op
   }
   return found
@@ -172,6 +183,7 @@ export const check = (options: {
         h,
         state,
         latest,
+        read.invoke,
         (change) =>
           change.complete < read.invoke && faultFree(change.invoke, read.complete) &&
           (read.kind === "read" || (read.dropped ?? 0) >= change.complete)
@@ -206,7 +218,7 @@ export const check = (options: {
         })
         continue
       }
-      const lost = supersededBy(h, state, latest, () => true)
+      const lost = supersededBy(h, state, latest, Infinity, () => true)
       if (lost !== undefined) {
         violations.push({
           check: "lost write",

@@ -1,19 +1,20 @@
 /**
  * The chaos rig's network: a TCP proxy in front of each node's port. Nodes advertise their proxy's
- * address, so every connection between two nodes crosses the proxy of the node it dials. The proxy
- * tells which node opened a connection from its source port (the socket's inode in
- * `/proc/net/tcp`, found among the node processes' descriptors: Linux only), and stops forwarding
- * between two nodes while they are partitioned. A partition leaves the connections open and silent,
+ * address (`ADVERTISE` in their environment), so every connection between two nodes crosses the
+ * proxy of the node it dials. The proxy tells which node opened a connection from its source port
+ * (the socket's inode in `/proc/net/tcp`, found among the descriptors of this process's children:
+ * Linux only), and stops forwarding between two nodes while they are partitioned. A partition leaves the connections open and silent,
  * as a lost route does; healing resumes them, so what was sent meanwhile arrives late.
  */
 import * as Fs from "node:fs"
 import * as Net from "node:net"
 
 export interface Network {
-  /** Starts the proxy of node `name` on a free port, forwarding to `target`; resolves with its port. */
+  /**
+   * Starts the proxy of node `name` on a free port, forwarding to `target`; resolves with its port.
+   * The node's process must have `ADVERTISE=127.0.0.1:<that port>` in its environment.
+   */
   readonly proxy: (name: string, target: number) => Promise<number>
-  /** The process of node `name` now, to tell which node opened a connection. */
-  readonly setPid: (name: string, pid: number | undefined) => void
   readonly partition: (a: string, b: string) => void
   readonly heal: (a: string, b: string) => void
   /** Connections whose opening process was not found (they are never blocked). */
@@ -32,7 +33,9 @@ const pairOf = (a: string, b: string) => a < b ? `${a}|${b}` : `${b}|${a}`
 
 export const make = (): Network => {
   const servers: Array<Net.Server> = []
-  const pids = new Map<string, number>()
+  /** The node of each proxy address, and of each child process seen. */
+  const names = new Map<string, string>()
+  const pids = new Map<number, string | undefined>()
   const blocked = new Set<string>()
   const links = new Set<Link>()
   let unidentified = 0
@@ -50,7 +53,9 @@ export const make = (): Network => {
       }
       if (inode === undefined) return undefined
       const socket = `socket:[${inode}]`
-      for (const [name, pid] of pids) {
+      for (const pid of children()) {
+        const name = nameOf(pid)
+        if (name === undefined) continue
         for (const fd of Fs.readdirSync(`/proc/${pid}/fd`)) {
           try {
             if (Fs.readlinkSync(`/proc/${pid}/fd/${fd}`) === socket) return name
@@ -63,6 +68,21 @@ export const make = (): Network => {
       // a process gone meanwhile
     }
     return undefined
+  }
+
+  const children = () =>
+    Fs.readdirSync("/proc/self/task").flatMap((task) =>
+      Fs.readFileSync(`/proc/self/task/${task}/children`, "utf8").split(" ").filter((pid) => pid !== "").map(Number)
+    )
+
+  /** The node a child process runs, by the address it advertises. */
+  const nameOf = (pid: number) => {
+    if (!pids.has(pid)) {
+      const advertise = Fs.readFileSync(`/proc/${pid}/environ`, "utf8").split("\0")
+        .find((entry) => entry.startsWith("ADVERTISE="))
+      pids.set(pid, advertise === undefined ? undefined : names.get(advertise.slice("ADVERTISE=".length)))
+    }
+    return pids.get(pid)
   }
 
   /** Copies `src` to `dst` while the link is not blocked, pausing `src` while `dst` is full. */
@@ -105,7 +125,11 @@ export const make = (): Network => {
         })
       })
       server.once("error", reject)
-      server.listen(0, "127.0.0.1", () => resolve((server.address() as Net.AddressInfo).port))
+      server.listen(0, "127.0.0.1", () => {
+        const port = (server.address() as Net.AddressInfo).port
+        names.set(`127.0.0.1:${port}`, name)
+        resolve(port)
+      })
       servers.push(server)
     })
 
@@ -114,10 +138,6 @@ export const make = (): Network => {
 
   return {
     proxy,
-    setPid: (name, pid) => {
-      if (pid === undefined) pids.delete(name)
-      else pids.set(name, pid)
-    },
     partition: (a, b) => {
       blocked.add(pairOf(a, b))
       for (const link of between(a, b)) {

@@ -45,6 +45,8 @@ export interface Report {
   readonly unidentified: number
   /** The nodes' logs. */
   readonly logFile: string
+  /** Every operation, one JSON object a line. */
+  readonly historyFile: string
   /** The time operations are shown relative to. */
   readonly origin: number
 }
@@ -159,14 +161,15 @@ export const run = (options: ChaosOptions): Effect.Effect<Report, Error> =>
             NEAR: "1"
           },
           "node.mjs",
-          logFd
+          { stderr: logFd, startTimeout: 60_000 }
         ).pipe(Scope.extend(scope), Effect.tapError(() => Scope.close(scope, Exit.void)))
-        network.setPid(member.name, started.child.pid)
         member.process = started
         member.scope = scope
       }).pipe(
+        Effect.tapError((error) => Effect.sync(() => log(`chaos: ${member.name} did not start: ${error.message}`))),
         // The port may still be held for a moment after a kill.
-        Effect.retry({ times: 3, schedule: Schedule.spaced("200 millis") })
+        Effect.retry({ times: 3, schedule: Schedule.spaced("200 millis") }),
+        Effect.tap(() => Effect.sync(() => log(`chaos: ${member.name} started`)))
       )
     const stop = (member: Member, graceful: boolean) =>
       Effect.gen(function*() {
@@ -178,7 +181,6 @@ export const run = (options: ChaosOptions): Effect.Effect<Report, Error> =>
         member.stalled = false
         if (!graceful) process.child.kill("SIGKILL")
         yield* Scope.close(scope, Exit.void)
-        network.setPid(member.name, undefined)
       })
     const others = (member: Member) => members.filter((m) => m !== member).map((m) => m.address)
     yield* Effect.addFinalizer(() => Effect.forEach(members, (m) => stop(m, false), { discard: true }))
@@ -389,6 +391,8 @@ export const run = (options: ChaosOptions): Effect.Effect<Report, Error> =>
       })
     }
     const checked = History.check({ history, faults, keys: KEYS, tagOf, finals })
+    const historyFile = Path.join(Os.tmpdir(), `vela-chaos-${topology}-${seed}.history.jsonl`)
+    Fs.writeFileSync(historyFile, history.map((op) => JSON.stringify(op) + "\n").join(""))
     const counts: Record<string, number> = {}
     for (const fault of faults) counts[fault.kind] = (counts[fault.kind] ?? 0) + 1
     return {
@@ -401,6 +405,7 @@ export const run = (options: ChaosOptions): Effect.Effect<Report, Error> =>
       violations: [...rigViolations, ...checked.violations],
       unidentified: network.unidentified(),
       logFile,
+      historyFile,
       origin
     }
   }))
@@ -423,7 +428,10 @@ export const format = (report: Report): Array<string> => {
       ...v.ops.map((op) => `    ${History.describeOp(op, report.origin)}`)
     ]),
     ...(report.violations.length > 0
-      ? [`  replay: npm run chaos -- --seed ${options.seed} --topology ${options.topology} --nodes ${options.nodes}`]
+      ? [
+        `  history in ${report.historyFile}, node logs in ${report.logFile}`,
+        `  replay: npm run chaos -- --seed ${options.seed} --topology ${options.topology} --nodes ${options.nodes}`
+      ]
       : [])
   ]
 }
