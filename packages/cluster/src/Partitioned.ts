@@ -58,7 +58,7 @@ import type { Change, LeaseOutcome, Op, OpResult, WireEntry } from "./internal/p
 import { RemoteFailure } from "./internal/protocol.js"
 import { RequestClock } from "./internal/requestClock.js"
 import * as Spaces from "./internal/spaces.js"
-import { decodeHeld, describe, fromWire, heldOf, toWire } from "./internal/wire.js"
+import { decodeHeld, describe, fromWire, heldOf, oversize, toWire } from "./internal/wire.js"
 
 export interface PartitionedOptions {
   /** Copies of each key beyond its owner (default 1). */
@@ -631,6 +631,20 @@ export const make = (
                 ? new BackendError({ backend: `cluster ${peer}`, operation: "fan-out", cause: error.message })
                 : error), { concurrency: "unbounded" })
 
+      /** The write of `entry`, or why it cannot be made: its value does not encode, or no frame holds it. */
+      const setOp = (key: string, entry: Backend.Entry): SetOp | CodecError | BackendError => {
+        const encoded = codec.encode(key, entry.value)
+        if (Either.isLeft(encoded)) return encoded.left
+        const wire: WireEntry = {
+          value: encoded.right,
+          expiresAt: entry.expiresAt,
+          tags: entry.tags,
+          version: nextVersion()
+        }
+        return oversize("put", ns, key, wire, node.maxFrameBytes) ??
+          { _tag: "Set", ns, key, entry: wire, ifNewer: false, watch: watching() }
+      }
+
       const decode = (key: string, wire: WireEntry): Effect.Effect<Backend.Entry, CodecError> => {
         const value = codec.decode(key, wire.value)
         return Either.isLeft(value)
@@ -712,18 +726,9 @@ export const make = (
         has: (key) =>
           Effect.map(read(key, { _tag: "Has", ns, key }, "has"), (result) => result._tag === "Bool" && result.value),
         set: (key, entry) =>
-          Effect.suspend((): Effect.Effect<void, CacheError> => {
-            const encoded = codec.encode(key, entry.value)
-            if (Either.isLeft(encoded)) return Effect.fail(encoded.left)
-            const op: Op = {
-              _tag: "Set",
-              ns,
-              key,
-              entry: { value: encoded.right, expiresAt: entry.expiresAt, tags: entry.tags, version: nextVersion() },
-              ifNewer: false,
-              watch: watching()
-            }
-            return Effect.asVoid(writeAll(key, op, "set"))
+          Effect.suspend(() => {
+            const op = setOp(key, entry)
+            return op._tag === "Set" ? Effect.asVoid(writeAll(key, op, "set")) : Effect.fail(op)
           }),
         delete: (key) =>
           Effect.map(
@@ -761,8 +766,17 @@ export const make = (
         }),
         // All keys at once: the batcher turns them into one RPC per peer.
         getMany: (keys) => Effect.forEach(keys, (key) => store.get(key), { concurrency: "unbounded" }),
+        // Every entry is checked before any is written: one that cannot be sent fails them all at once.
         setMany: (entries) =>
-          Effect.forEach(entries, ([key, entry]) => store.set(key, entry), { concurrency: "unbounded", discard: true }),
+          Effect.suspend(() => {
+            const ops: Array<SetOp> = []
+            for (const [key, entry] of entries) {
+              const op = setOp(key, entry)
+              if (op._tag !== "Set") return Effect.fail(op)
+              ops.push(op)
+            }
+            return Effect.forEach(ops, (op) => writeAll(op.key, op, "set"), { concurrency: "unbounded", discard: true })
+          }),
         deleteMany: (keys) =>
           Effect.map(
             Effect.forEach(keys, (key) => store.delete(key), { concurrency: "unbounded" }),
@@ -820,6 +834,8 @@ const nextVersion = (): number => {
   lastVersion = candidate > lastVersion ? candidate : lastVersion + 1
   return lastVersion
 }
+
+type SetOp = Extract<Op, { readonly _tag: "Set" }>
 
 const missing: OpResult = { _tag: "Missing" }
 const done: OpResult = { _tag: "Bool", value: true }

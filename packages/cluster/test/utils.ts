@@ -1,9 +1,9 @@
 /** Helpers of the cluster tests: waiting on membership, raw sockets. */
 import { ClusterNode, Partitioned, Replicated } from "@vela/cluster"
 import type { BackendError, ConfigError } from "@vela/core"
-import { Backend, Memory, Topology, Vela } from "@vela/core"
+import { Backend, Codec, Memory, Topology, Vela } from "@vela/core"
 import type { Duration, Scope } from "effect"
-import { Effect, Schedule, Stream } from "effect"
+import { Clock, Effect, Schedule, Stream } from "effect"
 import * as ChildProcess from "node:child_process"
 import * as Net from "node:net"
 import * as Readline from "node:readline"
@@ -82,12 +82,29 @@ export const freePort = Effect.async<number>((resume) => {
 export interface Started {
   readonly node: ClusterNode.ClusterNode["Type"]
   readonly topology: Topology.Topology["Type"]
+  /** The node's own store: what it holds, as the text the writer encoded. */
+  readonly backend: Backend.Backend["Type"]
 }
+
+/** The text `started` holds for `key` of namespace `ns` (its own copy, whoever owns the key), or `null`. */
+export const heldText = (started: Started, ns: string, key: string) =>
+  Effect.map(
+    started.backend.open({
+      namespace: ns,
+      clock: Clock.make(),
+      codec: Codec.json,
+      maxSize: Infinity,
+      evictionPolicy: "ttl-only",
+      onEvict: () => {},
+      onExpire: () => {}
+    }),
+    (store) => (store.sync?.get(key)?.value as { readonly text: string } | undefined)?.text ?? null
+  )
 
 /** A node with a memory backend and the `Partitioned` topology, living in the current scope. */
 export const startPartitioned = (
   seeds: ReadonlyArray<string>,
-  options: { readonly replicas?: number; readonly secret?: string } = {}
+  options: { readonly replicas?: number; readonly secret?: string; readonly maxFrameBytes?: number } = {}
 ): Effect.Effect<Started, ConfigError | BackendError, Scope.Scope> =>
   Effect.gen(function*() {
     const node = yield* ClusterNode.make({
@@ -96,19 +113,21 @@ export const startPartitioned = (
       seeds,
       secret: options.secret ?? "s3cret",
       heartbeatInterval: "100 millis",
-      failureTimeout: "1 second"
+      failureTimeout: "1 second",
+      maxFrameBytes: options.maxFrameBytes
     })
+    const backend = yield* Memory.make()
     const topology = yield* Partitioned.make({ replicas: options.replicas ?? 1 }).pipe(
       Effect.provideService(ClusterNode.ClusterNode, node),
-      Effect.provideServiceEffect(Backend.Backend, Memory.make())
+      Effect.provideService(Backend.Backend, backend)
     )
-    return { node, topology }
+    return { node, topology, backend }
   })
 
 /** A node with a memory backend and the `Replicated` topology, living in the current scope. */
 export const startReplicated = (
   seeds: ReadonlyArray<string>,
-  options: Replicated.ReplicatedOptions & { readonly port?: number } = {}
+  options: Replicated.ReplicatedOptions & { readonly port?: number; readonly maxFrameBytes?: number } = {}
 ): Effect.Effect<Started, ConfigError | BackendError, Scope.Scope> =>
   Effect.gen(function*() {
     const node = yield* ClusterNode.make({
@@ -117,13 +136,15 @@ export const startReplicated = (
       seeds,
       secret: "s3cret",
       heartbeatInterval: "100 millis",
-      failureTimeout: "1 second"
+      failureTimeout: "1 second",
+      maxFrameBytes: options.maxFrameBytes
     })
+    const backend = yield* Memory.make()
     const topology = yield* Replicated.make(options).pipe(
       Effect.provideService(ClusterNode.ClusterNode, node),
-      Effect.provideServiceEffect(Backend.Backend, Memory.make())
+      Effect.provideService(Backend.Backend, backend)
     )
-    return { node, topology }
+    return { node, topology, backend }
   })
 
 /** A cache named `name` on `topology`, closed with the current scope. */

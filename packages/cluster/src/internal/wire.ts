@@ -1,6 +1,6 @@
 /** How holders keep entries that crossed the wire: as the text the writer's codec produced. */
 import type { Backend, Codec } from "@vela/core"
-import { CodecError } from "@vela/core"
+import { BackendError, CodecError } from "@vela/core"
 import { Either } from "effect"
 import type { WireEntry } from "./protocol.js"
 
@@ -53,6 +53,44 @@ export const decodeHeld = (codec: Codec.Codec, key: string, held: Backend.Entry)
   const entry = { value: result.right, expiresAt: held.expiresAt, tags: held.tags, version: held.version }
   value.decoded = { codec, entry }
   return entry
+}
+
+/** Room a frame keeps for what surrounds one entry: the batch, the operation, their field names. */
+const FRAME_OVERHEAD = 1024
+
+/** About how many bytes `entry` of `key` in `ns` takes in a frame, as MessagePack writes it (UTF-8). */
+export const wireBytes = (ns: string, key: string, entry: WireEntry): number => {
+  let bytes = Buffer.byteLength(ns) + Buffer.byteLength(key) + Buffer.byteLength(entry.value) + 32
+  for (const tag of entry.tags) bytes += Buffer.byteLength(tag) + 8
+  return bytes
+}
+
+/**
+ * Why `entry` of `key` can never cross the wire, or `undefined` when it fits in a frame of
+ * `maxFrameBytes` with room for the request around it. A write is checked before anything is
+ * written, so an entry that no peer could accept is refused at once, on every topology, rather
+ * than written on some holders and closing the connection to the others.
+ */
+export const oversize = (
+  operation: string,
+  ns: string,
+  key: string,
+  entry: WireEntry,
+  maxFrameBytes: number
+): BackendError | undefined => {
+  const bound = maxFrameBytes - FRAME_OVERHEAD
+  let units = ns.length + key.length + entry.value.length
+  for (const tag of entry.tags) units += tag.length
+  // UTF-8 takes at most 3 bytes per UTF-16 unit: only an entry near the bound is measured.
+  if (units * 3 + 32 + entry.tags.length * 8 <= bound) return undefined
+  const bytes = wireBytes(ns, key, entry)
+  if (bytes <= bound) return undefined
+  return new BackendError({
+    backend: "cluster",
+    operation,
+    cause: `the entry of key ${JSON.stringify(key)} takes ${bytes} bytes on the wire, more than a frame holds ` +
+      `(maxFrameBytes ${maxFrameBytes}, less ${FRAME_OVERHEAD} for the request around it); nothing was written`
+  })
 }
 
 /** A failure's message, for error replies. */
