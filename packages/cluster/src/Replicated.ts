@@ -36,7 +36,7 @@ import { RemoteFailure } from "./internal/protocol.js"
 import type { Outcome, Stamp } from "./internal/replica.js"
 import { BUCKETS, Hlc, Replica } from "./internal/replica.js"
 import * as Spaces from "./internal/spaces.js"
-import { decodeHeld, describe, fromWire, oversize, toWire } from "./internal/wire.js"
+import { decodeHeld, describe, encodeForWire, fromWire, toWire } from "./internal/wire.js"
 
 export interface ReplicatedOptions {
   /** How often a node compares its state with a random peer and pulls what differs. Default 5 s. */
@@ -457,16 +457,8 @@ export const make = (
 
       /** The put of `entry`, or why it cannot be made: its value does not encode, or no frame holds it. */
       const putOp = (key: string, entry: Backend.Entry): PutOp | CodecError | BackendError => {
-        const encoded = codec.encode(key, entry.value)
-        if (Either.isLeft(encoded)) return encoded.left
-        const wire: WireEntry = {
-          value: encoded.right,
-          expiresAt: entry.expiresAt,
-          tags: entry.tags,
-          version: hlc.next()
-        }
-        return oversize("put", ns, key, wire, node.maxFrameBytes) ??
-          { _tag: "ReplicaPut", ns, key, entry: wire, origin: self }
+        const wire = encodeForWire(codec, ns, key, entry, hlc.next(), node.maxFrameBytes)
+        return "value" in wire ? { _tag: "ReplicaPut", ns, key, entry: wire, origin: self } : wire
       }
 
       const write = (op: PutOp) => Effect.zipRight(applyPut(space, op.key, op.entry, self), replicate(op))

@@ -1,9 +1,10 @@
 /** Helpers of the cluster tests: waiting on membership, raw sockets. */
 import { ClusterNode, Partitioned, Replicated } from "@vela/cluster"
 import type { BackendError, ConfigError } from "@vela/core"
-import { Backend, Codec, Memory, Topology, Vela } from "@vela/core"
+import { Backend, Memory, Topology, Vela } from "@vela/core"
+import { openOptions } from "@vela/core/testing"
 import type { Duration, Scope } from "effect"
-import { Clock, Effect, Schedule, Stream } from "effect"
+import { Effect, Schedule, Stream } from "effect"
 import * as ChildProcess from "node:child_process"
 import * as Net from "node:net"
 import * as Readline from "node:readline"
@@ -89,15 +90,7 @@ export interface Started {
 /** The text `started` holds for `key` of namespace `ns` (its own copy, whoever owns the key), or `null`. */
 export const heldText = (started: Started, ns: string, key: string) =>
   Effect.map(
-    started.backend.open({
-      namespace: ns,
-      clock: Clock.make(),
-      codec: Codec.json,
-      maxSize: Infinity,
-      evictionPolicy: "ttl-only",
-      onEvict: () => {},
-      onExpire: () => {}
-    }),
+    started.backend.open(openOptions(ns)),
     (store) => (store.sync?.get(key)?.value as { readonly text: string } | undefined)?.text ?? null
   )
 
@@ -185,8 +178,8 @@ export const spawnNode = (
       const lines = Readline.createInterface({ input: child.stdout! })
       const timer = setTimeout(() => {
         child.kill("SIGKILL")
-        resume(Effect.fail(new Error("node process did not start within 15 s")))
-      }, 15_000)
+        resume(Effect.fail(new Error("node process did not start within 30 s")))
+      }, 30_000)
       child.on("exit", () => {
         for (const answer of pending.values()) answer({ error: "process exited" })
         pending.clear()
@@ -230,6 +223,24 @@ export const spawnNode = (
         child.stdin!.end()
       })
   )
+
+/** Waits until the node in process `node` sees exactly `expected` as the live members. */
+export const seesMembers = (node: NodeProcess, expected: ReadonlyArray<NodeProcess>) =>
+  poll(Effect.flatMap(node.request<Array<string>>("members"), (seen) => {
+    const want = expected.map((n) => n.id).sort().join(",")
+    return seen.join(",") === want ? Effect.void : Effect.fail(new Error(`${node.id} sees ${seen.join(",")}`))
+  }))
+
+/** Three node processes, the first the seed of the others, once they all see each other. */
+export const spawnThree = (env: Parameters<typeof spawnNode>[0] = {}) =>
+  Effect.gen(function*() {
+    const a = yield* spawnNode(env)
+    const [b, c] = yield* Effect.all([spawnNode({ ...env, SEEDS: a.id }), spawnNode({ ...env, SEEDS: a.id })], {
+      concurrency: "unbounded"
+    })
+    yield* Effect.all([a, b, c].map((n) => seesMembers(n, [a, b, c])), { concurrency: "unbounded" })
+    return [a, b, c] as const
+  })
 
 /** Polls `check` every 50 ms until it succeeds, at most `timeout`. */
 export const poll = <A, E>(check: Effect.Effect<A, E>, timeout: Duration.DurationInput = "15 seconds") =>

@@ -66,13 +66,27 @@ export const wireBytes = (ns: string, key: string, entry: WireEntry): number => 
 }
 
 /**
- * Why `entry` of `key` can never cross the wire, or `undefined` when it fits in a frame of
- * `maxFrameBytes` with room for the request around it. A write is checked before anything is
- * written, so an entry that no peer could accept is refused at once, on every topology, rather
- * than written on some holders and closing the connection to the others.
+ * `entry` of `key` encoded by `codec` for the wire at `version`, or why it cannot cross it: its
+ * value does not encode, or no frame holds it. A write is checked before anything is written, so an
+ * entry that no peer could accept is refused at once, on every topology, rather than written on
+ * some holders and closing the connection to the others.
  */
-export const oversize = (
-  operation: string,
+export const encodeForWire = (
+  codec: Codec.Codec,
+  ns: string,
+  key: string,
+  entry: Backend.Entry,
+  version: number,
+  maxFrameBytes: number
+): WireEntry | CodecError | BackendError => {
+  const encoded = codec.encode(key, entry.value)
+  if (Either.isLeft(encoded)) return encoded.left
+  const wire: WireEntry = { value: encoded.right, expiresAt: entry.expiresAt, tags: entry.tags, version }
+  return oversize(ns, key, wire, maxFrameBytes) ?? wire
+}
+
+/** Why `entry` of `key` does not fit in a frame of `maxFrameBytes` with the request around it, if it does not. */
+const oversize = (
   ns: string,
   key: string,
   entry: WireEntry,
@@ -87,7 +101,7 @@ export const oversize = (
   if (bytes <= bound) return undefined
   return new BackendError({
     backend: "cluster",
-    operation,
+    operation: "put",
     cause: `the entry of key ${JSON.stringify(key)} takes ${bytes} bytes on the wire, more than a frame holds ` +
       `(maxFrameBytes ${maxFrameBytes}, less ${FRAME_OVERHEAD} for the request around it); nothing was written`
   })
