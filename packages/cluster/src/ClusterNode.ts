@@ -128,6 +128,8 @@ export class ClusterNode extends Context.Tag("@vela/cluster/ClusterNode")<Cluste
   readonly incarnation: number
   /** Whether this node was given seeds (or a `Discovery`): it expects to find peers. */
   readonly seeded: boolean
+  /** The largest frame a peer accepts: topologies refuse an entry that cannot fit in one. */
+  readonly maxFrameBytes: number
   /** Live members, this node included, sorted by id. */
   readonly members: SubscriptionRef.SubscriptionRef<ReadonlyArray<string>>
   /** The value of `members` right now, synchronously; the same array until membership changes. */
@@ -655,6 +657,7 @@ const makeNode = (options: ClusterNodeOptions) =>
       id,
       incarnation,
       seeded: seeds.some((seed) => seed !== id) || discovery._tag === "Some",
+      maxFrameBytes,
       members,
       currentMembers: () => published,
       call,

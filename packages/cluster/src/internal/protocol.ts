@@ -37,18 +37,23 @@ export const Op = Schema.Union(
   Schema.TaggedStruct("Get", { ns: Schema.String, key: Schema.String, watch: Schema.Boolean }),
   Schema.TaggedStruct("Has", { ns: Schema.String, key: Schema.String }),
   /**
-   * `ifNewer`: a handoff copy, applied only over a missing entry or one with a smaller `version`. `watch`: the writer keeps
-   * the value in a near cache.
+   * Partitioned: a write (or a handoff copy) of the put `entry.version` made on node `origin`; a
+   * holder applies it only over an older stamp. `watch`: the writer keeps the value in a near cache.
    */
   Schema.TaggedStruct("Set", {
     ns: Schema.String,
     key: Schema.String,
     entry: WireEntry,
-    ifNewer: Schema.Boolean,
+    origin: Schema.String,
     watch: Schema.Boolean
   }),
-  /** `version`: when the delete was made; a handoff copy older than it does not bring the key back. */
-  Schema.TaggedStruct("Delete", { ns: Schema.String, key: Schema.String, version: Schema.Number }),
+  /** Partitioned: a delete, stamped as a `Set` is; it leaves a tombstone, so older writes arriving later stay out. */
+  Schema.TaggedStruct("Delete", {
+    ns: Schema.String,
+    key: Schema.String,
+    version: Schema.Number,
+    origin: Schema.String
+  }),
   /** Replicated: a put, with the node that made it (its version and `origin` order it). */
   Schema.TaggedStruct("ReplicaPut", { ns: Schema.String, key: Schema.String, entry: WireEntry, origin: Schema.String }),
   /** Replicated: a delete, kept as a tombstone at its stamp. */
@@ -118,8 +123,8 @@ const isWireEntry: Guard = (u) =>
 const opFields: Record<Op["_tag"], Record<string, Guard>> = {
   Get: { ns: isString, key: isString, watch: isBoolean },
   Has: { ns: isString, key: isString },
-  Set: { ns: isString, key: isString, entry: isWireEntry, ifNewer: isBoolean, watch: isBoolean },
-  Delete: { ns: isString, key: isString, version: isNumber },
+  Set: { ns: isString, key: isString, entry: isWireEntry, origin: isString, watch: isBoolean },
+  Delete: { ns: isString, key: isString, version: isNumber, origin: isString },
   ReplicaPut: { ns: isString, key: isString, entry: isWireEntry, origin: isString },
   ReplicaDelete: { ns: isString, key: isString, version: isNumber, origin: isString },
   ReplicaTag: { ns: isString, tag: isString, version: isNumber, origin: isString },

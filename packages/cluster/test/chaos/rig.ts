@@ -332,12 +332,13 @@ export const run = (options: ChaosOptions): Effect.Effect<Report, Error> =>
         ? Effect.fail(new Error(`${member.name} is down`))
         : member.process.request<A>(command, args)
     const finals = new Map<string, Array<{ readonly node: string; readonly state: string | null }>>()
-    const held = new Map<string, Array<{ readonly node: string; readonly held: [string, number] | null }>>()
+    /** Each node's own copy of each key: the text its writer encoded. */
+    const held = new Map<string, Array<{ readonly node: string; readonly held: string | null }>>()
     let checks = 0
     if (settled) {
       const seen = yield* Effect.forEach(members, (member) =>
         Effect.all({
-          holdings: request<Array<[string, number] | null>>(member, "holdings", { keys: KEYS }),
+          holdings: request<Array<string | null>>(member, "held", { keys: KEYS }),
           reads: Effect.forEach(KEYS, (key) =>
             Effect.all({
               past: request<{ value: string | null }>(member, "read", { key, tag: tagOf(key), l2: true }),
@@ -369,9 +370,9 @@ export const run = (options: ChaosOptions): Effect.Effect<Report, Error> =>
       for (const key of KEYS) {
         checks++
         const all = held.get(key)!
-        const shown = all.map((h) => `${h.node}: ${h.held === null ? "-" : h.held.join(" @ ")}`).join(", ")
+        const shown = all.map((h) => `${h.node}: ${h.held ?? "-"}`).join(", ")
         const holders = topology === "replicated" ? all : all.filter((h) => holderNames(key).includes(h.node))
-        const distinct = new Set(holders.map((h) => JSON.stringify(h.held)))
+        const distinct = new Set(holders.map((h) => h.held))
         if (distinct.size > 1) {
           rigViolations.push({
             check: "holders disagree",
@@ -392,7 +393,7 @@ export const run = (options: ChaosOptions): Effect.Effect<Report, Error> =>
           })
         }
         const read = finals.get(key)![0].state
-        const kept = holders[0].held === null ? null : JSON.parse(holders[0].held[0])
+        const kept = holders[0].held === null ? null : JSON.parse(holders[0].held)
         if (distinct.size === 1 && kept !== read) {
           rigViolations.push({
             check: "reads disagree with holders",
