@@ -147,6 +147,9 @@ export const spawnNode = (
     readonly PORT?: string
     /** `"replicated"` for the Replicated topology; Partitioned otherwise. */
     readonly TOPOLOGY?: string
+    /** `connectTimeout` in milliseconds. */
+    readonly CONNECT_TIMEOUT?: string
+    readonly MAX_CONNECTIONS?: string
   },
   fixture = "node.mjs"
 ) =>
