@@ -9,8 +9,8 @@ import { awaitMembers, sendRaw } from "./utils.js"
 
 const fast = { heartbeatInterval: "100 millis", failureTimeout: "800 millis" } as const
 
-const start = (seeds: ReadonlyArray<string>, secret = "s3cret") =>
-  ClusterNode.make({ host: "127.0.0.1", port: 0, seeds, secret, ...fast })
+const start = (seeds: ReadonlyArray<string>, options: Partial<ClusterNode.ClusterNodeOptions> = {}) =>
+  ClusterNode.make({ host: "127.0.0.1", port: 0, seeds, secret: "s3cret", ...fast, ...options })
 
 /** One batch on `node`'s data lane to `peer`: its results, or why there are none. */
 const laneBatch = (node: ClusterNode.ClusterNode["Type"], peer: string) =>
@@ -46,7 +46,7 @@ describe("ClusterNode", () => {
     Effect.scoped(Effect.gen(function*() {
       const a = yield* start([])
       const b = yield* start([a.id])
-      const intruder = yield* start([a.id], "guess")
+      const intruder = yield* start([a.id], { secret: "guess" })
       yield* awaitMembers(a, [a.id, b.id])
       yield* Effect.sleep("1 second")
       assert.deepStrictEqual(yield* a.members.get, [a.id, b.id].sort())
@@ -69,14 +69,7 @@ describe("ClusterNode", () => {
     "garbage or an oversized frame closes the connection, at once or within connectTimeout; the node keeps serving",
     () =>
       Effect.scoped(Effect.gen(function*() {
-        const a = yield* ClusterNode.make({
-          host: "127.0.0.1",
-          port: 0,
-          secret: "s3cret",
-          maxFrameBytes: 64 * 1024,
-          connectTimeout: "1 second",
-          ...fast
-        })
+        const a = yield* start([], { maxFrameBytes: 64 * 1024, connectTimeout: "1 second" })
         const b = yield* start([a.id])
         yield* awaitMembers(a, [a.id, b.id])
         const port = Number(a.id.split(":")[1])
@@ -119,7 +112,7 @@ describe("ClusterNode", () => {
     "a stranger's frame over the pre-auth bound is refused from its header, long before connectTimeout",
     () =>
       Effect.scoped(Effect.gen(function*() {
-        const a = yield* ClusterNode.make({ host: "127.0.0.1", port: 0, secret: "s3cret", connectTimeout: "1 minute" })
+        const a = yield* start([], { connectTimeout: "1 minute" })
         const port = Number(a.id.split(":")[1])
         const header = (length: number) => Buffer.from(new Uint32Array([length]).buffer).reverse()
         const tooLarge = [
@@ -140,13 +133,7 @@ describe("ClusterNode", () => {
     "an authenticated connection idle for idleTimeout is closed; peers carry on as if it were not",
     () =>
       Effect.scoped(Effect.gen(function*() {
-        const a = yield* ClusterNode.make({
-          host: "127.0.0.1",
-          port: 0,
-          secret: "s3cret",
-          idleTimeout: "1 second",
-          ...fast
-        })
+        const a = yield* start([], { idleTimeout: "1 second" })
         const b = yield* start([a.id])
         yield* awaitMembers(a, [a.id, b.id])
         yield* laneBatch(b, a.id)
@@ -192,7 +179,7 @@ describe("ClusterNode", () => {
         ""
       ]
       for (const host of spellings) {
-        const error = yield* Effect.flip(Effect.scoped(ClusterNode.make({ host, port: 0, secret: "s3cret" })))
+        const error = yield* Effect.flip(Effect.scoped(start([], { host })))
         assert.strictEqual(error._tag, "ConfigError", JSON.stringify(host))
       }
     }))
