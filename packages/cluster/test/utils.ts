@@ -161,6 +161,9 @@ export const spawnNode = (
     readonly PORT?: string
     /** `"replicated"` for the Replicated topology; Partitioned otherwise. */
     readonly TOPOLOGY?: string
+    /** `connectTimeout` in milliseconds. */
+    readonly CONNECT_TIMEOUT?: string
+    readonly MAX_CONNECTIONS?: string
     /** The `"host:port"` peers dial, when not the node's own. */
     readonly ADVERTISE?: string
     /** `"1"`: the node's cache has a near cache. */
