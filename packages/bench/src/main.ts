@@ -29,6 +29,7 @@ const suites: Record<string, (env: Env.Env) => Promise<SuiteResult>> = {
   memory: MemoryBench.run,
   sweep: SweepBench.run,
   hitratio: HitRatioBench.run,
+  attack: () => import("./attack_bench.js").then((suite) => suite.run()),
   batch: BatchBench.run,
   coldstart: ColdStartBench.run
 }
