@@ -214,6 +214,8 @@ export const make = (
       space.tombstones.delete(op.key)
       changed(space, from, op.key)
       if (op.watch && from !== self) addReader(space, op.key, from)
+      // A fetch holding the key's lease no longer decides its value; its waiters read this one.
+      dropLease(space, op.key)
     }
 
     /** A write that a newer one had already replaced: its writer's near cache must not keep its value. */
@@ -242,7 +244,6 @@ export const make = (
           case "Set": {
             if (sync.set === undefined || space.writing > 0) return undefined
             space.clock.now = now
-            dropLease(space, op.key)
             if (isNewer(space, op.key, stampOf(op))) {
               sync.set(op.key, fromWire(op.entry))
               stored(space, from, op)
@@ -294,7 +295,6 @@ export const make = (
         case "Set":
           return serialized(space, () => {
             clock.now = now
-            dropLease(space, op.key)
             if (isNewer(space, op.key, stampOf(op))) {
               return settle(store.set(op.key, fromWire(op.entry)), () => {
                 stored(space, from, op)
@@ -307,13 +307,13 @@ export const make = (
         case "Delete":
           return serialized(space, () => {
             clock.now = now
-            dropLease(space, op.key)
             const stamp: Stamp = { version: op.version, origin: op.origin }
             if (!isNewer(space, op.key, stamp)) return Effect.succeed(no)
             return settle(store.delete(op.key), (removed) => {
               bury(space, op.key, stamp)
               space.index.delete(op.key)
               changed(space, from, op.key)
+              dropLease(space, op.key)
               return removed ? done : no
             })
           })
@@ -878,7 +878,15 @@ export const make = (
                 // The fetched value carries the version of when the lease was won: a put or delete of
                 // the key since then is newer, and every holder keeps it over the fetched value.
                 const version = nextVersion()
-                return Effect.ensuring(fetch((entry) => Effect.as(setAt(key, entry, version), true)), release)
+                const lead = fetch((entry) => Effect.as(setAt(key, entry, version), true))
+                // A lease won late may follow another node's whole fetch: read before fetching again.
+                return Effect.ensuring(
+                  Effect.flatMap(
+                    store.get(key),
+                    Option.match({ onNone: () => lead, onSome: (entry) => Effect.succeed(entry.value as A) })
+                  ),
+                  release
+                )
               }
               if (outcome === "timeout" || live.unsafeCurrentTimeMillis() >= deadline) {
                 return Effect.fail(new FetchTimeout({ key, timeout: timeoutMillis }))
