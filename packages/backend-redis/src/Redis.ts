@@ -80,7 +80,7 @@ export const make = (
           lazyConnect: true
         })
         redis.on("error", () => {})
-        return redis
+        return unrefSocket(redis)
       }),
       (redis) => Effect.sync(() => redis.disconnect())
     ))
@@ -95,7 +95,7 @@ export const make = (
     if (own) yield* connect("redis", () => client.connect())
     else if (client.status === "ready") load()
     const subscriber = settings.bus
-      ? yield* startSubscriber([() => client.duplicate(subscriberOptions(settings))])
+      ? yield* startSubscriber([() => unrefSocket(client.duplicate(subscriberOptions(settings)))])
       : undefined
     const connection: Connection = {
       name: "redis",
@@ -135,6 +135,7 @@ export const makeCluster = (
           redisOptions
         })
         created.on("error", () => {})
+        created.on("+node", unrefSocket)
         return created
       }),
       (created) => Effect.sync(() => created.disconnect())
@@ -149,7 +150,9 @@ export const makeCluster = (
         )
       ).then(() => undefined))
     const subscriber = settings.bus
-      ? yield* startSubscriber(nodes.map((node) => () => new Redis({ ...node, ...subscriberOptions(settings) })))
+      ? yield* startSubscriber(
+        nodes.map((node) => () => unrefSocket(new Redis({ ...node, ...subscriberOptions(settings) })))
+      )
       : undefined
     const connection: Connection = {
       name: "redis-cluster",
@@ -214,6 +217,12 @@ const resolve = (options: CommonOptions): Effect.Effect<Settings, ConfigError> =
       singleFlight: options.singleFlight ?? true
     }
   })
+
+/**
+ * The connections this backend opens do not keep Node alive, so a program that forgets to close its
+ * caches still exits; a command in flight does, through its `commandTimeout` timer.
+ */
+const unrefSocket = (redis: Redis): Redis => redis.on("connect", () => redis.stream.unref())
 
 const retryStrategy = (times: number) => Math.min(times * 50, 1_000)
 

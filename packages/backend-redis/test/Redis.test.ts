@@ -4,6 +4,9 @@ import { Backend, Local, NearCache } from "@vela/core"
 import { createCache } from "@vela/core/promise"
 import { conformance, openOptions } from "@vela/core/testing"
 import { Cause, Context, Effect, Either, Layer, Option, TestClock } from "effect"
+import { execFile } from "node:child_process"
+import { fileURLToPath } from "node:url"
+import { promisify } from "node:util"
 import { Keyspace } from "../src/internal/keys.js"
 import { cacheOn, eventually, failureTag, promise, rawClient, uniqueName } from "./utils/caches.js"
 import * as RedisServer from "./utils/RedisServer.js"
@@ -169,6 +172,31 @@ describe("Redis backend", () => {
         assert.strictEqual(client.status, "ready")
         assert.strictEqual(yield* promise(() => client.exists(new Keyspace("vela:", name, 1).entry("k"))), 1)
       }))
+
+    it.effect(
+      "a facade program over Redis that never closes its cache still exits by itself",
+      () =>
+        Effect.gen(function*() {
+          const server = yield* RedisServer.RedisServer
+          const built = (path: string) => JSON.stringify(fileURLToPath(new URL(path, import.meta.url)))
+          const program = `
+          const { createCache } = await import(${built("../../core/dist/promise.js")})
+          const { Redis } = await import(${built("../dist/index.js")})
+          const cache = createCache({ name: ${
+            JSON.stringify(uniqueName("exit"))
+          }, backend: Redis.layer({ url: "${server.url}" }), nearCache: true })
+          await cache.put("k", "v")
+          await cache.getOrFetch("f", async () => "x")
+          console.log(await cache.get("k"), await cache.get("f"))
+        `
+          // The child is killed at 10 s; the test waits longer, so a hanging child never outlives it.
+          const { stdout } = yield* promise(() =>
+            promisify(execFile)(process.execPath, ["--input-type=module", "-e", program], { timeout: 10_000 })
+          )
+          assert.strictEqual(stdout.trim(), "v x")
+        }),
+      20_000
+    )
 
     it.scoped("data that is not a Vela entry is a CodecError, not a crash", () =>
       Effect.gen(function*() {

@@ -67,7 +67,10 @@ export const make = (
             db.close()
             return Effect.void
           } catch (cause) {
-            return Effect.logWarning(`vela: closing ${filename} failed`, fail("close", cause))
+            return Effect.annotateLogs(Effect.logWarning("closing the database failed", fail("close", cause)), {
+              file: filename,
+              operation: "close"
+            })
           }
         })
     )

@@ -3,8 +3,11 @@ import { Sqlite } from "@vela/backend-sqlite"
 import { Backend, Codec, Local, Vela } from "@vela/core"
 import { createCache } from "@vela/core/promise"
 import { Cause, Effect, Exit, Fiber, Layer, Option, Schema, TestClock } from "effect"
+import { execFile } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+import { promisify } from "node:util"
 import { runChild, tempDir } from "./utils/child.js"
 
 /** Builds the layer in the current scope and returns what it failed with, if it did. */
@@ -257,4 +260,22 @@ describe("Sqlite with the Promise facade", () => {
         await second.close()
       })
     }))
+
+  it.scoped("a program that never closes its cache still exits by itself", () =>
+    Effect.gen(function*() {
+      const filename = path.join(yield* tempDir, "exit.db")
+      const built = (file: string) => JSON.stringify(fileURLToPath(new URL(file, import.meta.url)))
+      const program = `
+        const { createCache } = await import(${built("../../core/dist/promise.js")})
+        const { Sqlite } = await import(${built("../dist/index.js")})
+        const cache = createCache({ name: "exit", backend: Sqlite.layer({ filename: ${JSON.stringify(filename)} }) })
+        await cache.put("k", "v")
+        console.log(await cache.get("k"))
+      `
+      // The child is killed at 10 s; the test waits longer, so a hanging child never outlives it.
+      const { stdout } = yield* Effect.promise(() =>
+        promisify(execFile)(process.execPath, ["--input-type=module", "-e", program], { timeout: 10_000 })
+      )
+      assert.strictEqual(stdout.trim(), "v")
+    }), 20_000)
 })

@@ -1,10 +1,12 @@
 /**
  * `npm run bench`: every benchmark of this package in one run (short by default, `--full` for the
  * figures to quote). Progress goes to stderr, one line per case; tables to stdout; and the run is
- * written to `bench/results.json`, `bench/results.md` and one SVG chart per suite at the
- * repository root. Pass suite names (`get`, `peer`, `stampede`, `topology`, `cluster`, `memory`,
- * `sweep`, `hitratio`, `batch`, `coldstart`) to run only those.
+ * written as `results.json`, `results.md` and one SVG chart per suite: a full run of every suite to
+ * `bench/` at the repository root, the committed record, any other run to `bench/partial/`. Pass
+ * suite names (`get`, `peer`, `stampede`, `topology`, `cluster`, `memory`, `sweep`, `hitratio`,
+ * `attack`, `batch`, `coldstart`) to run only those. An unknown flag is an error.
  */
+import { parseArgs } from "node:util"
 import * as BatchBench from "./batch_bench.js"
 import * as ClusterBench from "./cluster_bench.js"
 import * as ColdStartBench from "./coldstart_bench.js"
@@ -13,7 +15,7 @@ import * as HitRatioBench from "./hitratio_bench.js"
 import * as Env from "./internal/env.js"
 import { full } from "./internal/measure.js"
 import type { SuiteResult } from "./internal/report.js"
-import { machine, progress, renderText, writeResults } from "./internal/report.js"
+import { machine, progress, renderText, resultsDir, writeResults } from "./internal/report.js"
 import * as MemoryBench from "./memory_bench.js"
 import * as PeerBench from "./peer_bench.js"
 import * as StampedeBench from "./stampede_bench.js"
@@ -34,7 +36,16 @@ const suites: Record<string, (env: Env.Env) => Promise<SuiteResult>> = {
   coldstart: ColdStartBench.run
 }
 
-const only = process.argv.slice(2).filter((arg) => !arg.startsWith("-"))
+const usage = `usage: main.js [--full] [suite…]; suites: ${Object.keys(suites).join(", ")}`
+const args = (() => {
+  try {
+    return parseArgs({ options: { full: { type: "boolean" } }, allowPositionals: true, strict: true })
+  } catch (error) {
+    console.error(`${error instanceof Error ? error.message : String(error)}\n${usage}`)
+    return process.exit(2)
+  }
+})()
+const only = args.positionals
 const unknown = only.filter((name) => !(name in suites))
 if (unknown.length > 0) {
   console.error(`unknown suite(s): ${unknown.join(", ")}; known: ${Object.keys(suites).join(", ")}`)
@@ -69,5 +80,11 @@ try {
 } finally {
   await env.close()
 }
-const dir = writeResults({ mode, started, before, after: machine() }, results)
+// Only a full run of every suite replaces the committed record; the rest would overwrite it with figures not to quote.
+const record = full && results.length === Object.keys(suites).length
+const dir = writeResults(
+  record ? resultsDir() : `${resultsDir()}partial/`,
+  { mode, started, before, after: machine() },
+  results
+)
 console.log(`\nwritten: ${dir}results.md, results.json and ${results.flatMap((r) => r.charts).length} SVG charts`)

@@ -1,6 +1,7 @@
 /**
  * Instrumentation beyond the always-on `Stats`: an event per operation, in the shape of the
- * original's `:telemetry` events, and tracing spans. Absent the layer, a cache pays for neither.
+ * original's `:telemetry` events, tracing spans, and (opt-in) latency histograms and a size gauge.
+ * Absent the layer, a cache pays for none of them.
  */
 import { Context, Effect, Layer, PubSub, Stream } from "effect"
 
@@ -14,12 +15,18 @@ export interface TelemetryEvent {
 export interface TelemetryOptions {
   /** Wrap operations in `Effect.withSpan` (default `true`). */
   readonly spans?: boolean | undefined
+  /**
+   * Record `<prefix>_duration_ms{cache, operation}` latency histograms and, on in-memory stores, a
+   * `<prefix>_size{cache}` gauge set after every sweep (default `false`: timing every call costs).
+   */
+  readonly metrics?: boolean | undefined
   /** Events buffered for a slow `events` subscriber before the oldest are dropped (default 10,000). */
   readonly capacity?: number | undefined
 }
 
 export class Telemetry extends Context.Tag("@vela/core/Telemetry")<Telemetry, {
   readonly spans: boolean
+  readonly metrics: boolean
   /** Whether anyone listens: callers skip timing and building events when nobody does. */
   readonly active: () => boolean
   /** Delivers an event to every subscriber. */
@@ -36,6 +43,7 @@ export const make = (options: TelemetryOptions = {}): Effect.Effect<Telemetry["T
     const counted = Effect.acquireRelease(Effect.sync(() => streams++), () => Effect.sync(() => streams--))
     return Telemetry.of({
       spans: options.spans ?? true,
+      metrics: options.metrics ?? false,
       active: () => listeners.size > 0 || streams > 0,
       emit: (event) => {
         for (const listener of listeners) listener(event)

@@ -14,12 +14,14 @@ import * as Batch from "./internal/batch.js"
 import * as Check from "./internal/config.js"
 import * as Grace from "./internal/grace.js"
 import { Graced } from "./internal/grace.js"
-import { Miss, registry, Unknown } from "./internal/unsafe.js"
+import * as Observe from "./internal/observe.js"
+import { noStart } from "./internal/observe.js"
+import type { UnsafeCache } from "./internal/unsafe.js"
+import { Miss, registry, throughRuntime, Unknown } from "./internal/unsafe.js"
 import * as Local from "./Local.js"
 import * as Memory from "./Memory.js"
 import type { Stats } from "./Stats.js"
 import { makeCounters } from "./Stats.js"
-import type { TelemetryEvent } from "./Telemetry.js"
 import { Telemetry } from "./Telemetry.js"
 import { Topology } from "./Topology.js"
 
@@ -183,14 +185,21 @@ export const make = <V = unknown, I = unknown>(
     const telemetry = Option.getOrUndefined(yield* Effect.serviceOption(Telemetry))
     const { name, telemetryPrefix: prefix } = resolved
     const counters = makeCounters(prefix, name, resolved.statsEnabled)
+    const { emit, recordSize, span, start } = Observe.make(telemetry, clock, prefix, name)
     const store: Store = yield* topology.open({
       namespace: name,
       clock,
       codec: Grace.codec(resolved.codec),
       maxSize: resolved.maxSize,
       evictionPolicy: resolved.evictionPolicy,
-      onEvict: (count) => counters.evictions.add(count),
-      onExpire: (count) => counters.expirations.add(count),
+      onEvict: (count) => {
+        counters.evictions.add(count)
+        emit?.("evict", noStart, {}, { count })
+      },
+      onExpire: (count) => {
+        counters.expirations.add(count)
+        emit?.("expire", noStart, {}, { count })
+      },
       stats: () => counters.snapshot()
     })
     let closed = false
@@ -198,8 +207,13 @@ export const make = <V = unknown, I = unknown>(
     yield* Effect.forkIn(
       Effect.schedule(
         Effect.catchAllCause(
-          Effect.zipRight(Effect.sync(() => pruneBackoff()), store.sweep),
-          (cause) => Effect.logWarning(`vela: sweep of cache ${name} failed`, cause)
+          Effect.zipRight(
+            Effect.sync(() => pruneBackoff()),
+            recordSize === undefined || store.sync?.authoritative !== true
+              ? store.sweep
+              : Effect.flatMap(store.sweep, () => Effect.map(store.size, recordSize))
+          ),
+          (cause) => Effect.annotateLogs(Effect.logWarning("sweep failed", cause), { cache: name, operation: "sweep" })
         ),
         Schedule.spaced(resolved.sweepInterval)
       ),
@@ -229,33 +243,6 @@ export const make = <V = unknown, I = unknown>(
       for (const key of Array.from(unshared.keys())) drop(key)
     }
     const closedError = new CacheClosed({ cache: name })
-
-    // Telemetry
-
-    const noStart = BigInt(-1)
-    const emit = telemetry === undefined ? undefined : (
-      op: string,
-      startNanos: bigint,
-      metadata: Record<string, unknown>,
-      measurements: Record<string, number> = {}
-    ) => {
-      if (!telemetry.active()) return
-      // A listener that arrived while the operation ran sees it take no time.
-      const duration = startNanos === noStart ? 0 : Number(clock.unsafeCurrentTimeNanos() - startNanos) / 1e6
-      const event: TelemetryEvent = {
-        event: [...prefix, op, "stop"],
-        measurements: { duration, ...measurements },
-        metadata: { cache: name, ...metadata }
-      }
-      telemetry.emit(event)
-    }
-    const span = telemetry?.spans === true
-      ? <A, E, R>(op: string, key: string | undefined, self: Effect.Effect<A, E, R>) =>
-        Effect.withSpan(self, `${prefix.join(".")}.${op}`, {
-          attributes: key === undefined ? { cache: name } : { cache: name, key }
-        })
-      : <A, E, R>(_op: string, _key: string | undefined, self: Effect.Effect<A, E, R>) => self
-    const start = () => telemetry?.active() === true ? clock.unsafeCurrentTimeNanos() : noStart
 
     // Reads
 
@@ -512,8 +499,10 @@ export const make = <V = unknown, I = unknown>(
         const invalid = check(key)
         if (invalid !== undefined) return Effect.fail(invalid)
         drop(key)
+        const started = start()
         return Effect.map(store.delete(key), (removed) => {
           if (removed) counters.deletes.add(1)
+          emit?.("delete", started, { key, removed })
         })
       })
 
@@ -525,6 +514,14 @@ export const make = <V = unknown, I = unknown>(
 
     const whenOpen = <A>(self: Effect.Effect<A, CacheError>): Effect.Effect<A, CacheError> =>
       Effect.suspend(() => closed ? Effect.fail(closedError) : self)
+
+    const flush = Effect.suspend(() => {
+      const started = start()
+      return Effect.tap(
+        whenOpen(Effect.zipRight(Effect.sync(dropAll), store.clear)),
+        () => emit?.("flush", started, {})
+      )
+    })
 
     const invalidateTag = (tag: string): Effect.Effect<number, CacheError> =>
       Effect.suspend(() => {
@@ -780,7 +777,15 @@ export const make = <V = unknown, I = unknown>(
           // Data that no longer decodes is counted and fetched again, never a crash.
           Effect.catchTag(
             "CodecError",
-            (error) => Effect.as(Effect.logDebug(`vela: ${error.message}; fetching it again`), missing)
+            (error) =>
+              Effect.as(
+                Effect.annotateLogs(Effect.logDebug(`${error.message}; fetching it again`), {
+                  cache: name,
+                  key,
+                  operation: "getOrFetch"
+                }),
+                missing
+              )
           ),
           Effect.flatMap((current): Effect.Effect<V, E | FetchTimeout | CacheError, R> => {
             switch (current._tag) {
@@ -888,16 +893,17 @@ export const make = <V = unknown, I = unknown>(
       put: (key, value, options) => span("put", key, put(key, value, options)),
       delete: (key) => span("delete", key, remove(key)),
       exists: (key) => span("exists", key, exists(key)),
-      flush: () => span("flush", undefined, whenOpen(Effect.zipRight(Effect.sync(dropAll), store.clear))),
+      flush: () => span("flush", undefined, flush),
       size: () => span("size", undefined, whenOpen(store.size)),
       stats: () => store.stats ?? Effect.sync(() => counters.snapshot()),
       getOrFetch: (key, fetch, options) => span("get_or_fetch", key, getOrFetch(key, fetch, options)),
-      invalidateTag: (tag) => span("invalidate_tag", undefined, invalidateTag(tag)),
+      invalidateTag: (tag) => span("invalidate_tag", undefined, invalidateTag(tag), tag),
       getMany: (keys) => span("get_many", undefined, getMany(keys)),
       putMany: (entries, options) => span("put_many", undefined, putMany(entries, options)),
       deleteMany: (keys) => span("delete_many", undefined, deleteMany(keys))
     }
-    registry.set(cache, {
+    // With spans on, every facade call runs on the runtime, so that each one gets its span.
+    const unsafe: UnsafeCache = {
       name,
       clock,
       synchronous: sync?.authoritative === true,
@@ -914,7 +920,8 @@ export const make = <V = unknown, I = unknown>(
             ? Effect.fail(plan.left)
             : onMiss(key, fetch as (key: string) => Effect.Effect<V, unknown>, plan.right)
         })
-    })
+    }
+    registry.set(cache, telemetry?.spans === true ? throughRuntime(unsafe) : unsafe)
     return cache
   })
 

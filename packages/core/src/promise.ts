@@ -11,7 +11,20 @@
  * await cache.close()
  * ```
  */
-import { Cause, Clock, Context, Duration, Effect, Either, Exit, Layer, ManagedRuntime, Option, Runtime } from "effect"
+import {
+  Cause,
+  Clock,
+  Context,
+  Duration,
+  Effect,
+  Either,
+  Exit,
+  Layer,
+  Logger,
+  ManagedRuntime,
+  Option,
+  Runtime
+} from "effect"
 import type { Backend } from "./Backend.js"
 import { CacheClosed } from "./Errors.js"
 import type { UnsafeCache } from "./internal/unsafe.js"
@@ -36,6 +49,20 @@ export interface CacheOptions<V = unknown, I = V> extends Vela.Config<V, I> {
   readonly topology?: Layer.Layer<Topology, unknown, Backend> | undefined
   /** An in-memory L1 in front of the topology: `true` for the defaults, or its options. */
   readonly nearCache?: boolean | NearCache.NearCacheOptions | undefined
+  /**
+   * A span per call (`vela.cache.get`, …) for the tracer of `observability` (default `false`). With
+   * spans on, every call runs on the Effect runtime, hits included, so that each one has its span.
+   */
+  readonly spans?: boolean | undefined
+  /** Latency histograms per operation and a size gauge, as Effect metrics (default `false`). */
+  readonly metrics?: boolean | undefined
+  /** Where the cache's log lines go (sweep failures, closing errors), instead of Effect's default logger. */
+  readonly logger?: Logger.Logger<unknown, unknown> | undefined
+  /**
+   * A layer for the cache's runtime: a tracer and metric exporters, e.g. `NodeSdk.layer(...)` of
+   * `@effect/opentelemetry`.
+   */
+  readonly observability?: Layer.Layer<never> | undefined
 }
 
 export interface Cache<V> extends AsyncDisposable {
@@ -80,7 +107,7 @@ export interface Cache<V> extends AsyncDisposable {
  * backend that connects asynchronously is connected in the background, and calls wait for it.
  */
 export const createCache = <V = unknown, I = V>(options: CacheOptions<V, I> = {}): Cache<V> => {
-  const { backend, nearCache, topology, ...config } = options
+  const { backend, logger, metrics, nearCache, observability, spans, topology, ...config } = options
   const name = config.name ?? "default"
   const resolved = Vela.resolve({ ...config, name })
   if (Either.isLeft(resolved)) throw resolved.left
@@ -93,9 +120,13 @@ export const createCache = <V = unknown, I = V>(options: CacheOptions<V, I> = {}
   const layer = withNear.pipe(
     Layer.provide(topology ?? Local.layer),
     Layer.provide(backend ?? Memory.layer()),
-    Layer.provideMerge(Telemetry.layer({ spans: false })),
+    Layer.provideMerge(Telemetry.layer({ spans: spans === true, metrics: metrics === true })),
     Layer.provide(Layer.setClock(unrefClock)),
-    Layer.merge(Layer.setClock(unrefClock))
+    Layer.merge(Layer.setClock(unrefClock)),
+    Layer.provideMerge(Layer.mergeAll(
+      observability ?? Layer.empty,
+      logger === undefined ? Layer.empty : Logger.replace(Logger.defaultLogger, logger)
+    ))
   )
   const runtime = ManagedRuntime.make(layer)
 

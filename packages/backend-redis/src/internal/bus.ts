@@ -153,10 +153,11 @@ export class Subscriber {
       this.#settleFirst(false)
       if (this.#closed) return
       const delay = Math.min(25 * 2 ** this.#attempts++, 1_000)
+      // Reconnecting does not keep Node alive: a program done with its caches exits while Redis is down.
       this.#timer = setTimeout(() => {
         this.#timer = undefined
         this.#open()
-      }, delay)
+      }, delay).unref()
     })
     redis.connect().catch(() => {})
   }

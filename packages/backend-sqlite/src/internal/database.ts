@@ -3,7 +3,8 @@
  * statement once. Each step that fails says which file and which step, and closes what it opened.
  */
 import { BackendError } from "@vela/core"
-import Database from "better-sqlite3"
+import Sqlite3 from "better-sqlite3"
+import type { Database, Statement } from "better-sqlite3"
 import { ddl, layoutVersion } from "./schema.js"
 
 export type Row = {
@@ -35,7 +36,7 @@ export const open = (settings: OpenSettings): { readonly db: Database; readonly 
   const { filename } = settings
   let db: Database
   try {
-    db = new Database(filename, { timeout: settings.busyTimeout })
+    db = new Sqlite3(filename, { timeout: settings.busyTimeout })
   } catch (cause) {
     throw failure(filename, "open", cause)
   }
@@ -86,68 +87,101 @@ export const waitingLong = <A>(db: Database, busyTimeout: number, f: () => A): A
   }
 }
 
-export type Statements = ReturnType<typeof prepare>
+/** A statement whose rows are one column, read as that column's value (pluck). */
+const column = <P extends Array<unknown>, R>(db: Database, source: string): Statement<P, R> =>
+  db.prepare<P, R>(source).pluck()
 
-const prepare = (db: Database) => ({
-  get: db.prepare<[string, string], Row>(
+export interface Statements {
+  readonly get: Statement<[string, string], Row>
+  readonly expiresAt: Statement<[string, string], number | null>
+  readonly find: Statement<[string, string], Found>
+  readonly insert: Statement<[string, string, string, number | null, number, string | null, number, number]>
+  /** The parameter before the id: 1 when the row held an expired entry, whose uses are not the new entry's. */
+  readonly update: Statement<[string, number | null, number, string | null, number, number, number, number]>
+  readonly touch: Statement<[number, number, string, string]>
+  readonly tag: Statement<[string, string, number]>
+  readonly untag: Statement<[number]>
+  readonly delete: Statement<[number]>
+  readonly countTag: Statement<[number, string, string], { readonly total: number; readonly expired: number }>
+  readonly deleteTag: Statement<[string, string]>
+  readonly clear: Statement<[string]>
+  readonly size: Statement<[{ readonly namespace: string; readonly now: number }], number>
+  readonly rows: Statement<[string], number>
+  readonly registerNamespace: Statement<[string, string]>
+  readonly maxUsed: Statement<[string], number | null>
+  readonly hasExpired: Statement<[string, number], number>
+  readonly sweep: Statement<[string, number, number]>
+  readonly evictLru: Statement<[string]>
+  readonly evictLfu: Statement<[string]>
+  readonly evictSoonest: Statement<[string]>
+  readonly evictOldest: Statement<[string]>
+}
+
+const prepare = (db: Database): Statements => ({
+  get: db.prepare(
     "SELECT value, expires_at, version, tags FROM vela_entries WHERE namespace = ? AND key = ?"
   ),
-  expiresAt: db.prepare<[string, string], number | null>(
+  expiresAt: column(
+    db,
     "SELECT expires_at FROM vela_entries WHERE namespace = ? AND key = ?"
-  ).pluck(),
-  find: db.prepare<[string, string], Found>(
+  ),
+  find: db.prepare(
     "SELECT id, expires_at, tags FROM vela_entries WHERE namespace = ? AND key = ?"
   ),
-  insert: db.prepare<[string, string, string, number | null, number, string | null, number, number]>(
+  insert: db.prepare(
     `INSERT INTO vela_entries (namespace, key, value, expires_at, version, tags, written, used, uses)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)`
   ),
   /** The parameter before the id: 1 when the row held an expired entry, whose uses are not the new entry's. */
-  update: db.prepare<[string, number | null, number, string | null, number, number, number, number]>(
+  update: db.prepare(
     `UPDATE vela_entries SET value = ?, expires_at = ?, version = ?, tags = ?, written = ?, used = max(used, ?),
      uses = CASE WHEN ? = 1 THEN 1 ELSE uses + 1 END WHERE id = ?`
   ),
-  touch: db.prepare<[number, number, string, string]>(
+  touch: db.prepare(
     "UPDATE vela_entries SET used = max(used, ?), uses = uses + ? WHERE namespace = ? AND key = ?"
   ),
-  tag: db.prepare<[string, string, number]>("INSERT OR IGNORE INTO vela_tags (namespace, tag, entry) VALUES (?, ?, ?)"),
-  untag: db.prepare<[number]>("DELETE FROM vela_tags WHERE entry = ?"),
-  delete: db.prepare<[number]>("DELETE FROM vela_entries WHERE id = ?"),
-  countTag: db.prepare<[number, string, string], { readonly total: number; readonly expired: number }>(
+  tag: db.prepare(
+    "INSERT OR IGNORE INTO vela_tags (namespace, tag, entry) VALUES (?, ?, ?)"
+  ),
+  untag: db.prepare("DELETE FROM vela_tags WHERE entry = ?"),
+  delete: db.prepare("DELETE FROM vela_entries WHERE id = ?"),
+  countTag: db.prepare(
     `SELECT count(*) AS total, coalesce(sum(e.expires_at IS NOT NULL AND e.expires_at <= ?), 0) AS expired
      FROM vela_tags t JOIN vela_entries e ON e.id = t.entry WHERE t.namespace = ? AND t.tag = ?`
   ),
-  deleteTag: db.prepare<[string, string]>(
+  deleteTag: db.prepare(
     "DELETE FROM vela_entries WHERE id IN (SELECT entry FROM vela_tags WHERE namespace = ? AND tag = ?)"
   ),
-  clear: db.prepare<[string]>("DELETE FROM vela_entries WHERE namespace = ?"),
-  size: db.prepare<[{ readonly namespace: string; readonly now: number }], number>(
+  clear: db.prepare("DELETE FROM vela_entries WHERE namespace = ?"),
+  size: column(
+    db,
     `SELECT coalesce((SELECT rows FROM vela_namespaces WHERE namespace = @namespace), 0)
      - (SELECT count(*) FROM vela_entries WHERE namespace = @namespace AND expires_at <= @now)`
-  ).pluck(),
-  rows: db.prepare<[string], number>("SELECT rows FROM vela_namespaces WHERE namespace = ?").pluck(),
-  registerNamespace: db.prepare<[string, string]>(
+  ),
+  rows: column(db, "SELECT rows FROM vela_namespaces WHERE namespace = ?"),
+  registerNamespace: db.prepare(
     "INSERT OR IGNORE INTO vela_namespaces (namespace, rows) SELECT ?, count(*) FROM vela_entries WHERE namespace = ?"
   ),
-  maxUsed: db.prepare<[string], number | null>("SELECT max(used) FROM vela_entries WHERE namespace = ?").pluck(),
-  hasExpired: db.prepare<[string, number], number>(
+  maxUsed: column(db, "SELECT max(used) FROM vela_entries WHERE namespace = ?"),
+  hasExpired: column(
+    db,
     "SELECT EXISTS (SELECT 1 FROM vela_entries WHERE namespace = ? AND expires_at <= ?)"
-  ).pluck(),
-  sweep: db.prepare<[string, number, number]>(
+  ),
+  sweep: db.prepare(
     `DELETE FROM vela_entries WHERE id IN
      (SELECT id FROM vela_entries WHERE namespace = ? AND expires_at <= ? ORDER BY expires_at LIMIT ?)`
   ),
-  evictLru: db.prepare<[string]>(
+  evictLru: db.prepare(
     "DELETE FROM vela_entries WHERE id = (SELECT id FROM vela_entries WHERE namespace = ? ORDER BY used LIMIT 1)"
   ),
-  evictLfu: db.prepare<[string]>(
+  evictLfu: db.prepare(
     "DELETE FROM vela_entries WHERE id = (SELECT id FROM vela_entries WHERE namespace = ? ORDER BY uses, used LIMIT 1)"
   ),
-  evictSoonest: db.prepare<[string]>(
+  evictSoonest: db.prepare(
     `DELETE FROM vela_entries WHERE id = (SELECT id FROM vela_entries
      WHERE namespace = ? AND expires_at IS NOT NULL ORDER BY expires_at, written LIMIT 1)`
   ),
-  evictOldest: db.prepare<[string]>(
+  evictOldest: db.prepare(
     `DELETE FROM vela_entries WHERE id = (SELECT id FROM vela_entries
      WHERE namespace = ? AND expires_at IS NULL ORDER BY written LIMIT 1)`
   )

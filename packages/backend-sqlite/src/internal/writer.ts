@@ -21,7 +21,7 @@
  * with the event loop's turn as the delay.
  */
 import type { BackendError } from "@vela/core"
-import type Database from "better-sqlite3"
+import type { Database } from "better-sqlite3"
 import { Effect } from "effect"
 
 interface Op {

@@ -183,10 +183,10 @@ export const machine = (): Machine => ({
 export const resultsDir = () => fileURLToPath(new URL("../../../../bench/", import.meta.url))
 
 export const writeResults = (
+  dir: string,
   run: { readonly mode: string; readonly started: string; readonly before: Machine; readonly after: Machine },
   suites: ReadonlyArray<SuiteResult>
 ): string => {
-  const dir = resultsDir()
   mkdirSync(dir, { recursive: true })
   const { after, before } = run
   writeFileSync(

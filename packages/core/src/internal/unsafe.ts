@@ -47,3 +47,13 @@ export interface UnsafeCache {
 }
 
 export const registry = new WeakMap<object, UnsafeCache>()
+
+/** The same cache with every shortcut around the runtime turned off: the facade then runs each call as an Effect. */
+export const throughRuntime = (cache: UnsafeCache): UnsafeCache => ({
+  ...cache,
+  synchronous: false,
+  readSync: () => Unknown,
+  readCallback: undefined,
+  putCallback: undefined,
+  putSync: undefined
+})
