@@ -82,7 +82,9 @@ describe("Sqlite.layer construction", () => {
         [{ filename: ":memory:", busyTimeout: "soon" as any }, "busyTimeout"],
         [{ filename: ":memory:", synchronous: "off" as any }, "synchronous"],
         [{ filename: ":memory:", sweepBatchSize: 0 }, "sweepBatchSize"],
-        [{ filename: ":memory:", maxBatchSize: 1.5 }, "maxBatchSize"]
+        [{ filename: ":memory:", maxBatchSize: 1.5 }, "maxBatchSize"],
+        [{ filename: ":memory:", busyTimout: 10 } as never, "busyTimout"],
+        [null as never, "options"]
       ]
       for (const [options, field] of cases) {
         const error = yield* buildError(options)
