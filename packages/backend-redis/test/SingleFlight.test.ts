@@ -2,9 +2,9 @@ import { assert, describe, layer } from "@effect/vitest"
 import { Redis } from "@vela/backend-redis"
 import type { CacheError } from "@vela/core"
 import { Backend } from "@vela/core"
-import { openOptions } from "@vela/core/testing"
+import { fetchInFlight, openOptions } from "@vela/core/testing"
 import type { Duration } from "effect"
-import { Deferred, Effect, Fiber, Layer, Option } from "effect"
+import { Effect, Fiber, Layer, Option } from "effect"
 import { Keyspace } from "../src/internal/keys.js"
 import { cacheOn, failureTag, promise, rawClient, uniqueName } from "./utils/caches.js"
 import * as RedisServer from "./utils/RedisServer.js"
@@ -97,29 +97,19 @@ describe("distributed single flight", () => {
         const server = yield* RedisServer.RedisServer
         const name = uniqueName("put-wins")
         const [fetching, writer] = yield* Effect.all([1, 2].map(() => cacheOn<string>({ url: server.url }, { name })))
-        const started = yield* Deferred.make<void>()
-        const gate = yield* Deferred.make<void>()
-        const fetch = () =>
-          Deferred.succeed(started, undefined).pipe(Effect.zipRight(Deferred.await(gate)), Effect.as("fetched"))
-        const fiber = yield* Effect.fork(fetching.getOrFetch("k", fetch))
-        yield* Deferred.await(started)
+        const put = yield* fetchInFlight(fetching, "k", "fetched")
         yield* writer.put("k", "put")
-        yield* Deferred.succeed(gate, undefined)
-        assert.strictEqual(yield* Fiber.join(fiber), "fetched")
+        yield* put.finish
+        assert.strictEqual(yield* Fiber.join(put.fiber), "fetched")
         assert.strictEqual(yield* writer.get("k"), "put")
         assert.strictEqual(yield* fetching.get("k"), "put")
         assert.strictEqual(yield* fetching.getOrFetch("k", () => Effect.succeed("other")), "put")
 
         // The same with a delete: the key stays gone.
-        const again = yield* Deferred.make<void>()
-        const held = yield* Deferred.make<void>()
-        const slow = () =>
-          Deferred.succeed(again, undefined).pipe(Effect.zipRight(Deferred.await(held)), Effect.as("fetched"))
-        const second = yield* Effect.fork(fetching.getOrFetch("d", slow))
-        yield* Deferred.await(again)
+        const deleted = yield* fetchInFlight(fetching, "d", "fetched")
         yield* writer.delete("d")
-        yield* Deferred.succeed(held, undefined)
-        yield* Fiber.join(second)
+        yield* deleted.finish
+        yield* Fiber.join(deleted.fiber)
         assert.isFalse(yield* writer.exists("d"))
       }))
 
