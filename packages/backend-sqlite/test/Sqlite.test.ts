@@ -115,7 +115,7 @@ describe("Sqlite writes", () => {
       assert.isAtMost(commits.length, 10, `transactions: ${commits.join(", ")}`)
       assert.strictEqual(yield* cache.size(), 10_000)
       assert.strictEqual(yield* cache.get("k9999"), 9_999)
-    }))
+    }), 30_000) // 10,000 fibers and synced commits take seconds on a loaded machine
 
   it.scoped("putMany is one transaction; getMany and deleteMany answer in key order and count live rows", () =>
     Effect.gen(function*() {
