@@ -71,16 +71,24 @@ export const make = (
   options: RedisOptions = {}
 ): Effect.Effect<Backend.Backend["Type"], BackendError | ConfigError, Scope.Scope> =>
   Effect.gen(function*() {
-    const settings = yield* resolve(options)
+    const settings = yield* resolve(options, serverFields)
     const own = options.client === undefined
+    const url = options.url ?? "redis://127.0.0.1:6379"
+    if (typeof url !== "string") {
+      return yield* new ConfigError({ field: "url", reason: "expected a string such as redis://127.0.0.1:6379" })
+    }
     const client = options.client ?? (yield* Effect.acquireRelease(
-      Effect.sync(() => {
-        const redis = new Redis(options.url ?? "redis://127.0.0.1:6379", {
-          ...clientOptions(settings),
-          lazyConnect: true
-        })
-        redis.on("error", () => {})
-        return unrefSocket(redis)
+      Effect.try({
+        try: () => {
+          const redis = new Redis(url, { ...clientOptions(settings), lazyConnect: true })
+          redis.on("error", () => {})
+          return unrefSocket(redis)
+        },
+        catch: (cause) =>
+          new ConfigError({
+            field: "url",
+            reason: `${JSON.stringify(url)} is not a Redis URL (redis://host:port): ${String(cause)}`
+          })
       }),
       (redis) => Effect.sync(() => redis.disconnect())
     ))
@@ -115,7 +123,7 @@ export const makeCluster = (
   options: ClusterOptions
 ): Effect.Effect<Backend.Backend["Type"], BackendError | ConfigError, Scope.Scope> =>
   Effect.gen(function*() {
-    const settings = yield* resolve(options)
+    const settings = yield* resolve(options, clusterFields)
     const buckets = options.buckets ?? 16
     if (!Number.isInteger(buckets) || buckets < 1 || buckets > 256) {
       return yield* new ConfigError({ field: "buckets", reason: `expected an integer from 1 to 256, got ${buckets}` })
@@ -202,8 +210,22 @@ const millis = (
     )
 }
 
-const resolve = (options: CommonOptions): Effect.Effect<Settings, ConfigError> =>
+const commonFields: ReadonlyArray<keyof CommonOptions> = [
+  "prefix",
+  "commandTimeout",
+  "connectTimeout",
+  "bus",
+  "expiryGrace",
+  "singleFlight"
+]
+const serverFields: ReadonlyArray<keyof RedisOptions> = [...commonFields, "url", "client"]
+const clusterFields: ReadonlyArray<keyof ClusterOptions> = [...commonFields, "nodes", "buckets"]
+
+/** The common settings, once `options` is known to hold only `known` keys. */
+const resolve = (options: CommonOptions, known: ReadonlyArray<string>): Effect.Effect<Settings, ConfigError> =>
   Effect.gen(function*() {
+    const malformed = Backend.checkOptions("options", options, known)
+    if (malformed !== undefined) return yield* malformed
     const prefix = options.prefix ?? "vela:"
     if (typeof prefix !== "string") {
       return yield* new ConfigError({ field: "prefix", reason: "expected a string" })

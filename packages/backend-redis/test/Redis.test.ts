@@ -3,7 +3,7 @@ import { Redis } from "@vela/backend-redis"
 import { Backend, Local, NearCache } from "@vela/core"
 import { createCache } from "@vela/core/promise"
 import { conformance, openOptions } from "@vela/core/testing"
-import { Cause, Context, Effect, Either, Layer, Option, TestClock } from "effect"
+import { Cause, Context, Effect, Either, Exit, Layer, Option, TestClock } from "effect"
 import { execFile } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import { promisify } from "node:util"
@@ -67,6 +67,22 @@ describe("Redis backend", () => {
         if (exit._tag === "Failure") {
           const error = Cause.failureOption(exit.cause)
           assert.deepInclude(Option.getOrUndefined(error), { _tag: "ConfigError", field: "maxSize" })
+        }
+      }))
+
+    it.scoped("unknown options and a malformed URL are ConfigErrors naming the field", () =>
+      Effect.gen(function*() {
+        const server = yield* RedisServer.RedisServer
+        const cases: ReadonlyArray<[Redis.RedisOptions, string]> = [
+          [{ url: server.url, prefx: "app:" } as never, "prefx"],
+          [{ url: "redis://127.0.0.1:abc" }, "url"],
+          [{ url: "redis://:%zz@127.0.0.1:6379" }, "url"],
+          [{ url: 6379 as never }, "url"]
+        ]
+        for (const [options, field] of cases) {
+          const exit = yield* Effect.exit(Effect.scoped(Redis.make(options)))
+          const error = Exit.isFailure(exit) ? Option.getOrUndefined(Cause.failureOption(exit.cause)) : undefined
+          assert.deepInclude(error, { _tag: "ConfigError", field }, JSON.stringify(options))
         }
       }))
 

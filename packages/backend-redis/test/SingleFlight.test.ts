@@ -2,9 +2,9 @@ import { assert, describe, layer } from "@effect/vitest"
 import { Redis } from "@vela/backend-redis"
 import type { CacheError } from "@vela/core"
 import { Backend } from "@vela/core"
-import { openOptions } from "@vela/core/testing"
+import { fetchInFlight, openOptions } from "@vela/core/testing"
 import type { Duration } from "effect"
-import { Effect, Layer } from "effect"
+import { Effect, Fiber, Layer, Option } from "effect"
 import { Keyspace } from "../src/internal/keys.js"
 import { cacheOn, failureTag, promise, rawClient, uniqueName } from "./utils/caches.js"
 import * as RedisServer from "./utils/RedisServer.js"
@@ -90,6 +90,47 @@ describe("distributed single flight", () => {
         assert.strictEqual(yield* first.singleFlight!("k", fetchInto, 1_000), "run 1")
         assert.strictEqual(yield* second.singleFlight!("k", fetchInto, 1_000), "run 1")
         assert.strictEqual(runs, 1)
+      }))
+
+    it.scoped("a put in another process wins over a fetch in flight: the fetch's write finds its lease gone", () =>
+      Effect.gen(function*() {
+        const server = yield* RedisServer.RedisServer
+        const name = uniqueName("put-wins")
+        const [fetching, writer] = yield* Effect.all([1, 2].map(() => cacheOn<string>({ url: server.url }, { name })))
+        const put = yield* fetchInFlight(fetching, "k", "fetched")
+        yield* writer.put("k", "put")
+        yield* put.finish
+        assert.strictEqual(yield* Fiber.join(put.fiber), "fetched")
+        assert.strictEqual(yield* writer.get("k"), "put")
+        assert.strictEqual(yield* fetching.get("k"), "put")
+        assert.strictEqual(yield* fetching.getOrFetch("k", () => Effect.succeed("other")), "put")
+
+        // The same with a delete: the key stays gone.
+        const deleted = yield* fetchInFlight(fetching, "d", "fetched")
+        yield* writer.delete("d")
+        yield* deleted.finish
+        yield* Fiber.join(deleted.fiber)
+        assert.isFalse(yield* writer.exists("d"))
+      }))
+
+    it.scoped("a lease holder whose lease ran out does not store its late value", () =>
+      Effect.gen(function*() {
+        const server = yield* RedisServer.RedisServer
+        const context = yield* Layer.build(Redis.layer({ url: server.url }))
+        const store = yield* Effect.provide(
+          Effect.flatMap(Backend.Backend, (backend) => backend.open(openOptions(uniqueName("lapsed")))),
+          context
+        )
+        const entry = { value: "late", expiresAt: null, tags: [], version: 0 }
+        const stored = yield* store.singleFlight!(
+          "k",
+          (write) => Effect.zipRight(Effect.sleep("300 millis"), write(entry)),
+          100
+        )
+        assert.isFalse(stored)
+        assert.isTrue(Option.isNone(yield* store.get("k")))
+        assert.isTrue(yield* store.singleFlight!("k", (write) => write(entry), 1_000))
+        assert.strictEqual(Option.map(yield* store.get("k"), (found) => found.value).pipe(Option.getOrNull), "late")
       }))
 
     it.scoped("a failed fetch releases the lease: a waiter fetches instead", () =>

@@ -114,8 +114,19 @@ interface Resolved extends Database.OpenSettings {
   readonly maxBatchSize: number
 }
 
+const fields: ReadonlyArray<keyof SqliteOptions> = [
+  "filename",
+  "busyTimeout",
+  "synchronous",
+  "sweepBatchSize",
+  "maxBatchSize",
+  "onCommit"
+]
+
 const resolve = (options: SqliteOptions): Effect.Effect<Resolved, ConfigError> =>
   Effect.gen(function*() {
+    const malformed = Backend.checkOptions("options", options, fields)
+    if (malformed !== undefined) return yield* malformed
     if (typeof options?.filename !== "string" || options.filename.trim().length === 0) {
       return yield* new ConfigError({ field: "filename", reason: `expected a path or ":memory:"` })
     }

@@ -85,7 +85,9 @@ describe("Sqlite.layer construction", () => {
         [{ filename: ":memory:", busyTimeout: "soon" as any }, "busyTimeout"],
         [{ filename: ":memory:", synchronous: "off" as any }, "synchronous"],
         [{ filename: ":memory:", sweepBatchSize: 0 }, "sweepBatchSize"],
-        [{ filename: ":memory:", maxBatchSize: 1.5 }, "maxBatchSize"]
+        [{ filename: ":memory:", maxBatchSize: 1.5 }, "maxBatchSize"],
+        [{ filename: ":memory:", busyTimout: 10 } as never, "busyTimout"],
+        [null as never, "options"]
       ]
       for (const [options, field] of cases) {
         const error = yield* buildError(options)
@@ -116,7 +118,7 @@ describe("Sqlite writes", () => {
       assert.isAtMost(commits.length, 10, `transactions: ${commits.join(", ")}`)
       assert.strictEqual(yield* cache.size(), 10_000)
       assert.strictEqual(yield* cache.get("k9999"), 9_999)
-    }))
+    }), 30_000) // 10,000 fibers and synced commits take seconds on a loaded machine
 
   it.scoped("putMany is one transaction; getMany and deleteMany answer in key order and count live rows", () =>
     Effect.gen(function*() {

@@ -2,6 +2,10 @@
  * memory_bench: heap per entry of 1,000,000 small entries (`key:<i>` → a number) in a Memory cache,
  * measured as the heap growth after a full GC, with the keys already allocated outside the cache so
  * that what is counted is the cache's own structure. Goal: under 300 bytes per entry.
+ *
+ * Then the leak check: what stays on the heap per key after `flush()` or `deleteMany` of 100,000
+ * keys whose stale-while-revalidate refresh failed, against the same keys refreshed successfully
+ * (what the store keeps of its own, such as table capacity). Goal: under 5 bytes per key more.
  * Run: `node --expose-gc packages/bench/dist/memory_bench.js` (without --expose-gc the figure is noisy).
  */
 import { Local, Memory, Vela } from "@vela/core"
@@ -11,6 +15,7 @@ import type { SuiteResult } from "./internal/report.js"
 import { progress, renderText } from "./internal/report.js"
 
 const ENTRIES = 1_000_000
+const LEAK_KEYS = 100_000
 
 const heap = () => {
   ;(globalThis as { gc?: () => void }).gc?.()
@@ -41,18 +46,36 @@ export const run = async (): Promise<SuiteResult> => {
       return measured
     })).pipe(Effect.provide(Local.layer.pipe(Layer.provide(Memory.layer()))))
   )
+  const leaks = await Effect.runPromise(
+    Effect.forEach(["flush", "deleteMany"] as const, (removal) =>
+      Effect.map(
+        Effect.all([leftAfterRefreshes(keys, removal, true), leftAfterRefreshes(keys, removal, false)]),
+        ([succeeded, failed]) => ({ removal, succeeded, failed })
+      ))
+  )
   const title = "memory_bench: heap per entry, 1,000,000 entries (keys allocated outside; goal < 300)"
   return {
     name: "memory",
     title: "memory_bench: heap per entry of a Vela Memory cache",
     description: "1,000,000 entries (`key:<i>` → a number) in a Memory cache, heap growth after a full GC, keys " +
-      "allocated outside the cache. Goal: under 300 bytes per entry.",
+      "allocated outside the cache. Goal: under 300 bytes per entry. Leak check: heap left per key after removing " +
+      `${LEAK_KEYS.toLocaleString("en")} stale keys whose refresh failed, against refreshes that succeeded.`,
     tables: [{
       title,
       columns: ["config", "bytes/entry", "goal"],
       rows: rows.map((
         { bytesPerEntry, label }
       ) => [label, bytesPerEntry.toFixed(0), bytesPerEntry < 300 ? "met" : "MISSED"])
+    }, {
+      title: `memory_bench: heap left per key after removing ${LEAK_KEYS.toLocaleString("en")} stale keys ` +
+        "(leak check; goal: failed refreshes leave < 5 bytes/key more)",
+      columns: ["removal", "refresh succeeded", "refresh failed", "goal"],
+      rows: leaks.map(({ failed, removal, succeeded }) => [
+        removal,
+        succeeded.toFixed(1),
+        failed.toFixed(1),
+        failed - succeeded < 5 ? "met" : "MISSED"
+      ])
     }],
     charts: [{
       file: "memory.svg",
@@ -64,9 +87,36 @@ export const run = async (): Promise<SuiteResult> => {
       }]
     }],
     notes: [],
-    data: rows
+    data: { entries: rows, leaks }
   }
 }
+
+/**
+ * Fills a cache with `LEAK_KEYS` entries fetched with grace, lets them go stale, has every refresh
+ * succeed or fail (a failure starts a backoff per key), then removes them all: the heap left per key.
+ */
+const leftAfterRefreshes = (keys: ReadonlyArray<string>, removal: "flush" | "deleteMany", succeed: boolean) =>
+  Effect.scoped(Effect.gen(function*() {
+    progress(`memory: leak check, ${removal}, refreshes ${succeed ? "succeed" : "fail"}`)
+    const cache = yield* Vela.make<number>({ name: `leak-${removal}-${succeed}`, refreshBackoff: "1 hour" })
+    const options = { ttl: 1, grace: "1 hour" } as const
+    const wanted = keys.slice(0, LEAK_KEYS)
+    const refresh = () => succeed ? Effect.succeed(-1) : Effect.fail("source down")
+    const before = heap()
+    for (const [i, key] of wanted.entries()) yield* cache.getOrFetch(key, () => Effect.succeed(i), options)
+    yield* Effect.sleep("5 millis")
+    for (const key of wanted) yield* cache.getOrFetch(key, refresh, options)
+    // The refreshes run in the background; wait until every one has ended.
+    const ended = Effect.map(
+      cache.stats(),
+      (stats) => succeed ? stats.writes === 2 * LEAK_KEYS : stats.refreshErrors === LEAK_KEYS
+    )
+    while (!(yield* ended)) yield* Effect.sleep("10 millis")
+    if (removal === "flush") yield* cache.flush()
+    else yield* cache.deleteMany(wanted)
+    if ((yield* cache.size()) !== 0) throw new Error(`leak check: ${removal} left entries`)
+    return (heap() - before) / LEAK_KEYS
+  })).pipe(Effect.provide(Local.layer.pipe(Layer.provide(Memory.layer()))))
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   for (const table of (await run()).tables) console.log(renderText(table))

@@ -6,6 +6,7 @@ import type { Clock, Effect, Option, Scope, Stream } from "effect"
 import { Context } from "effect"
 import type { Codec } from "./Codec.js"
 import type { BackendError, CacheError, ConfigError, FetchTimeout } from "./Errors.js"
+import * as Check from "./internal/config.js"
 import type { Stats } from "./Stats.js"
 
 /** What a store keeps per key. */
@@ -123,6 +124,13 @@ export interface Store {
     ) => Effect.Effect<A, E | CacheError | FetchTimeout, R>)
     | undefined
 }
+
+/**
+ * For backend and topology layers: `ConfigError` when `options` is not an object (or `undefined`),
+ * or carries a key not in `known` (a typo in plain JavaScript), naming it; otherwise `undefined`.
+ */
+export const checkOptions: (field: string, options: unknown, known: ReadonlyArray<string>) => ConfigError | undefined =
+  Check.options
 
 /** A storage engine: opens one `Store` per cache namespace, closed with the scope. */
 export class Backend extends Context.Tag("@vela/core/Backend")<Backend, {

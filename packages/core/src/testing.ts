@@ -290,26 +290,14 @@ export const conformance = <E>(
           Effect.scoped(Effect.gen(function*() {
             for (const protection of [true, false]) {
               const cache = yield* fresh<string>({ stampedeProtection: protection })
-              const inFlight = (key: string) =>
-                Effect.gen(function*() {
-                  const started = yield* Deferred.make<void>()
-                  const gate = yield* Deferred.make<void>()
-                  const fiber = yield* Effect.fork(cache.getOrFetch(key, () =>
-                    Deferred.succeed(started, undefined).pipe(
-                      Effect.zipRight(Deferred.await(gate)),
-                      Effect.as("fetched")
-                    )))
-                  yield* Deferred.await(started)
-                  return { fiber, finish: Deferred.succeed(gate, undefined) }
-                })
-              const put = yield* inFlight("put")
+              const put = yield* fetchInFlight(cache, "put", "fetched")
               yield* cache.put("put", "written")
               assert.strictEqual(yield* cache.getOrFetch("put", () => Effect.succeed("other")), "written")
               yield* put.finish
               assert.strictEqual(yield* Fiber.join(put.fiber), "fetched", "its own callers get the fetched value")
               assert.strictEqual(yield* cache.get("put"), "written", `protection ${protection}: put kept`)
 
-              const deleted = yield* inFlight("deleted")
+              const deleted = yield* fetchInFlight(cache, "deleted", "fetched")
               yield* cache.delete("deleted")
               yield* deleted.finish
               yield* Fiber.join(deleted.fiber)
@@ -417,6 +405,20 @@ export const conformance = <E>(
     })
   })
 }
+
+/**
+ * A `getOrFetch(key)` on `cache` whose fetch, once running, waits until `finish` and then yields
+ * `value`: for tests of what happens while a fetch is in flight. Returns once the fetch runs.
+ */
+export const fetchInFlight = <V>(cache: Vela.Cache<V>, key: string, value: V) =>
+  Effect.gen(function*() {
+    const started = yield* Deferred.make<void>()
+    const gate = yield* Deferred.make<void>()
+    const fiber = yield* Effect.fork(cache.getOrFetch(key, () =>
+      Deferred.succeed(started, undefined).pipe(Effect.zipRight(Deferred.await(gate)), Effect.as(value))))
+    yield* Deferred.await(started)
+    return { fiber, finish: Deferred.succeed(gate, undefined) }
+  })
 
 /**
  * The options a cache would open `namespace` with: the JSON codec, no bound, no hooks. For tests that

@@ -192,6 +192,6 @@ describe("stale-while-revalidate against a model", () => {
           }
         }
       })),
-    { fastCheck: { numRuns: 60 } }
+    { fastCheck: { numRuns: 60 }, timeout: 30_000 } // 60 runs take seconds on a loaded machine
   )
 })
