@@ -240,7 +240,8 @@ export const make = <V = unknown, I = unknown>(
     const dropAll = () => {
       coalescer.releaseAll()
       backoff.clear()
-      for (const key of Array.from(unshared.keys())) drop(key)
+      for (const leases of unshared.values()) for (const lease of leases) lease.held = false
+      unshared.clear()
     }
     const closedError = new CacheClosed({ cache: name })
 
