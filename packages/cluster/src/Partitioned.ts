@@ -8,8 +8,10 @@
  * has opened. The requester decodes what it reads. Every request carries the requester's time;
  * holders decide expiry by it (see `RequestClock`), so all holders agree with the writer.
  *
- * Counting: `size` asks every member for the live keys it owns by the requester's ring, and
- * `invalidateTag` for the live keys it removed, which are counted once across replicas.
+ * Counting: `size` asks every member for the live keys it owns by the requester's ring (see
+ * `SizeRequest`: members that cannot be reached are skipped, keys moving to a new member are listed
+ * and counted as a union), and `invalidateTag` for the live keys it removed, counted once across
+ * replicas. With up to `replicas` members unreachable these fan-outs answer from the others.
  *
  * Order: every write and delete carries a stamp (a version strictly increasing per process, then
  * the writer's node id), and each holder applies a key's writes in stamp order whatever order they
@@ -59,7 +61,7 @@ import * as Batcher from "./internal/batcher.js"
 import { KeyIndex } from "./internal/keyIndex.js"
 import { live } from "./internal/live.js"
 import * as Check from "./internal/options.js"
-import type { Change, LeaseOutcome, Op, OpResult, WireEntry } from "./internal/protocol.js"
+import type { Change, LeaseOutcome, Op, OpResult, SizeRequest, WireEntry } from "./internal/protocol.js"
 import { RemoteFailure } from "./internal/protocol.js"
 import type { Stamp } from "./internal/replica.js"
 import { compare } from "./internal/replica.js"
@@ -390,16 +392,35 @@ export const make = (
         return live
       })
 
-    const sizeHere = (space: Space, now: number, view: HashRing.HashRing) =>
+    /** This node's part of a `size` (see `SizeRequest`): the keys it counts, and the moving keys it lists. */
+    const sizeHere = (space: Space, request: SizeRequest) =>
       Effect.gen(function*() {
+        const { now } = request
         space.clock.now = now
+        const view = ringOf(request.members)
+        const skip = new Set(request.skip)
+        const fresh = new Set(request.fresh)
+        const settled = skip.size === 0 && fresh.size === 0
         let count = 0
+        const keys: Array<string> = []
         for (const key of space.index.live(now)) {
-          if (HashRing.owner(view, key) !== self) continue
-          if (yield* space.store.has(key)) count++
-          else space.index.delete(key)
+          let listed = false
+          if (settled) {
+            if (HashRing.owner(view, key) !== self) continue
+          } else {
+            const ranked = HashRing.holders(view, key, 1 + skip.size + fresh.size).filter((m) => !skip.has(m))
+            const first = ranked[0]
+            if (first === undefined || (first !== self && !fresh.has(first))) continue
+            if (fresh.has(first)) {
+              if (first !== self && ranked.find((m) => !fresh.has(m)) !== self) continue
+              listed = true
+            }
+          }
+          if (!(yield* space.store.has(key))) space.index.delete(key)
+          else if (listed) keys.push(key)
+          else count++
         }
-        return count
+        return { count, keys }
       })
 
     const clearHere = (space: Space) =>
@@ -478,8 +499,7 @@ export const make = (
         remote("clear", Effect.flatMap(spaces.open(ns), clearHere)).pipe(
           Effect.tap(() => notify(ns, from, { _tag: "Flush" }))
         ),
-      size: (now, ns, members) =>
-        remote("size", Effect.flatMap(spaces.open(ns), (space) => sizeHere(space, now, ringOf(members)))),
+      size: (request) => remote("size", Effect.flatMap(spaces.open(request.ns), (space) => sizeHere(space, request))),
       lease: (ns, key, timeout) =>
         remote("lease", Effect.flatMap(spaces.open(ns), (space) => leaseHere(space, key, timeout))),
       release: (ns, key) => remote("release", Effect.flatMap(spaces.open(ns), (space) => releaseHere(space, key))),
@@ -487,6 +507,22 @@ export const make = (
     })
 
     // Membership changes
+
+    /** When members joined, as this node saw it: their keys may still be on their way for `handoffGrace`. */
+    const joined = new Map<string, number>()
+    const noteJoins = (before: HashRing.HashRing, after: HashRing.HashRing) => {
+      // A node that was alone joined the others, not they it.
+      const wasAlone = before.members.length === 1 && before.members[0] === self
+      const added = wasAlone ? [self] : after.members.filter((m) => !before.members.includes(m))
+      for (const member of added) joined.set(member, changedAt)
+      for (const [member, at] of joined) if (changedAt - at >= grace) joined.delete(member)
+    }
+    /** The members of `view` that joined within `handoffGrace`. */
+    const freshIn = (view: HashRing.HashRing) =>
+      view.members.filter((m) => {
+        const at = joined.get(m)
+        return at !== undefined && live.unsafeCurrentTimeMillis() - at < grace
+      })
 
     const rebalance = (before: HashRing.HashRing, after: HashRing.HashRing) =>
       Effect.flatMap(
@@ -546,6 +582,7 @@ export const make = (
           const before = settled
           settled = next
           changedAt = live.unsafeCurrentTimeMillis()
+          noteJoins(before, next)
           const alone = members.length === 1
           const wasAlone = before.members.length === 1
           const connection: Backend.Invalidation | undefined = alone && !wasAlone
@@ -686,18 +723,68 @@ export const make = (
           return here ? Effect.flatMap(apply(space, self, now, op), collect) : collect(undefined)
         })
 
-      /** Runs `local` here and `call` on every other member; fails if any member cannot answer. */
+      /**
+       * Runs `local` here and `call` on every other member of `view` but `skip`. Members that cannot
+       * be reached are left out and named in `unreachable`, as long as at most `replicas` members
+       * are (every key has a live holder among the others); beyond that it fails with
+       * `NodeUnavailable`.
+       */
       const fanOut = <A>(
+        view: HashRing.HashRing,
+        skip: ReadonlyArray<string>,
         local: Effect.Effect<A, CacheError | BackendError | ConfigError>,
         call: (peer: string) => Effect.Effect<A, NodeUnavailable | RemoteFailure>
-      ): Effect.Effect<ReadonlyArray<A>, CacheError> =>
-        Effect.forEach(currentRing().members, (peer) =>
-          peer === self
-            ? local
-            : Effect.mapError(call(peer), (error) =>
-              error._tag === "RemoteFailure"
-                ? new BackendError({ backend: `cluster ${peer}`, operation: "fan-out", cause: error.message })
-                : error), { concurrency: "unbounded" })
+      ): Effect.Effect<
+        { readonly answers: ReadonlyArray<A>; readonly unreachable: ReadonlyArray<string> },
+        CacheError
+      > =>
+        Effect.flatMap(
+          Effect.forEach(view.members.filter((m) => !skip.includes(m)), (peer) =>
+            peer === self
+              ? Effect.map(local, Either.right)
+              : Effect.catchAll(
+                Effect.map(call(peer), Either.right),
+                (error) =>
+                  error._tag === "NodeUnavailable"
+                    ? Effect.succeed(Either.left(error))
+                    : Effect.fail(
+                      new BackendError({ backend: `cluster ${peer}`, operation: "fan-out", cause: error.message })
+                    )
+              ), { concurrency: "unbounded" }),
+          (results) => {
+            const answers: Array<A> = []
+            const down: Array<NodeUnavailable> = []
+            for (const result of results) {
+              if (Either.isRight(result)) answers.push(result.right)
+              else down.push(result.left)
+            }
+            if (skip.length + down.length > replicas) return Effect.fail(down[0])
+            return Effect.succeed({ answers, unreachable: down.map((error) => error.node) })
+          }
+        )
+
+      /** Counts each live key once on `view`, asking again without the members that could not be reached. */
+      const sizeOn = (
+        view: HashRing.HashRing,
+        now: number,
+        skip: ReadonlyArray<string>,
+        fresh: ReadonlyArray<string>
+      ): Effect.Effect<number, CacheError> => {
+        const request: SizeRequest = { now, ns, members: view.members, skip, fresh }
+        return Effect.flatMap(
+          fanOut(view, skip, sizeHere(space, request), (peer) => node.call(peer, (client) => client.Size(request))),
+          ({ answers, unreachable }) => {
+            if (unreachable.length > 0) return sizeOn(view, now, [...skip, ...unreachable], fresh)
+            const moving = new Set<string>()
+            let count = 0
+            for (const answer of answers) {
+              count += answer.count
+              for (const key of answer.keys) moving.add(key)
+            }
+            return Effect.succeed(count + moving.size)
+          }
+        )
+      }
 
       /** The write of `entry`, or why it cannot be made: its value does not encode, or no frame holds it. */
       const setOp = (key: string, entry: Backend.Entry): SetOp | CodecError | BackendError => {
@@ -800,25 +887,22 @@ export const make = (
             const now = nowOf()
             return Effect.map(
               fanOut(
+                currentRing(),
+                [],
                 invalidateTagHere(space, now, tag),
                 (peer) => node.call(peer, (client) => client.InvalidateTag({ now, ns, tag }))
               ),
-              (removed) => new Set(removed.flat()).size
+              ({ answers }) => new Set(answers.flat()).size
             )
           }),
-        clear: Effect.asVoid(
-          fanOut(clearHere(space), (peer) => node.call(peer, (client) => client.Clear({ ns })))
+        clear: Effect.suspend(() =>
+          Effect.asVoid(
+            fanOut(currentRing(), [], clearHere(space), (peer) => node.call(peer, (client) => client.Clear({ ns })))
+          )
         ),
         size: Effect.suspend(() => {
-          const now = nowOf()
           const view = currentRing()
-          return Effect.map(
-            fanOut(
-              sizeHere(space, now, view),
-              (peer) => node.call(peer, (client) => client.Size({ now, ns, members: view.members }))
-            ),
-            (counts) => counts.reduce((a, b) => a + b, 0)
-          )
+          return sizeOn(view, nowOf(), [], freshIn(view))
         }),
         sweep: Effect.suspend(() => {
           space.clock.now = nowOf()

@@ -157,6 +157,23 @@ export const Change = Schema.Union(
 )
 export type Change = typeof Change.Type
 
+/**
+ * Partitioned `size`, counted once on the requester's ring of `members`: each live key is counted
+ * by its first holder not in `skip` (members that cannot be reached). A key whose first such holder
+ * is in `fresh` (joined lately: its keys may still be on their way) is listed instead, by that
+ * holder and by its first holder outside `skip` and `fresh`; the requester counts the union.
+ */
+export const SizeRequest = Schema.Struct({
+  now: Schema.Number,
+  ns: Schema.String,
+  members: Schema.Array(Schema.String),
+  skip: Schema.Array(Schema.String),
+  fresh: Schema.Array(Schema.String)
+})
+export type SizeRequest = typeof SizeRequest.Type
+export const SizeAnswer = Schema.Struct({ count: Schema.Number, keys: Schema.Array(Schema.String) })
+export type SizeAnswer = typeof SizeAnswer.Type
+
 export const LeaseOutcome = Schema.Literal("won", "done", "timeout")
 export type LeaseOutcome = typeof LeaseOutcome.Type
 
@@ -188,8 +205,8 @@ export class Rpcs extends RpcGroup.make(
   }),
   Rpc.make("Clear", { payload: { ns: Schema.String }, error: Schema.Union(Unauthorized, RemoteFailure) }),
   Rpc.make("Size", {
-    payload: { now: Schema.Number, ns: Schema.String, members: Schema.Array(Schema.String) },
-    success: Schema.Number,
+    payload: SizeRequest,
+    success: SizeAnswer,
     error: Schema.Union(Unauthorized, RemoteFailure)
   }),
   Rpc.make("Lease", {
