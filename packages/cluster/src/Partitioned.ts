@@ -67,7 +67,16 @@ import type { Stamp } from "./internal/replica.js"
 import { compare } from "./internal/replica.js"
 import { RequestClock } from "./internal/requestClock.js"
 import * as Spaces from "./internal/spaces.js"
-import { decodeHeld, describe, encodeForWire, fromWire, heldOf, toWire } from "./internal/wire.js"
+import {
+  decodeHeld,
+  describe,
+  encodeForWire,
+  frameBudget,
+  fromWire,
+  heldOf,
+  replyWeight,
+  toWire
+} from "./internal/wire.js"
 
 export interface PartitionedOptions {
   /** Copies of each key beyond its owner (default 1). */
@@ -175,6 +184,7 @@ export const make = (
 
     const failure = (operation: string, cause: unknown) =>
       new RemoteFailure({ message: `${operation} failed on ${self}: ${describe(cause)}`, cause })
+    const replyBudget = frameBudget(node.maxFrameBytes)
 
     // Holders apply the writes and deletes of a key in the order of their stamps (version, then the
     // node that made it), whatever order they arrive in: every holder ends with the same one.
@@ -464,6 +474,17 @@ export const make = (
           // rest (a space still opening, a delete, another backend) one at a time, in order.
           const results = new Array<OpResult>(ops.length)
           let i = 0
+          // The reply must fit in a frame: once it is full, the rest of the batch is sent again.
+          let bytes = 0
+          const record = (result: OpResult) => {
+            bytes += replyWeight(result)
+            if (i > 0 && bytes > replyBudget) {
+              results.fill(later, i)
+              i = ops.length
+            } else {
+              results[i++] = result
+            }
+          }
           const slow = (op: Op): Effect.Effect<OpResult> => {
             const space = spaces.ready.get(op.ns)
             return space !== undefined
@@ -480,11 +501,11 @@ export const make = (
               const fast = space === undefined ? undefined : applySync(space, from, now, op)
               if (fast === undefined) {
                 return Effect.flatMap(slow(op), (result) => {
-                  results[i++] = result
+                  record(result)
                   return loop()
                 })
               }
-              results[i++] = fast
+              record(fast)
             }
             return Effect.succeed(results)
           }
@@ -986,3 +1007,4 @@ const stampOf = (op: SetOp): Stamp => ({ version: op.entry.version, origin: op.o
 const missing: OpResult = { _tag: "Missing" }
 const done: OpResult = { _tag: "Bool", value: true }
 const no: OpResult = { _tag: "Bool", value: false }
+const later: OpResult = { _tag: "Later" }

@@ -97,12 +97,16 @@ export const ReplicaItem = Schema.Struct({
 })
 export type ReplicaItem = typeof ReplicaItem.Type
 
-/** The outcome of one `Op`, in the order of the batch. */
+/**
+ * The outcome of one `Op`, in the order of the batch. `Later`: not run, the reply was full (a frame
+ * would not hold it); the requester sends the operation again.
+ */
 export const OpResult = Schema.Union(
   Schema.TaggedStruct("Found", { entry: WireEntry }),
   Schema.TaggedStruct("Missing", {}),
   Schema.TaggedStruct("Bool", { value: Schema.Boolean }),
-  Schema.TaggedStruct("Failed", { message: Schema.String })
+  Schema.TaggedStruct("Failed", { message: Schema.String }),
+  Schema.TaggedStruct("Later", {})
 )
 export type OpResult = typeof OpResult.Type
 
@@ -134,7 +138,8 @@ const resultFields: Record<OpResult["_tag"], Record<string, Guard>> = {
   Found: { entry: isWireEntry },
   Missing: {},
   Bool: { value: isBoolean },
-  Failed: { message: isString }
+  Failed: { message: isString },
+  Later: {}
 }
 const tagged = (fields: Record<string, Record<string, Guard>>): Guard => (u) => {
   if (!isRecord(u) || typeof u._tag !== "string" || !Object.hasOwn(fields, u._tag)) return false
