@@ -56,6 +56,8 @@ import { live } from "./internal/live.js"
 import * as Check from "./internal/options.js"
 import type {
   Change,
+  ClearRequest,
+  InvalidateTagRequest,
   LeaseOutcome,
   MemberRecord,
   Op,
@@ -109,11 +111,9 @@ export interface Service {
   ) => Effect.Effect<ReadonlyArray<OpResult>, RemoteFailure>
   readonly invalidateTag: (
     from: string,
-    now: number,
-    ns: string,
-    tag: string
+    request: InvalidateTagRequest
   ) => Effect.Effect<ReadonlyArray<string>, RemoteFailure>
-  readonly clear: (from: string, ns: string) => Effect.Effect<void, RemoteFailure>
+  readonly clear: (from: string, request: ClearRequest) => Effect.Effect<void, RemoteFailure>
   readonly size: (request: SizeRequest) => Effect.Effect<SizeAnswer, RemoteFailure>
   readonly lease: (ns: string, key: string, timeout: number) => Effect.Effect<LeaseOutcome, RemoteFailure>
   readonly release: (ns: string, key: string) => Effect.Effect<void, RemoteFailure>
@@ -346,9 +346,9 @@ const makeNode = (options: ClusterNodeOptions) =>
       Leave: ({ member }, { clientId }) => authenticated(clientId, "Leave", () => Effect.sync(() => left(member))),
       Stats: ({ ns }, { clientId }) =>
         authenticated(clientId, "Stats", () => Effect.sync(() => ({ ...statsHere(ns) }))),
-      InvalidateTag: ({ now, ns, tag }, { clientId }) =>
-        served(clientId, "InvalidateTag", (s, from) => s.invalidateTag(from, now, ns, tag)),
-      Clear: ({ ns }, { clientId }) => served(clientId, "Clear", (s, from) => s.clear(from, ns)),
+      InvalidateTag: (request, { clientId }) =>
+        served(clientId, "InvalidateTag", (s, from) => s.invalidateTag(from, request)),
+      Clear: (request, { clientId }) => served(clientId, "Clear", (s, from) => s.clear(from, request)),
       Size: (request, { clientId }) => served(clientId, "Size", (s) => s.size(request)),
       Lease: ({ key, ns, timeout }, { clientId }) => served(clientId, "Lease", (s) => s.lease(ns, key, timeout)),
       Release: ({ key, ns }, { clientId }) => served(clientId, "Release", (s) => s.release(ns, key)),

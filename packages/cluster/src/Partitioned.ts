@@ -15,7 +15,9 @@
  *
  * Order: every write and delete carries a stamp (a version strictly increasing per process, then
  * the writer's node id), and each holder applies a key's writes in stamp order whatever order they
- * arrive in (an older write is dropped; a delete leaves a tombstone for `handoffGrace`).
+ * arrive in (an older write is dropped; a delete leaves a tombstone for `handoffGrace`). Tag
+ * invalidations and flushes are stamped as well and remove only what was written before them; for
+ * `handoffGrace` they keep out such writes arriving late.
  * Invariant: once writes stop, all holders of a key hold the same value, or none.
  *
  * Concurrency: operations to one peer in one event-loop turn share one `Batch` RPC. Stampede
@@ -61,7 +63,16 @@ import * as Batcher from "./internal/batcher.js"
 import { KeyIndex } from "./internal/keyIndex.js"
 import { live } from "./internal/live.js"
 import * as Check from "./internal/options.js"
-import type { Change, LeaseOutcome, Op, OpResult, SizeRequest, WireEntry } from "./internal/protocol.js"
+import type {
+  Change,
+  ClearRequest,
+  InvalidateTagRequest,
+  LeaseOutcome,
+  Op,
+  OpResult,
+  SizeRequest,
+  WireEntry
+} from "./internal/protocol.js"
 import { RemoteFailure } from "./internal/protocol.js"
 import type { Stamp } from "./internal/replica.js"
 import { compare } from "./internal/replica.js"
@@ -154,6 +165,10 @@ export const make = (
       readonly readers: Map<string, Set<string>>
       /** Keys deleted or expired within `handoffGrace`: the stamp a later write must beat, and until when. */
       readonly tombstones: Map<string, Stamp & { readonly until: number }>
+      /** Tag invalidations within `handoffGrace`: a write of a key carrying the tag must be newer. */
+      readonly tagFloors: Map<string, Stamp & { readonly until: number }>
+      /** The last flush, while within `handoffGrace`: every write must be newer. */
+      flushFloor: (Stamp & { readonly until: number }) | undefined
       /** Writes of keys go through it on the `Effect` way, so no other write comes between a check and its write. */
       readonly writes: Effect.Semaphore
       /** Writes on the `Effect` way in progress; while there are any, every write takes that way. */
@@ -175,6 +190,8 @@ export const make = (
           leases: new Map(),
           readers: new Map(),
           tombstones: new Map(),
+          tagFloors: new Map(),
+          flushFloor: undefined,
           writes: Effect.unsafeMakeSemaphore(1),
           writing: 0,
           changes,
@@ -187,17 +204,18 @@ export const make = (
     const replyBudget = frameBudget(node.maxFrameBytes)
 
     // Holders apply the writes and deletes of a key in the order of their stamps (version, then the
-    // node that made it), whatever order they arrive in: every holder ends with the same one.
+    // node that made it), whatever order they arrive in: every holder ends with the same one. A tag
+    // invalidation or a flush removes what was written before its stamp, and keeps such writes out.
+
+    const fresh = <A extends { readonly until: number }>(floor: A | undefined): floor is A =>
+      floor !== undefined && floor.until > live.unsafeCurrentTimeMillis()
 
     /** The stamp `key` shows here: its stored write, or a recent delete. */
     const stampHere = (space: Space, key: string): Stamp | undefined => {
       const indexed = space.index.get(key)
       if (indexed !== undefined) return indexed
       const tombstone = space.tombstones.get(key)
-      if (tombstone === undefined) return undefined
-      if (tombstone.until > live.unsafeCurrentTimeMillis()) return tombstone
-      space.tombstones.delete(key)
-      return undefined
+      return fresh(tombstone) ? tombstone : undefined
     }
 
     /** Whether a write of `key` at `stamp` comes after what the key shows here. */
@@ -206,13 +224,35 @@ export const make = (
       return here === undefined || compare(stamp, here) > 0
     }
 
-    const bury = (space: Space, key: string, stamp: Stamp) => {
-      space.tombstones.set(key, {
-        version: stamp.version,
-        origin: stamp.origin,
-        until: live.unsafeCurrentTimeMillis() + grace
-      })
+    /** Whether a write at `stamp` of an entry carrying `tags` was made before a flush or an invalidation of one of its tags. */
+    const isRemoved = (space: Space, stamp: Stamp, tags: ReadonlyArray<string>): boolean => {
+      if (fresh(space.flushFloor) && compare(stamp, space.flushFloor) <= 0) return true
+      if (space.tagFloors.size === 0) return false
+      for (const tag of tags) {
+        const floor = space.tagFloors.get(tag)
+        if (fresh(floor) && compare(stamp, floor) <= 0) return true
+      }
+      return false
     }
+
+    const until = <A extends Stamp>(stamp: A) => ({
+      version: stamp.version,
+      origin: stamp.origin,
+      until: live.unsafeCurrentTimeMillis() + grace
+    })
+
+    const bury = (space: Space, key: string, stamp: Stamp) => {
+      space.tombstones.set(key, until(stamp))
+    }
+
+    /** Removes `key` and leaves a tombstone at `stamp`; whether a live entry was removed. */
+    const remove = (space: Space, from: string, key: string, stamp: Stamp) =>
+      Effect.map(space.store.delete(key), (removed) => {
+        bury(space, key, stamp)
+        space.index.delete(key)
+        changed(space, from, key)
+        return removed
+      })
 
     /** A `Set` now in the store: index it and tell who must know. */
     const stored = (space: Space, from: string, op: SetOp) => {
@@ -254,7 +294,10 @@ export const make = (
           case "Set": {
             if (sync.set === undefined || space.writing > 0) return undefined
             space.clock.now = now
-            if (isNewer(space, op.key, stampOf(op))) {
+            const stamp = stampOf(op)
+            // A write that a tag invalidation or a flush removed deletes the older one: the `Effect` way.
+            if (isRemoved(space, stamp, op.entry.tags) && isNewer(space, op.key, stamp)) return undefined
+            if (isNewer(space, op.key, stamp)) {
               sync.set(op.key, fromWire(op.entry))
               stored(space, from, op)
             } else if (op.watch) {
@@ -271,7 +314,7 @@ export const make = (
     }
 
     /** `write` with no other write of the space between the check it makes and its write. */
-    const serialized = <A>(space: Space, write: () => Effect.Effect<A>): Effect.Effect<A> =>
+    const serialized = <A, E>(space: Space, write: () => Effect.Effect<A, E>): Effect.Effect<A, E> =>
       space.writes.withPermits(1)(Effect.suspend(() => {
         space.writing++
         return Effect.ensuring(
@@ -305,37 +348,40 @@ export const make = (
         case "Set":
           return serialized(space, () => {
             clock.now = now
-            if (isNewer(space, op.key, stampOf(op))) {
-              return settle(store.set(op.key, fromWire(op.entry)), () => {
-                stored(space, from, op)
-                return done
-              })
+            const stamp = stampOf(op)
+            if (!isNewer(space, op.key, stamp)) {
+              if (op.watch) lost(space, from, op.key)
+              return Effect.succeed(done)
             }
-            if (op.watch) lost(space, from, op.key)
-            return Effect.succeed(done)
+            // Written before an invalidation of one of its tags (or a flush) that arrived first: in
+            // stamp order it replaced what the key shows, then was removed.
+            if (isRemoved(space, stamp, op.entry.tags)) {
+              if (op.watch) lost(space, from, op.key)
+              return settle(remove(space, from, op.key, stamp), () => done)
+            }
+            return settle(store.set(op.key, fromWire(op.entry)), () => {
+              stored(space, from, op)
+              return done
+            })
           })
         case "Delete":
           return serialized(space, () => {
             clock.now = now
             const stamp: Stamp = { version: op.version, origin: op.origin }
             if (!isNewer(space, op.key, stamp)) return Effect.succeed(no)
-            return settle(store.delete(op.key), (removed) => {
-              bury(space, op.key, stamp)
-              space.index.delete(op.key)
-              changed(space, from, op.key)
-              return removed ? done : no
-            })
+            return settle(remove(space, from, op.key, stamp), (removed) => removed ? done : no)
           })
         default:
           return Effect.succeed({ _tag: "Failed", message: `${op._tag} is not a Partitioned operation` })
       }
     }
 
-    /** Drops what the sweep leaves behind: expired keys from the index (kept as tombstones), lapsed tombstones. */
+    /** Drops what the sweep leaves behind: expired keys from the index (kept as tombstones), lapsed tombstones and floors. */
     const prune = (space: Space) => {
       for (const [key, expired] of space.index.prune(space.clock.now)) bury(space, key, expired)
-      const now = live.unsafeCurrentTimeMillis()
-      for (const [key, tombstone] of space.tombstones) if (tombstone.until <= now) space.tombstones.delete(key)
+      for (const [key, tombstone] of space.tombstones) if (!fresh(tombstone)) space.tombstones.delete(key)
+      for (const [tag, floor] of space.tagFloors) if (!fresh(floor)) space.tagFloors.delete(tag)
+      if (!fresh(space.flushFloor)) space.flushFloor = undefined
     }
 
     // Near caches
@@ -390,17 +436,20 @@ export const make = (
 
     // What this node serves
 
-    const invalidateTagHere = (space: Space, now: number, tag: string) =>
-      Effect.gen(function*() {
-        space.clock.now = now
-        const live: Array<string> = []
-        for (const key of space.index.tagged(tag)) {
-          if (yield* space.store.has(key)) live.push(key)
-          space.index.delete(key)
-        }
-        yield* space.store.invalidateTag(tag)
-        return live
-      })
+    /** Removes the entries tagged `tag` written before the invalidation; returns those that were live. */
+    const invalidateTagHere = (space: Space, from: string, request: InvalidateTagRequest) =>
+      serialized(space, () =>
+        Effect.gen(function*() {
+          space.clock.now = request.now
+          const floor = space.tagFloors.get(request.tag)
+          if (!fresh(floor) || compare(request, floor) > 0) space.tagFloors.set(request.tag, until(request))
+          const removed: Array<string> = []
+          for (const key of space.index.tagged(request.tag)) {
+            const indexed = space.index.get(key)!
+            if (compare(indexed, request) < 0 && (yield* remove(space, from, key, indexed))) removed.push(key)
+          }
+          return removed
+        }))
 
     /** This node's part of a `size` (see `SizeRequest`): the keys it counts, and the moving keys it lists. */
     const sizeHere = (space: Space, request: SizeRequest) =>
@@ -433,10 +482,22 @@ export const make = (
         return { count, keys }
       })
 
-    const clearHere = (space: Space) =>
-      Effect.tap(space.store.clear, () => {
-        space.index.clear()
-        space.readers.clear()
+    /** Removes every entry written before the flush. */
+    const clearHere = (space: Space, from: string, stamp: Stamp) =>
+      serialized(space, () => {
+        if (!fresh(space.flushFloor) || compare(stamp, space.flushFloor) > 0) space.flushFloor = until(stamp)
+        const keys = space.index.live(Infinity)
+        const older = keys.filter((key) => compare(space.index.get(key)!, stamp) < 0)
+        // Nothing written after the flush is here: one `clear` does it.
+        if (older.length < keys.length) {
+          return Effect.forEach(older, (key) => Effect.ignore(remove(space, from, key, space.index.get(key)!)), {
+            discard: true
+          })
+        }
+        return Effect.tap(space.store.clear, () => {
+          space.index.clear()
+          space.readers.clear()
+        })
       })
 
     const leaseHere = (space: Space, key: string, timeout: number): Effect.Effect<LeaseOutcome> =>
@@ -511,14 +572,14 @@ export const make = (
           }
           return loop()
         }),
-      invalidateTag: (from, now, ns, tag) =>
+      invalidateTag: (from, request) =>
         remote(
           "invalidateTag",
-          Effect.flatMap(spaces.open(ns), (space) => invalidateTagHere(space, now, tag))
-        ).pipe(Effect.tap(() => notify(ns, from, { _tag: "Tag", tag }))),
-      clear: (from, ns) =>
-        remote("clear", Effect.flatMap(spaces.open(ns), clearHere)).pipe(
-          Effect.tap(() => notify(ns, from, { _tag: "Flush" }))
+          Effect.flatMap(spaces.open(request.ns), (space) => invalidateTagHere(space, from, request))
+        ).pipe(Effect.tap(() => notify(request.ns, from, { _tag: "Tag", tag: request.tag }))),
+      clear: (from, request) =>
+        remote("clear", Effect.flatMap(spaces.open(request.ns), (space) => clearHere(space, from, request))).pipe(
+          Effect.tap(() => notify(request.ns, from, { _tag: "Flush" }))
         ),
       size: (request) => remote("size", Effect.flatMap(spaces.open(request.ns), (space) => sizeHere(space, request))),
       lease: (ns, key, timeout) =>
@@ -905,22 +966,28 @@ export const make = (
           ),
         invalidateTag: (tag) =>
           Effect.suspend(() => {
-            const now = nowOf()
+            const request: InvalidateTagRequest = { now: nowOf(), ns, tag, version: nextVersion(), origin: self }
             return Effect.map(
               fanOut(
                 currentRing(),
                 [],
-                invalidateTagHere(space, now, tag),
-                (peer) => node.call(peer, (client) => client.InvalidateTag({ now, ns, tag }))
+                invalidateTagHere(space, self, request),
+                (peer) => node.call(peer, (client) => client.InvalidateTag(request))
               ),
               ({ answers }) => new Set(answers.flat()).size
             )
           }),
-        clear: Effect.suspend(() =>
-          Effect.asVoid(
-            fanOut(currentRing(), [], clearHere(space), (peer) => node.call(peer, (client) => client.Clear({ ns })))
+        clear: Effect.suspend(() => {
+          const request: ClearRequest = { ns, version: nextVersion(), origin: self }
+          return Effect.asVoid(
+            fanOut(
+              currentRing(),
+              [],
+              clearHere(space, self, request),
+              (peer) => node.call(peer, (client) => client.Clear(request))
+            )
           )
-        ),
+        }),
         size: Effect.suspend(() => {
           const view = currentRing()
           return sizeOn(view, nowOf(), [], freshIn(view))

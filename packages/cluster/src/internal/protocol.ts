@@ -163,6 +163,23 @@ export const Change = Schema.Union(
 export type Change = typeof Change.Type
 
 /**
+ * Partitioned: removes the entries tagged `tag` written before the stamp (`version`, `origin`), and
+ * keeps such writes out for a while after; answers the keys it removed.
+ */
+export const InvalidateTagRequest = Schema.Struct({
+  now: Schema.Number,
+  ns: Schema.String,
+  tag: Schema.String,
+  version: Schema.Number,
+  origin: Schema.String
+})
+export type InvalidateTagRequest = typeof InvalidateTagRequest.Type
+
+/** Partitioned: removes every entry of `ns` written before the stamp, and keeps such writes out for a while after. */
+export const ClearRequest = Schema.Struct({ ns: Schema.String, version: Schema.Number, origin: Schema.String })
+export type ClearRequest = typeof ClearRequest.Type
+
+/**
  * Partitioned `size`, counted once on the requester's ring of `members`: each live key is counted
  * by its first holder not in `skip` (members that cannot be reached). A key whose first such holder
  * is in `fresh` (joined lately: its keys may still be on their way) is listed instead, by that
@@ -204,11 +221,11 @@ export class Rpcs extends RpcGroup.make(
     error: Unauthorized
   }),
   Rpc.make("InvalidateTag", {
-    payload: { now: Schema.Number, ns: Schema.String, tag: Schema.String },
+    payload: InvalidateTagRequest,
     success: Schema.Array(Schema.String),
     error: Schema.Union(Unauthorized, RemoteFailure)
   }),
-  Rpc.make("Clear", { payload: { ns: Schema.String }, error: Schema.Union(Unauthorized, RemoteFailure) }),
+  Rpc.make("Clear", { payload: ClearRequest, error: Schema.Union(Unauthorized, RemoteFailure) }),
   Rpc.make("Size", {
     payload: SizeRequest,
     success: SizeAnswer,
