@@ -486,7 +486,7 @@ export const make = (
     const clearHere = (space: Space, from: string, stamp: Stamp) =>
       serialized(space, () => {
         if (!fresh(space.flushFloor) || compare(stamp, space.flushFloor) > 0) space.flushFloor = until(stamp)
-        const keys = space.index.live(Infinity)
+        const keys = space.index.all()
         const older = keys.filter((key) => compare(space.index.get(key)!, stamp) < 0)
         // Nothing written after the flush is here: one `clear` does it.
         if (older.length < keys.length) {

@@ -152,11 +152,19 @@ describe("Partitioned", () => {
         // A flush removes what was written before it, whether it arrives before or after.
         yield* set("k", 100, "n1", [], "flushed")
         yield* set("later", 300, "n1", [], "flushed")
+        yield* send({
+          _tag: "Set",
+          ns: "flushed",
+          key: "expiring",
+          entry: { value: "\"120@n1\"", expiresAt: Date.now() + 60_000, tags: [], version: 120 },
+          origin: "n1",
+          watch: false
+        })
         yield* flush("flushed", 200)
         yield* set("j", 150, "n1", [], "flushed")
         assert.deepStrictEqual(
-          [yield* get("k", "flushed"), yield* get("j", "flushed"), yield* get("later", "flushed")],
-          [null, null, "300@n1"]
+          yield* Effect.forEach(["k", "expiring", "j", "later"], (key) => get(key, "flushed")),
+          [null, null, null, "300@n1"]
         )
       })),
     30_000
