@@ -62,7 +62,8 @@ import type {
   MemberRecord,
   Op,
   OpResult,
-  ReplicaItem,
+  PullAnswer,
+  PullRequest,
   SizeAnswer,
   SizeRequest,
   SpaceDigest
@@ -120,10 +121,8 @@ export interface Service {
   readonly invalidate: (from: string, ns: string, change: Change) => Effect.Effect<void, RemoteFailure>
   /** Replicated: the state of every namespace in brief. */
   readonly digest?: (() => Effect.Effect<ReadonlyArray<SpaceDigest>, RemoteFailure>) | undefined
-  /** Replicated: everything known in `buckets` of `ns`. */
-  readonly pull?:
-    | ((ns: string, buckets: ReadonlyArray<number>) => Effect.Effect<ReadonlyArray<ReplicaItem>, RemoteFailure>)
-    | undefined
+  /** Replicated: what is known in some buckets of a namespace, as much as one reply holds. */
+  readonly pull?: ((request: PullRequest) => Effect.Effect<PullAnswer, RemoteFailure>) | undefined
 }
 
 export class ClusterNode extends Context.Tag("@vela/cluster/ClusterNode")<ClusterNode, {
@@ -356,8 +355,8 @@ const makeNode = (options: ClusterNodeOptions) =>
         served(clientId, "Invalidate", (s, from) => s.invalidate(from, ns, change)),
       Digest: (_, { clientId }) =>
         served(clientId, "Digest", (s) => s.digest === undefined ? Effect.fail(notReplicated) : s.digest()),
-      Pull: ({ buckets, ns }, { clientId }) =>
-        served(clientId, "Pull", (s) => s.pull === undefined ? Effect.fail(notReplicated) : s.pull(ns, buckets))
+      Pull: (request, { clientId }) =>
+        served(clientId, "Pull", (s) => s.pull === undefined ? Effect.fail(notReplicated) : s.pull(request))
     })
     yield* RpcServer.make(Rpcs, { disableTracing: true, concurrency: "unbounded" }).pipe(
       Effect.provide(handlers),

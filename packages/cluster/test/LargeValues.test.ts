@@ -70,6 +70,23 @@ const cases = (
   )
 
 describe("an entry larger than a frame", () => {
+  it.live(
+    "a Replicated node that joins copies more than a frame of large values, in several pulls",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const a = yield* startReplicated([], { maxFrameBytes })
+        const ca = yield* cacheOn<string>(a.topology, "large")
+        const keys = Array.from({ length: 24 }, (_, i) => `copied:${i}`)
+        yield* ca.putMany(keys.map((key) => [key, key.padEnd(maxFrameBytes / 4, ".")]))
+        const b = yield* startReplicated([a.node.id], { maxFrameBytes })
+        // The copy is made before b's layer is built.
+        for (const key of keys) {
+          assert.strictEqual(yield* heldText(b, "large", key), JSON.stringify(key.padEnd(maxFrameBytes / 4, ".")))
+        }
+      })),
+    30_000
+  )
+
   describe("Partitioned (replicas 1)", () => {
     cases((seeds) => startPartitioned(seeds, { replicas: 1, maxFrameBytes }))
   })

@@ -98,6 +98,27 @@ export const ReplicaItem = Schema.Struct({
 export type ReplicaItem = typeof ReplicaItem.Type
 
 /**
+ * Replicated: what is known in `buckets` of `ns` (tombstones included), in key order within a
+ * bucket, starting after key `after` of the first bucket.
+ */
+export const PullRequest = Schema.Struct({
+  ns: Schema.String,
+  buckets: Schema.Array(Schema.Number),
+  after: Schema.NullOr(Schema.String)
+})
+export type PullRequest = typeof PullRequest.Type
+
+/**
+ * As many items as one reply holds; `more`, when it could not hold them all: where the next pull
+ * starts (`bucket`, one of those asked for, after its key `after`).
+ */
+export const PullAnswer = Schema.Struct({
+  items: Schema.Array(ReplicaItem),
+  more: Schema.NullOr(Schema.Struct({ bucket: Schema.Number, after: Schema.NullOr(Schema.String) }))
+})
+export type PullAnswer = typeof PullAnswer.Type
+
+/**
  * The outcome of one `Op`, in the order of the batch. `Later`: not run, the reply was full (a frame
  * would not hold it); the requester sends the operation again.
  */
@@ -250,8 +271,8 @@ export class Rpcs extends RpcGroup.make(
     error: Schema.Union(Unauthorized, RemoteFailure)
   }),
   Rpc.make("Pull", {
-    payload: { ns: Schema.String, buckets: Schema.Array(Schema.Number) },
-    success: Schema.Array(ReplicaItem),
+    payload: PullRequest,
+    success: PullAnswer,
     error: Schema.Union(Unauthorized, RemoteFailure)
   })
 ) {}
