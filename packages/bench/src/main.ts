@@ -3,10 +3,11 @@
  * figures to quote). Progress goes to stderr, one line per case; tables to stdout; and the run is
  * written to `bench/results.json`, `bench/results.md` and one SVG chart per suite at the
  * repository root. Pass suite names (`get`, `peer`, `stampede`, `topology`, `cluster`, `memory`,
- * `sweep`, `hitratio`, `batch`) to run only those.
+ * `sweep`, `hitratio`, `batch`, `coldstart`) to run only those.
  */
 import * as BatchBench from "./batch_bench.js"
 import * as ClusterBench from "./cluster_bench.js"
+import * as ColdStartBench from "./coldstart_bench.js"
 import * as GetBench from "./get_bench.js"
 import * as HitRatioBench from "./hitratio_bench.js"
 import * as Env from "./internal/env.js"
@@ -28,7 +29,9 @@ const suites: Record<string, (env: Env.Env) => Promise<SuiteResult>> = {
   memory: MemoryBench.run,
   sweep: SweepBench.run,
   hitratio: HitRatioBench.run,
-  batch: BatchBench.run
+  attack: () => import("./attack_bench.js").then((suite) => suite.run()),
+  batch: BatchBench.run,
+  coldstart: ColdStartBench.run
 }
 
 const only = process.argv.slice(2).filter((arg) => !arg.startsWith("-"))

@@ -251,6 +251,7 @@ export const make = (
         bury(space, key, stamp)
         space.index.delete(key)
         changed(space, from, key)
+        dropLease(space, key)
         return removed
       })
 
@@ -266,6 +267,8 @@ export const make = (
       space.tombstones.delete(op.key)
       changed(space, from, op.key)
       if (op.watch && from !== self) addReader(space, op.key, from)
+      // A fetch holding the key's lease no longer decides its value; its waiters read this one.
+      dropLease(space, op.key)
     }
 
     /** A write that a newer one had already replaced: its writer's near cache must not keep its value. */
@@ -517,13 +520,15 @@ export const make = (
         return Effect.succeed("won" as const)
       })
 
+    /** Ends the lease of `key` (only `lease`, when given) and wakes its waiters; a put or delete of the key too. */
+    const dropLease = (space: Space, key: string, lease?: Deferred.Deferred<void>) => {
+      const running = space.leases.get(key)
+      if (running === undefined || (lease !== undefined && running !== lease)) return
+      space.leases.delete(key)
+      Deferred.unsafeDone(running, Exit.void)
+    }
     const releaseHere = (space: Space, key: string, lease?: Deferred.Deferred<void>) =>
-      Effect.suspend(() => {
-        const running = space.leases.get(key)
-        if (running === undefined || (lease !== undefined && running !== lease)) return Effect.void
-        space.leases.delete(key)
-        return Deferred.succeed(running, undefined)
-      })
+      Effect.sync(() => dropLease(space, key, lease))
 
     const remote = <A>(operation: string, self: Effect.Effect<A, CacheError | BackendError | ConfigError>) =>
       Effect.mapError(self, (cause) => failure(operation, cause))
@@ -869,10 +874,17 @@ export const make = (
       }
 
       /** The write of `entry`, or why it cannot be made: its value does not encode, or no frame holds it. */
-      const setOp = (key: string, entry: Backend.Entry): SetOp | CodecError | BackendError => {
-        const wire = encodeForWire(codec, ns, key, entry, nextVersion(), node.maxFrameBytes)
+      const setOp = (key: string, entry: Backend.Entry, version = nextVersion()): SetOp | CodecError | BackendError => {
+        const wire = encodeForWire(codec, ns, key, entry, version, node.maxFrameBytes)
         return "value" in wire ? { _tag: "Set", ns, key, entry: wire, origin: self, watch: watching() } : wire
       }
+
+      /** Writes `entry` at `version` on every holder; a holder that has seen a newer write keeps it. */
+      const setAt = (key: string, entry: Backend.Entry, version: number): Effect.Effect<void, CacheError> =>
+        Effect.suspend(() => {
+          const op = setOp(key, entry, version)
+          return op._tag === "Set" ? Effect.asVoid(writeAll(key, op, "set")) : Effect.fail(op)
+        })
 
       const decode = (key: string, wire: WireEntry): Effect.Effect<Backend.Entry, CodecError> => {
         const value = codec.decode(key, wire.value)
@@ -954,11 +966,7 @@ export const make = (
           ),
         has: (key) =>
           Effect.map(read(key, { _tag: "Has", ns, key }, "has"), (result) => result._tag === "Bool" && result.value),
-        set: (key, entry) =>
-          Effect.suspend(() => {
-            const op = setOp(key, entry)
-            return op._tag === "Set" ? Effect.asVoid(writeAll(key, op, "set")) : Effect.fail(op)
-          }),
+        set: (key, entry) => setAt(key, entry, nextVersion()),
         delete: (key) =>
           Effect.map(
             writeAll(key, { _tag: "Delete", ns, key, version: nextVersion(), origin: self }, "delete"),
@@ -1021,7 +1029,11 @@ export const make = (
           space.watched = true
           return invalidations
         },
-        singleFlight: <A, E, R>(key: string, fetch: Effect.Effect<A, E, R>, timeoutMillis: number) => {
+        singleFlight: <A, E, R>(
+          key: string,
+          fetch: (write: (entry: Backend.Entry) => Effect.Effect<boolean, CacheError>) => Effect.Effect<A, E, R>,
+          timeoutMillis: number
+        ) => {
           const owner = ownerOf(key)
           const acquire: Effect.Effect<LeaseOutcome, NodeUnavailable | RemoteFailure> = owner === self
             ? leaseHere(space, key, timeoutMillis)
@@ -1034,7 +1046,20 @@ export const make = (
             // An owner that cannot be reached cannot coordinate: fetch here rather than fail.
             Effect.orElseSucceed(acquire, () => "won" as const),
             (outcome): Effect.Effect<A, E | CacheError | FetchTimeout, R> => {
-              if (outcome === "won") return Effect.ensuring(fetch, release)
+              if (outcome === "won") {
+                // The fetched value carries the version of when the lease was won: a put or delete of
+                // the key since then is newer, and every holder keeps it over the fetched value.
+                const version = nextVersion()
+                const lead = fetch((entry) => Effect.as(setAt(key, entry, version), true))
+                // A lease won late may follow another node's whole fetch: read before fetching again.
+                return Effect.ensuring(
+                  Effect.flatMap(
+                    store.get(key),
+                    Option.match({ onNone: () => lead, onSome: (entry) => Effect.succeed(entry.value as A) })
+                  ),
+                  release
+                )
+              }
               if (outcome === "timeout" || live.unsafeCurrentTimeMillis() >= deadline) {
                 return Effect.fail(new FetchTimeout({ key, timeout: timeoutMillis }))
               }

@@ -161,9 +161,22 @@ export const spawnNode = (
     readonly PORT?: string
     /** `"replicated"` for the Replicated topology; Partitioned otherwise. */
     readonly TOPOLOGY?: string
+    /** `connectTimeout` in milliseconds. */
+    readonly CONNECT_TIMEOUT?: string
+    readonly MAX_CONNECTIONS?: string
+    /** The `"host:port"` peers dial, when not the node's own. */
+    readonly ADVERTISE?: string
+    /** `"1"`: the node's cache has a near cache. */
+    readonly NEAR?: string
     readonly FAILURE_TIMEOUT?: string
   },
-  fixture = "node.mjs"
+  fixture = "node.mjs",
+  options: {
+    /** Where the process's logs go: here (default), nowhere, or an open file descriptor. */
+    readonly stderr?: "inherit" | "ignore" | number
+    /** How long it may take to be ready (default 30 s). */
+    readonly startTimeout?: number
+  } = {}
 ) =>
   Effect.acquireRelease(
     Effect.async<NodeProcess, Error>((resume) => {
@@ -171,16 +184,17 @@ export const spawnNode = (
         fileURLToPath(new URL(`./fixtures/${fixture}`, import.meta.url))
       ], {
         env: { ...process.env, PORT: "0", ...env },
-        stdio: ["pipe", "pipe", "inherit"]
+        stdio: ["pipe", "pipe", options.stderr ?? "inherit"]
       })
       const pending = new Map<number, (answer: { ok?: unknown; error?: string }) => void>()
       let next = 0
       let ready = false
       const lines = Readline.createInterface({ input: child.stdout! })
+      const startTimeout = options.startTimeout ?? 30_000
       const timer = setTimeout(() => {
         child.kill("SIGKILL")
-        resume(Effect.fail(new Error("node process did not start within 30 s")))
-      }, 30_000)
+        resume(Effect.fail(new Error(`node process did not start within ${startTimeout / 1000} s`)))
+      }, startTimeout)
       child.on("exit", () => {
         for (const answer of pending.values()) answer({ error: "process exited" })
         pending.clear()

@@ -1,10 +1,10 @@
 /**
  * The wire protocol between cluster nodes: one `RpcGroup` with Schema payloads, carried by
- * `@effect/rpc` over TCP with MessagePack framing. Handshake first (`Hello`, `Authenticate`), then
+ * `@effect/rpc` over TCP in length-prefixed MessagePack frames (`frames.ts`). Handshake first (`Hello`, `Authenticate`), then
  * membership (`Gossip`, `Leave`) and the cache operations that are not key operations, each of
  * which names its namespace. Key operations (`Op`) travel in batches on the data lane (`lane.ts`).
  */
-import { Rpc, RpcGroup, RpcSerialization } from "@effect/rpc"
+import { Rpc, RpcGroup } from "@effect/rpc"
 import { Schema } from "effect"
 
 /** A request from a connection that has not proved the shared secret. */
@@ -276,7 +276,3 @@ export class Rpcs extends RpcGroup.make(
     error: Schema.Union(Unauthorized, RemoteFailure)
   })
 ) {}
-
-/** MessagePack with a bound on one frame: a larger one closes the connection that sent it. */
-export const serialization = (maxFrameBytes: number) =>
-  RpcSerialization.makeMsgPack({ useRecords: true, maxBufferSize: maxFrameBytes })
