@@ -530,6 +530,25 @@ export const make = (
     const releaseHere = (space: Space, key: string, lease?: Deferred.Deferred<void>) =>
       Effect.sync(() => dropLease(space, key, lease))
 
+    /**
+     * Sends `request` on to the members this node sees that it did not reach (one that joined
+     * before the requester heard of it may already hold keys); their answers, or `otherwise` for
+     * one that cannot be reached.
+     */
+    const passOn = <R extends { readonly members: ReadonlyArray<string> }, A>(
+      request: R,
+      call: (peer: string, reached: R) => Effect.Effect<A, unknown>,
+      otherwise: A
+    ): Effect.Effect<ReadonlyArray<A>> =>
+      Effect.suspend(() => {
+        const beyond = currentRing().members.filter((m) => m !== self && !request.members.includes(m))
+        if (beyond.length === 0) return Effect.succeed([])
+        const reached = { ...request, members: [...request.members, ...beyond] }
+        return Effect.forEach(beyond, (peer) => Effect.orElseSucceed(call(peer, reached), () => otherwise), {
+          concurrency: "unbounded"
+        })
+      })
+
     const remote = <A>(operation: string, self: Effect.Effect<A, CacheError | BackendError | ConfigError>) =>
       Effect.mapError(self, (cause) => failure(operation, cause))
 
@@ -578,14 +597,19 @@ export const make = (
           return loop()
         }),
       invalidateTag: (from, request) =>
-        remote(
-          "invalidateTag",
-          Effect.flatMap(spaces.open(request.ns), (space) => invalidateTagHere(space, from, request))
+        Effect.zipWith(
+          remote(
+            "invalidateTag",
+            Effect.flatMap(spaces.open(request.ns), (space) => invalidateTagHere(space, from, request))
+          ),
+          passOn(request, (peer, reached) => node.call(peer, (client) => client.InvalidateTag(reached)), []),
+          (removed, beyond) => [...removed, ...beyond.flat()]
         ).pipe(Effect.tap(() => notify(request.ns, from, { _tag: "Tag", tag: request.tag }))),
       clear: (from, request) =>
-        remote("clear", Effect.flatMap(spaces.open(request.ns), (space) => clearHere(space, from, request))).pipe(
-          Effect.tap(() => notify(request.ns, from, { _tag: "Flush" }))
-        ),
+        Effect.zipLeft(
+          remote("clear", Effect.flatMap(spaces.open(request.ns), (space) => clearHere(space, from, request))),
+          passOn(request, (peer, reached) => node.call(peer, (client) => client.Clear(reached)), undefined)
+        ).pipe(Effect.tap(() => notify(request.ns, from, { _tag: "Flush" }))),
       size: (request) => remote("size", Effect.flatMap(spaces.open(request.ns), (space) => sizeHere(space, request))),
       lease: (ns, key, timeout) =>
         remote("lease", Effect.flatMap(spaces.open(ns), (space) => leaseHere(space, key, timeout))),
@@ -974,10 +998,18 @@ export const make = (
           ),
         invalidateTag: (tag) =>
           Effect.suspend(() => {
-            const request: InvalidateTagRequest = { now: nowOf(), ns, tag, version: nextVersion(), origin: self }
+            const view = currentRing()
+            const request: InvalidateTagRequest = {
+              now: nowOf(),
+              ns,
+              tag,
+              version: nextVersion(),
+              origin: self,
+              members: view.members
+            }
             return Effect.map(
               fanOut(
-                currentRing(),
+                view,
                 [],
                 invalidateTagHere(space, self, request),
                 (peer) => node.call(peer, (client) => client.InvalidateTag(request))
@@ -986,10 +1018,11 @@ export const make = (
             )
           }),
         clear: Effect.suspend(() => {
-          const request: ClearRequest = { ns, version: nextVersion(), origin: self }
+          const view = currentRing()
+          const request: ClearRequest = { ns, version: nextVersion(), origin: self, members: view.members }
           return Effect.asVoid(
             fanOut(
-              currentRing(),
+              view,
               [],
               clearHere(space, self, request),
               (peer) => node.call(peer, (client) => client.Clear(request))

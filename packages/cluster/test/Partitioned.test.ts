@@ -3,7 +3,8 @@ import { Topology } from "@vela/core"
 import { createCache } from "@vela/core/promise"
 import { Effect, Exit, Layer, Option, Scope } from "effect"
 import { topologyCases } from "./topologyCases.js"
-import { awaitMembers, cacheOn, cluster, connected, eventually, startPartitioned } from "./utils.js"
+import type { Started } from "./utils.js"
+import { awaitMembers, cacheOn, cluster, connected, eventually, heldText, startPartitioned } from "./utils.js"
 
 describe("Partitioned", () => {
   it.live(
@@ -109,10 +110,13 @@ describe("Partitioned", () => {
             >
             return result.entry === undefined ? null : JSON.parse(result.entry.value)
           })
+        const members = [a.node.id, b.node.id]
         const invalidate = (ns: string, tag: string, version: number) =>
-          a.node.call(b.node.id, (client) => client.InvalidateTag({ now: Date.now(), ns, tag, version, origin: "n1" }))
+          a.node.call(b.node.id, (client) =>
+            client.InvalidateTag({ now: Date.now(), ns, tag, version, origin: "n1", members }))
         const flush = (ns: string, version: number) =>
-          a.node.call(b.node.id, (client) => client.Clear({ ns, version, origin: "n1" }))
+          a.node.call(b.node.id, (client) =>
+            client.Clear({ ns, version, origin: "n1", members }))
 
         yield* set("k", 100)
         yield* send({ _tag: "Delete", ns: "graves", key: "k", version: 200, origin: "n1" })
@@ -166,6 +170,44 @@ describe("Partitioned", () => {
           yield* Effect.forEach(["k", "expiring", "j", "later"], (key) => get(key, "flushed")),
           [null, null, null, "300@n1"]
         )
+      })),
+    30_000
+  )
+
+  it.live(
+    "a tag invalidation or a flush reaches the members its requester does not see yet",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const [a, b, c] = yield* cluster(startPartitioned, 3)
+        const ca = yield* cacheOn<number>(a.topology, "beyond")
+        const keys = Array.from({ length: 60 }, (_, i) => `k${i}`)
+        yield* Effect.forEach(keys, (key, i) => ca.put(key, i, { tags: i % 2 === 0 ? ["even"] : [] }), {
+          discard: true
+        })
+        const heldOn = (node: Started) => Effect.forEach(keys, (key) => heldText(node, "beyond", key))
+        const before = yield* heldOn(c)
+        assert.isTrue(before.some((text, i) => text !== null && i % 2 === 0))
+        // As a requester that sees a and b only would send them: b passes both on to c.
+        const version = Date.now() * 1000 + 1_000_000
+        const members = [a.node.id, b.node.id]
+        const removed = yield* a.node.call(b.node.id, (client) =>
+          client.InvalidateTag({ now: Date.now(), ns: "beyond", tag: "even", version, origin: "n1", members }))
+        assert.includeMembers(
+          [...removed],
+          keys.filter((_, i) =>
+            i % 2 === 0 && before[i] !== null
+          )
+        )
+        assert.deepStrictEqual(
+          yield* heldOn(c),
+          before.map((text, i) => i % 2 === 0 ? null : text)
+        )
+        yield* a.node.call(
+          b.node.id,
+          (client) => client.Clear({ ns: "beyond", version: version + 1, origin: "n1", members })
+        )
+        const after = yield* heldOn(c)
+        assert.isTrue(after.every((text) => text === null))
       })),
     30_000
   )

@@ -86,7 +86,7 @@ describe("ClusterNode over TLS", () => {
         const foreign = yield* ClusterNode.make({ ...fast, seeds: [a.id], tls: rogue })
         for (const outsider of [plain, foreign]) {
           const refused = yield* Effect.either(
-            outsider.call(a.id, (client) => client.Clear({ ns: "x", version: 0, origin: "outsider" }))
+            outsider.call(a.id, (client) => client.Clear({ ns: "x", version: 0, origin: "outsider", members: [] }))
           )
           assert.isTrue(refused._tag === "Left" && refused.left._tag === "NodeUnavailable")
         }

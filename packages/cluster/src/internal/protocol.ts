@@ -185,19 +185,29 @@ export type Change = typeof Change.Type
 
 /**
  * Partitioned: removes the entries tagged `tag` written before the stamp (`version`, `origin`), and
- * keeps such writes out for a while after; answers the keys it removed.
+ * keeps such writes out for a while after; answers the keys it removed. `members`: the members the
+ * request reaches; one that sees others (a member that just joined) passes it on to them.
  */
 export const InvalidateTagRequest = Schema.Struct({
   now: Schema.Number,
   ns: Schema.String,
   tag: Schema.String,
   version: Schema.Number,
-  origin: Schema.String
+  origin: Schema.String,
+  members: Schema.Array(Schema.String)
 })
 export type InvalidateTagRequest = typeof InvalidateTagRequest.Type
 
-/** Partitioned: removes every entry of `ns` written before the stamp, and keeps such writes out for a while after. */
-export const ClearRequest = Schema.Struct({ ns: Schema.String, version: Schema.Number, origin: Schema.String })
+/**
+ * Partitioned: removes every entry of `ns` written before the stamp, and keeps such writes out for a
+ * while after. `members` as for `InvalidateTagRequest`.
+ */
+export const ClearRequest = Schema.Struct({
+  ns: Schema.String,
+  version: Schema.Number,
+  origin: Schema.String,
+  members: Schema.Array(Schema.String)
+})
 export type ClearRequest = typeof ClearRequest.Type
 
 /**
