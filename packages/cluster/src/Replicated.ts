@@ -31,12 +31,12 @@ import * as ClusterNode from "./ClusterNode.js"
 import * as Batcher from "./internal/batcher.js"
 import { live } from "./internal/live.js"
 import * as Check from "./internal/options.js"
-import type { Op, OpResult, ReplicaItem, SpaceDigest, WireEntry } from "./internal/protocol.js"
+import type { Op, OpResult, PullRequest, ReplicaItem, SpaceDigest, WireEntry } from "./internal/protocol.js"
 import { RemoteFailure } from "./internal/protocol.js"
 import type { Outcome, Stamp } from "./internal/replica.js"
 import { BUCKETS, Hlc, Replica } from "./internal/replica.js"
 import * as Spaces from "./internal/spaces.js"
-import { decodeHeld, describe, encodeForWire, fromWire, toWire } from "./internal/wire.js"
+import { decodeHeld, describe, encodeForWire, frameBudget, fromWire, toWire, wireBytes } from "./internal/wire.js"
 
 export interface ReplicatedOptions {
   /** How often a node compares its state with a random peer and pulls what differs. Default 5 s. */
@@ -191,6 +191,8 @@ export const make = (
 
     const failure = (operation: string, cause: unknown) =>
       new RemoteFailure({ message: `${operation} failed on ${self}: ${describe(cause)}`, cause })
+    // A pull's reply shares the frame with the RPC envelope: half of it is ample room.
+    const replyBudget = frameBudget(node.maxFrameBytes) / 2
 
     const serveOp = (space: Space, op: Op): Effect.Effect<boolean, unknown> => {
       switch (op._tag) {
@@ -229,20 +231,33 @@ export const make = (
       }
     }
 
-    const itemsOf = (space: Space, buckets: ReadonlyArray<number>) =>
+    /** What `request` asks of `space`, up to about `replyBudget` bytes (at least one item). */
+    const itemsOf = (space: Space, request: PullRequest) =>
       Effect.gen(function*() {
-        const out: Array<ReplicaItem> = []
-        for (const [key, meta] of space.replica.items(buckets)) {
-          if (meta.tombstone) {
-            out.push({ key, version: meta.version, origin: meta.origin, entry: null })
-            continue
+        const items: Array<ReplicaItem> = []
+        let bytes = 0
+        for (const bucket of request.buckets) {
+          const known = space.replica.items([bucket]).sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0)
+          let last: string | null = null
+          for (const [key, meta] of known) {
+            if (bucket === request.buckets[0] && request.after !== null && key <= request.after) continue
+            let item: ReplicaItem
+            if (meta.tombstone) {
+              item = { key, version: meta.version, origin: meta.origin, entry: null }
+            } else {
+              const entry = yield* space.store.get(key)
+              // Gone from the store (expired, evicted): the peer decides that on its own.
+              if (Option.isNone(entry)) continue
+              item = { key, version: meta.version, origin: meta.origin, entry: toWire(entry.value) }
+            }
+            const weight = 64 + (item.entry === null ? 3 * key.length : wireBytes(space.name, key, item.entry))
+            if (items.length > 0 && bytes + weight > replyBudget) return { items, more: { bucket, after: last } }
+            bytes += weight
+            items.push(item)
+            last = key
           }
-          const entry = yield* space.store.get(key)
-          // Gone from the store (expired, evicted): the peer decides that on its own.
-          if (Option.isNone(entry)) continue
-          out.push({ key, version: meta.version, origin: meta.origin, entry: toWire(entry.value) })
         }
-        return out
+        return { items, more: null }
       })
 
     yield* node.serve({
@@ -299,8 +314,8 @@ export const make = (
       release: () => Effect.fail(notPartitioned),
       invalidate: () => Effect.fail(notPartitioned),
       digest: () => Effect.map(spaces.opened, (all) => all.map(digestOf)),
-      pull: (ns, buckets) =>
-        Effect.flatMap(spaces.open(ns), (space) => itemsOf(space, buckets)).pipe(
+      pull: (request) =>
+        Effect.flatMap(spaces.open(request.ns), (space) => itemsOf(space, request)).pipe(
           Effect.mapError((cause) => failure("pull", cause))
         )
     })
@@ -323,14 +338,20 @@ export const make = (
           // Chunks of whole buckets, about `chunkSize` entries each.
           let chunk: Array<number> = []
           let size = 0
-          const pull = (buckets: ReadonlyArray<number>) =>
-            Effect.flatMap(node.call(peer, (client) => client.Pull({ ns: remote.ns, buckets })), (items) =>
-              Effect.forEach(items, (item) => {
-                pulled++
-                return item.entry === null
-                  ? applyDelete(space, item.key, item)
-                  : applyPut(space, item.key, { ...item.entry, version: item.version }, item.origin)
-              }, { discard: true }))
+          // As many pulls as the peer's replies take.
+          const pull = (buckets: ReadonlyArray<number>, after: string | null = null): Effect.Effect<void, unknown> =>
+            Effect.flatMap(node.call(peer, (client) => client.Pull({ ns: remote.ns, buckets, after })), (answer) =>
+              Effect.zipRight(
+                Effect.forEach(answer.items, (item) => {
+                  pulled++
+                  return item.entry === null
+                    ? applyDelete(space, item.key, item)
+                    : applyPut(space, item.key, { ...item.entry, version: item.version }, item.origin)
+                }, { discard: true }),
+                answer.more === null
+                  ? Effect.void
+                  : pull(buckets.slice(buckets.indexOf(answer.more.bucket)), answer.more.after)
+              ))
           for (const bucket of differ) {
             chunk.push(bucket)
             size += Math.max(remote.counts[bucket] ?? 0, 1)

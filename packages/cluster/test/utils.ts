@@ -168,6 +168,7 @@ export const spawnNode = (
     readonly ADVERTISE?: string
     /** `"1"`: the node's cache has a near cache. */
     readonly NEAR?: string
+    readonly FAILURE_TIMEOUT?: string
   },
   fixture = "node.mjs",
   options: {
@@ -244,6 +245,14 @@ export const seesMembers = (node: NodeProcess, expected: ReadonlyArray<NodeProce
     const want = expected.map((n) => n.id).sort().join(",")
     return seen.join(",") === want ? Effect.void : Effect.fail(new Error(`${node.id} sees ${seen.join(",")}`))
   }))
+
+/** SIGKILLs the process of `node` and waits until it is gone: no leave is announced. */
+export const crash = (node: NodeProcess) =>
+  Effect.async<void>((resume) => {
+    if (node.child.exitCode !== null || node.child.signalCode !== null) return resume(Effect.void)
+    node.child.once("exit", () => resume(Effect.void))
+    node.child.kill("SIGKILL")
+  })
 
 /** Three node processes, the first the seed of the others, once they all see each other. */
 export const spawnThree = (env: Parameters<typeof spawnNode>[0] = {}) =>

@@ -97,12 +97,37 @@ export const ReplicaItem = Schema.Struct({
 })
 export type ReplicaItem = typeof ReplicaItem.Type
 
-/** The outcome of one `Op`, in the order of the batch. */
+/**
+ * Replicated: what is known in `buckets` of `ns` (tombstones included), in key order within a
+ * bucket, starting after key `after` of the first bucket.
+ */
+export const PullRequest = Schema.Struct({
+  ns: Schema.String,
+  buckets: Schema.Array(Schema.Number),
+  after: Schema.NullOr(Schema.String)
+})
+export type PullRequest = typeof PullRequest.Type
+
+/**
+ * As many items as one reply holds; `more`, when it could not hold them all: where the next pull
+ * starts (`bucket`, one of those asked for, after its key `after`).
+ */
+export const PullAnswer = Schema.Struct({
+  items: Schema.Array(ReplicaItem),
+  more: Schema.NullOr(Schema.Struct({ bucket: Schema.Number, after: Schema.NullOr(Schema.String) }))
+})
+export type PullAnswer = typeof PullAnswer.Type
+
+/**
+ * The outcome of one `Op`, in the order of the batch. `Later`: not run, the reply was full (a frame
+ * would not hold it); the requester sends the operation again.
+ */
 export const OpResult = Schema.Union(
   Schema.TaggedStruct("Found", { entry: WireEntry }),
   Schema.TaggedStruct("Missing", {}),
   Schema.TaggedStruct("Bool", { value: Schema.Boolean }),
-  Schema.TaggedStruct("Failed", { message: Schema.String })
+  Schema.TaggedStruct("Failed", { message: Schema.String }),
+  Schema.TaggedStruct("Later", {})
 )
 export type OpResult = typeof OpResult.Type
 
@@ -134,7 +159,8 @@ const resultFields: Record<OpResult["_tag"], Record<string, Guard>> = {
   Found: { entry: isWireEntry },
   Missing: {},
   Bool: { value: isBoolean },
-  Failed: { message: isString }
+  Failed: { message: isString },
+  Later: {}
 }
 const tagged = (fields: Record<string, Record<string, Guard>>): Guard => (u) => {
   if (!isRecord(u) || typeof u._tag !== "string" || !Object.hasOwn(fields, u._tag)) return false
@@ -156,6 +182,50 @@ export const Change = Schema.Union(
   Schema.TaggedStruct("Flush", {})
 )
 export type Change = typeof Change.Type
+
+/**
+ * Partitioned: removes the entries tagged `tag` written before the stamp (`version`, `origin`), and
+ * keeps such writes out for a while after; answers the keys it removed. `members`: the members the
+ * request reaches; one that sees others (a member that just joined) passes it on to them.
+ */
+export const InvalidateTagRequest = Schema.Struct({
+  now: Schema.Number,
+  ns: Schema.String,
+  tag: Schema.String,
+  version: Schema.Number,
+  origin: Schema.String,
+  members: Schema.Array(Schema.String)
+})
+export type InvalidateTagRequest = typeof InvalidateTagRequest.Type
+
+/**
+ * Partitioned: removes every entry of `ns` written before the stamp, and keeps such writes out for a
+ * while after. `members` as for `InvalidateTagRequest`.
+ */
+export const ClearRequest = Schema.Struct({
+  ns: Schema.String,
+  version: Schema.Number,
+  origin: Schema.String,
+  members: Schema.Array(Schema.String)
+})
+export type ClearRequest = typeof ClearRequest.Type
+
+/**
+ * Partitioned `size`, counted once on the requester's ring of `members`: each live key is counted
+ * by its first holder not in `skip` (members that cannot be reached). A key whose first such holder
+ * is in `fresh` (joined lately: its keys may still be on their way) is listed instead, by that
+ * holder and by its first holder outside `skip` and `fresh`; the requester counts the union.
+ */
+export const SizeRequest = Schema.Struct({
+  now: Schema.Number,
+  ns: Schema.String,
+  members: Schema.Array(Schema.String),
+  skip: Schema.Array(Schema.String),
+  fresh: Schema.Array(Schema.String)
+})
+export type SizeRequest = typeof SizeRequest.Type
+export const SizeAnswer = Schema.Struct({ count: Schema.Number, keys: Schema.Array(Schema.String) })
+export type SizeAnswer = typeof SizeAnswer.Type
 
 export const LeaseOutcome = Schema.Literal("won", "done", "timeout")
 export type LeaseOutcome = typeof LeaseOutcome.Type
@@ -182,14 +252,14 @@ export class Rpcs extends RpcGroup.make(
     error: Unauthorized
   }),
   Rpc.make("InvalidateTag", {
-    payload: { now: Schema.Number, ns: Schema.String, tag: Schema.String },
+    payload: InvalidateTagRequest,
     success: Schema.Array(Schema.String),
     error: Schema.Union(Unauthorized, RemoteFailure)
   }),
-  Rpc.make("Clear", { payload: { ns: Schema.String }, error: Schema.Union(Unauthorized, RemoteFailure) }),
+  Rpc.make("Clear", { payload: ClearRequest, error: Schema.Union(Unauthorized, RemoteFailure) }),
   Rpc.make("Size", {
-    payload: { now: Schema.Number, ns: Schema.String, members: Schema.Array(Schema.String) },
-    success: Schema.Number,
+    payload: SizeRequest,
+    success: SizeAnswer,
     error: Schema.Union(Unauthorized, RemoteFailure)
   }),
   Rpc.make("Lease", {
@@ -211,8 +281,8 @@ export class Rpcs extends RpcGroup.make(
     error: Schema.Union(Unauthorized, RemoteFailure)
   }),
   Rpc.make("Pull", {
-    payload: { ns: Schema.String, buckets: Schema.Array(Schema.Number) },
-    success: Schema.Array(ReplicaItem),
+    payload: PullRequest,
+    success: PullAnswer,
     error: Schema.Union(Unauthorized, RemoteFailure)
   })
 ) {}
