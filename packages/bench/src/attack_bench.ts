@@ -6,7 +6,8 @@
  * the same reads with no attack are the baseline. B's RSS and CPU time come from /proc. Strangers
  * connect in waves of 100 every 50 ms; each connection is timed from its open to its close by B
  * (at most 10 s after the attack started, then it is counted as left open). The strangers run in
- * this process, beside A. Run: `npm run bench -- attack` (Linux: it reads /proc).
+ * a process of their own (`scripts/attack_strangers.mjs`). Run: `npm run bench -- attack` (Linux:
+ * it reads /proc).
  */
 import type { ClusterNode } from "@vela/cluster"
 import { Topology } from "@vela/core"
@@ -38,11 +39,11 @@ const LANE_HELLO = Buffer.concat([
 interface Attack {
   readonly name: string
   readonly connections: number
-  /** What each connection sends once open; then it stays open and silent. */
+  /** What each connection sends once open (made before the attack starts); then it stays open and silent. */
   readonly payload: () => Buffer
 }
 
-const attacks: ReadonlyArray<Attack> = [
+export const attacks: ReadonlyArray<Attack> = [
   {
     name: "bin32 header announcing 2 GB, 15 MB of it, then idle",
     connections: 40,
@@ -74,11 +75,11 @@ const cpuSeconds = (pid: number) => {
 
 // Strangers
 
-interface Strangers {
+export interface Strangers {
   /** Resolves when every connection closed, or after `CLOSE_WAIT_MS` from the start. */
   readonly settled: Promise<void>
   /** Seconds from open to close of the closed ones, how many are still open, how many connected at all. */
-  readonly closeTimes: () => { readonly seconds: Array<number>; readonly open: number; readonly connected: number }
+  readonly closeTimes: () => CloseTimes
   readonly destroy: () => void
 }
 
@@ -86,20 +87,28 @@ interface Strangers {
 const WAVE = 100
 const WAVE_MS = 50
 
-const strangers = (port: number, attack: Attack): Strangers => {
+interface CloseTimes {
+  readonly seconds: ReadonlyArray<number>
+  readonly open: number
+  readonly connected: number
+}
+
+/** The strangers of `attack` on `port`; run in a process of their own by `scripts/attack_strangers.mjs`. */
+export const strangers = (port: number, attack: Attack): Strangers => {
   const sockets: Array<Net.Socket> = []
   const seconds: Array<number> = []
   let open = attack.connections
   let connected = 0
+  const payloads = Array.from({ length: attack.connections }, attack.payload)
   let resolve!: () => void
   const settled = new Promise<void>((r) => resolve = r)
   const timer = setTimeout(resolve, CLOSE_WAIT_MS)
-  const connect = () => {
+  const connect = (index: number) => {
     let opened = performance.now()
     const socket = Net.connect({ host: "127.0.0.1", port }, () => {
       opened = performance.now()
       connected++
-      const payload = attack.payload()
+      const payload = payloads[index]
       if (payload.length > 0) socket.write(payload)
     })
     // Read (and drop) what the node answers: a socket with unread data never sees the node's close.
@@ -115,7 +124,7 @@ const strangers = (port: number, attack: Attack): Strangers => {
     sockets.push(socket)
   }
   const waves = setInterval(() => {
-    for (let i = 0; i < WAVE && sockets.length < attack.connections; i++) connect()
+    for (let i = 0; i < WAVE && sockets.length < attack.connections; i++) connect(sockets.length)
     if (sockets.length === attack.connections) clearInterval(waves)
   }, WAVE_MS)
   return {
@@ -165,6 +174,7 @@ const measure = async (scope: Scope.Scope): Promise<SuiteResult> => {
   const context = await startNode(scope, topology, { port: 0, seeds: [], secret: SECRET })
   const node: ClusterNode.ClusterNode["Type"] = Context.get(context, cluster.ClusterNode.ClusterNode)
   const script = fileURLToPath(new URL("../scripts/cluster_peer.mjs", import.meta.url))
+  const strangersScript = fileURLToPath(new URL("../scripts/attack_strangers.mjs", import.meta.url))
   const peers = forkAll(
     script,
     [0, 1].map(() => [JSON.stringify([{ topology: topology.name, seed: node.id, secret: SECRET }])])
@@ -216,11 +226,17 @@ const measure = async (scope: Scope.Scope): Promise<SuiteResult> => {
     const cpuBefore = cpuSeconds(target.pid)
     let rssPeak = rssBefore
     const sampler = setInterval(() => rssPeak = Math.max(rssPeak, rssMiB(target.pid)), 100)
-    const attackers = attack === undefined ? undefined : strangers(port, attack)
-    // Let the attack land before the reads start.
-    if (attackers !== undefined) await new Promise((resolve) => setTimeout(resolve, 500))
+    // The strangers run in a process of their own: what they cost is not A's.
+    const attackers = attack === undefined
+      ? undefined
+      : forkAll(strangersScript, [[String(port), String(attacks.indexOf(attack))]])
+    if (attackers !== undefined) {
+      await attackers.all("started")
+      // Let the attack land before the reads start.
+      await new Promise((resolve) => setTimeout(resolve, 500))
+    }
     const read = await reads()
-    await attackers?.settled
+    const [closed]: Array<CloseTimes> = attackers === undefined ? [] : await attackers.all("closed")
     clearInterval(sampler)
     const figures: Figures = {
       attack: attack?.name ?? "no attack",
@@ -229,9 +245,9 @@ const measure = async (scope: Scope.Scope): Promise<SuiteResult> => {
       rssPeak: Math.max(rssPeak, rssMiB(target.pid)),
       rssAfter: NaN,
       cpuSeconds: cpuSeconds(target.pid) - cpuBefore,
-      ...(attackers === undefined ? {} : { closed: closedFigures(attackers, attack!) })
+      ...(closed === undefined ? {} : { closed: closedFigures(closed, attack!) })
     }
-    attackers?.destroy()
+    await attackers?.stopped(5_000)
     // Give the node a moment to drop what the strangers left, then read its RSS again.
     await new Promise((resolve) => setTimeout(resolve, 1_000))
     return { ...figures, rssAfter: rssMiB(target.pid) }
@@ -244,8 +260,7 @@ const measure = async (scope: Scope.Scope): Promise<SuiteResult> => {
   return report(results)
 }
 
-const closedFigures = (attackers: Strangers, attack: Attack) => {
-  const { connected, open, seconds } = attackers.closeTimes()
+const closedFigures = ({ connected, open, seconds }: CloseTimes, attack: Attack) => {
   const sorted = Float64Array.from(seconds)
   return {
     count: attack.connections - open,
