@@ -14,7 +14,7 @@ import { Topology } from "@vela/core"
 import { createCache } from "@vela/core/promise"
 import { Context, Effect, Exit, Layer, Scope } from "effect"
 import { randomBytes } from "node:crypto"
-import { readFileSync } from "node:fs"
+import { existsSync, readFileSync } from "node:fs"
 import * as Net from "node:net"
 import { fileURLToPath } from "node:url"
 import { forkAll } from "./internal/children.js"
@@ -63,7 +63,9 @@ const garbage = () => {
 
 // The target process, through /proc
 
+/** The RSS of `pid` in MiB; NaN once the process is gone. */
 const rssMiB = (pid: number) => {
+  if (!existsSync(`/proc/${pid}/status`)) return NaN
   const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))
   return match === null ? NaN : Number(match[1]) / 1024
 }
@@ -83,7 +85,10 @@ export interface Strangers {
   readonly destroy: () => void
 }
 
-/** Connections opened per wave, a wave every `WAVE_MS`: a burst larger than the listen backlog would time the kernel's SYN retries. */
+/**
+ * Connections opened per wave, a wave every `WAVE_MS`: a burst larger than the listen backlog
+ * would time the kernel's SYN retries.
+ */
 const WAVE = 100
 const WAVE_MS = 50
 
@@ -225,19 +230,25 @@ const measure = async (scope: Scope.Scope): Promise<SuiteResult> => {
     const rssBefore = rssMiB(target.pid)
     const cpuBefore = cpuSeconds(target.pid)
     let rssPeak = rssBefore
-    const sampler = setInterval(() => rssPeak = Math.max(rssPeak, rssMiB(target.pid)), 100)
+    const sampler = setInterval(() => rssPeak = Math.max(rssPeak, rssMiB(target.pid) || 0), 100)
     // The strangers run in a process of their own: what they cost is not A's.
     const attackers = attack === undefined
       ? undefined
       : forkAll(strangersScript, [[String(port), String(attacks.indexOf(attack))]])
+    // Listened for at once: the strangers may all be closed, and their process gone, before the reads end.
+    const closing: Promise<Array<CloseTimes>> = attackers === undefined ? Promise.resolve([]) : attackers.all("closed")
+    closing.catch(() => {})
     if (attackers !== undefined) {
       await attackers.all("started")
       // Let the attack land before the reads start.
       await new Promise((resolve) => setTimeout(resolve, 500))
     }
     const read = await reads()
-    const [closed]: Array<CloseTimes> = attackers === undefined ? [] : await attackers.all("closed")
+    const [closed] = await closing
     clearInterval(sampler)
+    if (!existsSync(`/proc/${target.pid}`)) {
+      throw new Error(`the attacked node's process exited during: ${attack?.name}`)
+    }
     const figures: Figures = {
       attack: attack?.name ?? "no attack",
       ...read,
