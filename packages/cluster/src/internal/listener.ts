@@ -55,20 +55,21 @@ export const make = (
     const rpcStrangers = new Map<string, Net.Socket>()
     let nextConnection = 0
 
+    /** Takes `conn` off the strangers, with its deadline; whether it was one. */
+    const unstrange = (conn: Net.Socket) => {
+      clearTimeout(strangers.get(conn))
+      return strangers.delete(conn)
+    }
     const forget = (conn: Net.Socket) => {
       open.delete(conn)
-      clearTimeout(strangers.get(conn))
-      strangers.delete(conn)
+      unstrange(conn)
     }
     const close = (conn: Net.Socket) => {
       forget(conn)
       conn.destroy()
     }
     const admit = (conn: Net.Socket) => {
-      if (!strangers.has(conn)) return
-      clearTimeout(strangers.get(conn))
-      strangers.delete(conn)
-      conn.setTimeout(options.idleTimeout, () => close(conn))
+      if (unstrange(conn)) conn.setTimeout(options.idleTimeout, () => close(conn))
     }
 
     // Connections accepted before the RPC server runs wait for it.
