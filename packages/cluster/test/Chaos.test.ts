@@ -18,13 +18,13 @@ const notYet: Record<Rig.ChaosOptions["topology"], ReadonlyArray<string>> = {
 }
 
 // Seeds whose first faults are a kill and a stall (partitioned), partitions and a stall (replicated).
-describe.concurrent("chaos rig, short runs", () => {
+describe("chaos rig, short runs", () => {
   for (const [topology, seed] of [["partitioned", 10], ["replicated", 5]] as const) {
     it.live(`${topology}, seed ${seed}: no violation of what the cluster guarantees`, () =>
       Effect.gen(function*() {
         const report = yield* Rig.run({ seed, millis: 12_000, nodes: 3, topology })
         console.log(Rig.format(report).join("\n"))
-        assert.isAbove(report.operations, 100)
+        assert.isAbove(report.operations - report.failed, 20)
         assert.isAbove(report.faultList.length, 0)
         assert.strictEqual(report.unidentified, 0, "every proxied connection is attributed to its node")
         const broken = report.violations.filter((v) => !notYet[topology].includes(v.check))
