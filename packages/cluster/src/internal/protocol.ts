@@ -100,7 +100,10 @@ export type ReplicaItem = typeof ReplicaItem.Type
 /** The outcome of one `Op`, in the order of the batch. */
 export const OpResult = Schema.Union(
   Schema.TaggedStruct("Found", { entry: WireEntry }),
-  Schema.TaggedStruct("Missing", {}),
+  /** `deleted`: the stamp of a recent delete of the key on the holder that answers. */
+  Schema.TaggedStruct("Missing", {
+    deleted: Schema.optional(Schema.Struct({ version: Schema.Number, origin: Schema.String }))
+  }),
   Schema.TaggedStruct("Bool", { value: Schema.Boolean }),
   Schema.TaggedStruct("Failed", { message: Schema.String })
 )
