@@ -57,7 +57,19 @@ import * as Lane from "./internal/lane.js"
 import * as Listener from "./internal/listener.js"
 import { live } from "./internal/live.js"
 import * as Check from "./internal/options.js"
-import type { Change, LeaseOutcome, MemberRecord, Op, OpResult, ReplicaItem, SpaceDigest } from "./internal/protocol.js"
+import type {
+  Change,
+  ClearRequest,
+  InvalidateTagRequest,
+  LeaseOutcome,
+  MemberRecord,
+  Op,
+  OpResult,
+  ReplicaItem,
+  SizeAnswer,
+  SizeRequest,
+  SpaceDigest
+} from "./internal/protocol.js"
 import { RemoteFailure, Rpcs, Unauthorized } from "./internal/protocol.js"
 import * as Tls from "./internal/tls.js"
 
@@ -114,12 +126,10 @@ export interface Service {
   ) => Effect.Effect<ReadonlyArray<OpResult>, RemoteFailure>
   readonly invalidateTag: (
     from: string,
-    now: number,
-    ns: string,
-    tag: string
+    request: InvalidateTagRequest
   ) => Effect.Effect<ReadonlyArray<string>, RemoteFailure>
-  readonly clear: (from: string, ns: string) => Effect.Effect<void, RemoteFailure>
-  readonly size: (now: number, ns: string, members: ReadonlyArray<string>) => Effect.Effect<number, RemoteFailure>
+  readonly clear: (from: string, request: ClearRequest) => Effect.Effect<void, RemoteFailure>
+  readonly size: (request: SizeRequest) => Effect.Effect<SizeAnswer, RemoteFailure>
   readonly lease: (ns: string, key: string, timeout: number) => Effect.Effect<LeaseOutcome, RemoteFailure>
   readonly release: (ns: string, key: string) => Effect.Effect<void, RemoteFailure>
   readonly invalidate: (from: string, ns: string, change: Change) => Effect.Effect<void, RemoteFailure>
@@ -369,10 +379,10 @@ const makeNode = (options: ClusterNodeOptions) =>
       Leave: ({ member }, { clientId }) => authenticated(clientId, "Leave", () => Effect.sync(() => left(member))),
       Stats: ({ ns }, { clientId }) =>
         authenticated(clientId, "Stats", () => Effect.sync(() => ({ ...statsHere(ns) }))),
-      InvalidateTag: ({ now, ns, tag }, { clientId }) =>
-        served(clientId, "InvalidateTag", (s, from) => s.invalidateTag(from, now, ns, tag)),
-      Clear: ({ ns }, { clientId }) => served(clientId, "Clear", (s, from) => s.clear(from, ns)),
-      Size: ({ members, now, ns }, { clientId }) => served(clientId, "Size", (s) => s.size(now, ns, members)),
+      InvalidateTag: (request, { clientId }) =>
+        served(clientId, "InvalidateTag", (s, from) => s.invalidateTag(from, request)),
+      Clear: (request, { clientId }) => served(clientId, "Clear", (s, from) => s.clear(from, request)),
+      Size: (request, { clientId }) => served(clientId, "Size", (s) => s.size(request)),
       Lease: ({ key, ns, timeout }, { clientId }) => served(clientId, "Lease", (s) => s.lease(ns, key, timeout)),
       Release: ({ key, ns }, { clientId }) => served(clientId, "Release", (s) => s.release(ns, key)),
       Invalidate: ({ change, ns }, { clientId }) =>

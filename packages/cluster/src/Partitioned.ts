@@ -8,12 +8,16 @@
  * has opened. The requester decodes what it reads. Every request carries the requester's time;
  * holders decide expiry by it (see `RequestClock`), so all holders agree with the writer.
  *
- * Counting: `size` asks every member for the live keys it owns by the requester's ring, and
- * `invalidateTag` for the live keys it removed, which are counted once across replicas.
+ * Counting: `size` asks every member for the live keys it owns by the requester's ring (see
+ * `SizeRequest`: members that cannot be reached are skipped, keys moving to a new member are listed
+ * and counted as a union), and `invalidateTag` for the live keys it removed, counted once across
+ * replicas. With up to `replicas` members unreachable these fan-outs answer from the others.
  *
  * Order: every write and delete carries a stamp (a version strictly increasing per process, then
  * the writer's node id), and each holder applies a key's writes in stamp order whatever order they
- * arrive in (an older write is dropped; a delete leaves a tombstone for `handoffGrace`).
+ * arrive in (an older write is dropped; a delete leaves a tombstone for `handoffGrace`). Tag
+ * invalidations and flushes are stamped as well and remove only what was written before them; for
+ * `handoffGrace` they keep out such writes arriving late.
  * Invariant: once writes stop, all holders of a key hold the same value, or none.
  *
  * Concurrency: operations to one peer in one event-loop turn share one `Batch` RPC. Stampede
@@ -59,13 +63,31 @@ import * as Batcher from "./internal/batcher.js"
 import { KeyIndex } from "./internal/keyIndex.js"
 import { live } from "./internal/live.js"
 import * as Check from "./internal/options.js"
-import type { Change, LeaseOutcome, Op, OpResult, WireEntry } from "./internal/protocol.js"
+import type {
+  Change,
+  ClearRequest,
+  InvalidateTagRequest,
+  LeaseOutcome,
+  Op,
+  OpResult,
+  SizeRequest,
+  WireEntry
+} from "./internal/protocol.js"
 import { RemoteFailure } from "./internal/protocol.js"
 import type { Stamp } from "./internal/replica.js"
 import { compare } from "./internal/replica.js"
 import { RequestClock } from "./internal/requestClock.js"
 import * as Spaces from "./internal/spaces.js"
-import { decodeHeld, describe, encodeForWire, fromWire, heldOf, toWire } from "./internal/wire.js"
+import {
+  decodeHeld,
+  describe,
+  encodeForWire,
+  frameBudget,
+  fromWire,
+  heldOf,
+  replyWeight,
+  toWire
+} from "./internal/wire.js"
 
 export interface PartitionedOptions {
   /** Copies of each key beyond its owner (default 1). */
@@ -143,6 +165,10 @@ export const make = (
       readonly readers: Map<string, Set<string>>
       /** Keys deleted or expired within `handoffGrace`: the stamp a later write must beat, and until when. */
       readonly tombstones: Map<string, Stamp & { readonly until: number }>
+      /** Tag invalidations within `handoffGrace`: a write of a key carrying the tag must be newer. */
+      readonly tagFloors: Map<string, Stamp & { readonly until: number }>
+      /** The last flush, while within `handoffGrace`: every write must be newer. */
+      flushFloor: (Stamp & { readonly until: number }) | undefined
       /** Writes of keys go through it on the `Effect` way, so no other write comes between a check and its write. */
       readonly writes: Effect.Semaphore
       /** Writes on the `Effect` way in progress; while there are any, every write takes that way. */
@@ -164,6 +190,8 @@ export const make = (
           leases: new Map(),
           readers: new Map(),
           tombstones: new Map(),
+          tagFloors: new Map(),
+          flushFloor: undefined,
           writes: Effect.unsafeMakeSemaphore(1),
           writing: 0,
           changes,
@@ -173,19 +201,21 @@ export const make = (
 
     const failure = (operation: string, cause: unknown) =>
       new RemoteFailure({ message: `${operation} failed on ${self}: ${describe(cause)}`, cause })
+    const replyBudget = frameBudget(node.maxFrameBytes)
 
     // Holders apply the writes and deletes of a key in the order of their stamps (version, then the
-    // node that made it), whatever order they arrive in: every holder ends with the same one.
+    // node that made it), whatever order they arrive in: every holder ends with the same one. A tag
+    // invalidation or a flush removes what was written before its stamp, and keeps such writes out.
+
+    const fresh = <A extends { readonly until: number }>(floor: A | undefined): floor is A =>
+      floor !== undefined && floor.until > live.unsafeCurrentTimeMillis()
 
     /** The stamp `key` shows here: its stored write, or a recent delete. */
     const stampHere = (space: Space, key: string): Stamp | undefined => {
       const indexed = space.index.get(key)
       if (indexed !== undefined) return indexed
       const tombstone = space.tombstones.get(key)
-      if (tombstone === undefined) return undefined
-      if (tombstone.until > live.unsafeCurrentTimeMillis()) return tombstone
-      space.tombstones.delete(key)
-      return undefined
+      return fresh(tombstone) ? tombstone : undefined
     }
 
     /** A miss of `key` here, with the stamp of its delete if it was deleted within `handoffGrace`. */
@@ -200,13 +230,35 @@ export const make = (
       return here === undefined || compare(stamp, here) > 0
     }
 
-    const bury = (space: Space, key: string, stamp: Stamp) => {
-      space.tombstones.set(key, {
-        version: stamp.version,
-        origin: stamp.origin,
-        until: live.unsafeCurrentTimeMillis() + grace
-      })
+    /** Whether a write at `stamp` of an entry carrying `tags` was made before a flush or an invalidation of one of its tags. */
+    const isRemoved = (space: Space, stamp: Stamp, tags: ReadonlyArray<string>): boolean => {
+      if (fresh(space.flushFloor) && compare(stamp, space.flushFloor) <= 0) return true
+      if (space.tagFloors.size === 0) return false
+      for (const tag of tags) {
+        const floor = space.tagFloors.get(tag)
+        if (fresh(floor) && compare(stamp, floor) <= 0) return true
+      }
+      return false
     }
+
+    const until = <A extends Stamp>(stamp: A) => ({
+      version: stamp.version,
+      origin: stamp.origin,
+      until: live.unsafeCurrentTimeMillis() + grace
+    })
+
+    const bury = (space: Space, key: string, stamp: Stamp) => {
+      space.tombstones.set(key, until(stamp))
+    }
+
+    /** Removes `key` and leaves a tombstone at `stamp`; whether a live entry was removed. */
+    const remove = (space: Space, from: string, key: string, stamp: Stamp) =>
+      Effect.map(space.store.delete(key), (removed) => {
+        bury(space, key, stamp)
+        space.index.delete(key)
+        changed(space, from, key)
+        return removed
+      })
 
     /** A `Set` now in the store: index it and tell who must know. */
     const stored = (space: Space, from: string, op: SetOp) => {
@@ -248,7 +300,10 @@ export const make = (
           case "Set": {
             if (sync.set === undefined || space.writing > 0) return undefined
             space.clock.now = now
-            if (isNewer(space, op.key, stampOf(op))) {
+            const stamp = stampOf(op)
+            // A write that a tag invalidation or a flush removed deletes the older one: the `Effect` way.
+            if (isRemoved(space, stamp, op.entry.tags) && isNewer(space, op.key, stamp)) return undefined
+            if (isNewer(space, op.key, stamp)) {
               sync.set(op.key, fromWire(op.entry))
               stored(space, from, op)
             } else if (op.watch) {
@@ -265,7 +320,7 @@ export const make = (
     }
 
     /** `write` with no other write of the space between the check it makes and its write. */
-    const serialized = <A>(space: Space, write: () => Effect.Effect<A>): Effect.Effect<A> =>
+    const serialized = <A, E>(space: Space, write: () => Effect.Effect<A, E>): Effect.Effect<A, E> =>
       space.writes.withPermits(1)(Effect.suspend(() => {
         space.writing++
         return Effect.ensuring(
@@ -299,37 +354,40 @@ export const make = (
         case "Set":
           return serialized(space, () => {
             clock.now = now
-            if (isNewer(space, op.key, stampOf(op))) {
-              return settle(store.set(op.key, fromWire(op.entry)), () => {
-                stored(space, from, op)
-                return done
-              })
+            const stamp = stampOf(op)
+            if (!isNewer(space, op.key, stamp)) {
+              if (op.watch) lost(space, from, op.key)
+              return Effect.succeed(done)
             }
-            if (op.watch) lost(space, from, op.key)
-            return Effect.succeed(done)
+            // Written before an invalidation of one of its tags (or a flush) that arrived first: in
+            // stamp order it replaced what the key shows, then was removed.
+            if (isRemoved(space, stamp, op.entry.tags)) {
+              if (op.watch) lost(space, from, op.key)
+              return settle(remove(space, from, op.key, stamp), () => done)
+            }
+            return settle(store.set(op.key, fromWire(op.entry)), () => {
+              stored(space, from, op)
+              return done
+            })
           })
         case "Delete":
           return serialized(space, () => {
             clock.now = now
             const stamp: Stamp = { version: op.version, origin: op.origin }
             if (!isNewer(space, op.key, stamp)) return Effect.succeed(no)
-            return settle(store.delete(op.key), (removed) => {
-              bury(space, op.key, stamp)
-              space.index.delete(op.key)
-              changed(space, from, op.key)
-              return removed ? done : no
-            })
+            return settle(remove(space, from, op.key, stamp), (removed) => removed ? done : no)
           })
         default:
           return Effect.succeed({ _tag: "Failed", message: `${op._tag} is not a Partitioned operation` })
       }
     }
 
-    /** Drops what the sweep leaves behind: expired keys from the index (kept as tombstones), lapsed tombstones. */
+    /** Drops what the sweep leaves behind: expired keys from the index (kept as tombstones), lapsed tombstones and floors. */
     const prune = (space: Space) => {
       for (const [key, expired] of space.index.prune(space.clock.now)) bury(space, key, expired)
-      const now = live.unsafeCurrentTimeMillis()
-      for (const [key, tombstone] of space.tombstones) if (tombstone.until <= now) space.tombstones.delete(key)
+      for (const [key, tombstone] of space.tombstones) if (!fresh(tombstone)) space.tombstones.delete(key)
+      for (const [tag, floor] of space.tagFloors) if (!fresh(floor)) space.tagFloors.delete(tag)
+      if (!fresh(space.flushFloor)) space.flushFloor = undefined
     }
 
     // Near caches
@@ -384,34 +442,68 @@ export const make = (
 
     // What this node serves
 
-    const invalidateTagHere = (space: Space, now: number, tag: string) =>
-      Effect.gen(function*() {
-        space.clock.now = now
-        const live: Array<string> = []
-        for (const key of space.index.tagged(tag)) {
-          if (yield* space.store.has(key)) live.push(key)
-          space.index.delete(key)
-        }
-        yield* space.store.invalidateTag(tag)
-        return live
-      })
+    /** Removes the entries tagged `tag` written before the invalidation; returns those that were live. */
+    const invalidateTagHere = (space: Space, from: string, request: InvalidateTagRequest) =>
+      serialized(space, () =>
+        Effect.gen(function*() {
+          space.clock.now = request.now
+          const floor = space.tagFloors.get(request.tag)
+          if (!fresh(floor) || compare(request, floor) > 0) space.tagFloors.set(request.tag, until(request))
+          const removed: Array<string> = []
+          for (const key of space.index.tagged(request.tag)) {
+            const indexed = space.index.get(key)!
+            if (compare(indexed, request) < 0 && (yield* remove(space, from, key, indexed))) removed.push(key)
+          }
+          return removed
+        }))
 
-    const sizeHere = (space: Space, now: number, view: HashRing.HashRing) =>
+    /** This node's part of a `size` (see `SizeRequest`): the keys it counts, and the moving keys it lists. */
+    const sizeHere = (space: Space, request: SizeRequest) =>
       Effect.gen(function*() {
+        const { now } = request
         space.clock.now = now
+        const view = ringOf(request.members)
+        const skip = new Set(request.skip)
+        const fresh = new Set(request.fresh)
+        const settled = skip.size === 0 && fresh.size === 0
         let count = 0
+        const keys: Array<string> = []
         for (const key of space.index.live(now)) {
-          if (HashRing.owner(view, key) !== self) continue
-          if (yield* space.store.has(key)) count++
-          else space.index.delete(key)
+          let listed = false
+          if (settled) {
+            if (HashRing.owner(view, key) !== self) continue
+          } else {
+            const ranked = HashRing.holders(view, key, 1 + skip.size + fresh.size).filter((m) => !skip.has(m))
+            const first = ranked[0]
+            if (first === undefined || (first !== self && !fresh.has(first))) continue
+            if (fresh.has(first)) {
+              if (first !== self && ranked.find((m) => !fresh.has(m)) !== self) continue
+              listed = true
+            }
+          }
+          if (!(yield* space.store.has(key))) space.index.delete(key)
+          else if (listed) keys.push(key)
+          else count++
         }
-        return count
+        return { count, keys }
       })
 
-    const clearHere = (space: Space) =>
-      Effect.tap(space.store.clear, () => {
-        space.index.clear()
-        space.readers.clear()
+    /** Removes every entry written before the flush. */
+    const clearHere = (space: Space, from: string, stamp: Stamp) =>
+      serialized(space, () => {
+        if (!fresh(space.flushFloor) || compare(stamp, space.flushFloor) > 0) space.flushFloor = until(stamp)
+        const keys = space.index.all()
+        const older = keys.filter((key) => compare(space.index.get(key)!, stamp) < 0)
+        // Nothing written after the flush is here: one `clear` does it.
+        if (older.length < keys.length) {
+          return Effect.forEach(older, (key) => Effect.ignore(remove(space, from, key, space.index.get(key)!)), {
+            discard: true
+          })
+        }
+        return Effect.tap(space.store.clear, () => {
+          space.index.clear()
+          space.readers.clear()
+        })
       })
 
     const leaseHere = (space: Space, key: string, timeout: number): Effect.Effect<LeaseOutcome> =>
@@ -449,6 +541,17 @@ export const make = (
           // rest (a space still opening, a delete, another backend) one at a time, in order.
           const results = new Array<OpResult>(ops.length)
           let i = 0
+          // The reply must fit in a frame: once it is full, the rest of the batch is sent again.
+          let bytes = 0
+          const record = (result: OpResult) => {
+            bytes += replyWeight(result)
+            if (i > 0 && bytes > replyBudget) {
+              results.fill(later, i)
+              i = ops.length
+            } else {
+              results[i++] = result
+            }
+          }
           const slow = (op: Op): Effect.Effect<OpResult> => {
             const space = spaces.ready.get(op.ns)
             return space !== undefined
@@ -465,27 +568,26 @@ export const make = (
               const fast = space === undefined ? undefined : applySync(space, from, now, op)
               if (fast === undefined) {
                 return Effect.flatMap(slow(op), (result) => {
-                  results[i++] = result
+                  record(result)
                   return loop()
                 })
               }
-              results[i++] = fast
+              record(fast)
             }
             return Effect.succeed(results)
           }
           return loop()
         }),
-      invalidateTag: (from, now, ns, tag) =>
+      invalidateTag: (from, request) =>
         remote(
           "invalidateTag",
-          Effect.flatMap(spaces.open(ns), (space) => invalidateTagHere(space, now, tag))
-        ).pipe(Effect.tap(() => notify(ns, from, { _tag: "Tag", tag }))),
-      clear: (from, ns) =>
-        remote("clear", Effect.flatMap(spaces.open(ns), clearHere)).pipe(
-          Effect.tap(() => notify(ns, from, { _tag: "Flush" }))
+          Effect.flatMap(spaces.open(request.ns), (space) => invalidateTagHere(space, from, request))
+        ).pipe(Effect.tap(() => notify(request.ns, from, { _tag: "Tag", tag: request.tag }))),
+      clear: (from, request) =>
+        remote("clear", Effect.flatMap(spaces.open(request.ns), (space) => clearHere(space, from, request))).pipe(
+          Effect.tap(() => notify(request.ns, from, { _tag: "Flush" }))
         ),
-      size: (now, ns, members) =>
-        remote("size", Effect.flatMap(spaces.open(ns), (space) => sizeHere(space, now, ringOf(members)))),
+      size: (request) => remote("size", Effect.flatMap(spaces.open(request.ns), (space) => sizeHere(space, request))),
       lease: (ns, key, timeout) =>
         remote("lease", Effect.flatMap(spaces.open(ns), (space) => leaseHere(space, key, timeout))),
       release: (ns, key) => remote("release", Effect.flatMap(spaces.open(ns), (space) => releaseHere(space, key))),
@@ -493,6 +595,22 @@ export const make = (
     })
 
     // Membership changes
+
+    /** When members joined, as this node saw it: their keys may still be on their way for `handoffGrace`. */
+    const joined = new Map<string, number>()
+    const noteJoins = (before: HashRing.HashRing, after: HashRing.HashRing) => {
+      // A node that was alone joined the others, not they it.
+      const wasAlone = before.members.length === 1 && before.members[0] === self
+      const added = wasAlone ? [self] : after.members.filter((m) => !before.members.includes(m))
+      for (const member of added) joined.set(member, changedAt)
+      for (const [member, at] of joined) if (changedAt - at >= grace) joined.delete(member)
+    }
+    /** The members of `view` that joined within `handoffGrace`. */
+    const freshIn = (view: HashRing.HashRing) =>
+      view.members.filter((m) => {
+        const at = joined.get(m)
+        return at !== undefined && live.unsafeCurrentTimeMillis() - at < grace
+      })
 
     const rebalance = (before: HashRing.HashRing, after: HashRing.HashRing) =>
       Effect.flatMap(
@@ -552,6 +670,7 @@ export const make = (
           const before = settled
           settled = next
           changedAt = live.unsafeCurrentTimeMillis()
+          noteJoins(before, next)
           const alone = members.length === 1
           const wasAlone = before.members.length === 1
           const connection: Backend.Invalidation | undefined = alone && !wasAlone
@@ -697,18 +816,68 @@ export const make = (
           return here ? Effect.flatMap(apply(space, self, now, op), collect) : collect(undefined)
         })
 
-      /** Runs `local` here and `call` on every other member; fails if any member cannot answer. */
+      /**
+       * Runs `local` here and `call` on every other member of `view` but `skip`. Members that cannot
+       * be reached are left out and named in `unreachable`, as long as at most `replicas` members
+       * are (every key has a live holder among the others); beyond that it fails with
+       * `NodeUnavailable`.
+       */
       const fanOut = <A>(
+        view: HashRing.HashRing,
+        skip: ReadonlyArray<string>,
         local: Effect.Effect<A, CacheError | BackendError | ConfigError>,
         call: (peer: string) => Effect.Effect<A, NodeUnavailable | RemoteFailure>
-      ): Effect.Effect<ReadonlyArray<A>, CacheError> =>
-        Effect.forEach(currentRing().members, (peer) =>
-          peer === self
-            ? local
-            : Effect.mapError(call(peer), (error) =>
-              error._tag === "RemoteFailure"
-                ? new BackendError({ backend: `cluster ${peer}`, operation: "fan-out", cause: error.message })
-                : error), { concurrency: "unbounded" })
+      ): Effect.Effect<
+        { readonly answers: ReadonlyArray<A>; readonly unreachable: ReadonlyArray<string> },
+        CacheError
+      > =>
+        Effect.flatMap(
+          Effect.forEach(view.members.filter((m) => !skip.includes(m)), (peer) =>
+            peer === self
+              ? Effect.map(local, Either.right)
+              : Effect.catchAll(
+                Effect.map(call(peer), Either.right),
+                (error) =>
+                  error._tag === "NodeUnavailable"
+                    ? Effect.succeed(Either.left(error))
+                    : Effect.fail(
+                      new BackendError({ backend: `cluster ${peer}`, operation: "fan-out", cause: error.message })
+                    )
+              ), { concurrency: "unbounded" }),
+          (results) => {
+            const answers: Array<A> = []
+            const down: Array<NodeUnavailable> = []
+            for (const result of results) {
+              if (Either.isRight(result)) answers.push(result.right)
+              else down.push(result.left)
+            }
+            if (skip.length + down.length > replicas) return Effect.fail(down[0])
+            return Effect.succeed({ answers, unreachable: down.map((error) => error.node) })
+          }
+        )
+
+      /** Counts each live key once on `view`, asking again without the members that could not be reached. */
+      const sizeOn = (
+        view: HashRing.HashRing,
+        now: number,
+        skip: ReadonlyArray<string>,
+        fresh: ReadonlyArray<string>
+      ): Effect.Effect<number, CacheError> => {
+        const request: SizeRequest = { now, ns, members: view.members, skip, fresh }
+        return Effect.flatMap(
+          fanOut(view, skip, sizeHere(space, request), (peer) => node.call(peer, (client) => client.Size(request))),
+          ({ answers, unreachable }) => {
+            if (unreachable.length > 0) return sizeOn(view, now, [...skip, ...unreachable], fresh)
+            const moving = new Set<string>()
+            let count = 0
+            for (const answer of answers) {
+              count += answer.count
+              for (const key of answer.keys) moving.add(key)
+            }
+            return Effect.succeed(count + moving.size)
+          }
+        )
+      }
 
       /** The write of `entry`, or why it cannot be made: its value does not encode, or no frame holds it. */
       const setOp = (key: string, entry: Backend.Entry): SetOp | CodecError | BackendError => {
@@ -808,28 +977,31 @@ export const make = (
           ),
         invalidateTag: (tag) =>
           Effect.suspend(() => {
-            const now = nowOf()
+            const request: InvalidateTagRequest = { now: nowOf(), ns, tag, version: nextVersion(), origin: self }
             return Effect.map(
               fanOut(
-                invalidateTagHere(space, now, tag),
-                (peer) => node.call(peer, (client) => client.InvalidateTag({ now, ns, tag }))
+                currentRing(),
+                [],
+                invalidateTagHere(space, self, request),
+                (peer) => node.call(peer, (client) => client.InvalidateTag(request))
               ),
-              (removed) => new Set(removed.flat()).size
+              ({ answers }) => new Set(answers.flat()).size
             )
           }),
-        clear: Effect.asVoid(
-          fanOut(clearHere(space), (peer) => node.call(peer, (client) => client.Clear({ ns })))
-        ),
-        size: Effect.suspend(() => {
-          const now = nowOf()
-          const view = currentRing()
-          return Effect.map(
+        clear: Effect.suspend(() => {
+          const request: ClearRequest = { ns, version: nextVersion(), origin: self }
+          return Effect.asVoid(
             fanOut(
-              sizeHere(space, now, view),
-              (peer) => node.call(peer, (client) => client.Size({ now, ns, members: view.members }))
-            ),
-            (counts) => counts.reduce((a, b) => a + b, 0)
+              currentRing(),
+              [],
+              clearHere(space, self, request),
+              (peer) => node.call(peer, (client) => client.Clear(request))
+            )
           )
+        }),
+        size: Effect.suspend(() => {
+          const view = currentRing()
+          return sizeOn(view, nowOf(), [], freshIn(view))
         }),
         sweep: Effect.suspend(() => {
           space.clock.now = nowOf()
@@ -913,3 +1085,4 @@ const stampOf = (op: SetOp): Stamp => ({ version: op.entry.version, origin: op.o
 const missing: OpResult = { _tag: "Missing" }
 const done: OpResult = { _tag: "Bool", value: true }
 const no: OpResult = { _tag: "Bool", value: false }
+const later: OpResult = { _tag: "Later" }

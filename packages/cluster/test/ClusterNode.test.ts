@@ -53,7 +53,7 @@ describe("ClusterNode", () => {
       assert.deepStrictEqual(yield* a.members.get, [a.id, b.id].sort())
       assert.deepStrictEqual(yield* intruder.members.get, [intruder.id])
       const refused = yield* Effect.either(
-        intruder.call(a.id, (client) => client.Size({ now: 0, ns: "x", members: [] }))
+        intruder.call(a.id, (client) => client.Size({ now: 0, ns: "x", members: [], skip: [], fresh: [] }))
       )
       assert.isTrue(refused._tag === "Left" && refused.left._tag === "NodeUnavailable")
       // The data lane proves the secret the same way: the intruder's batch never reaches a.
@@ -103,7 +103,9 @@ describe("ClusterNode", () => {
         // An honest node still joins and is served.
         const c = yield* start([a.id])
         yield* awaitMembers(a, [a.id, b.id, c.id])
-        const served = yield* Effect.either(c.call(a.id, (client) => client.Size({ now: 0, ns: "x", members: [] })))
+        const served = yield* Effect.either(
+          c.call(a.id, (client) => client.Size({ now: 0, ns: "x", members: [], skip: [], fresh: [] }))
+        )
         assert.isTrue(served._tag === "Left" && served.left._tag === "RemoteFailure")
       })),
     30_000
@@ -196,7 +198,9 @@ describe("ClusterNode", () => {
         const b = yield* start([a.id], { port, advertise })
         assert.strictEqual(b.id, advertise)
         yield* awaitMembers(a, [a.id, advertise])
-        const answer = yield* Effect.either(a.call(b.id, (client) => client.Size({ now: 0, ns: "x", members: [] })))
+        const answer = yield* Effect.either(
+          a.call(b.id, (client) => client.Size({ now: 0, ns: "x", members: [], skip: [], fresh: [] }))
+        )
         assert.isTrue(answer._tag === "Left" && answer.left._tag === "RemoteFailure")
         // a's connections to b went through the proxy (which cannot tell whose they are: same process).
         assert.isAbove(network.unidentified(), 0)

@@ -84,31 +84,36 @@ describe("Partitioned", () => {
   )
 
   it.live(
-    "a holder applies the writes and deletes of a key in stamp order, whatever order they arrive in",
+    "a holder applies writes, deletes, tag invalidations and flushes in stamp order, whatever order they arrive in",
     () =>
       Effect.scoped(Effect.gen(function*() {
         const [a, b] = yield* cluster((seeds) => startPartitioned(seeds, { replicas: 0 }), 2)
-        // What a holder is sent, as a's batches reach b.
+        // What a holder is sent, as a's batches and calls reach b.
         const send = (op: Parameters<typeof a.node.batch>[2][number]) =>
           Effect.async<unknown>((resume) =>
             a.node.batch(b.node.id, Date.now(), [op], (answer) => resume(Effect.succeed(answer)))
           )
-        const set = (key: string, version: number, origin = "n1") =>
+        const set = (key: string, version: number, origin = "n1", tags: ReadonlyArray<string> = [], ns = "graves") =>
           send({
             _tag: "Set",
-            ns: "graves",
+            ns,
             key,
-            entry: { value: JSON.stringify(`${version}@${origin}`), expiresAt: null, tags: [], version },
+            entry: { value: JSON.stringify(`${version}@${origin}`), expiresAt: null, tags, version },
             origin,
             watch: false
           })
-        const get = (key: string) =>
-          Effect.map(send({ _tag: "Get", ns: "graves", key, watch: false }), (answer) => {
+        const get = (key: string, ns = "graves") =>
+          Effect.map(send({ _tag: "Get", ns, key, watch: false }), (answer) => {
             const [result] = answer as ReadonlyArray<
               { readonly _tag: string; readonly entry?: { readonly value: string } }
             >
             return result.entry === undefined ? null : JSON.parse(result.entry.value)
           })
+        const invalidate = (ns: string, tag: string, version: number) =>
+          a.node.call(b.node.id, (client) => client.InvalidateTag({ now: Date.now(), ns, tag, version, origin: "n1" }))
+        const flush = (ns: string, version: number) =>
+          a.node.call(b.node.id, (client) => client.Clear({ ns, version, origin: "n1" }))
+
         yield* set("k", 100)
         yield* send({ _tag: "Delete", ns: "graves", key: "k", version: 200, origin: "n1" })
         // A write (or a handoff copy) made before the delete and delivered after it stays out.
@@ -128,6 +133,39 @@ describe("Partitioned", () => {
         // A delete older than the key's write changes nothing.
         yield* send({ _tag: "Delete", ns: "graves", key: "y", version: 350, origin: "n3" })
         assert.strictEqual(yield* get("y"), "400@n2")
+
+        // An untagged write, a tagged one, then an invalidation of the tag: in that order, or the reverse.
+        yield* set("k", 50, "n1", [], "forward")
+        yield* set("k", 100, "n1", ["t"], "forward")
+        assert.deepStrictEqual(yield* invalidate("forward", "t", 200), ["k"])
+        yield* invalidate("backward", "t", 200)
+        yield* set("k", 100, "n1", ["t"], "backward")
+        yield* set("k", 50, "n1", [], "backward")
+        for (const ns of ["forward", "backward"]) {
+          assert.isNull(yield* get("k", ns), ns)
+          // A write made after the invalidation stays, and survives a late copy of it.
+          yield* set("k", 300, "n1", ["t"], ns)
+          yield* invalidate(ns, "t", 200)
+          assert.strictEqual(yield* get("k", ns), "300@n1", ns)
+        }
+
+        // A flush removes what was written before it, whether it arrives before or after.
+        yield* set("k", 100, "n1", [], "flushed")
+        yield* set("later", 300, "n1", [], "flushed")
+        yield* send({
+          _tag: "Set",
+          ns: "flushed",
+          key: "expiring",
+          entry: { value: "\"120@n1\"", expiresAt: Date.now() + 60_000, tags: [], version: 120 },
+          origin: "n1",
+          watch: false
+        })
+        yield* flush("flushed", 200)
+        yield* set("j", 150, "n1", [], "flushed")
+        assert.deepStrictEqual(
+          yield* Effect.forEach(["k", "expiring", "j", "later"], (key) => get(key, "flushed")),
+          [null, null, null, "300@n1"]
+        )
       })),
     30_000
   )

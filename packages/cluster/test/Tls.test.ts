@@ -85,7 +85,9 @@ describe("ClusterNode over TLS", () => {
         const plain = yield* ClusterNode.make({ ...fast, seeds: [a.id] })
         const foreign = yield* ClusterNode.make({ ...fast, seeds: [a.id], tls: rogue })
         for (const outsider of [plain, foreign]) {
-          const refused = yield* Effect.either(outsider.call(a.id, (client) => client.Clear({ ns: "x" })))
+          const refused = yield* Effect.either(
+            outsider.call(a.id, (client) => client.Clear({ ns: "x", version: 0, origin: "outsider" }))
+          )
           assert.isTrue(refused._tag === "Left" && refused.left._tag === "NodeUnavailable")
         }
         yield* Effect.sleep("500 millis")

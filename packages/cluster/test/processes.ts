@@ -35,6 +35,7 @@ export const spawnNode = (
     readonly PORT?: string
     /** `"replicated"` for the Replicated topology; Partitioned otherwise. */
     readonly TOPOLOGY?: string
+    readonly FAILURE_TIMEOUT?: string
     /** `connectTimeout` in milliseconds. */
     readonly CONNECT_TIMEOUT?: string
     readonly MAX_CONNECTIONS?: string
@@ -118,6 +119,14 @@ export const seesMembers = (node: NodeProcess, expected: ReadonlyArray<NodeProce
     const want = expected.map((n) => n.id).sort().join(",")
     return seen.join(",") === want ? Effect.void : Effect.fail(new Error(`${node.id} sees ${seen.join(",")}`))
   }))
+
+/** SIGKILLs the process of `node` and waits until it is gone: no leave is announced. */
+export const crash = (node: NodeProcess) =>
+  Effect.async<void>((resume) => {
+    if (node.child.exitCode !== null || node.child.signalCode !== null) return resume(Effect.void)
+    node.child.once("exit", () => resume(Effect.void))
+    node.child.kill("SIGKILL")
+  })
 
 /** Three node processes, the first the seed of the others, once they all see each other. */
 export const spawnThree = (env: Parameters<typeof spawnNode>[0] = {}) =>

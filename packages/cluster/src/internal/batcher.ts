@@ -16,6 +16,9 @@
  * `submit` sends one operation to several peers (a write and its replicas) behind a single waiter,
  * and enqueues at once, so the caller can apply its own copy while the batches are on the wire.
  *
+ * A peer whose reply would not fit in a frame answers the operations it left out `Later`; they
+ * leave again first, in the next batch.
+ *
  * Failure: a batch that fails (peer unreachable, connection lost, even a defect of the transport)
  * fails every operation in it with a `NodeUnavailable`; the caller decides whether another holder
  * can answer.
@@ -114,9 +117,15 @@ export const make = (
       schedule(peer, state)
       if (answer instanceof NodeUnavailable) {
         for (const pending of batch) settle(pending, answer)
-      } else {
-        for (let i = 0; i < batch.length; i++) settle(batch[i], answer[i])
+        return
       }
+      // Operations the peer left for later (its reply was full) go first in the next batch, in order.
+      const again: Array<Pending> = []
+      for (let i = 0; i < batch.length; i++) {
+        if (answer[i]._tag === "Later") again.push(batch[i])
+        else settle(batch[i], answer[i])
+      }
+      if (again.length > 0) requeue(peer, state, now, again)
     })
   }
 
@@ -140,6 +149,12 @@ export const make = (
       state.queued -= batch.length
       send(peer, state, queue.now, batch)
     }
+  }
+
+  const requeue = (peer: string, state: Peer, now: number, items: Array<Pending>) => {
+    state.queues.unshift({ now, items })
+    state.queued += items.length
+    schedule(peer, state)
   }
 
   const enqueue = (peer: string, now: number, pending: Pending) => {

@@ -55,6 +55,11 @@ export class KeyIndex {
     return keys === undefined ? [] : Array.from(keys)
   }
 
+  /** Every key, expired or not. */
+  all(): Array<string> {
+    return Array.from(this.#keys.keys())
+  }
+
   /** Keys whose entry has not expired at `now` (eviction aside). */
   live(now: number): Array<string> {
     const out: Array<string> = []

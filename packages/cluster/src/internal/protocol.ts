@@ -97,7 +97,10 @@ export const ReplicaItem = Schema.Struct({
 })
 export type ReplicaItem = typeof ReplicaItem.Type
 
-/** The outcome of one `Op`, in the order of the batch. */
+/**
+ * The outcome of one `Op`, in the order of the batch. `Later`: not run, the reply was full (a frame
+ * would not hold it); the requester sends the operation again.
+ */
 export const OpResult = Schema.Union(
   Schema.TaggedStruct("Found", { entry: WireEntry }),
   /** `deleted`: the stamp of a recent delete of the key on the holder that answers. */
@@ -105,7 +108,8 @@ export const OpResult = Schema.Union(
     deleted: Schema.optional(Schema.Struct({ version: Schema.Number, origin: Schema.String }))
   }),
   Schema.TaggedStruct("Bool", { value: Schema.Boolean }),
-  Schema.TaggedStruct("Failed", { message: Schema.String })
+  Schema.TaggedStruct("Failed", { message: Schema.String }),
+  Schema.TaggedStruct("Later", {})
 )
 export type OpResult = typeof OpResult.Type
 
@@ -137,7 +141,8 @@ const resultFields: Record<OpResult["_tag"], Record<string, Guard>> = {
   Found: { entry: isWireEntry },
   Missing: {},
   Bool: { value: isBoolean },
-  Failed: { message: isString }
+  Failed: { message: isString },
+  Later: {}
 }
 const tagged = (fields: Record<string, Record<string, Guard>>): Guard => (u) => {
   if (!isRecord(u) || typeof u._tag !== "string" || !Object.hasOwn(fields, u._tag)) return false
@@ -159,6 +164,40 @@ export const Change = Schema.Union(
   Schema.TaggedStruct("Flush", {})
 )
 export type Change = typeof Change.Type
+
+/**
+ * Partitioned: removes the entries tagged `tag` written before the stamp (`version`, `origin`), and
+ * keeps such writes out for a while after; answers the keys it removed.
+ */
+export const InvalidateTagRequest = Schema.Struct({
+  now: Schema.Number,
+  ns: Schema.String,
+  tag: Schema.String,
+  version: Schema.Number,
+  origin: Schema.String
+})
+export type InvalidateTagRequest = typeof InvalidateTagRequest.Type
+
+/** Partitioned: removes every entry of `ns` written before the stamp, and keeps such writes out for a while after. */
+export const ClearRequest = Schema.Struct({ ns: Schema.String, version: Schema.Number, origin: Schema.String })
+export type ClearRequest = typeof ClearRequest.Type
+
+/**
+ * Partitioned `size`, counted once on the requester's ring of `members`: each live key is counted
+ * by its first holder not in `skip` (members that cannot be reached). A key whose first such holder
+ * is in `fresh` (joined lately: its keys may still be on their way) is listed instead, by that
+ * holder and by its first holder outside `skip` and `fresh`; the requester counts the union.
+ */
+export const SizeRequest = Schema.Struct({
+  now: Schema.Number,
+  ns: Schema.String,
+  members: Schema.Array(Schema.String),
+  skip: Schema.Array(Schema.String),
+  fresh: Schema.Array(Schema.String)
+})
+export type SizeRequest = typeof SizeRequest.Type
+export const SizeAnswer = Schema.Struct({ count: Schema.Number, keys: Schema.Array(Schema.String) })
+export type SizeAnswer = typeof SizeAnswer.Type
 
 export const LeaseOutcome = Schema.Literal("won", "done", "timeout")
 export type LeaseOutcome = typeof LeaseOutcome.Type
@@ -185,14 +224,14 @@ export class Rpcs extends RpcGroup.make(
     error: Unauthorized
   }),
   Rpc.make("InvalidateTag", {
-    payload: { now: Schema.Number, ns: Schema.String, tag: Schema.String },
+    payload: InvalidateTagRequest,
     success: Schema.Array(Schema.String),
     error: Schema.Union(Unauthorized, RemoteFailure)
   }),
-  Rpc.make("Clear", { payload: { ns: Schema.String }, error: Schema.Union(Unauthorized, RemoteFailure) }),
+  Rpc.make("Clear", { payload: ClearRequest, error: Schema.Union(Unauthorized, RemoteFailure) }),
   Rpc.make("Size", {
-    payload: { now: Schema.Number, ns: Schema.String, members: Schema.Array(Schema.String) },
-    success: Schema.Number,
+    payload: SizeRequest,
+    success: SizeAnswer,
     error: Schema.Union(Unauthorized, RemoteFailure)
   }),
   Rpc.make("Lease", {

@@ -2,7 +2,7 @@
 import type { Backend, Codec } from "@vela/core"
 import { BackendError, CodecError } from "@vela/core"
 import { Either } from "effect"
-import type { WireEntry } from "./protocol.js"
+import type { OpResult, WireEntry } from "./protocol.js"
 
 /**
  * A value as a holder keeps it: the text the writer's codec produced, one object per write. Once a
@@ -85,6 +85,20 @@ export const encodeForWire = (
   return oversize(ns, key, wire, maxFrameBytes) ?? wire
 }
 
+/**
+ * About how many bytes `result` adds to a reply, never less than it takes: a reply stops growing
+ * before a frame cannot hold it (the results left out are answered `Later`).
+ */
+export const replyWeight = (result: OpResult): number => {
+  if (result._tag !== "Found") return 16
+  let units = result.entry.value.length
+  for (const tag of result.entry.tags) units += tag.length + 3
+  return 32 + 3 * units
+}
+
+/** How many bytes of entries one frame carries, besides the request around them. */
+export const frameBudget = (maxFrameBytes: number): number => maxFrameBytes - FRAME_OVERHEAD
+
 /** Why `entry` of `key` does not fit in a frame of `maxFrameBytes` with the request around it, if it does not. */
 const oversize = (
   ns: string,
@@ -92,7 +106,7 @@ const oversize = (
   entry: WireEntry,
   maxFrameBytes: number
 ): BackendError | undefined => {
-  const bound = maxFrameBytes - FRAME_OVERHEAD
+  const bound = frameBudget(maxFrameBytes)
   let units = ns.length + key.length + entry.value.length
   for (const tag of entry.tags) units += tag.length
   // UTF-8 takes at most 3 bytes per UTF-16 unit: only an entry near the bound is measured.
