@@ -3,16 +3,18 @@
  * its port. Node A runs in this process, B and C in peer processes (`scripts/cluster_peer.mjs`),
  * Partitioned with replicas 1 on 127.0.0.1, default node options. Every attack is aimed at B's
  * port; while it runs, A reads 3,000 keys B owns, one at a time through the Promise facade, and
- * the same reads with no attack are the baseline. B's RSS and CPU time come from /proc. Each
- * stranger's connection is timed from its open to its close by B (at most 10 s, then it is
- * counted as left open). Run: `npm run bench -- attack` (Linux: it reads /proc).
+ * the same reads with no attack are the baseline. B's RSS and CPU time come from /proc. Strangers
+ * connect in waves of 100 every 50 ms; each connection is timed from its open to its close by B
+ * (at most 10 s after the attack started, then it is counted as left open). The strangers run in
+ * a process of their own (`scripts/attack_strangers.mjs`). Run: `npm run bench -- attack` (Linux:
+ * it reads /proc).
  */
 import type { ClusterNode } from "@vela/cluster"
 import { Topology } from "@vela/core"
 import { createCache } from "@vela/core/promise"
 import { Context, Effect, Exit, Layer, Scope } from "effect"
 import { randomBytes } from "node:crypto"
-import { readFileSync } from "node:fs"
+import { existsSync, readFileSync } from "node:fs"
 import * as Net from "node:net"
 import { fileURLToPath } from "node:url"
 import { forkAll } from "./internal/children.js"
@@ -37,11 +39,11 @@ const LANE_HELLO = Buffer.concat([
 interface Attack {
   readonly name: string
   readonly connections: number
-  /** What each connection sends once open; then it stays open and silent. */
+  /** What each connection sends once open (made before the attack starts); then it stays open and silent. */
   readonly payload: () => Buffer
 }
 
-const attacks: ReadonlyArray<Attack> = [
+export const attacks: ReadonlyArray<Attack> = [
   {
     name: "bin32 header announcing 2 GB, 15 MB of it, then idle",
     connections: 40,
@@ -61,7 +63,9 @@ const garbage = () => {
 
 // The target process, through /proc
 
+/** The RSS of `pid` in MiB; NaN once the process is gone. */
 const rssMiB = (pid: number) => {
+  if (!existsSync(`/proc/${pid}/status`)) return NaN
   const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))
   return match === null ? NaN : Number(match[1]) / 1024
 }
@@ -73,30 +77,50 @@ const cpuSeconds = (pid: number) => {
 
 // Strangers
 
-interface Strangers {
+export interface Strangers {
   /** Resolves when every connection closed, or after `CLOSE_WAIT_MS` from the start. */
   readonly settled: Promise<void>
-  /** Seconds from open to close of the closed ones, and how many are still open. */
-  readonly closeTimes: () => { readonly seconds: Array<number>; readonly open: number }
+  /** Seconds from open to close of the closed ones, how many are still open, how many connected at all. */
+  readonly closeTimes: () => CloseTimes
   readonly destroy: () => void
 }
 
-const strangers = (port: number, attack: Attack): Strangers => {
+/**
+ * Connections opened per wave, a wave every `WAVE_MS`: a burst larger than the listen backlog
+ * would time the kernel's SYN retries.
+ */
+const WAVE = 100
+const WAVE_MS = 50
+
+interface CloseTimes {
+  readonly seconds: ReadonlyArray<number>
+  readonly open: number
+  readonly connected: number
+}
+
+/** The strangers of `attack` on `port`; run in a process of their own by `scripts/attack_strangers.mjs`. */
+export const strangers = (port: number, attack: Attack): Strangers => {
   const sockets: Array<Net.Socket> = []
   const seconds: Array<number> = []
   let open = attack.connections
+  let connected = 0
+  const payloads = Array.from({ length: attack.connections }, attack.payload)
   let resolve!: () => void
   const settled = new Promise<void>((r) => resolve = r)
   const timer = setTimeout(resolve, CLOSE_WAIT_MS)
-  for (let i = 0; i < attack.connections; i++) {
-    const started = performance.now()
+  const connect = (index: number) => {
+    let opened = performance.now()
     const socket = Net.connect({ host: "127.0.0.1", port }, () => {
-      const payload = attack.payload()
+      opened = performance.now()
+      connected++
+      const payload = payloads[index]
       if (payload.length > 0) socket.write(payload)
     })
+    // Read (and drop) what the node answers: a socket with unread data never sees the node's close.
+    socket.resume()
     socket.on("error", () => socket.destroy())
     socket.on("close", () => {
-      seconds.push((performance.now() - started) / 1000)
+      seconds.push((performance.now() - opened) / 1000)
       if (--open === 0) {
         clearTimeout(timer)
         resolve()
@@ -104,11 +128,16 @@ const strangers = (port: number, attack: Attack): Strangers => {
     })
     sockets.push(socket)
   }
+  const waves = setInterval(() => {
+    for (let i = 0; i < WAVE && sockets.length < attack.connections; i++) connect(sockets.length)
+    if (sockets.length === attack.connections) clearInterval(waves)
+  }, WAVE_MS)
   return {
     settled,
-    closeTimes: () => ({ seconds: [...seconds], open }),
+    closeTimes: () => ({ seconds: [...seconds], open, connected }),
     destroy: () => {
       clearTimeout(timer)
+      clearInterval(waves)
       for (const socket of sockets) socket.destroy()
     }
   }
@@ -126,7 +155,13 @@ interface Figures {
   readonly rssPeak: number
   readonly rssAfter: number
   readonly cpuSeconds: number
-  readonly closed?: { readonly count: number; readonly of: number; readonly p50: number; readonly max: number }
+  readonly closed?: {
+    readonly count: number
+    readonly of: number
+    readonly connected: number
+    readonly p50: number
+    readonly max: number
+  }
 }
 
 export const run = async (): Promise<SuiteResult> => {
@@ -144,6 +179,7 @@ const measure = async (scope: Scope.Scope): Promise<SuiteResult> => {
   const context = await startNode(scope, topology, { port: 0, seeds: [], secret: SECRET })
   const node: ClusterNode.ClusterNode["Type"] = Context.get(context, cluster.ClusterNode.ClusterNode)
   const script = fileURLToPath(new URL("../scripts/cluster_peer.mjs", import.meta.url))
+  const strangersScript = fileURLToPath(new URL("../scripts/attack_strangers.mjs", import.meta.url))
   const peers = forkAll(
     script,
     [0, 1].map(() => [JSON.stringify([{ topology: topology.name, seed: node.id, secret: SECRET }])])
@@ -194,13 +230,25 @@ const measure = async (scope: Scope.Scope): Promise<SuiteResult> => {
     const rssBefore = rssMiB(target.pid)
     const cpuBefore = cpuSeconds(target.pid)
     let rssPeak = rssBefore
-    const sampler = setInterval(() => rssPeak = Math.max(rssPeak, rssMiB(target.pid)), 100)
-    const attackers = attack === undefined ? undefined : strangers(port, attack)
-    // Let the attack land before the reads start.
-    if (attackers !== undefined) await new Promise((resolve) => setTimeout(resolve, 500))
+    const sampler = setInterval(() => rssPeak = Math.max(rssPeak, rssMiB(target.pid) || 0), 100)
+    // The strangers run in a process of their own: what they cost is not A's.
+    const attackers = attack === undefined
+      ? undefined
+      : forkAll(strangersScript, [[String(port), String(attacks.indexOf(attack))]])
+    // Listened for at once: the strangers may all be closed, and their process gone, before the reads end.
+    const closing: Promise<Array<CloseTimes>> = attackers === undefined ? Promise.resolve([]) : attackers.all("closed")
+    closing.catch(() => {})
+    if (attackers !== undefined) {
+      await attackers.all("started")
+      // Let the attack land before the reads start.
+      await new Promise((resolve) => setTimeout(resolve, 500))
+    }
     const read = await reads()
-    await attackers?.settled
+    const [closed] = await closing
     clearInterval(sampler)
+    if (!existsSync(`/proc/${target.pid}`)) {
+      throw new Error(`the attacked node's process exited during: ${attack?.name}`)
+    }
     const figures: Figures = {
       attack: attack?.name ?? "no attack",
       ...read,
@@ -208,26 +256,27 @@ const measure = async (scope: Scope.Scope): Promise<SuiteResult> => {
       rssPeak: Math.max(rssPeak, rssMiB(target.pid)),
       rssAfter: NaN,
       cpuSeconds: cpuSeconds(target.pid) - cpuBefore,
-      ...(attackers === undefined ? {} : { closed: closedFigures(attackers, attack!) })
+      ...(closed === undefined ? {} : { closed: closedFigures(closed, attack!) })
     }
-    attackers?.destroy()
+    await attackers?.stopped(5_000)
     // Give the node a moment to drop what the strangers left, then read its RSS again.
     await new Promise((resolve) => setTimeout(resolve, 1_000))
     return { ...figures, rssAfter: rssMiB(target.pid) }
   }
 
+  await reads() // warm-up: the first baseline is not one of cold code
   const results: Array<Figures> = [await phase(undefined)]
   for (const attack of attacks) results.push(await phase(attack))
   results.push(await phase(undefined))
   return report(results)
 }
 
-const closedFigures = (attackers: Strangers, attack: Attack) => {
-  const { open, seconds } = attackers.closeTimes()
+const closedFigures = ({ connected, open, seconds }: CloseTimes, attack: Attack) => {
   const sorted = Float64Array.from(seconds)
   return {
     count: attack.connections - open,
     of: attack.connections,
+    connected,
     p50: seconds.length === 0 ? NaN : percentile(sorted, 50),
     max: seconds.length === 0 ? NaN : Math.max(...seconds)
   }
@@ -261,6 +310,7 @@ const report = (results: ReadonlyArray<Figures>): SuiteResult => {
       r.closed === undefined
         ? ""
         : `${r.closed.count}/${r.closed.of}` +
+          (r.closed.connected < r.closed.of ? ` (${r.closed.connected} connected)` : "") +
           (r.closed.count === 0 ? "" : `, p50 ${r.closed.p50.toFixed(2)} s, max ${r.closed.max.toFixed(2)} s`)
     ])
   }
@@ -271,7 +321,11 @@ const report = (results: ReadonlyArray<Figures>): SuiteResult => {
       "(Partitioned, replicas 1, loopback, default options), while another node reads keys it owns.",
     tables: [table],
     charts: [],
-    notes: [`A stranger still open ${CLOSE_WAIT_MS / 1000} s after the attack started is counted as not closed.`],
+    notes: [
+      `A stranger still open ${CLOSE_WAIT_MS / 1000} s after the attack started is counted as not closed.`,
+      "Strangers are closed at once when over a bound (bytes, frame header, their share of maxConnections), " +
+      "else after connectTimeout (2 s)."
+    ],
     data: results
   }
 }
