@@ -9,11 +9,13 @@ import { Effect } from "effect"
 import * as Rig from "./chaos/rig.js"
 
 /**
- * What the rig still finds on each topology (see the README's "What survives what"): reported
- * below, not yet asserted away.
+ * What the rig still finds on each topology (the README's "What survives what" says so): printed
+ * with the report, not asserted. Partitioned: a node whose handoff could not drop a key it no longer
+ * holds (its push failed, or a write came meanwhile, while membership flapped) keeps that copy until
+ * the next membership change; no periodic repair removes it yet.
  */
 const notYet: Record<Rig.ChaosOptions["topology"], ReadonlyArray<string>> = {
-  partitioned: [],
+  partitioned: ["stray copy"],
   replicated: []
 }
 
