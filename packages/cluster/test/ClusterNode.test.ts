@@ -193,7 +193,7 @@ describe("ClusterNode", () => {
       Effect.scoped(Effect.gen(function*() {
         const port = yield* freePort
         const network = yield* Effect.acquireRelease(Effect.sync(Network.make), (n) => Effect.promise(n.close))
-        const advertise = `127.0.0.1:${yield* Effect.promise(() => network.proxy("b", port))}`
+        const advertise = `127.0.0.1:${yield* Effect.tryPromise(() => network.proxy("b", port))}`
         const a = yield* start([])
         const b = yield* start([a.id], { port, advertise })
         assert.strictEqual(b.id, advertise)
