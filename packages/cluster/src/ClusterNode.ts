@@ -243,11 +243,14 @@ const makeNode = (options: ClusterNodeOptions) =>
     if (!Number.isInteger(options.port) || options.port < 0 || options.port > 65535) {
       return yield* new ConfigError({ field: "port", reason: "expected an integer from 0 to 65535" })
     }
-    if (options.advertise !== undefined && Check.parseAddress(options.advertise) === undefined) {
-      return yield* new ConfigError({
-        field: "advertise",
-        reason: `${JSON.stringify(options.advertise)} is not "host:port"`
-      })
+    if (options.advertise !== undefined) {
+      const advertised = Check.parseAddress(options.advertise)
+      if (advertised === undefined || Check.isWildcard(advertised.host)) {
+        return yield* new ConfigError({
+          field: "advertise",
+          reason: `${JSON.stringify(options.advertise)} is not the "host:port" peers reach this node at`
+        })
+      }
     }
     const secret = Redacted.isRedacted(options.secret) ? Redacted.value(options.secret) : options.secret
     if (typeof secret !== "string" || secret.length === 0) {

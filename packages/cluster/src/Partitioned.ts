@@ -218,6 +218,12 @@ export const make = (
       return fresh(tombstone) ? tombstone : undefined
     }
 
+    /** A miss of `key` here, with the stamp of its delete if it was deleted within `handoffGrace`. */
+    const missingHere = (space: Space, key: string): OpResult => {
+      const here = space.index.get(key) === undefined ? stampHere(space, key) : undefined
+      return here === undefined ? missing : { _tag: "Missing", deleted: { version: here.version, origin: here.origin } }
+    }
+
     /** Whether a write of `key` at `stamp` comes after what the key shows here. */
     const isNewer = (space: Space, key: string, stamp: Stamp): boolean => {
       const here = stampHere(space, key)
@@ -290,7 +296,7 @@ export const make = (
           case "Get": {
             space.clock.now = now
             const entry = sync.get(op.key)
-            if (entry === undefined) return missing
+            if (entry === undefined) return missingHere(space, op.key)
             if (op.watch && from !== self) addReader(space, op.key, from)
             return { _tag: "Found", entry: toWire(entry) }
           }
@@ -342,7 +348,7 @@ export const make = (
       switch (op._tag) {
         case "Get":
           return settle(store.get(op.key), (entry) => {
-            if (Option.isNone(entry)) return missing
+            if (Option.isNone(entry)) return missingHere(space, op.key)
             if (op.watch && from !== self) addReader(space, op.key, from)
             return { _tag: "Found", entry: toWire(entry.value) }
           })
@@ -788,18 +794,23 @@ export const make = (
         }
         const first = attempt(0, undefined)
         // While entries move after a membership change, a miss may only mean "not here yet": ask
-        // every other member before calling it a miss.
+        // every other member before calling it a miss. A copy older than a delete the owner knows of
+        // is one a handoff has not dropped yet, not the key's value.
         if (live.unsafeCurrentTimeMillis() - changedAt >= grace) return first
         const others = current.members.filter((m) => m !== owner)
         if (others.length === 0) return first
         return Effect.flatMap(first, (result) => {
           if (!(result._tag === "Missing" || (result._tag === "Bool" && !result.value))) return Effect.succeed(result)
           const quiet: Op = op._tag === "Get" ? { ...op, watch: false } : op
+          const deleted = result._tag === "Missing" ? result.deleted : undefined
           return Effect.firstSuccessOf(
             others.map((peer) =>
               Effect.filterOrFail(
                 exec(peer, now, quiet),
-                (other) => other._tag === "Found" || (other._tag === "Bool" && other.value)
+                (other) =>
+                  other._tag === "Found"
+                    ? deleted === undefined || other.entry.version > deleted.version
+                    : other._tag === "Bool" && other.value && deleted === undefined
               )
             )
           ).pipe(Effect.orElseSucceed(() => result))

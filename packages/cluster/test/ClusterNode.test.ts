@@ -5,7 +5,8 @@ import { Effect, Exit, Layer, Scope } from "effect"
 import { pack } from "msgpackr"
 import * as Net from "node:net"
 import * as Lane from "../src/internal/lane.js"
-import { awaitMembers, sendRaw } from "./utils.js"
+import * as Network from "./chaos/proxy.js"
+import { awaitMembers, freePort, sendRaw } from "./utils.js"
 
 const fast = { heartbeatInterval: "100 millis", failureTimeout: "800 millis" } as const
 
@@ -185,6 +186,31 @@ describe("ClusterNode", () => {
         assert.strictEqual(error._tag, "ConfigError", JSON.stringify(host))
       }
     }))
+
+  it.live(
+    "a node behind a proxy is known and dialled by the address it advertises",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const port = yield* freePort
+        const network = yield* Effect.acquireRelease(Effect.sync(Network.make), (n) => Effect.promise(n.close))
+        const advertise = `127.0.0.1:${yield* Effect.tryPromise(() => network.proxy("b", port))}`
+        const a = yield* start([])
+        const b = yield* start([a.id], { port, advertise })
+        assert.strictEqual(b.id, advertise)
+        yield* awaitMembers(a, [a.id, advertise])
+        const answer = yield* Effect.either(
+          a.call(b.id, (client) => client.Size({ now: 0, ns: "x", members: [], skip: [], fresh: [] }))
+        )
+        assert.isTrue(answer._tag === "Left" && answer.left._tag === "RemoteFailure")
+        // a's connections to b went through the proxy (which cannot tell whose they are: same process).
+        assert.isAbove(network.unidentified(), 0)
+        for (const bad of ["nope", "0.0.0.0:4370", "[::]:4370"]) {
+          const error = yield* Effect.flip(Effect.scoped(start([], { advertise: bad })))
+          assert.strictEqual(error._tag, "ConfigError", bad)
+        }
+      })),
+    20_000
+  )
 
   it.live(
     "Discovery: a node with no seeds finds the cluster through a re-resolved hostname or a static list",

@@ -124,7 +124,10 @@ export type PullAnswer = typeof PullAnswer.Type
  */
 export const OpResult = Schema.Union(
   Schema.TaggedStruct("Found", { entry: WireEntry }),
-  Schema.TaggedStruct("Missing", {}),
+  /** `deleted`: the stamp of a recent delete of the key on the holder that answers. */
+  Schema.TaggedStruct("Missing", {
+    deleted: Schema.optional(Schema.Struct({ version: Schema.Number, origin: Schema.String }))
+  }),
   Schema.TaggedStruct("Bool", { value: Schema.Boolean }),
   Schema.TaggedStruct("Failed", { message: Schema.String }),
   Schema.TaggedStruct("Later", {})

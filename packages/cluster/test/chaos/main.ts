@@ -1,8 +1,9 @@
 /**
  * `npm run chaos -- --seed S --minutes M --nodes N --topology partitioned|replicated`: one run of
  * the chaos rig (./rig.ts) over the built packages; prints the report and exits 1 if anything was
- * violated. Without `--seed`, a random seed (printed, so the run can be replayed).
+ * violated or the rig could not run. Without `--seed`, a random seed (printed, so the run can be replayed).
  */
+import { NodeRuntime } from "@effect/platform-node"
 import { Effect } from "effect"
 import { format, run } from "./rig.js"
 
@@ -24,15 +25,14 @@ if (!Number.isInteger(seed) || !(minutes > 0) || !Number.isInteger(nodes) || nod
   process.exit(2)
 }
 
-Effect.runPromise(
-  run({ seed, millis: minutes * 60_000, nodes, topology, log: (line) => console.log(line) })
-).then(
-  (report) => {
-    for (const line of format(report)) console.log(line)
-    process.exit(report.violations.length === 0 ? 0 : 1)
-  },
-  (error) => {
-    console.error(error)
-    process.exit(2)
-  }
+// On Ctrl-C the run is interrupted: its nodes are resumed if stalled, then stopped.
+NodeRuntime.runMain(
+  Effect.flatMap(
+    run({ seed, millis: minutes * 60_000, nodes, topology, log: (line) => console.log(line) }),
+    (report) =>
+      Effect.sync(() => {
+        for (const line of format(report)) console.log(line)
+        process.exit(report.violations.length === 0 ? 0 : 1)
+      })
+  )
 )

@@ -17,8 +17,8 @@ import { Effect, Exit, Fiber, Schedule, Scope } from "effect"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import type { NodeProcess } from "../utils.js"
-import { freePort, poll, spawnNode } from "../utils.js"
+import type { NodeProcess } from "../processes.js"
+import { freePort, poll, spawnNode } from "../processes.js"
 import * as History from "./history.js"
 import * as Network from "./proxy.js"
 
@@ -57,7 +57,7 @@ const tagOf = (key: string) => `g${Number(key.slice(1)) % 4}`
 const FAULTS = ["kill", "stall", "leave", "partition", "isolate"] as const
 
 /** A seeded generator of numbers in [0, 1) (mulberry32), one stream per `label`. */
-export const random = (seed: number, label: string) => {
+const random = (seed: number, label: string) => {
   let state = seed >>> 0
   for (let i = 0; i < label.length; i++) state = Math.imul(state ^ label.charCodeAt(i), 0x9e3779b1) >>> 0
   return () => {
@@ -131,14 +131,14 @@ export const run = (options: ChaosOptions): Effect.Effect<Report, Error> =>
     const clients = options.clients ?? 2
     const logFile = Path.join(Os.tmpdir(), `vela-chaos-${topology}-${seed}.log`)
     const logFd = yield* Effect.acquireRelease(
-      Effect.sync(() => Fs.openSync(logFile, "w")),
+      Effect.try(() => Fs.openSync(logFile, "w")),
       (fd) => Effect.sync(() => Fs.closeSync(fd))
     )
     const network = yield* Effect.acquireRelease(Effect.sync(() => Network.make()), (n) => Effect.promise(n.close))
     const members: Array<Member> = []
     for (let i = 0; i < nodes; i++) {
       const port = yield* freePort
-      const proxyPort = yield* Effect.promise(() => network.proxy(`n${i}`, port))
+      const proxyPort = yield* Effect.tryPromise(() => network.proxy(`n${i}`, port))
       members.push({
         name: `n${i}`,
         address: `127.0.0.1:${proxyPort}`,
@@ -413,7 +413,7 @@ export const run = (options: ChaosOptions): Effect.Effect<Report, Error> =>
     }
     const checked = History.check({ history, faults, keys: KEYS, tagOf, finals })
     const historyFile = Path.join(Os.tmpdir(), `vela-chaos-${topology}-${seed}.history.jsonl`)
-    Fs.writeFileSync(historyFile, history.map((op) => JSON.stringify(op) + "\n").join(""))
+    yield* Effect.try(() => Fs.writeFileSync(historyFile, history.map((op) => JSON.stringify(op) + "\n").join("")))
     const counts: Record<string, number> = {}
     for (const fault of faults) counts[fault.kind] = (counts[fault.kind] ?? 0) + 1
     return {
