@@ -157,8 +157,10 @@ describe("ClusterNode", () => {
           return Effect.sync(() => idle.close())
         }).pipe(Effect.timeout("10 seconds"), Effect.option)
         assert.isTrue(closed._tag === "Some", "the idle lane was not closed")
-        // b's lane to a idled as long and was closed too; its next batch opens another. (Gossip kept
-        // b's RPC connection busy.)
+        // b's lane to a idled as long and was closed too (b, whose idleTimeout is a minute, did not
+        // close it first: wait until a surely has); its next batch opens another. Gossip kept b's
+        // RPC connection busy.
+        yield* Effect.sleep("1 second")
         const served = yield* laneBatch(b, a.id)
         assert.instanceOf(served, NodeUnavailable)
         assert.include(String(served.cause), "serves no cache topology")
