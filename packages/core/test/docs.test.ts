@@ -76,11 +76,12 @@ describe("the docs", () => {
   })
 
   it("hold TypeScript that compiles as pasted (or, marked fragment, with the prelude)", () => {
-    const dir = join(root, "node_modules", ".cache", "vela-docs")
-    rmSync(dir, { recursive: true, force: true })
-    mkdirSync(dir, { recursive: true })
     const origin = new Map<string, string>()
     for (const doc of docs) {
+      // Beside the doc's own package, so that its blocks resolve what that package depends on.
+      const dir = join(dirname(doc.path), "node_modules", ".cache", "vela-docs")
+      rmSync(dir, { recursive: true, force: true })
+      mkdirSync(dir, { recursive: true })
       for (const match of doc.text.matchAll(/^```ts( fragment)?\n([\s\S]*?)^```$/gm)) {
         const line = doc.text.slice(0, match.index).split("\n").length
         const file = join(dir, `${doc.name.replace(/[^a-z0-9]+/gi, "_")}_${line}.ts`)
