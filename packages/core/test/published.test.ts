@@ -16,7 +16,7 @@ import { promisify } from "node:util"
 import { afterAll, beforeAll } from "vitest"
 
 const root = fileURLToPath(new URL("../../..", import.meta.url))
-const published = ["core", "backend-redis", "backend-sqlite", "cluster"]
+const published = ["core", "backend-redis", "backend-sqlite", "cluster", "keyv"]
 const run = promisify(execFile)
 
 const version = async (name: string): Promise<string> =>
@@ -66,6 +66,8 @@ import type { Cache } from "@vela/core/promise"
 import { Redis } from "@vela/backend-redis"
 import { Sqlite } from "@vela/backend-sqlite"
 import { ClusterNode, Partitioned } from "@vela/cluster"
+import { VelaKeyvStore } from "@vela/keyv"
+import Keyv from "keyv"
 
 interface User { readonly name: string }
 class Users extends Context.Tag("Users")<Users, Vela.Cache<User>>() {}
@@ -81,7 +83,8 @@ const layers: ReadonlyArray<Layer.Layer<Users, unknown>> = [
 ]
 const read: Effect.Effect<User, NotFound | CacheError, Users> = Effect.flatMap(Users, (users) => users.get("k"))
 const cache: Cache<User> = createCache<User>({ name: "users" })
-export const all = [layers, read, cache.get("k")]
+const keyv: Keyv = new Keyv({ store: new VelaKeyvStore(createCache({ name: "keyv" })) })
+export const all = [layers, read, cache.get("k"), keyv]
 `
 
 describe("the published packages", () => {
