@@ -129,6 +129,8 @@ export const make = (
     let ring = HashRing.make(source, { virtualNodes })
     let settled = ring
     let changedAt = 0
+    /** A key may be held here that the ring gives to others only: a handoff failed, or a write came by an old ring. */
+    let strays = false
     const currentRing = () => {
       const members = node.currentMembers()
       if (members !== source) {
@@ -275,6 +277,7 @@ export const make = (
       if (op.watch && from !== self) addReader(space, op.key, from)
       // A fetch holding the key's lease no longer decides its value; its waiters read this one.
       dropLease(space, op.key)
+      if (!HashRing.holders(currentRing(), op.key, copies).includes(self)) strays = true
     }
 
     /** A write that a newer one had already replaced: its writer's near cache must not keep its value. */
@@ -681,7 +684,12 @@ export const make = (
         const sent = yield* Effect.either(
           batcher.submit(targets, space.clock.now, op, true) as Effect.Effect<ReadonlyArray<OpResult>, NodeUnavailable>
         )
-        if (keep || Either.isLeft(sent) || sent.right.some((r) => r._tag === "Failed")) return
+        if (Either.isLeft(sent) || sent.right.some((r) => r._tag === "Failed")) {
+          // Kept here until a holder can take it: `repair` tries again.
+          if (!keep) strays = true
+          return
+        }
+        if (keep) return
         // Dropped only if no newer write arrived meanwhile; a newer one is handed over in its turn.
         const newer = yield* serialized(space, () => {
           if (space.index.get(key) !== indexed) return Effect.succeed(true)
@@ -717,6 +725,31 @@ export const make = (
         })
       ),
       Effect.withClock(live),
+      Effect.forkScoped
+    )
+
+    // Stray copies are handed to their holders and dropped as a handoff would, once the ring has been
+    // quiet for handoffGrace (until then a read may still ask this node for them). A copy left behind
+    // would otherwise wait for the next membership change, and could come back as the value if this
+    // node became a holder of its key again before a newer copy reached it.
+    const repair = Effect.suspend(() => {
+      if (!strays || live.unsafeCurrentTimeMillis() - changedAt < grace) return Effect.void
+      strays = false
+      const view = currentRing()
+      return Effect.flatMap(
+        spaces.opened,
+        (all) =>
+          Effect.forEach(all, (space) =>
+            Effect.forEach(space.index.live(space.clock.now), (key) => {
+              const holders = HashRing.holders(view, key, copies)
+              return holders.includes(self) ? Effect.void : handOver(space, key, holders, false)
+            }, { concurrency: 64, discard: true }), { discard: true })
+      )
+    })
+    yield* repair.pipe(
+      Effect.repeat(Schedule.spaced(grace)),
+      Effect.withClock(live),
+      Effect.interruptible,
       Effect.forkScoped
     )
 

@@ -87,7 +87,12 @@ export const heldText = (started: Started, ns: string, key: string) =>
 /** A node with a memory backend and the `Partitioned` topology, living in the current scope. */
 export const startPartitioned = (
   seeds: ReadonlyArray<string>,
-  options: { readonly replicas?: number; readonly secret?: string; readonly maxFrameBytes?: number } = {}
+  options: {
+    readonly replicas?: number
+    readonly secret?: string
+    readonly maxFrameBytes?: number
+    readonly handoffGrace?: Duration.DurationInput
+  } = {}
 ): Effect.Effect<Started, ConfigError | BackendError, Scope.Scope> =>
   Effect.gen(function*() {
     const node = yield* ClusterNode.make({
@@ -100,10 +105,11 @@ export const startPartitioned = (
       maxFrameBytes: options.maxFrameBytes
     })
     const backend = yield* Memory.make()
-    const topology = yield* Partitioned.make({ replicas: options.replicas ?? 1 }).pipe(
-      Effect.provideService(ClusterNode.ClusterNode, node),
-      Effect.provideService(Backend.Backend, backend)
-    )
+    const topology = yield* Partitioned.make({ replicas: options.replicas ?? 1, handoffGrace: options.handoffGrace })
+      .pipe(
+        Effect.provideService(ClusterNode.ClusterNode, node),
+        Effect.provideService(Backend.Backend, backend)
+      )
     return { node, topology, backend }
   })
 
