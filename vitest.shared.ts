@@ -9,5 +9,6 @@ export const aliases = {
   "@vela/core": src("core/src/index.ts"),
   "@vela/backend-sqlite": src("backend-sqlite/src/index.ts"),
   "@vela/backend-redis": src("backend-redis/src/index.ts"),
-  "@vela/cluster": src("cluster/src/index.ts")
+  "@vela/cluster": src("cluster/src/index.ts"),
+  "@vela/keyv": src("keyv/src/index.ts")
 }

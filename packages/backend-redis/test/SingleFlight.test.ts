@@ -1,5 +1,6 @@
 import { assert, describe, layer } from "@effect/vitest"
 import { Redis } from "@vela/backend-redis"
+import type { CacheError } from "@vela/core"
 import { Backend } from "@vela/core"
 import { openOptions } from "@vela/core/testing"
 import type { Duration } from "effect"
@@ -80,14 +81,14 @@ describe("distributed single flight", () => {
           ))
         const [first, second] = yield* Effect.all([open, open])
         let runs = 0
-        const fetchInto = (store: Backend.Store) =>
+        const fetchInto = (write: (entry: Backend.Entry) => Effect.Effect<boolean, CacheError>) =>
           Effect.suspend(() => {
             const value = `run ${++runs}`
-            return Effect.as(store.set("k", { value, expiresAt: null, tags: [], version: 0 }), value)
+            return Effect.as(write({ value, expiresAt: null, tags: [], version: 0 }), value)
           })
         // The second process missed "k" just before the first fetched, stored it and let go of the lease.
-        assert.strictEqual(yield* first.singleFlight!("k", fetchInto(first), 1_000), "run 1")
-        assert.strictEqual(yield* second.singleFlight!("k", fetchInto(second), 1_000), "run 1")
+        assert.strictEqual(yield* first.singleFlight!("k", fetchInto, 1_000), "run 1")
+        assert.strictEqual(yield* second.singleFlight!("k", fetchInto, 1_000), "run 1")
         assert.strictEqual(runs, 1)
       }))
 

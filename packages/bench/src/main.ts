@@ -4,11 +4,12 @@
  * written as `results.json`, `results.md` and one SVG chart per suite: a full run of every suite to
  * `bench/` at the repository root, the committed record, any other run to `bench/partial/`. Pass
  * suite names (`get`, `peer`, `stampede`, `topology`, `cluster`, `memory`, `sweep`, `hitratio`,
- * `batch`) to run only those. An unknown flag is an error.
+ * `attack`, `batch`, `coldstart`) to run only those. An unknown flag is an error.
  */
 import { parseArgs } from "node:util"
 import * as BatchBench from "./batch_bench.js"
 import * as ClusterBench from "./cluster_bench.js"
+import * as ColdStartBench from "./coldstart_bench.js"
 import * as GetBench from "./get_bench.js"
 import * as HitRatioBench from "./hitratio_bench.js"
 import * as Env from "./internal/env.js"
@@ -30,7 +31,9 @@ const suites: Record<string, (env: Env.Env) => Promise<SuiteResult>> = {
   memory: MemoryBench.run,
   sweep: SweepBench.run,
   hitratio: HitRatioBench.run,
-  batch: BatchBench.run
+  attack: () => import("./attack_bench.js").then((suite) => suite.run()),
+  batch: BatchBench.run,
+  coldstart: ColdStartBench.run
 }
 
 const usage = `usage: main.js [--full] [suite…]; suites: ${Object.keys(suites).join(", ")}`

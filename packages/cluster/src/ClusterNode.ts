@@ -20,7 +20,9 @@
  *
  * Bad input: frames are bounded (`maxFrameBytes`); bytes that are not MessagePack, or decode to
  * something that is not a request, get an error reply or a closed connection, and only that
- * connection is affected. Internals run on the live clock, so a `TestClock` in the caller's
+ * connection is affected. Before a connection has authenticated, the listener bounds its time
+ * (`connectTimeout`) and bytes (a few KB), and strangers never hold more than a quarter of
+ * `maxConnections` (`listener.ts`). Internals run on the live clock, so a `TestClock` in the caller's
  * context never stalls heartbeats or network timeouts.
  */
 import { NodeSocket } from "@effect/platform-node"
@@ -47,15 +49,16 @@ import {
   Scope as ScopeModule,
   SubscriptionRef
 } from "effect"
-import { createHmac, randomBytes, timingSafeEqual } from "node:crypto"
+import { randomBytes } from "node:crypto"
 import * as Net from "node:net"
 import { Discovery } from "./Discovery.js"
+import { serialization } from "./internal/frames.js"
 import * as Lane from "./internal/lane.js"
 import * as Listener from "./internal/listener.js"
 import { live } from "./internal/live.js"
 import * as Check from "./internal/options.js"
 import type { Change, LeaseOutcome, MemberRecord, Op, OpResult, ReplicaItem, SpaceDigest } from "./internal/protocol.js"
-import { RemoteFailure, Rpcs, serialization, Unauthorized } from "./internal/protocol.js"
+import { RemoteFailure, Rpcs, Unauthorized } from "./internal/protocol.js"
 import * as Tls from "./internal/tls.js"
 
 export interface ClusterNodeOptions {
@@ -63,6 +66,11 @@ export interface ClusterNodeOptions {
   readonly host: string
   /** The TCP port; 0 picks a free one (read it back from `id`). */
   readonly port: number
+  /**
+   * `"host:port"` peers reach this node at, when that is not `host` and `port` (behind a proxy or a
+   * port forward); it is also the node's `id`. Default: `host` and the bound port.
+   */
+  readonly advertise?: string | undefined
   /**
    * `"host:port"` of other nodes; one live seed is enough to find the whole cluster. A `Discovery`
    * in context adds its seeds to these.
@@ -80,6 +88,13 @@ export interface ClusterNodeOptions {
   readonly connectTimeout?: Duration.DurationInput | undefined
   /** Largest frame accepted from a peer; a larger one closes its connection. Default 16 MiB. */
   readonly maxFrameBytes?: number | undefined
+  /**
+   * Bound of the connections open to this node; at most a quarter of them may be strangers (not
+   * yet authenticated), and a new connection takes the place of the oldest stranger. Default 512.
+   */
+  readonly maxConnections?: number | undefined
+  /** An authenticated connection with no traffic for this long is closed. Default `"1 minute"`. */
+  readonly idleTimeout?: Duration.DurationInput | undefined
   /**
    * Mutual TLS between nodes: every node presents a certificate signed by `ca` that names its
    * host. The secret handshake still runs inside. Default: plain TCP.
@@ -123,6 +138,8 @@ export class ClusterNode extends Context.Tag("@vela/cluster/ClusterNode")<Cluste
   readonly incarnation: number
   /** Whether this node was given seeds (or a `Discovery`): it expects to find peers. */
   readonly seeded: boolean
+  /** The largest frame a peer accepts: topologies refuse an entry that cannot fit in one. */
+  readonly maxFrameBytes: number
   /** Live members, this node included, sorted by id. */
   readonly members: SubscriptionRef.SubscriptionRef<ReadonlyArray<string>>
   /** The value of `members` right now, synchronously; the same array until membership changes. */
@@ -201,15 +218,27 @@ const makeNode = (options: ClusterNodeOptions) =>
     const failureTimeout = yield* Check.millis("failureTimeout", options.failureTimeout ?? "3 seconds")
     const requestTimeout = yield* Check.millis("requestTimeout", options.requestTimeout ?? "5 seconds")
     const connectTimeout = yield* Check.millis("connectTimeout", options.connectTimeout ?? "2 seconds")
+    const idleTimeout = yield* Check.millis("idleTimeout", options.idleTimeout ?? "1 minute")
     const maxFrameBytes = options.maxFrameBytes ?? 16 * 1024 * 1024
     if (!Number.isInteger(maxFrameBytes) || maxFrameBytes < 1024) {
       return yield* new ConfigError({ field: "maxFrameBytes", reason: "expected an integer of at least 1024" })
     }
-    if (typeof options.host !== "string" || options.host.length === 0 || options.host === "0.0.0.0") {
-      return yield* new ConfigError({ field: "host", reason: "expected the address peers reach this node at" })
+    const maxConnections = options.maxConnections ?? 512
+    if (!Number.isInteger(maxConnections) || maxConnections < 4) {
+      return yield* new ConfigError({ field: "maxConnections", reason: "expected an integer of at least 4" })
+    }
+    const notWildcard = "expected the address peers reach this node at, not a wildcard such as 0.0.0.0 or ::"
+    if (typeof options.host !== "string" || options.host.length === 0 || Check.isWildcard(options.host)) {
+      return yield* new ConfigError({ field: "host", reason: notWildcard })
     }
     if (!Number.isInteger(options.port) || options.port < 0 || options.port > 65535) {
       return yield* new ConfigError({ field: "port", reason: "expected an integer from 0 to 65535" })
+    }
+    if (options.advertise !== undefined && Check.parseAddress(options.advertise) === undefined) {
+      return yield* new ConfigError({
+        field: "advertise",
+        reason: `${JSON.stringify(options.advertise)} is not "host:port"`
+      })
     }
     const secret = Redacted.isRedacted(options.secret) ? Redacted.value(options.secret) : options.secret
     if (typeof secret !== "string" || secret.length === 0) {
@@ -229,19 +258,21 @@ const makeNode = (options: ClusterNodeOptions) =>
     // Server
 
     const runFork = Runtime.runFork(yield* Effect.runtime<never>())
-    const proofs: Lane.Secret = {
-      prove: (role, first, second, member) => prove(secret, role, first, second, member),
-      check: sameProof
-    }
+    const proofs = Lane.secretOf(secret)
     // Lanes are served once the service below is defined; one that comes earlier is closed.
     const lanesServed: { options?: Lane.ServeOptions } = {}
-    const socketServer = yield* Listener.make(
-      { host: options.host, port: options.port, tls: options.tls },
-      (conn, first) => lanesServed.options === undefined ? conn.destroy() : Lane.serve(conn, first, lanesServed.options)
+    const listener = yield* Listener.make(
+      { host: options.host, port: options.port, tls: options.tls, connectTimeout, idleTimeout, maxConnections },
+      (conn, admit) => lanesServed.options === undefined ? undefined : Lane.serve(conn, admit, lanesServed.options)
     ).pipe(Effect.mapError((cause) => new BackendError({ backend: "cluster", operation: "listen", cause })))
+    const socketServer = listener.server
     const address = socketServer.address
+    // A host name can resolve to a wildcard too: what was bound is what counts.
+    if (address._tag === "TcpAddress" && Check.isWildcard(address.hostname)) {
+      return yield* new ConfigError({ field: "host", reason: notWildcard })
+    }
     const port = address._tag === "TcpAddress" ? address.port : options.port
-    const id = `${options.host}:${port}`
+    const id = options.advertise ?? `${options.host}:${port}`
     const incarnation = now() * 1000 + Math.floor(Math.random() * 1000)
     const self: MemberRecord = { id, incarnation }
 
@@ -304,16 +335,16 @@ const makeNode = (options: ClusterNodeOptions) =>
         Effect.sync(() => {
           const serverNonce = randomBytes(18).toString("base64")
           connections.set(clientId, { nonce: serverNonce, clientNonce: nonce })
-          return { id, nonce: serverNonce, proof: prove(secret, "server", nonce, serverNonce, id) }
+          return { id, nonce: serverNonce, proof: proofs.prove("server", nonce, serverNonce, id) }
         }),
-      Authenticate: ({ member, proof }, { clientId }) =>
+      Authenticate: ({ member, proof }, { clientId, headers }) =>
         Effect.suspend(() => {
           const state = connections.get(clientId)
           if (state?.nonce === undefined || state.clientNonce === undefined) {
             return Effect.fail(new Unauthorized({ reason: "say Hello first" }))
           }
-          const expected = prove(secret, "client", state.nonce, state.clientNonce, member.id)
-          if (!sameProof(expected, proof)) {
+          const expected = proofs.prove("client", state.nonce, state.clientNonce, member.id)
+          if (!proofs.check(expected, proof)) {
             connections.set(clientId, { warned: true })
             return Effect.zipRight(
               Effect.logWarning(`vela cluster ${id}: refused ${member.id}: it does not know the cluster secret`),
@@ -321,6 +352,7 @@ const makeNode = (options: ClusterNodeOptions) =>
             )
           }
           connections.set(clientId, { member })
+          listener.admit(headers)
           heard(member)
           return Effect.void
         }),
@@ -357,7 +389,6 @@ const makeNode = (options: ClusterNodeOptions) =>
       id,
       secret: proofs,
       maxFrameBytes,
-      handshakeTimeout: connectTimeout,
       batch: (from, now, ops, answer) => {
         if (service === undefined) return answer(noService.message)
         runFork(service.batch(from, now, ops), { immediate: true }).addObserver((exit) =>
@@ -504,10 +535,10 @@ const makeNode = (options: ClusterNodeOptions) =>
           )
           const nonce = randomBytes(18).toString("base64")
           const hello = yield* client.Hello({ nonce })
-          if (!sameProof(prove(secret, "server", nonce, hello.nonce, hello.id), hello.proof)) {
+          if (!proofs.check(proofs.prove("server", nonce, hello.nonce, hello.id), hello.proof)) {
             return yield* Effect.fail(new Unauthorized({ reason: `${peer} does not know the cluster secret` }))
           }
-          yield* client.Authenticate({ member: self, proof: prove(secret, "client", hello.nonce, nonce, self.id) })
+          yield* client.Authenticate({ member: self, proof: proofs.prove("client", hello.nonce, nonce, self.id) })
           return { client, scope }
         }).pipe(
           ScopeModule.extend(scope),
@@ -575,6 +606,7 @@ const makeNode = (options: ClusterNodeOptions) =>
           maxFrameBytes,
           connectTimeout,
           requestTimeout,
+          idleTimeout,
           open: (onOpen) =>
             options.tls === undefined
               ? Net.connect({ host: target.host, port: target.port, noDelay: true }, onOpen)
@@ -644,6 +676,7 @@ const makeNode = (options: ClusterNodeOptions) =>
       id,
       incarnation,
       seeded: seeds.some((seed) => seed !== id) || discovery._tag === "Some",
+      maxFrameBytes,
       members,
       currentMembers: () => published,
       call,
@@ -693,12 +726,3 @@ const deadline = <A, E, E2>(
         fiber.unsafeInterruptAsFork(FiberId.none)
       })
     }))
-
-const prove = (secret: string, role: string, first: string, second: string, id: string): string =>
-  createHmac("sha256", secret).update(`vela/${role}\n${first}\n${second}\n${id}`).digest("base64")
-
-const sameProof = (expected: string, given: string): boolean => {
-  const a = Buffer.from(expected)
-  const b = Buffer.from(given)
-  return a.length === b.length && timingSafeEqual(a, b)
-}

@@ -11,6 +11,11 @@
  * Counting: `size` asks every member for the live keys it owns by the requester's ring, and
  * `invalidateTag` for the live keys it removed, which are counted once across replicas.
  *
+ * Order: every write and delete carries a stamp (a version strictly increasing per process, then
+ * the writer's node id), and each holder applies a key's writes in stamp order whatever order they
+ * arrive in (an older write is dropped; a delete leaves a tombstone for `handoffGrace`).
+ * Invariant: once writes stop, all holders of a key hold the same value, or none.
+ *
  * Concurrency: operations to one peer in one event-loop turn share one `Batch` RPC. Stampede
  * protection is cluster-wide: `singleFlight` takes a lease for the key on its owner, so one node
  * in the cluster fetches and the others wait for its value.
@@ -21,8 +26,8 @@
  * loses no acknowledged write.
  *
  * Membership changes: when the ring changes, every node sends the keys it holds to their new
- * holders (a copy that never overwrites a newer version) and drops the keys it no longer holds; a node
- * stopping gracefully hands all its keys over first. For `handoffGrace` after a change, a read that
+ * holders (a copy with its write's stamp, so it never replaces a newer write) and drops the keys it
+ * no longer holds; a node stopping gracefully hands all its keys over first. For `handoffGrace` after a change, a read that
  * misses on the owner also asks the other members, so reads stay correct while entries move.
  * Invariant: in a settled ring, every live key is held by exactly its `1 + replicas` holders.
  *
@@ -56,9 +61,11 @@ import { live } from "./internal/live.js"
 import * as Check from "./internal/options.js"
 import type { Change, LeaseOutcome, Op, OpResult, WireEntry } from "./internal/protocol.js"
 import { RemoteFailure } from "./internal/protocol.js"
+import type { Stamp } from "./internal/replica.js"
+import { compare } from "./internal/replica.js"
 import { RequestClock } from "./internal/requestClock.js"
 import * as Spaces from "./internal/spaces.js"
-import { decodeHeld, describe, fromWire, heldOf, toWire } from "./internal/wire.js"
+import { decodeHeld, describe, encodeForWire, fromWire, heldOf, toWire } from "./internal/wire.js"
 
 export interface PartitionedOptions {
   /** Copies of each key beyond its owner (default 1). */
@@ -134,8 +141,12 @@ export const make = (
       readonly leases: Map<string, Deferred.Deferred<void>>
       /** Nodes that read a key into a near cache. */
       readonly readers: Map<string, Set<string>>
-      /** Keys deleted within `handoffGrace`: when, and until when a handoff copy must be newer. */
-      readonly tombstones: Map<string, { readonly version: number; readonly until: number }>
+      /** Keys deleted or expired within `handoffGrace`: the stamp a later write must beat, and until when. */
+      readonly tombstones: Map<string, Stamp & { readonly until: number }>
+      /** Writes of keys go through it on the `Effect` way, so no other write comes between a check and its write. */
+      readonly writes: Effect.Semaphore
+      /** Writes on the `Effect` way in progress; while there are any, every write takes that way. */
+      writing: number
       readonly changes: PubSub.PubSub<Backend.Invalidation>
       /** A near cache on this node reads this namespace's invalidations. */
       watched: boolean
@@ -153,6 +164,8 @@ export const make = (
           leases: new Map(),
           readers: new Map(),
           tombstones: new Map(),
+          writes: Effect.unsafeMakeSemaphore(1),
+          writing: 0,
           changes,
           watched: false
         }))
@@ -160,6 +173,56 @@ export const make = (
 
     const failure = (operation: string, cause: unknown) =>
       new RemoteFailure({ message: `${operation} failed on ${self}: ${describe(cause)}`, cause })
+
+    // Holders apply the writes and deletes of a key in the order of their stamps (version, then the
+    // node that made it), whatever order they arrive in: every holder ends with the same one.
+
+    /** The stamp `key` shows here: its stored write, or a recent delete. */
+    const stampHere = (space: Space, key: string): Stamp | undefined => {
+      const indexed = space.index.get(key)
+      if (indexed !== undefined) return indexed
+      const tombstone = space.tombstones.get(key)
+      if (tombstone === undefined) return undefined
+      if (tombstone.until > live.unsafeCurrentTimeMillis()) return tombstone
+      space.tombstones.delete(key)
+      return undefined
+    }
+
+    /** Whether a write of `key` at `stamp` comes after what the key shows here. */
+    const isNewer = (space: Space, key: string, stamp: Stamp): boolean => {
+      const here = stampHere(space, key)
+      return here === undefined || compare(stamp, here) > 0
+    }
+
+    const bury = (space: Space, key: string, stamp: Stamp) => {
+      space.tombstones.set(key, {
+        version: stamp.version,
+        origin: stamp.origin,
+        until: live.unsafeCurrentTimeMillis() + grace
+      })
+    }
+
+    /** A `Set` now in the store: index it and tell who must know. */
+    const stored = (space: Space, from: string, op: SetOp) => {
+      const { entry } = op
+      space.index.set(op.key, {
+        expiresAt: entry.expiresAt,
+        tags: entry.tags,
+        version: entry.version,
+        origin: op.origin
+      })
+      space.tombstones.delete(op.key)
+      changed(space, from, op.key)
+      if (op.watch && from !== self) addReader(space, op.key, from)
+      // A fetch holding the key's lease no longer decides its value; its waiters read this one.
+      dropLease(space, op.key)
+    }
+
+    /** A write that a newer one had already replaced: its writer's near cache must not keep its value. */
+    const lost = (space: Space, from: string, key: string) => {
+      if (from !== self) tell(from, space.name, key)
+      else if (space.watched) runFork(PubSub.publish(space.changes, { _tag: "Keys", keys: [key] }))
+    }
 
     /**
      * `apply` without the runtime, for the reads and writes of an authoritative in-memory store
@@ -179,17 +242,14 @@ export const make = (
             return { _tag: "Found", entry: toWire(entry) }
           }
           case "Set": {
-            if (sync.set === undefined) return undefined
+            if (sync.set === undefined || space.writing > 0) return undefined
             space.clock.now = now
-            if (op.ifNewer) {
-              const present = sync.get(op.key)
-              if (present !== undefined && present.version >= op.entry.version) return done
-              if (buried(space, op.key, op.entry.version)) return done
+            if (isNewer(space, op.key, stampOf(op))) {
+              sync.set(op.key, fromWire(op.entry))
+              stored(space, from, op)
+            } else if (op.watch) {
+              lost(space, from, op.key)
             }
-            sync.set(op.key, fromWire(op.entry))
-            space.index.set(op.key, op.entry.expiresAt, op.entry.tags)
-            changed(space, from, op.key)
-            if (op.watch && from !== self) addReader(space, op.key, from)
             return done
           }
           default:
@@ -200,25 +260,23 @@ export const make = (
       }
     }
 
-    /**
-     * Whether a handoff copy of `key` at `version` comes after a delete of the key it must not undo:
-     * a handoff that started before the delete may deliver its copy after it.
-     */
-    const buried = (space: Space, key: string, version: number): boolean => {
-      const tombstone = space.tombstones.get(key)
-      if (tombstone === undefined) return false
-      if (tombstone.until <= live.unsafeCurrentTimeMillis()) {
-        space.tombstones.delete(key)
-        return false
-      }
-      return tombstone.version >= version
-    }
+    /** `write` with no other write of the space between the check it makes and its write. */
+    const serialized = <A>(space: Space, write: () => Effect.Effect<A>): Effect.Effect<A> =>
+      space.writes.withPermits(1)(Effect.suspend(() => {
+        space.writing++
+        return Effect.ensuring(
+          write(),
+          Effect.sync(() => {
+            space.writing--
+          })
+        )
+      }))
 
     /** Applies one key operation to this node's store, at the requester's time. */
     const apply = (space: Space, from: string, now: number, op: Op): Effect.Effect<OpResult> => {
       const fast = applySync(space, from, now, op)
       if (fast !== undefined) return Effect.succeed(fast)
-      const { clock, index, store } = space
+      const { clock, store } = space
       clock.now = now
       const settle = <A>(self: Effect.Effect<A, CacheError>, f: (a: A) => OpResult) =>
         Effect.catchAll(
@@ -234,40 +292,39 @@ export const make = (
           })
         case "Has":
           return settle(store.has(op.key), (value) => ({ _tag: "Bool", value }))
-        case "Set": {
-          const write = Effect.flatMap(store.set(op.key, fromWire(op.entry)), () =>
-            Effect.sync(() => {
-              index.set(op.key, op.entry.expiresAt, op.entry.tags)
-              changed(space, from, op.key)
-              if (op.watch && from !== self) addReader(space, op.key, from)
-            }))
-          const guarded = op.ifNewer
-            ? Effect.flatMap(
-              store.get(op.key),
-              (present) =>
-                (Option.isSome(present) && present.value.version >= op.entry.version) ||
-                  buried(space, op.key, op.entry.version)
-                  ? Effect.void
-                  : write
-            )
-            : write
-          return settle(guarded, () => done)
-        }
+        case "Set":
+          return serialized(space, () => {
+            clock.now = now
+            if (isNewer(space, op.key, stampOf(op))) {
+              return settle(store.set(op.key, fromWire(op.entry)), () => {
+                stored(space, from, op)
+                return done
+              })
+            }
+            if (op.watch) lost(space, from, op.key)
+            return Effect.succeed(done)
+          })
         case "Delete":
-          return settle(store.delete(op.key), (removed) => {
-            space.tombstones.set(op.key, { version: op.version, until: live.unsafeCurrentTimeMillis() + grace })
-            index.delete(op.key)
-            changed(space, from, op.key)
-            return { _tag: "Bool", value: removed }
+          return serialized(space, () => {
+            clock.now = now
+            const stamp: Stamp = { version: op.version, origin: op.origin }
+            if (!isNewer(space, op.key, stamp)) return Effect.succeed(no)
+            return settle(store.delete(op.key), (removed) => {
+              bury(space, op.key, stamp)
+              space.index.delete(op.key)
+              changed(space, from, op.key)
+              dropLease(space, op.key)
+              return removed ? done : no
+            })
           })
         default:
           return Effect.succeed({ _tag: "Failed", message: `${op._tag} is not a Partitioned operation` })
       }
     }
 
-    /** Drops what the sweep leaves behind: expired keys from the index, lapsed tombstones. */
+    /** Drops what the sweep leaves behind: expired keys from the index (kept as tombstones), lapsed tombstones. */
     const prune = (space: Space) => {
-      space.index.prune(space.clock.now)
+      for (const [key, expired] of space.index.prune(space.clock.now)) bury(space, key, expired)
       const now = live.unsafeCurrentTimeMillis()
       for (const [key, tombstone] of space.tombstones) if (tombstone.until <= now) space.tombstones.delete(key)
     }
@@ -288,16 +345,19 @@ export const make = (
       if (readers === undefined) return
       space.readers.delete(key)
       for (const reader of readers) {
-        if (reader === from || reader === self) continue
-        let byNs = pendingInvalidations.get(reader)
-        if (byNs === undefined) {
-          pendingInvalidations.set(reader, byNs = new Map())
-          setImmediate(flushInvalidations, reader)
-        }
-        let keys = byNs.get(space.name)
-        if (keys === undefined) byNs.set(space.name, keys = new Set())
-        keys.add(key)
+        if (reader !== from && reader !== self) tell(reader, space.name, key)
       }
+    }
+    /** Queues an invalidation of `key` for the near caches of `reader`, sent with the others of this turn. */
+    const tell = (reader: string, ns: string, key: string) => {
+      let byNs = pendingInvalidations.get(reader)
+      if (byNs === undefined) {
+        pendingInvalidations.set(reader, byNs = new Map())
+        setImmediate(flushInvalidations, reader)
+      }
+      let keys = byNs.get(ns)
+      if (keys === undefined) byNs.set(ns, keys = new Set())
+      keys.add(key)
     }
     const flushInvalidations = (reader: string) => {
       const byNs = pendingInvalidations.get(reader)
@@ -368,13 +428,15 @@ export const make = (
         return Effect.succeed("won" as const)
       })
 
+    /** Ends the lease of `key` (only `lease`, when given) and wakes its waiters; a put or delete of the key too. */
+    const dropLease = (space: Space, key: string, lease?: Deferred.Deferred<void>) => {
+      const running = space.leases.get(key)
+      if (running === undefined || (lease !== undefined && running !== lease)) return
+      space.leases.delete(key)
+      Deferred.unsafeDone(running, Exit.void)
+    }
     const releaseHere = (space: Space, key: string, lease?: Deferred.Deferred<void>) =>
-      Effect.suspend(() => {
-        const running = space.leases.get(key)
-        if (running === undefined || (lease !== undefined && running !== lease)) return Effect.void
-        space.leases.delete(key)
-        return Deferred.succeed(running, undefined)
-      })
+      Effect.sync(() => dropLease(space, key, lease))
 
     const remote = <A>(operation: string, self: Effect.Effect<A, CacheError | BackendError | ConfigError>) =>
       Effect.mapError(self, (cause) => failure(operation, cause))
@@ -438,37 +500,48 @@ export const make = (
       )
 
     const handoff = (space: Space, before: HashRing.HashRing, after: HashRing.HashRing) =>
-      Effect.forEach(space.index.live(space.clock.now), (key) =>
-        Effect.gen(function*() {
-          const was = HashRing.holders(before, key, copies)
-          const now = HashRing.holders(after, key, copies)
-          const targets = now.filter((m) => m !== self && !was.includes(m))
-          const keep = now.includes(self)
-          if (targets.length === 0 && keep) return
-          const entry = yield* Effect.either(space.store.get(key))
-          if (Either.isLeft(entry) || Option.isNone(entry.right)) {
-            space.index.delete(key)
-            return
-          }
-          const op: Op = {
-            _tag: "Set",
-            ns: space.name,
-            key,
-            entry: toWire(entry.right.value),
-            ifNewer: true,
-            watch: false
-          }
-          const sent = yield* Effect.either(
-            batcher.submit(targets, space.clock.now, op, true) as Effect.Effect<
-              ReadonlyArray<OpResult>,
-              NodeUnavailable
-            >
-          )
-          if (!keep && Either.isRight(sent) && sent.right.every((r) => r._tag !== "Failed")) {
-            yield* Effect.ignore(space.store.delete(key))
-            space.index.delete(key)
-          }
-        }), { concurrency: 64, discard: true })
+      Effect.forEach(space.index.live(space.clock.now), (key) => {
+        const was = HashRing.holders(before, key, copies)
+        const now = HashRing.holders(after, key, copies)
+        const targets = now.filter((m) => m !== self && !was.includes(m))
+        const keep = now.includes(self)
+        return targets.length === 0 && keep ? Effect.void : handOver(space, key, targets, keep)
+      }, { concurrency: 64, discard: true })
+
+    /** Sends `key` to its new holders `targets`, then drops it here unless `keep`. */
+    const handOver = (
+      space: Space,
+      key: string,
+      targets: ReadonlyArray<string>,
+      keep: boolean
+    ): Effect.Effect<void> =>
+      Effect.gen(function*() {
+        const entry = yield* Effect.either(space.store.get(key))
+        const indexed = space.index.get(key)
+        if (Either.isLeft(entry) || Option.isNone(entry.right) || indexed === undefined) {
+          space.index.delete(key)
+          return
+        }
+        const op: SetOp = {
+          _tag: "Set",
+          ns: space.name,
+          key,
+          entry: { ...toWire(entry.right.value), version: indexed.version },
+          origin: indexed.origin,
+          watch: false
+        }
+        const sent = yield* Effect.either(
+          batcher.submit(targets, space.clock.now, op, true) as Effect.Effect<ReadonlyArray<OpResult>, NodeUnavailable>
+        )
+        if (keep || Either.isLeft(sent) || sent.right.some((r) => r._tag === "Failed")) return
+        // Dropped only if no newer write arrived meanwhile; a newer one is handed over in its turn.
+        const newer = yield* serialized(space, () => {
+          if (space.index.get(key) !== indexed) return Effect.succeed(true)
+          space.index.delete(key)
+          return Effect.as(Effect.ignore(space.store.delete(key)), false)
+        })
+        if (newer) yield* handOver(space, key, targets, keep)
+      })
 
     yield* node.members.changes.pipe(
       Stream.runForEach((members) =>
@@ -631,6 +704,19 @@ export const make = (
                 ? new BackendError({ backend: `cluster ${peer}`, operation: "fan-out", cause: error.message })
                 : error), { concurrency: "unbounded" })
 
+      /** The write of `entry`, or why it cannot be made: its value does not encode, or no frame holds it. */
+      const setOp = (key: string, entry: Backend.Entry, version = nextVersion()): SetOp | CodecError | BackendError => {
+        const wire = encodeForWire(codec, ns, key, entry, version, node.maxFrameBytes)
+        return "value" in wire ? { _tag: "Set", ns, key, entry: wire, origin: self, watch: watching() } : wire
+      }
+
+      /** Writes `entry` at `version` on every holder; a holder that has seen a newer write keeps it. */
+      const setAt = (key: string, entry: Backend.Entry, version: number): Effect.Effect<void, CacheError> =>
+        Effect.suspend(() => {
+          const op = setOp(key, entry, version)
+          return op._tag === "Set" ? Effect.asVoid(writeAll(key, op, "set")) : Effect.fail(op)
+        })
+
       const decode = (key: string, wire: WireEntry): Effect.Effect<Backend.Entry, CodecError> => {
         const value = codec.decode(key, wire.value)
         return Either.isLeft(value)
@@ -711,23 +797,10 @@ export const make = (
           ),
         has: (key) =>
           Effect.map(read(key, { _tag: "Has", ns, key }, "has"), (result) => result._tag === "Bool" && result.value),
-        set: (key, entry) =>
-          Effect.suspend((): Effect.Effect<void, CacheError> => {
-            const encoded = codec.encode(key, entry.value)
-            if (Either.isLeft(encoded)) return Effect.fail(encoded.left)
-            const op: Op = {
-              _tag: "Set",
-              ns,
-              key,
-              entry: { value: encoded.right, expiresAt: entry.expiresAt, tags: entry.tags, version: nextVersion() },
-              ifNewer: false,
-              watch: watching()
-            }
-            return Effect.asVoid(writeAll(key, op, "set"))
-          }),
+        set: (key, entry) => setAt(key, entry, nextVersion()),
         delete: (key) =>
           Effect.map(
-            writeAll(key, { _tag: "Delete", ns, key, version: nextVersion() }, "delete"),
+            writeAll(key, { _tag: "Delete", ns, key, version: nextVersion(), origin: self }, "delete"),
             (results) => results.some((r) => r._tag === "Bool" && r.value)
           ),
         invalidateTag: (tag) =>
@@ -761,8 +834,17 @@ export const make = (
         }),
         // All keys at once: the batcher turns them into one RPC per peer.
         getMany: (keys) => Effect.forEach(keys, (key) => store.get(key), { concurrency: "unbounded" }),
+        // Every entry is checked before any is written: one that cannot be sent fails them all at once.
         setMany: (entries) =>
-          Effect.forEach(entries, ([key, entry]) => store.set(key, entry), { concurrency: "unbounded", discard: true }),
+          Effect.suspend(() => {
+            const ops: Array<SetOp> = []
+            for (const [key, entry] of entries) {
+              const op = setOp(key, entry)
+              if (op._tag !== "Set") return Effect.fail(op)
+              ops.push(op)
+            }
+            return Effect.forEach(ops, (op) => writeAll(op.key, op, "set"), { concurrency: "unbounded", discard: true })
+          }),
         deleteMany: (keys) =>
           Effect.map(
             Effect.forEach(keys, (key) => store.delete(key), { concurrency: "unbounded" }),
@@ -775,7 +857,11 @@ export const make = (
           space.watched = true
           return invalidations
         },
-        singleFlight: <A, E, R>(key: string, fetch: Effect.Effect<A, E, R>, timeoutMillis: number) => {
+        singleFlight: <A, E, R>(
+          key: string,
+          fetch: (write: (entry: Backend.Entry) => Effect.Effect<boolean, CacheError>) => Effect.Effect<A, E, R>,
+          timeoutMillis: number
+        ) => {
           const owner = ownerOf(key)
           const acquire: Effect.Effect<LeaseOutcome, NodeUnavailable | RemoteFailure> = owner === self
             ? leaseHere(space, key, timeoutMillis)
@@ -788,7 +874,20 @@ export const make = (
             // An owner that cannot be reached cannot coordinate: fetch here rather than fail.
             Effect.orElseSucceed(acquire, () => "won" as const),
             (outcome): Effect.Effect<A, E | CacheError | FetchTimeout, R> => {
-              if (outcome === "won") return Effect.ensuring(fetch, release)
+              if (outcome === "won") {
+                // The fetched value carries the version of when the lease was won: a put or delete of
+                // the key since then is newer, and every holder keeps it over the fetched value.
+                const version = nextVersion()
+                const lead = fetch((entry) => Effect.as(setAt(key, entry, version), true))
+                // A lease won late may follow another node's whole fetch: read before fetching again.
+                return Effect.ensuring(
+                  Effect.flatMap(
+                    store.get(key),
+                    Option.match({ onNone: () => lead, onSome: (entry) => Effect.succeed(entry.value as A) })
+                  ),
+                  release
+                )
+              }
               if (outcome === "timeout" || live.unsafeCurrentTimeMillis() >= deadline) {
                 return Effect.fail(new FetchTimeout({ key, timeout: timeoutMillis }))
               }
@@ -812,8 +911,8 @@ export const make = (
 
 let lastVersion = 0
 /**
- * Orders writes across nodes for handoff: wall-clock microseconds, made strictly increasing in this
- * process. A copy handed over after a partition never replaces a newer write of the same key.
+ * The version of a write's stamp: wall-clock microseconds, made strictly increasing in this
+ * process; the writer's node id breaks ties between processes.
  */
 const nextVersion = (): number => {
   const candidate = live.unsafeCurrentTimeMillis() * 1000
@@ -821,5 +920,10 @@ const nextVersion = (): number => {
   return lastVersion
 }
 
+type SetOp = Extract<Op, { readonly _tag: "Set" }>
+
+const stampOf = (op: SetOp): Stamp => ({ version: op.entry.version, origin: op.origin })
+
 const missing: OpResult = { _tag: "Missing" }
 const done: OpResult = { _tag: "Bool", value: true }
+const no: OpResult = { _tag: "Bool", value: false }

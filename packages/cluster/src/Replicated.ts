@@ -24,7 +24,7 @@
  * entry at the same moment.
  */
 import type { CacheError, Codec, Stats } from "@vela/core"
-import { Backend, CodecError, ConfigError, Topology } from "@vela/core"
+import { Backend, BackendError, CodecError, ConfigError, Topology } from "@vela/core"
 import type { Duration } from "effect"
 import { Clock, Effect, Either, Layer, Option, PubSub, Schedule, Scope, Stream } from "effect"
 import * as ClusterNode from "./ClusterNode.js"
@@ -36,7 +36,7 @@ import { RemoteFailure } from "./internal/protocol.js"
 import type { Outcome, Stamp } from "./internal/replica.js"
 import { BUCKETS, Hlc, Replica } from "./internal/replica.js"
 import * as Spaces from "./internal/spaces.js"
-import { decodeHeld, describe, fromWire, toWire } from "./internal/wire.js"
+import { decodeHeld, describe, encodeForWire, fromWire, toWire } from "./internal/wire.js"
 
 export interface ReplicatedOptions {
   /** How often a node compares its state with a random peer and pulls what differs. Default 5 s. */
@@ -455,21 +455,13 @@ export const make = (
         }
       }
 
-      const set = (key: string, entry: Backend.Entry) =>
-        Effect.suspend(() => {
-          const encoded = codec.encode(key, entry.value)
-          if (Either.isLeft(encoded)) return Effect.fail(encoded.left)
-          const wire: WireEntry = {
-            value: encoded.right,
-            expiresAt: entry.expiresAt,
-            tags: entry.tags,
-            version: hlc.next()
-          }
-          return Effect.zipRight(
-            applyPut(space, key, wire, self),
-            replicate({ _tag: "ReplicaPut", ns, key, entry: wire, origin: self })
-          )
-        })
+      /** The put of `entry`, or why it cannot be made: its value does not encode, or no frame holds it. */
+      const putOp = (key: string, entry: Backend.Entry): PutOp | CodecError | BackendError => {
+        const wire = encodeForWire(codec, ns, key, entry, hlc.next(), node.maxFrameBytes)
+        return "value" in wire ? { _tag: "ReplicaPut", ns, key, entry: wire, origin: self } : wire
+      }
+
+      const write = (op: PutOp) => Effect.zipRight(applyPut(space, op.key, op.entry, self), replicate(op))
 
       const remove = (key: string) =>
         Effect.suspend(() => {
@@ -490,7 +482,11 @@ export const make = (
             return entry instanceof CodecError ? Effect.fail(entry) : Effect.succeed(Option.some(entry))
           }),
         has: local.has,
-        set,
+        set: (key, entry) =>
+          Effect.suspend(() => {
+            const op = putOp(key, entry)
+            return op._tag === "ReplicaPut" ? write(op) : Effect.fail(op)
+          }),
         delete: remove,
         invalidateTag: (tag) =>
           Effect.suspend(() => {
@@ -504,9 +500,18 @@ export const make = (
         size: local.size,
         sweep: sweepSpace(space),
         getMany: (keys) => Effect.forEach(keys, (key) => store.get(key)),
-        // All keys at once: the batcher sends them to each peer in one RPC.
+        // All keys at once: the batcher sends them to each peer in one RPC. Every entry is checked
+        // before any is written: one that cannot be sent fails them all at once.
         setMany: (entries) =>
-          Effect.forEach(entries, ([key, entry]) => set(key, entry), { concurrency: "unbounded", discard: true }),
+          Effect.suspend(() => {
+            const ops: Array<PutOp> = []
+            for (const [key, entry] of entries) {
+              const op = putOp(key, entry)
+              if (op._tag !== "ReplicaPut") return Effect.fail(op)
+              ops.push(op)
+            }
+            return Effect.forEach(ops, write, { concurrency: "unbounded", discard: true })
+          }),
         deleteMany: (keys) =>
           Effect.map(
             Effect.forEach(keys, remove, { concurrency: "unbounded" }),
@@ -554,6 +559,8 @@ class DelegateClock implements Clock.Clock {
 }
 
 const notPartitioned = new RemoteFailure({ message: "this node serves the Replicated topology", cause: null })
+
+type PutOp = Extract<Op, { readonly _tag: "ReplicaPut" }>
 
 const yes: OpResult = { _tag: "Bool", value: true }
 const no: OpResult = { _tag: "Bool", value: false }

@@ -3,12 +3,14 @@ import { ClusterNode, Discovery } from "@vela/cluster"
 import { NodeUnavailable } from "@vela/core"
 import { Effect, Exit, Layer, Scope } from "effect"
 import { pack } from "msgpackr"
+import * as Net from "node:net"
+import * as Lane from "../src/internal/lane.js"
 import { awaitMembers, sendRaw } from "./utils.js"
 
 const fast = { heartbeatInterval: "100 millis", failureTimeout: "800 millis" } as const
 
-const start = (seeds: ReadonlyArray<string>, secret = "s3cret") =>
-  ClusterNode.make({ host: "127.0.0.1", port: 0, seeds, secret, ...fast })
+const start = (seeds: ReadonlyArray<string>, options: Partial<ClusterNode.ClusterNodeOptions> = {}) =>
+  ClusterNode.make({ host: "127.0.0.1", port: 0, seeds, secret: "s3cret", ...fast, ...options })
 
 /** One batch on `node`'s data lane to `peer`: its results, or why there are none. */
 const laneBatch = (node: ClusterNode.ClusterNode["Type"], peer: string) =>
@@ -44,7 +46,7 @@ describe("ClusterNode", () => {
     Effect.scoped(Effect.gen(function*() {
       const a = yield* start([])
       const b = yield* start([a.id])
-      const intruder = yield* start([a.id], "guess")
+      const intruder = yield* start([a.id], { secret: "guess" })
       yield* awaitMembers(a, [a.id, b.id])
       yield* Effect.sleep("1 second")
       assert.deepStrictEqual(yield* a.members.get, [a.id, b.id].sort())
@@ -64,16 +66,10 @@ describe("ClusterNode", () => {
     })), 20_000)
 
   it.live(
-    "garbage or an oversized frame gets an error reply or a closed connection; the node keeps serving",
+    "garbage or an oversized frame closes the connection, at once or within connectTimeout; the node keeps serving",
     () =>
       Effect.scoped(Effect.gen(function*() {
-        const a = yield* ClusterNode.make({
-          host: "127.0.0.1",
-          port: 0,
-          secret: "s3cret",
-          maxFrameBytes: 64 * 1024,
-          ...fast
-        })
+        const a = yield* start([], { maxFrameBytes: 64 * 1024, connectTimeout: "1 second" })
         const b = yield* start([a.id])
         yield* awaitMembers(a, [a.id, b.id])
         const port = Number(a.id.split(":")[1])
@@ -82,15 +78,16 @@ describe("ClusterNode", () => {
           Buffer.from([0xc1, 0xc1, 0xc1, 0xff, 0x00]),
           Buffer.from([0xc0, 0xc0, 0x2a]),
           Buffer.alloc(64 * 1024, 0xd9),
-          Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 7919 + 13) & 0xff))
+          Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 7919 + 13) & 0xff)),
+          // A frame header announcing 1 GiB, then more bytes than maxFrameBytes.
+          Buffer.concat([Buffer.from([0x40, 0x00, 0x00, 0x00]), Buffer.alloc(100 * 1024, 0x41)])
         ]
         for (const bytes of garbage) {
-          const outcome = yield* sendRaw(port, bytes)
-          assert.isTrue(outcome.closed || outcome.received > 0, `no reply to ${bytes.subarray(0, 8).toString("hex")}`)
+          assert.isTrue(
+            (yield* sendRaw(port, bytes, 5_000)).closed,
+            `left open: ${bytes.subarray(0, 8).toString("hex")}`
+          )
         }
-        // A string header announcing 1 GiB, then more bytes than maxFrameBytes: the connection is closed.
-        const oversized = Buffer.concat([Buffer.from([0xdb, 0x40, 0x00, 0x00, 0x00]), Buffer.alloc(100 * 1024, 0x41)])
-        assert.isTrue((yield* sendRaw(port, oversized, 2_000)).closed)
         // On the data lane: a frame over the bound, bytes that are not MessagePack, a request before
         // the handshake, or no handshake at all (closed after connectTimeout) close the connection.
         const laneGarbage = [
@@ -100,7 +97,7 @@ describe("ClusterNode", () => {
           lane()
         ]
         for (const bytes of laneGarbage) {
-          assert.isTrue((yield* sendRaw(port, bytes, 3_000)).closed, `lane left open: ${bytes.toString("hex")}`)
+          assert.isTrue((yield* sendRaw(port, bytes, 5_000)).closed, `lane left open: ${bytes.toString("hex")}`)
         }
         // An honest node still joins and is served.
         const c = yield* start([a.id])
@@ -108,8 +105,84 @@ describe("ClusterNode", () => {
         const served = yield* Effect.either(c.call(a.id, (client) => client.Size({ now: 0, ns: "x", members: [] })))
         assert.isTrue(served._tag === "Left" && served.left._tag === "RemoteFailure")
       })),
-    20_000
+    30_000
   )
+
+  it.live(
+    "a stranger's frame over the pre-auth bound is refused from its header, long before connectTimeout",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const a = yield* start([], { connectTimeout: "1 minute" })
+        const port = Number(a.id.split(":")[1])
+        const header = (length: number) => Buffer.from(new Uint32Array([length]).buffer).reverse()
+        const tooLarge = [
+          // A MessagePack bin32 header announcing 2 GB, as the RPC path reads it: a frame length.
+          Buffer.from([0xc6, 0x7f, 0xff, 0xff, 0xff]),
+          // Frames under maxFrameBytes (16 MiB) but over what a stranger may send, on both paths.
+          header(64 * 1024),
+          Buffer.concat([lane(), header(64 * 1024)])
+        ]
+        for (const bytes of tooLarge) {
+          assert.isTrue((yield* sendRaw(port, bytes, 10_000)).closed, `left open: ${bytes.toString("hex")}`)
+        }
+      })),
+    60_000
+  )
+
+  it.live(
+    "an authenticated connection idle for idleTimeout is closed; peers carry on as if it were not",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const a = yield* start([], { idleTimeout: "1 second" })
+        const b = yield* start([a.id])
+        yield* awaitMembers(a, [a.id, b.id])
+        yield* laneBatch(b, a.id)
+        // A lane that would never close itself: a closes it once it has idled for a second.
+        const closed = yield* Effect.async<void>((resume) => {
+          const idle = Lane.connect({
+            self: { id: "127.0.0.1:1", incarnation: 1 },
+            peer: a.id,
+            secret: Lane.secretOf("s3cret"),
+            maxFrameBytes: 1024 * 1024,
+            connectTimeout: 5_000,
+            requestTimeout: 5_000,
+            idleTimeout: 600_000,
+            open: (onOpen) => Net.connect({ host: "127.0.0.1", port: Number(a.id.split(":")[1]) }, onOpen),
+            onClose: () => resume(Effect.void)
+          })
+          idle.send(0, [{ _tag: "Has", ns: "x", key: "k" }], () => {})
+          return Effect.sync(() => idle.close())
+        }).pipe(Effect.timeout("10 seconds"), Effect.option)
+        assert.isTrue(closed._tag === "Some", "the idle lane was not closed")
+        // b's lane to a idled as long and was closed too; its next batch opens another. (Gossip kept
+        // b's RPC connection busy.)
+        const served = yield* laneBatch(b, a.id)
+        assert.instanceOf(served, NodeUnavailable)
+        assert.include(String(served.cause), "serves no cache topology")
+        assert.deepStrictEqual(yield* a.members.get, [a.id, b.id].sort())
+      })),
+    30_000
+  )
+
+  it.effect("a wildcard host, however spelled, is a ConfigError", () =>
+    Effect.gen(function*() {
+      const spellings = [
+        "0.0.0.0",
+        "::",
+        "[::]",
+        "0",
+        "0.0.0.0.",
+        "::0",
+        "0:0:0:0:0:0:0:0",
+        "0x0",
+        "::ffff:0.0.0.0",
+        ""
+      ]
+      for (const host of spellings) {
+        const error = yield* Effect.flip(Effect.scoped(start([], { host })))
+        assert.strictEqual(error._tag, "ConfigError", JSON.stringify(host))
+      }
+    }))
 
   it.live(
     "Discovery: a node with no seeds finds the cluster through a re-resolved hostname or a static list",

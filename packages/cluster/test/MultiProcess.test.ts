@@ -4,25 +4,14 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import type { NodeProcess } from "./utils.js"
-import { poll, sendRaw, spawnNode } from "./utils.js"
-
-const members = (node: NodeProcess, expected: ReadonlyArray<NodeProcess>) =>
-  poll(Effect.flatMap(node.request<Array<string>>("members"), (seen) => {
-    const want = expected.map((n) => n.id).sort().join(",")
-    return seen.join(",") === want ? Effect.void : Effect.fail(new Error(`${node.id} sees ${seen.join(",")}`))
-  }))
+import { poll, seesMembers, sendRaw, spawnNode, spawnThree } from "./utils.js"
 
 describe("multi-process cluster", () => {
   it.live(
     "converge from one seed, read everywhere, count once, survive SIGKILL, readmit the restarted node",
     () =>
       Effect.scoped(Effect.gen(function*() {
-        const a = yield* spawnNode({})
-        const [b, c] = yield* Effect.all([spawnNode({ SEEDS: a.id }), spawnNode({ SEEDS: a.id })], {
-          concurrency: "unbounded"
-        })
-        yield* Effect.all([a, b, c].map((n) => members(n, [a, b, c])), { concurrency: "unbounded" })
+        const [a, b, c] = yield* spawnThree()
 
         yield* a.request("putMany", { from: 0, count: 1000, tag: "tens" })
         assert.strictEqual(yield* b.request("readMany", { from: 0, count: 1000 }), 1000)
@@ -34,7 +23,7 @@ describe("multi-process cluster", () => {
 
         // SIGKILL: no leave announced; failure detection drops it, its replicas take over.
         c.child.kill("SIGKILL")
-        yield* Effect.all([members(a, [a, b]), members(b, [a, b])], { concurrency: "unbounded" })
+        yield* Effect.all([seesMembers(a, [a, b]), seesMembers(b, [a, b])], { concurrency: "unbounded" })
         assert.strictEqual(yield* a.request("readMany", { from: 0, count: 1000 }), 1000)
         assert.strictEqual(yield* b.request("readMany", { from: 0, count: 1000 }), 1000)
         assert.strictEqual(yield* b.request("size"), 1000)
@@ -42,7 +31,7 @@ describe("multi-process cluster", () => {
         // The killed node restarts at the same address and rejoins (a newer incarnation).
         const d = yield* spawnNode({ SEEDS: b.id, PORT: String(c.port) })
         assert.strictEqual(d.id, c.id)
-        yield* Effect.all([a, b, d].map((n) => members(n, [a, b, d])), { concurrency: "unbounded" })
+        yield* Effect.all([a, b, d].map((n) => seesMembers(n, [a, b, d])), { concurrency: "unbounded" })
         assert.strictEqual(yield* d.request("readMany", { from: 0, count: 1000 }), 1000)
         yield* poll(Effect.filterOrFail(d.request<number>("size"), (n) => n === 1000, (n) => new Error(`size ${n}`)))
       })),
@@ -55,7 +44,7 @@ describe("multi-process cluster", () => {
       Effect.scoped(Effect.gen(function*() {
         const a = yield* spawnNode({})
         const b = yield* spawnNode({ SEEDS: a.id })
-        yield* Effect.all([members(a, [a, b]), members(b, [a, b])], { concurrency: "unbounded" })
+        yield* Effect.all([seesMembers(a, [a, b]), seesMembers(b, [a, b])], { concurrency: "unbounded" })
         yield* a.request("putMany", { from: 0, count: 200, tag: "t" })
 
         const intruder = yield* spawnNode({ SEEDS: a.id, SECRET: "not the secret" })

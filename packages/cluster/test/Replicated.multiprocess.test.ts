@@ -4,14 +4,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import type { NodeProcess } from "./utils.js"
-import { poll, spawnNode } from "./utils.js"
-
-const members = (node: NodeProcess, expected: ReadonlyArray<NodeProcess>) =>
-  poll(Effect.flatMap(node.request<Array<string>>("members"), (seen) => {
-    const want = expected.map((n) => n.id).sort().join(",")
-    return seen.join(",") === want ? Effect.void : Effect.fail(new Error(`${node.id} sees ${seen.join(",")}`))
-  }))
+import { poll, seesMembers, spawnNode } from "./utils.js"
 
 const replicated = { TOPOLOGY: "replicated" } as const
 
@@ -25,7 +18,7 @@ describe("multi-process Replicated", () => {
           [spawnNode({ ...replicated, SEEDS: a.id }), spawnNode({ ...replicated, SEEDS: a.id })],
           { concurrency: "unbounded" }
         )
-        yield* Effect.all([a, b, c].map((n) => members(n, [a, b, c])), { concurrency: "unbounded" })
+        yield* Effect.all([a, b, c].map((n) => seesMembers(n, [a, b, c])), { concurrency: "unbounded" })
 
         yield* a.request("putMany", { from: 0, count: 1000, tag: "tens" })
         for (const node of [a, b, c]) {
@@ -46,7 +39,7 @@ describe("multi-process Replicated", () => {
 
         // SIGKILL: nothing announced; the others keep everything and keep accepting writes.
         c.child.kill("SIGKILL")
-        yield* Effect.all([members(a, [a, b]), members(b, [a, b])], { concurrency: "unbounded" })
+        yield* Effect.all([seesMembers(a, [a, b]), seesMembers(b, [a, b])], { concurrency: "unbounded" })
         yield* b.request("putMany", { from: 0, count: 1000, tag: "tens" })
         yield* a.request("putMany", { from: 1000, count: 500, tag: "tens" })
         assert.strictEqual(yield* a.request("readMany", { from: 0, count: 1500 }), 1500)

@@ -2,6 +2,7 @@
 import { ClusterNode, Partitioned, Replicated } from "@vela/cluster"
 import type { BackendError, ConfigError } from "@vela/core"
 import { Backend, Memory, Topology, Vela } from "@vela/core"
+import { openOptions } from "@vela/core/testing"
 import type { Duration, Scope } from "effect"
 import { Effect, Schedule, Stream } from "effect"
 import * as ChildProcess from "node:child_process"
@@ -82,12 +83,21 @@ export const freePort = Effect.async<number>((resume) => {
 export interface Started {
   readonly node: ClusterNode.ClusterNode["Type"]
   readonly topology: Topology.Topology["Type"]
+  /** The node's own store: what it holds, as the text the writer encoded. */
+  readonly backend: Backend.Backend["Type"]
 }
+
+/** The text `started` holds for `key` of namespace `ns` (its own copy, whoever owns the key), or `null`. */
+export const heldText = (started: Started, ns: string, key: string) =>
+  Effect.map(
+    started.backend.open(openOptions(ns)),
+    (store) => (store.sync?.get(key)?.value as { readonly text: string } | undefined)?.text ?? null
+  )
 
 /** A node with a memory backend and the `Partitioned` topology, living in the current scope. */
 export const startPartitioned = (
   seeds: ReadonlyArray<string>,
-  options: { readonly replicas?: number; readonly secret?: string } = {}
+  options: { readonly replicas?: number; readonly secret?: string; readonly maxFrameBytes?: number } = {}
 ): Effect.Effect<Started, ConfigError | BackendError, Scope.Scope> =>
   Effect.gen(function*() {
     const node = yield* ClusterNode.make({
@@ -96,19 +106,21 @@ export const startPartitioned = (
       seeds,
       secret: options.secret ?? "s3cret",
       heartbeatInterval: "100 millis",
-      failureTimeout: "1 second"
+      failureTimeout: "1 second",
+      maxFrameBytes: options.maxFrameBytes
     })
+    const backend = yield* Memory.make()
     const topology = yield* Partitioned.make({ replicas: options.replicas ?? 1 }).pipe(
       Effect.provideService(ClusterNode.ClusterNode, node),
-      Effect.provideServiceEffect(Backend.Backend, Memory.make())
+      Effect.provideService(Backend.Backend, backend)
     )
-    return { node, topology }
+    return { node, topology, backend }
   })
 
 /** A node with a memory backend and the `Replicated` topology, living in the current scope. */
 export const startReplicated = (
   seeds: ReadonlyArray<string>,
-  options: Replicated.ReplicatedOptions & { readonly port?: number } = {}
+  options: Replicated.ReplicatedOptions & { readonly port?: number; readonly maxFrameBytes?: number } = {}
 ): Effect.Effect<Started, ConfigError | BackendError, Scope.Scope> =>
   Effect.gen(function*() {
     const node = yield* ClusterNode.make({
@@ -117,13 +129,15 @@ export const startReplicated = (
       seeds,
       secret: "s3cret",
       heartbeatInterval: "100 millis",
-      failureTimeout: "1 second"
+      failureTimeout: "1 second",
+      maxFrameBytes: options.maxFrameBytes
     })
+    const backend = yield* Memory.make()
     const topology = yield* Replicated.make(options).pipe(
       Effect.provideService(ClusterNode.ClusterNode, node),
-      Effect.provideServiceEffect(Backend.Backend, Memory.make())
+      Effect.provideService(Backend.Backend, backend)
     )
-    return { node, topology }
+    return { node, topology, backend }
   })
 
 /** A cache named `name` on `topology`, closed with the current scope. */
@@ -147,8 +161,21 @@ export const spawnNode = (
     readonly PORT?: string
     /** `"replicated"` for the Replicated topology; Partitioned otherwise. */
     readonly TOPOLOGY?: string
+    /** `connectTimeout` in milliseconds. */
+    readonly CONNECT_TIMEOUT?: string
+    readonly MAX_CONNECTIONS?: string
+    /** The `"host:port"` peers dial, when not the node's own. */
+    readonly ADVERTISE?: string
+    /** `"1"`: the node's cache has a near cache. */
+    readonly NEAR?: string
   },
-  fixture = "node.mjs"
+  fixture = "node.mjs",
+  options: {
+    /** Where the process's logs go: here (default), nowhere, or an open file descriptor. */
+    readonly stderr?: "inherit" | "ignore" | number
+    /** How long it may take to be ready (default 30 s). */
+    readonly startTimeout?: number
+  } = {}
 ) =>
   Effect.acquireRelease(
     Effect.async<NodeProcess, Error>((resume) => {
@@ -156,16 +183,17 @@ export const spawnNode = (
         fileURLToPath(new URL(`./fixtures/${fixture}`, import.meta.url))
       ], {
         env: { ...process.env, PORT: "0", ...env },
-        stdio: ["pipe", "pipe", "inherit"]
+        stdio: ["pipe", "pipe", options.stderr ?? "inherit"]
       })
       const pending = new Map<number, (answer: { ok?: unknown; error?: string }) => void>()
       let next = 0
       let ready = false
       const lines = Readline.createInterface({ input: child.stdout! })
+      const startTimeout = options.startTimeout ?? 30_000
       const timer = setTimeout(() => {
         child.kill("SIGKILL")
-        resume(Effect.fail(new Error("node process did not start within 15 s")))
-      }, 15_000)
+        resume(Effect.fail(new Error(`node process did not start within ${startTimeout / 1000} s`)))
+      }, startTimeout)
       child.on("exit", () => {
         for (const answer of pending.values()) answer({ error: "process exited" })
         pending.clear()
@@ -209,6 +237,24 @@ export const spawnNode = (
         child.stdin!.end()
       })
   )
+
+/** Waits until the node in process `node` sees exactly `expected` as the live members. */
+export const seesMembers = (node: NodeProcess, expected: ReadonlyArray<NodeProcess>) =>
+  poll(Effect.flatMap(node.request<Array<string>>("members"), (seen) => {
+    const want = expected.map((n) => n.id).sort().join(",")
+    return seen.join(",") === want ? Effect.void : Effect.fail(new Error(`${node.id} sees ${seen.join(",")}`))
+  }))
+
+/** Three node processes, the first the seed of the others, once they all see each other. */
+export const spawnThree = (env: Parameters<typeof spawnNode>[0] = {}) =>
+  Effect.gen(function*() {
+    const a = yield* spawnNode(env)
+    const [b, c] = yield* Effect.all([spawnNode({ ...env, SEEDS: a.id }), spawnNode({ ...env, SEEDS: a.id })], {
+      concurrency: "unbounded"
+    })
+    yield* Effect.all([a, b, c].map((n) => seesMembers(n, [a, b, c])), { concurrency: "unbounded" })
+    return [a, b, c] as const
+  })
 
 /** Polls `check` every 50 ms until it succeeds, at most `timeout`. */
 export const poll = <A, E>(check: Effect.Effect<A, E>, timeout: Duration.DurationInput = "15 seconds") =>

@@ -109,14 +109,16 @@ export interface Store {
   readonly deleteMany?: ((keys: ReadonlyArray<string>) => Effect.Effect<number, CacheError>) | undefined
   /**
    * Single flight beyond this process (Redis lease, cluster owner), when the store offers it. The
-   * cache calls it on a `getOrFetch` miss, already coalesced within the process: it runs `fetch`
-   * (which stores the value) when this process wins the key, otherwise waits for the winner's
-   * value, at most `timeoutMillis`, and returns what the winner stored.
+   * cache calls it on a `getOrFetch` miss, already coalesced within the process. When this process
+   * wins the key, it runs `fetch` with `write`, which stores the fetched entry only while the key's
+   * lease is still this fetch's (a `put` or `delete` of the key, or `timeoutMillis` passing, takes
+   * it away) and tells whether it did. Otherwise it waits for the winner's value, at most
+   * `timeoutMillis`, and returns what the winner stored.
    */
   readonly singleFlight?:
     | (<A, E, R>(
       key: string,
-      fetch: Effect.Effect<A, E, R>,
+      fetch: (write: (entry: Entry) => Effect.Effect<boolean, CacheError>) => Effect.Effect<A, E, R>,
       timeoutMillis: number
     ) => Effect.Effect<A, E | CacheError | FetchTimeout, R>)
     | undefined

@@ -8,17 +8,28 @@
  * it leaves when the fetch ends, however it ends (success, failure, interruption at close).
  *
  * Failure: every waiter gets the fetch's own exit, so a failed fetch fails all of them with the
- * same error. Waiting is bounded (`FetchTimeout`, or a fallback value such as a stale entry); the
- * fetch itself goes on and still fills the cache when it succeeds. Waiters with the same timeout
- * have deadlines in the order they joined, so one timer fiber per distinct timeout (in practice one
- * or two: `stampedeTimeout`, `softTimeout`) sleeps until the oldest deadline and answers waiters
- * from the front. A fetch costs one fiber plus one per timeout; a waiter costs none.
+ * same error. A fetch holds its key for `holdMillis` at most: then it is interrupted, every caller
+ * still waiting gets its timeout answer, and the next caller starts a fresh fetch, so a hung fetch
+ * never blocks its key. `release` lets go of a key earlier (a `put` or `delete` of it). A fetch
+ * reads `Lease.held` before it stores its value, so one let go of never writes.
+ *
+ * Waiting is bounded (`FetchTimeout`, or a fallback value such as a stale entry). Waiters with the
+ * same timeout shorter than the hold have deadlines in the order they joined, so one timer fiber per
+ * distinct timeout (in practice `softTimeout`) sleeps until the oldest deadline and answers waiters
+ * from the front; the hold's own timer answers the rest. A fetch costs two fibers plus one per
+ * shorter timeout; a waiter costs none.
  *
  * Follows the `singleflight` of Go's groupcache, with per-waiter deadlines as in Caffeine's
  * `AsyncCache` `orTimeout`.
  */
 import type { Clock, Fiber, Scope } from "effect"
 import { Duration, Effect, type Exit, FiberId } from "effect"
+
+/** A fetch's hold on its key. */
+export interface Lease {
+  /** `false` once the fetch was let go of (released, or past the hold): it must not store its value. */
+  readonly held: boolean
+}
 
 /** How long a caller waits, and what it gets when it stops waiting. */
 export interface Wait<A, E> {
@@ -33,37 +44,56 @@ export interface Coalescer {
    */
   readonly run: <A, E, R, E2>(
     key: string,
-    fetch: Effect.Effect<A, E, R>,
+    fetch: (lease: Lease) => Effect.Effect<A, E, R>,
     onJoin: () => void,
     wait: Wait<A, E2>
   ) => Effect.Effect<A, E | E2, R>
   /** Whether a fetch of `key` is running. */
   readonly running: (key: string) => boolean
+  /** Lets go of `key`: its running fetch no longer stores its value, and the next caller fetches afresh. */
+  readonly release: (key: string) => void
+  /** `release` of every key. */
+  readonly releaseAll: () => void
 }
 
-export const make = (scope: Scope.Scope, clock: Clock.Clock): Coalescer => {
+/** A coalescer whose fetches hold their key `holdMillis` at most. */
+export const make = (scope: Scope.Scope, clock: Clock.Clock, holdMillis: number): Coalescer => {
   const flights = new Map<string, Flight>()
+  const release = (key: string, flight = flights.get(key)) => {
+    if (flight === undefined) return
+    flight.held = false
+    if (flights.get(key) === flight) flights.delete(key)
+  }
   return {
-    run: <A, E, R, E2>(key: string, fetch: Effect.Effect<A, E, R>, onJoin: () => void, wait: Wait<A, E2>) =>
+    run: <A, E, R, E2>(
+      key: string,
+      fetch: (lease: Lease) => Effect.Effect<A, E, R>,
+      onJoin: () => void,
+      wait: Wait<A, E2>
+    ) =>
       Effect.suspend((): Effect.Effect<A, E | E2, R> => {
         const current = flights.get(key)
         if (current !== undefined) {
           onJoin()
           return current.wait(wait) as Effect.Effect<A, E | E2>
         }
-        const flight = new Flight(clock, scope)
+        const flight = new Flight(clock, scope, holdMillis)
         flights.set(key, flight)
         const settle = (exit: Exit.Exit<A, E>) =>
           Effect.sync(() => {
-            flights.delete(key)
+            release(key, flight)
             flight.settle(exit)
           })
-        return Effect.zipRight(
-          Effect.forkIn(Effect.onExit(fetch, settle), scope),
-          flight.wait(wait) as Effect.Effect<A, E | E2>
+        return Effect.forkIn(Effect.onExit(fetch(flight), settle), scope).pipe(
+          Effect.tap((fiber) => flight.hold(fiber, () => release(key, flight))),
+          Effect.zipRight(flight.wait(wait) as Effect.Effect<A, E | E2>)
         )
       }),
-    running: (key) => flights.has(key)
+    running: (key) => flights.has(key),
+    release: (key) => release(key),
+    releaseAll: () => {
+      for (const [key, flight] of flights) release(key, flight)
+    }
   }
 }
 
@@ -83,18 +113,22 @@ interface Queue {
 }
 
 /** One running fetch and the callers waiting for it. */
-class Flight {
+class Flight implements Lease {
+  held = true
   #exit: Exit.Exit<unknown, unknown> | undefined
+  #expired = false
+  /** Waiters by timeout; those whose timeout is not shorter than the hold under `Infinity`, without a timer. */
   readonly #queues = new Map<number, Queue>()
-  readonly #timers: Array<Fiber.RuntimeFiber<void>> = []
+  readonly #timers: Array<Fiber.RuntimeFiber<unknown>> = []
 
-  constructor(readonly clock: Clock.Clock, readonly scope: Scope.Scope) {}
+  constructor(readonly clock: Clock.Clock, readonly scope: Scope.Scope, readonly holdMillis: number) {}
 
   wait<A, E>(wait: Wait<A, E>): Effect.Effect<unknown, unknown> {
     return Effect.suspend(() => {
       if (this.#exit !== undefined) return this.#exit
-      if (wait.timeoutMillis <= 0) return wait.onTimeout()
-      const existing = this.#queues.get(wait.timeoutMillis)
+      if (wait.timeoutMillis <= 0 || this.#expired) return wait.onTimeout()
+      const timeout = wait.timeoutMillis < this.holdMillis ? wait.timeoutMillis : Infinity
+      const existing = this.#queues.get(timeout)
       const queue = existing ?? { waiters: [], first: 0 }
       const waiting = Effect.async<unknown, unknown>((resume) => {
         if (this.#exit !== undefined) return resume(this.#exit)
@@ -104,19 +138,43 @@ class Flight {
         return Effect.sync(() => waiter.resume = undefined)
       })
       if (existing !== undefined) return waiting
-      this.#queues.set(wait.timeoutMillis, queue)
+      this.#queues.set(timeout, queue)
+      if (timeout === Infinity) return waiting
       const timer = Effect.tap(
-        Effect.forkIn(this.#timer(queue, wait.timeoutMillis), this.scope),
+        Effect.forkIn(this.#timer(queue, timeout), this.scope),
         (fiber) => this.#timers.push(fiber)
       )
       return Effect.zipRight(timer, waiting)
     })
   }
 
+  /**
+   * Ends the hold after `holdMillis`: `letGo`, answer every waiter with its timeout answer, and
+   * interrupt `fetch`, whose exit then reaches nobody.
+   */
+  hold(fetch: Fiber.RuntimeFiber<unknown, unknown>, letGo: () => void): Effect.Effect<void> {
+    if (this.#exit !== undefined) return Effect.void
+    const expire = Effect.sync(() => {
+      if (this.#exit !== undefined) return
+      this.#expired = true
+      letGo()
+      this.#answerAll((waiter) => waiter.onTimeout())
+      fetch.unsafeInterruptAsFork(FiberId.none)
+    })
+    return Effect.asVoid(Effect.tap(
+      Effect.forkIn(Effect.zipRight(this.clock.sleep(Duration.millis(this.holdMillis)), expire), this.scope),
+      (fiber) => this.#timers.push(fiber)
+    ))
+  }
+
   settle(exit: Exit.Exit<unknown, unknown>): void {
     this.#exit = exit
+    this.#answerAll(() => exit)
+  }
+
+  #answerAll(answerOf: (waiter: Waiter) => Effect.Effect<unknown, unknown>): void {
     for (const queue of this.#queues.values()) {
-      for (let i = queue.first; i < queue.waiters.length; i++) answer(queue.waiters[i], exit)
+      for (let i = queue.first; i < queue.waiters.length; i++) answer(queue.waiters[i], answerOf(queue.waiters[i]))
     }
     this.#queues.clear()
     for (const timer of this.#timers) timer.unsafeInterruptAsFork(FiberId.none)

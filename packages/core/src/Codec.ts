@@ -90,7 +90,7 @@ const toJson = (value: unknown, path: string): unknown => {
   }
   const out: Record<string, unknown> = {}
   for (const [k, v] of Object.entries(value as object)) {
-    if (v !== undefined) out[k] = toJson(v, `${path}.${k}`)
+    if (v !== undefined) setOwn(out, k, toJson(v, `${path}.${k}`))
   }
   // A plain object that happens to carry our tag key is wrapped so decoding leaves it alone.
   return TAG in out ? { [TAG]: "Object", v: out } : out
@@ -102,7 +102,7 @@ const fromJson = (value: unknown): unknown => {
   const record = value as Record<string, unknown>
   if (!(TAG in record)) {
     const out: Record<string, unknown> = {}
-    for (const [k, v] of Object.entries(record)) out[k] = fromJson(v)
+    for (const [k, v] of Object.entries(record)) setOwn(out, k, fromJson(v))
     return out
   }
   const v = record.v
@@ -121,10 +121,17 @@ const fromJson = (value: unknown): unknown => {
       return new Set((v as Array<unknown>).map(fromJson))
     case "Object": {
       const out: Record<string, unknown> = {}
-      for (const [k, item] of Object.entries(v as Record<string, unknown>)) out[k] = fromJson(item)
+      for (const [k, item] of Object.entries(v as Record<string, unknown>)) setOwn(out, k, fromJson(item))
       return out
     }
     default:
       throw new TypeError(`unknown encoded type ${JSON.stringify(record[TAG])}`)
   }
+}
+
+/** `out[k] = v` as an own property even for `"__proto__"`, which assignment would take as the prototype. */
+const setOwn = (out: Record<string, unknown>, k: string, v: unknown): void => {
+  if (k === "__proto__") {
+    Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true })
+  } else out[k] = v
 }

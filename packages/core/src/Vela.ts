@@ -137,6 +137,8 @@ export const resolve = <V, I>(
   config: Config<V, I> & { readonly name: string }
 ): Either.Either<ResolvedConfig, ConfigError> =>
   Either.gen(function*() {
+    const unknown = Check.options("config", config, configFields)
+    if (unknown !== undefined) return yield* Either.left(unknown)
     if (typeof config.name !== "string" || config.name.length === 0) {
       return yield* Either.left(new ConfigError({ field: "name", reason: "expected a non-empty string" }))
     }
@@ -152,18 +154,18 @@ export const resolve = <V, I>(
     }
     return {
       name: config.name,
-      defaultTtl: yield* Check.millis("defaultTtl", config.defaultTtl ?? "infinity", true),
+      defaultTtl: yield* Check.ttl("defaultTtl", config.defaultTtl ?? "infinity"),
       maxSize: yield* Check.size("maxSize", config.maxSize ?? "infinity"),
       evictionPolicy: yield* Check.policy(config.evictionPolicy ?? "ttl-only"),
       stampedeProtection: yield* Check.boolean("stampedeProtection", config.stampedeProtection ?? true),
-      stampedeTimeout: yield* Check.millis("stampedeTimeout", config.stampedeTimeout ?? "5 seconds", false),
+      stampedeTimeout: yield* Check.timer("stampedeTimeout", config.stampedeTimeout ?? "5 seconds", false),
       statsEnabled: yield* Check.boolean("statsEnabled", config.statsEnabled ?? true),
       telemetryPrefix: prefix,
-      sweepInterval: yield* Check.millis("sweepInterval", config.sweepInterval ?? "30 seconds", false),
+      sweepInterval: yield* Check.timer("sweepInterval", config.sweepInterval ?? "30 seconds", false),
       codec: config.value === undefined ? Codec.json : Codec.fromSchema(config.value),
       grace: yield* Check.millis("grace", config.grace ?? 0, false, true),
-      softTimeout: yield* Check.millis("softTimeout", config.softTimeout ?? 0, false, true),
-      hardTimeout: yield* Check.millis("hardTimeout", config.hardTimeout ?? "infinity", true),
+      softTimeout: yield* Check.timer("softTimeout", config.softTimeout ?? 0, false, true),
+      hardTimeout: yield* Check.timer("hardTimeout", config.hardTimeout ?? "infinity", true),
       refreshBackoff: yield* Check.millis("refreshBackoff", config.refreshBackoff ?? "5 seconds", false, true)
     }
   })
@@ -205,16 +207,41 @@ export const make = <V = unknown, I = unknown>(
     yield* Effect.forkIn(
       Effect.schedule(
         Effect.catchAllCause(
-          recordSize === undefined || store.sync?.authoritative !== true
-            ? store.sweep
-            : Effect.flatMap(store.sweep, () => Effect.map(store.size, recordSize)),
+          Effect.zipRight(
+            Effect.sync(() => pruneBackoff()),
+            recordSize === undefined || store.sync?.authoritative !== true
+              ? store.sweep
+              : Effect.flatMap(store.sweep, () => Effect.map(store.size, recordSize))
+          ),
           (cause) => Effect.annotateLogs(Effect.logWarning("sweep failed", cause), { cache: name, operation: "sweep" })
         ),
         Schedule.spaced(resolved.sweepInterval)
       ),
       scope
     )
-    const coalescer = Coalescer.make(scope, clock)
+    const coalescer = Coalescer.make(scope, clock, resolved.stampedeTimeout)
+    /** Fetches run without the coalescer (`stampedeProtection: false`), by key, so a write can take their lease. */
+    const unshared = new Map<string, Set<{ held: boolean }>>()
+    /** Keys whose refresh failed, and until when their stale value is served without another try. */
+    const backoff = new Map<string, number>()
+    /**
+     * A write or removal of `key` wins over its fetches in flight: they no longer store their value,
+     * and the next `getOrFetch` reads and fetches afresh. What was known of the old entry goes too.
+     */
+    const drop = (key: string) => {
+      coalescer.release(key)
+      backoff.delete(key)
+      const leases = unshared.get(key)
+      if (leases === undefined) return
+      for (const lease of leases) lease.held = false
+      unshared.delete(key)
+    }
+    /** `drop` of every key, for changes that do not name their keys (`flush`, `invalidateTag`). */
+    const dropAll = () => {
+      coalescer.releaseAll()
+      backoff.clear()
+      for (const key of Array.from(unshared.keys())) drop(key)
+    }
     const closedError = new CacheClosed({ cache: name })
 
     // Reads
@@ -363,13 +390,14 @@ export const make = <V = unknown, I = unknown>(
     // Writes
 
     const defaults = Either.right({ ttl: resolved.defaultTtl, tags: [] as ReadonlyArray<string> })
+    /** The ttl and tags of `options`, already checked to be an object of known options (or `undefined`). */
     const entryOptions = (
       options: PutOptions | undefined
     ): Either.Either<{ ttl: number; tags: ReadonlyArray<string> }, ConfigError> => {
       if (options === undefined || (options.ttl === undefined && options.tags === undefined)) {
         return defaults
       }
-      const ttl = options.ttl === undefined ? Either.right(resolved.defaultTtl) : Check.millis("ttl", options.ttl, true)
+      const ttl = options.ttl === undefined ? Either.right(resolved.defaultTtl) : Check.ttl("ttl", options.ttl)
       if (Either.isLeft(ttl)) {
         return Either.left(ttl.left)
       }
@@ -388,6 +416,10 @@ export const make = <V = unknown, I = unknown>(
       }
       if (value === undefined) {
         return Either.left(new CodecError({ key, direction: "encode", cause: "undefined cannot be stored" }))
+      }
+      const malformed = Check.options("options", options, putFields)
+      if (malformed !== undefined) {
+        return Either.left(malformed)
       }
       const parsed = entryOptions(options)
       if (Either.isLeft(parsed)) {
@@ -429,13 +461,16 @@ export const make = <V = unknown, I = unknown>(
     const put = (key: string, value: V, options?: PutOptions): Effect.Effect<void, CacheError> =>
       Effect.suspend(() => {
         const prepared = prepare(key, value, options)
-        return Either.isLeft(prepared) ? Effect.fail(prepared.left) : write(key, prepared.right)
+        if (Either.isLeft(prepared)) return Effect.fail(prepared.left)
+        drop(key)
+        return write(key, prepared.right)
       })
 
     /** `put` straight into an in-memory store; the failure, if any, is returned. */
     const putSync = sync?.set === undefined ? undefined : (key: string, value: V, options?: PutOptions) => {
       const prepared = prepare(key, value, options)
       if (Either.isLeft(prepared)) return prepared.left
+      drop(key)
       const started = start()
       sync.set!(key, prepared.right)
       wrote(key, prepared.right, started)
@@ -451,6 +486,7 @@ export const make = <V = unknown, I = unknown>(
     ) => {
       const prepared = prepare(key, value, options)
       if (Either.isLeft(prepared)) return done(prepared.left)
+      drop(key)
       const started = start()
       setCallback(key, prepared.right, (failure) => {
         if (failure === undefined) wrote(key, prepared.right, started)
@@ -462,6 +498,7 @@ export const make = <V = unknown, I = unknown>(
       Effect.suspend(() => {
         const invalid = check(key)
         if (invalid !== undefined) return Effect.fail(invalid)
+        drop(key)
         const started = start()
         return Effect.map(store.delete(key), (removed) => {
           if (removed) counters.deletes.add(1)
@@ -480,7 +517,10 @@ export const make = <V = unknown, I = unknown>(
 
     const flush = Effect.suspend(() => {
       const started = start()
-      return Effect.tap(whenOpen(store.clear), () => emit?.("flush", started, {}))
+      return Effect.tap(
+        whenOpen(Effect.zipRight(Effect.sync(dropAll), store.clear)),
+        () => emit?.("flush", started, {})
+      )
     })
 
     const invalidateTag = (tag: string): Effect.Effect<number, CacheError> =>
@@ -489,6 +529,7 @@ export const make = <V = unknown, I = unknown>(
         if (typeof tag !== "string" || tag.length === 0) {
           return Effect.fail(new ConfigError({ field: "tag", reason: "expected a non-empty string" }))
         }
+        dropAll()
         const started = start()
         return Effect.map(store.invalidateTag(tag), (count) => {
           counters.deletes.add(count)
@@ -501,6 +542,8 @@ export const make = <V = unknown, I = unknown>(
 
     /** What a `getOrFetch` does on a miss or a stale read, from its options and the config's defaults. */
     const fetchPlan = (options: FetchOptions<V> | undefined): Either.Either<FetchPlan<V>, ConfigError> => {
+      const malformed = Check.options("options", options, fetchFields)
+      if (malformed !== undefined) return Either.left(malformed)
       const entry = entryOptions(options)
       if (Either.isLeft(entry)) return Either.left(entry.left)
       if (options === undefined) return Either.right({ ...entry.right, ...fetchDefaults, cacheIf: undefined })
@@ -510,11 +553,11 @@ export const make = <V = unknown, I = unknown>(
       if (Either.isLeft(grace)) return Either.left(grace.left)
       const softTimeout = options.softTimeout === undefined
         ? Either.right(resolved.softTimeout)
-        : Check.millis("softTimeout", options.softTimeout, false, true)
+        : Check.timer("softTimeout", options.softTimeout, false, true)
       if (Either.isLeft(softTimeout)) return Either.left(softTimeout.left)
       const hardTimeout = options.hardTimeout === undefined
         ? Either.right(resolved.hardTimeout)
-        : Check.millis("hardTimeout", options.hardTimeout, true)
+        : Check.timer("hardTimeout", options.hardTimeout, true)
       if (Either.isLeft(hardTimeout)) return Either.left(hardTimeout.left)
       if (options.cacheIf !== undefined && typeof options.cacheIf !== "function") {
         return Either.left(new ConfigError({ field: "cacheIf", reason: "expected a function" }))
@@ -538,24 +581,45 @@ export const make = <V = unknown, I = unknown>(
       const now = clock.unsafeCurrentTimeMillis()
       if (ttl === Infinity) return { value, expiresAt: null, tags: plan.tags, version: 0 }
       if (plan.grace === 0) return { value, expiresAt: now + ttl, tags: plan.tags, version: 0 }
-      return { value: new Graced(value, now + ttl), expiresAt: now + ttl + plan.grace, tags: plan.tags, version: 0 }
+      // A grace that reaches past the longest TTL keeps the stale value with no expiry.
+      const kept = ttl + plan.grace > Check.maxTtlMillis ? null : now + ttl + plan.grace
+      return { value: new Graced(value, now + ttl), expiresAt: kept, tags: plan.tags, version: 0 }
     }
 
-    /** Stores a fetched value as `cacheIf` decides; `undefined` is never cached. */
-    const storeFetched = (key: string, value: V, plan: FetchPlan<V>): Effect.Effect<void, CacheError> => {
+    /** Stores a fetched value through `save` as `cacheIf` decides; `undefined` is never cached. */
+    const storeFetched = (value: V, plan: FetchPlan<V>, save: Save): Effect.Effect<void, CacheError> => {
       if (value === undefined) return Effect.void
       const decision = plan.cacheIf === undefined ? true : plan.cacheIf(value)
       if (decision === false) return Effect.void
-      if (decision === true) return write(key, fetchedEntry(value, plan.ttl, plan))
-      const ttl = Check.millis("cacheIf", decision, true)
-      return Either.isLeft(ttl) ? Effect.fail(ttl.left) : write(key, fetchedEntry(value, ttl.right, plan))
+      if (decision === true) return save(fetchedEntry(value, plan.ttl, plan))
+      const ttl = Check.ttl("cacheIf", decision)
+      return Either.isLeft(ttl) ? Effect.fail(ttl.left) : save(fetchedEntry(value, ttl.right, plan))
+    }
+
+    /** Writes a fetched entry while `lease` holds the key: a `put` or `delete` since then wins. */
+    const saveHeld = (key: string, lease: Coalescer.Lease): Save => (entry) =>
+      lease.held ? write(key, entry) : Effect.void
+
+    /** `saveHeld` through a store's single flight, whose `write` also checks the lease beyond this process. */
+    const saveLeased = (
+      key: string,
+      lease: Coalescer.Lease,
+      leased: (entry: Entry) => Effect.Effect<boolean, CacheError>
+    ): Save =>
+    (entry) => {
+      if (!lease.held) return Effect.void
+      const started = start()
+      return Effect.map(leased(entry), (stored) => {
+        if (stored) wrote(key, entry, started)
+      })
     }
 
     const fetchAndStore = <E, R>(
       key: string,
       fetch: (key: string) => Effect.Effect<V, E, R>,
       plan: FetchPlan<V>,
-      refresh: boolean
+      refresh: boolean,
+      save: Save
     ): Effect.Effect<V, E | FetchTimeout | CacheError, R> =>
       Effect.suspend(() => {
         const started = start()
@@ -572,43 +636,75 @@ export const make = <V = unknown, I = unknown>(
               emit?.("fetch", started, { key, result: Exit.isSuccess(exit) ? "ok" : "error" })
             })
           ),
-          Effect.tap((value) => storeFetched(key, value, plan))
+          Effect.tap((value) => storeFetched(value, plan, save))
         )
       })
 
-    const joined = (key: string) => {
+    /** Counts and reports a caller that waits on another caller's fetch; `unread`: its read as a miss too. */
+    const joined = (key: string, unread: boolean) => {
+      if (unread) {
+        counters.misses.add(1)
+        emit?.("get", noStart, { key, result: "miss" })
+      }
       counters.coalesced.add(1)
       emit?.("fetch", start(), { key, result: "coalesced" })
     }
+
+    /** A fetch of its own with `stampedeProtection: false`, whose value a write of the key meanwhile wins over. */
+    const fetchUnshared = <E, R>(
+      key: string,
+      fetch: (key: string) => Effect.Effect<V, E, R>,
+      plan: FetchPlan<V>
+    ): Effect.Effect<V, E | FetchTimeout | CacheError, R> =>
+      Effect.suspend(() => {
+        const lease = { held: true }
+        let leases = unshared.get(key)
+        if (leases === undefined) unshared.set(key, leases = new Set())
+        leases.add(lease)
+        const done = Effect.sync(() => {
+          leases.delete(lease)
+          if (leases.size === 0 && unshared.get(key) === leases) unshared.delete(key)
+        })
+        return Effect.ensuring(fetchAndStore(key, fetch, plan, false, saveHeld(key, lease)), done)
+      })
 
     /** The fetch of a key known to be missing: coalesced in this process, and beyond where the store can. */
     const onMiss = <E, R>(
       key: string,
       fetch: (key: string) => Effect.Effect<V, E, R>,
-      plan: FetchPlan<V>
+      plan: FetchPlan<V>,
+      unread = false
     ): Effect.Effect<V, E | FetchTimeout | CacheError, R> => {
-      const fetchOnce = fetchAndStore(key, fetch, plan, false)
-      if (!resolved.stampedeProtection) return fetchOnce
+      if (!resolved.stampedeProtection) return fetchUnshared(key, fetch, plan)
       const timeout = resolved.stampedeTimeout
+      const singleFlight = store.singleFlight
       return coalescer.run(
         key,
-        store.singleFlight === undefined
-          ? fetchOnce
-          // A waiter gets what the winner stored, which carries its freshness when fetched with grace.
-          : Effect.map(store.singleFlight(key, fetchOnce, timeout), (value) =>
-            value instanceof Graced ? value.value as V : value),
-        () =>
-          joined(key),
+        (lease) =>
+          singleFlight === undefined
+            ? fetchAndStore(key, fetch, plan, false, saveHeld(key, lease))
+            // A waiter gets what the winner stored, which carries its freshness when fetched with grace.
+            : Effect.map(
+              singleFlight(
+                key,
+                (leased) => fetchAndStore(key, fetch, plan, false, saveLeased(key, lease, leased)),
+                timeout
+              ),
+              (value) => value instanceof Graced ? value.value as V : value
+            ),
+        () => joined(key, unread),
         {
           timeoutMillis: timeout,
-          onTimeout: () =>
-            Effect.fail(new FetchTimeout({ key, timeout }))
+          onTimeout: () => Effect.fail(new FetchTimeout({ key, timeout }))
         }
       )
     }
 
-    /** Keys whose refresh failed, and until when their stale value is served without another try. */
-    const backoff = new Map<string, number>()
+    /** Forgets backoffs that ran out; run with the sweeper, so keys never refreshed again are not kept. */
+    const pruneBackoff = () => {
+      const now = clock.unsafeCurrentTimeMillis()
+      for (const [key, until] of backoff) if (until <= now) backoff.delete(key)
+    }
     /** The stale value of each key being refreshed, for callers that join the refresh. */
     const refreshing = new Map<string, { readonly value: V }>()
 
@@ -620,7 +716,8 @@ export const make = <V = unknown, I = unknown>(
       key: string,
       stale: V,
       fetch: (key: string) => Effect.Effect<V, E, R>,
-      plan: FetchPlan<V>
+      plan: FetchPlan<V>,
+      unread = false
     ): Effect.Effect<V, never, R> => {
       const serveStale = () =>
         Effect.sync(() => {
@@ -631,17 +728,22 @@ export const make = <V = unknown, I = unknown>(
       const now = clock.unsafeCurrentTimeMillis()
       if ((backoff.get(key) ?? 0) > now) return serveStale()
       backoff.delete(key)
-      const refresh = fetchAndStore(key, fetch, plan, true).pipe(
-        Effect.tapError(() =>
-          Effect.sync(() => {
-            counters.refreshErrors.add(1)
-            backoff.set(key, clock.unsafeCurrentTimeMillis() + resolved.refreshBackoff)
-          })
-        ),
-        Effect.ensuring(Effect.sync(() => refreshing.delete(key)))
-      )
-      if (!coalescer.running(key)) refreshing.set(key, { value: stale })
-      return coalescer.run(key, refresh, () => joined(key), {
+      const mine = { value: stale }
+      const refresh = (lease: Coalescer.Lease) =>
+        fetchAndStore(key, fetch, plan, true, saveHeld(key, lease)).pipe(
+          Effect.tapError(() =>
+            Effect.sync(() => {
+              counters.refreshErrors.add(1)
+              // A refresh let go of (its key written, removed or flushed) leaves no backoff behind.
+              if (lease.held) backoff.set(key, clock.unsafeCurrentTimeMillis() + resolved.refreshBackoff)
+            })
+          ),
+          Effect.ensuring(Effect.sync(() => {
+            if (refreshing.get(key) === mine) refreshing.delete(key)
+          }))
+        )
+      if (!coalescer.running(key)) refreshing.set(key, mine)
+      return coalescer.run(key, refresh, () => joined(key, unread), {
         timeoutMillis: plan.softTimeout,
         onTimeout: serveStale
       }).pipe(Effect.catchAll(serveStale))
@@ -655,15 +757,21 @@ export const make = <V = unknown, I = unknown>(
       Effect.suspend(() => {
         const invalid = check(key)
         if (invalid !== undefined) return Effect.fail(invalid)
+        if (typeof fetch !== "function") {
+          return Effect.fail(new ConfigError({ field: "fetch", reason: "expected a function of the key" }))
+        }
         const found = readSync(key)
         if (found !== Unknown && found !== Miss) return Effect.succeed(found as V)
         const plan = fetchPlan(options)
         if (Either.isLeft(plan)) return Effect.fail(plan.left)
         if (found === Miss) return onMiss(key, fetch, plan.right)
-        // A fetch of this key is already running here: join it rather than ask a remote store first.
+        // A fetch of this key is already running here: join it rather than ask a remote store first
+        // (the read it skips counts as a miss, as it would have been one).
         if (resolved.stampedeProtection && coalescer.running(key)) {
           const stale = refreshing.get(key)
-          return stale === undefined ? onMiss(key, fetch, plan.right) : onStale(key, stale.value, fetch, plan.right)
+          return stale === undefined
+            ? onMiss(key, fetch, plan.right, true)
+            : onStale(key, stale.value, fetch, plan.right, true)
         }
         return lookup(key).pipe(
           // Data that no longer decodes is counted and fetched again, never a crash.
@@ -736,7 +844,18 @@ export const make = <V = unknown, I = unknown>(
       options?: PutOptions
     ): Effect.Effect<void, CacheError> =>
       Effect.suspend(() => {
-        const invalid = checkAll(Array.isArray(entries) ? entries.map(([key]) => key) : (entries as never))
+        if (!Array.isArray(entries) || !entries.every((entry) => Array.isArray(entry) && entry.length <= 3)) {
+          return Effect.fail(
+            new ConfigError({ field: "entries", reason: "expected an array of [key, value, options?] tuples" })
+          )
+        }
+        const malformed = Check.options("options", options, putFields) ??
+          entries.reduce<ConfigError | undefined>(
+            (found, [, , own]) => found ?? Check.options("options", own, putFields),
+            undefined
+          )
+        if (malformed !== undefined) return Effect.fail(malformed)
+        const invalid = checkAll(entries.map(([key]) => key))
         if (invalid !== undefined) return Effect.fail(invalid)
         const now = clock.unsafeCurrentTimeMillis()
         const batch: Array<readonly [string, Entry]> = []
@@ -749,6 +868,7 @@ export const make = <V = unknown, I = unknown>(
           const { tags, ttl } = parsed.right
           batch.push([key, { value, expiresAt: ttl === Infinity ? null : now + ttl, tags, version: 0 }])
         }
+        for (const [key] of batch) drop(key)
         const started = start()
         return Effect.map(Batch.setMany(store, batch), () => {
           counters.writes.add(batch.length)
@@ -762,6 +882,7 @@ export const make = <V = unknown, I = unknown>(
       Effect.suspend(() => {
         const invalid = checkAll(keys)
         if (invalid !== undefined) return Effect.fail(invalid)
+        for (const key of keys) drop(key)
         return Effect.tap(Batch.deleteMany(store, keys), (removed) => counters.deletes.add(removed))
       })
 
@@ -842,6 +963,35 @@ type Lookup<V> =
   | { readonly _tag: "Missing" }
 
 const missing: Lookup<never> = { _tag: "Missing" }
+
+/** Stores a fetched entry, or leaves it out when the fetch no longer holds its key. */
+type Save = (entry: Entry) => Effect.Effect<void, CacheError>
+
+/** The fields of `Config`, `PutOptions` and `FetchOptions`: any other key is a typo. */
+const configFields: ReadonlyArray<keyof Config> = [
+  "name",
+  "defaultTtl",
+  "maxSize",
+  "evictionPolicy",
+  "stampedeProtection",
+  "stampedeTimeout",
+  "statsEnabled",
+  "telemetryPrefix",
+  "sweepInterval",
+  "value",
+  "grace",
+  "softTimeout",
+  "hardTimeout",
+  "refreshBackoff"
+]
+const putFields: ReadonlyArray<keyof PutOptions> = ["ttl", "tags"]
+const fetchFields: ReadonlyArray<keyof FetchOptions<unknown>> = [
+  ...putFields,
+  "grace",
+  "softTimeout",
+  "hardTimeout",
+  "cacheIf"
+]
 
 interface FetchPlan<V> {
   readonly ttl: number

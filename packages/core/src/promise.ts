@@ -111,6 +111,7 @@ export const createCache = <V = unknown, I = V>(options: CacheOptions<V, I> = {}
   const name = config.name ?? "default"
   const resolved = Vela.resolve({ ...config, name })
   if (Either.isLeft(resolved)) throw resolved.left
+  const { stampedeProtection } = resolved.right
 
   const tag = Context.GenericTag<Vela.Cache<V>>(`@vela/core/promise/${name}`)
   const withNear = nearCache === undefined || nearCache === false
@@ -207,7 +208,12 @@ export const createCache = <V = unknown, I = V>(options: CacheOptions<V, I> = {}
       if (gathered.push({ key, resolve, reject }) === 1) queueMicrotask(flushGets)
     })
 
+  /** The `getOrFetch` of each key running in this facade, shared by its concurrent misses. */
   const inflight = new Map<string, Promise<V>>()
+  /** A write or removal of a key wins over its fetch in flight: later misses do not join it. */
+  const forget = (keys: Iterable<unknown>) => {
+    for (const key of keys) inflight.delete(key as string)
+  }
 
   const getOrFetch = (key: string, fetch: (key: string) => V | PromiseLike<V>, putOptions?: Vela.FetchOptions<V>) => {
     if (closed) return Promise.reject(closedError)
@@ -218,19 +224,23 @@ export const createCache = <V = unknown, I = V>(options: CacheOptions<V, I> = {}
       return Promise.reject(error)
     }
     if (found !== Unknown && found !== Miss) return Promise.resolve(found as V)
-    const running = inflight.get(key)
+    const running = stampedeProtection ? inflight.get(key) : undefined
     if (running !== undefined) {
-      unsafe?.joined(key)
+      unsafe?.joined(key, found === Unknown)
       return running
     }
     const fetchEffect = (k: string) =>
       Effect.tryPromise({ try: async () => fetch(k), catch: (thrown) => new Thrown(thrown) })
     const known = unsafe
-    const promise = run((c): Effect.Effect<V, unknown> =>
+    const fetched = run((c): Effect.Effect<V, unknown> =>
       found === Miss && known !== undefined
         ? known.fetchMiss(key, fetchEffect, putOptions) as Effect.Effect<V, unknown>
         : c.getOrFetch(key, fetchEffect, putOptions)
-    ).finally(() => inflight.delete(key))
+    )
+    if (!stampedeProtection) return fetched
+    const promise = fetched.finally(() => {
+      if (inflight.get(key) === promise) inflight.delete(key)
+    })
     inflight.set(key, promise)
     return promise
   }
@@ -258,6 +268,7 @@ export const createCache = <V = unknown, I = V>(options: CacheOptions<V, I> = {}
     },
     getOrThrow: (key) => runNow((c) => c.get(key)),
     put: (key, value, putOptions) => {
+      forget([key])
       if (closed || unsafe === undefined) return run((c) => c.put(key, value, putOptions))
       if (unsafe.putSync !== undefined) {
         const failure = unsafe.putSync(key, value, putOptions)
@@ -269,16 +280,31 @@ export const createCache = <V = unknown, I = V>(options: CacheOptions<V, I> = {}
         putCallback(key, value, putOptions, (failure) => failure === undefined ? resolve() : reject(failure))
       )
     },
-    delete: (key) => runNow((c) => c.delete(key)),
+    delete: (key) => {
+      forget([key])
+      return runNow((c) => c.delete(key))
+    },
     exists: (key) => runNow((c) => c.exists(key)),
-    flush: () => runNow((c) => c.flush()),
+    flush: () => {
+      inflight.clear()
+      return runNow((c) => c.flush())
+    },
     size: () => runNow((c) => c.size()),
     stats: () => runNow((c) => c.stats()),
     getOrFetch,
-    invalidateTag: (tag) => runNow((c) => c.invalidateTag(tag)),
+    invalidateTag: (tag) => {
+      inflight.clear()
+      return runNow((c) => c.invalidateTag(tag))
+    },
     getMany: (keys) => runNow((c) => Effect.map(c.getMany(keys), (values) => values.map(Option.getOrUndefined))),
-    putMany: (entries, putOptions) => runNow((c) => c.putMany(entries, putOptions)),
-    deleteMany: (keys) => runNow((c) => c.deleteMany(keys)),
+    putMany: (entries, putOptions) => {
+      if (Array.isArray(entries)) forget(entries.map((entry) => Array.isArray(entry) ? entry[0] : undefined))
+      return runNow((c) => c.putMany(entries, putOptions))
+    },
+    deleteMany: (keys) => {
+      if (Array.isArray(keys)) forget(keys)
+      return runNow((c) => c.deleteMany(keys))
+    },
     subscribe: (listener) => {
       if (telemetry !== undefined) return telemetry.subscribe(listener)
       pendingListeners.add(listener)

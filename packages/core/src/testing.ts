@@ -13,7 +13,7 @@
  */
 import { assert, describe, layer } from "@effect/vitest"
 import type { Layer } from "effect"
-import { Cause, Clock, Deferred, Effect, Exit, FastCheck as fc, Option, Schema, TestClock } from "effect"
+import { Cause, Clock, Deferred, Effect, Exit, FastCheck as fc, Fiber, Option, Schema, TestClock } from "effect"
 import type { EvictionPolicy, OpenOptions } from "./Backend.js"
 import * as Codec from "./Codec.js"
 import type { Topology } from "./Topology.js"
@@ -248,6 +248,155 @@ export const conformance = <E>(
           })),
         timeout
       )
+
+      it.effect(
+        "getOrFetch: a fetch still running after stampedeTimeout lets go of its key; its late result is not written",
+        () =>
+          Effect.scoped(Effect.gen(function*() {
+            const cache = yield* fresh<string>({ stampedeTimeout: "1 second" })
+            const hungStarted = yield* Deferred.make<void>()
+            const hung = yield* Effect.fork(
+              cache.getOrFetch("k", () => Effect.zipRight(Deferred.succeed(hungStarted, undefined), Effect.never))
+            )
+            yield* Deferred.await(hungStarted)
+            yield* TestClock.adjust("1 second")
+            assert.strictEqual(yield* failureTag(Fiber.join(hung)), "FetchTimeout")
+            // The next caller fetches afresh, without waiting for the hung fetch.
+            assert.strictEqual(yield* cache.getOrFetch("k", () => Effect.succeed("fresh")), "fresh")
+            assert.strictEqual(yield* cache.get("k"), "fresh")
+
+            // A fetch that cannot be interrupted still does not store what it brings back late.
+            const lateStarted = yield* Deferred.make<void>()
+            const slow = () =>
+              Effect.zipRight(
+                Deferred.succeed(lateStarted, undefined),
+                Effect.uninterruptible(Effect.as(Effect.sleep("3 seconds"), "late"))
+              )
+            const late = yield* Effect.fork(cache.getOrFetch("late", slow))
+            yield* Deferred.await(lateStarted)
+            yield* TestClock.adjust("1 second")
+            assert.strictEqual(yield* failureTag(Fiber.join(late)), "FetchTimeout")
+            yield* TestClock.adjust("2 seconds")
+            yield* realSleep(50)
+            assert.isFalse(yield* cache.exists("late"))
+            assert.strictEqual(yield* cache.getOrFetch("late", () => Effect.succeed("again")), "again")
+          })),
+        timeout
+      )
+
+      it.effect(
+        "getOrFetch: a put or delete wins over a fetch already in flight",
+        () =>
+          Effect.scoped(Effect.gen(function*() {
+            for (const protection of [true, false]) {
+              const cache = yield* fresh<string>({ stampedeProtection: protection })
+              const inFlight = (key: string) =>
+                Effect.gen(function*() {
+                  const started = yield* Deferred.make<void>()
+                  const gate = yield* Deferred.make<void>()
+                  const fiber = yield* Effect.fork(cache.getOrFetch(key, () =>
+                    Deferred.succeed(started, undefined).pipe(
+                      Effect.zipRight(Deferred.await(gate)),
+                      Effect.as("fetched")
+                    )))
+                  yield* Deferred.await(started)
+                  return { fiber, finish: Deferred.succeed(gate, undefined) }
+                })
+              const put = yield* inFlight("put")
+              yield* cache.put("put", "written")
+              assert.strictEqual(yield* cache.getOrFetch("put", () => Effect.succeed("other")), "written")
+              yield* put.finish
+              assert.strictEqual(yield* Fiber.join(put.fiber), "fetched", "its own callers get the fetched value")
+              assert.strictEqual(yield* cache.get("put"), "written", `protection ${protection}: put kept`)
+
+              const deleted = yield* inFlight("deleted")
+              yield* cache.delete("deleted")
+              yield* deleted.finish
+              yield* Fiber.join(deleted.fiber)
+              assert.isFalse(yield* cache.exists("deleted"), `protection ${protection}: delete kept`)
+            }
+          })),
+        timeout
+      )
+
+      it.effect(
+        "stats: every getOrFetch call counts one hit or one miss, joined callers included",
+        () =>
+          Effect.scoped(Effect.gen(function*() {
+            const cache = yield* fresh<string>()
+            const started = yield* Deferred.make<void>()
+            const gate = yield* Deferred.make<void>()
+            const fetch = () =>
+              Deferred.succeed(started, undefined).pipe(Effect.zipRight(Deferred.await(gate)), Effect.as("v"))
+            const callers = yield* Effect.fork(Effect.all(
+              Array.from({ length: 10 }, () => cache.getOrFetch("cold", fetch)),
+              { concurrency: "unbounded" }
+            ))
+            yield* Deferred.await(started)
+            // Over a network every caller reads first; open the gate once all ten have joined.
+            yield* eventually(Effect.filterOrFail(cache.stats(), (stats) => stats.coalesced === 9))
+            yield* Deferred.succeed(gate, undefined)
+            assert.deepStrictEqual(yield* Fiber.join(callers), Array(10).fill("v"))
+            for (let i = 0; i < 5; i++) yield* cache.getOrFetch("cold", fetch)
+            const stats = yield* cache.stats()
+            assert.deepStrictEqual(
+              [stats.misses, stats.hits, stats.fetches, stats.coalesced, stats.writes],
+              [10, 5, 1, 9, 1]
+            )
+          })),
+        timeout
+      )
+
+      it.effect(
+        "ttl: a finite ttl too long for any clock (over 2^53 - 1 ms) means no expiry, on every backend",
+        () =>
+          Effect.scoped(Effect.gen(function*() {
+            // A sweep every 24 days, so that moving the clock a year runs it only a few times.
+            const cache = yield* fresh<string>({ sweepInterval: "24 days" })
+            const huge = [2 ** 53, 1e19, 1e308, Number.MAX_VALUE]
+            for (const [i, ttl] of huge.entries()) yield* cache.put(`put${i}`, "v", { ttl })
+            yield* cache.putMany(huge.map((_, i) => [`many${i}`, "v"] as const), { ttl: 1e19 })
+            yield* cache.getOrFetch("fetched", () => Effect.succeed("v"), { ttl: 1e19 })
+            const defaulted = yield* fresh<string>({ defaultTtl: 1e308, sweepInterval: "24 days" })
+            yield* defaulted.put("k", "v")
+            yield* TestClock.adjust("365 days")
+            assert.strictEqual(yield* cache.size(), 2 * huge.length + 1)
+            assert.strictEqual(yield* defaulted.get("k"), "v")
+          })),
+        timeout
+      )
+
+      it.effect(
+        "keys and tags that are not well-formed UTF-16 (a lone surrogate) are InvalidKey and ConfigError",
+        () =>
+          Effect.scoped(Effect.gen(function*() {
+            const cache = yield* fresh<string>()
+            for (const key of ["\ud800", "\udfff", "a\ud83d", "\ude80b"]) {
+              assert.strictEqual(yield* failureTag(cache.put(key, "v")), "InvalidKey")
+              assert.strictEqual(yield* failureTag(cache.get(key)), "InvalidKey")
+              assert.strictEqual(yield* failureTag(cache.getOrFetch(key, () => Effect.succeed("v"))), "InvalidKey")
+              assert.strictEqual(yield* failureTag(cache.putMany([[key, "v"]])), "InvalidKey")
+            }
+            const exit = yield* Effect.exit(cache.put("k", "v", { tags: ["\ud800"] }))
+            assert.deepStrictEqual(failureOf(exit), { _tag: "ConfigError", field: "tags" })
+            yield* cache.put("\ud83d\ude80", "paired")
+            assert.strictEqual(yield* cache.get("\ud83d\ude80"), "paired")
+            assert.strictEqual(yield* cache.size(), 1)
+          })),
+        timeout
+      )
+
+      it.effect("a value with an own __proto__ key round-trips", () =>
+        Effect.scoped(Effect.gen(function*() {
+          const cache = yield* fresh<unknown>()
+          const value = JSON.parse(`{"__proto__":{"admin":true},"n":1,"list":[{"__proto__":2}]}`)
+          yield* cache.put("p", value)
+          const back = yield* cache.get("p") as Effect.Effect<Record<string, unknown>, unknown>
+          assert.deepStrictEqual(Object.keys(back), ["__proto__", "n", "list"])
+          assert.deepStrictEqual(Object.getOwnPropertyDescriptor(back, "__proto__")?.value, { admin: true })
+          assert.strictEqual(Object.getPrototypeOf(back), Object.prototype)
+          assert.deepStrictEqual(JSON.stringify(back), JSON.stringify(value))
+        })), timeout)
 
       it.effect("a closed cache fails every call with CacheClosed", () =>
         Effect.gen(function*() {

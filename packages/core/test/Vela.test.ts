@@ -32,7 +32,19 @@ describe("Vela config", () => {
         [{ defaultTtl: NaN }, "defaultTtl"],
         [{ statsEnabled: "yes" as never }, "statsEnabled"],
         [{ telemetryPrefix: [] as never }, "telemetryPrefix"],
-        [{ name: "" }, "name"]
+        [{ name: "" }, "name"],
+        // Durations that drive timers: 1 ms to 2^31 - 1 ms, never clamped by Node.
+        [{ sweepInterval: "1 nanos" }, "sweepInterval"],
+        [{ sweepInterval: 0.5 }, "sweepInterval"],
+        [{ sweepInterval: 2 ** 31 }, "sweepInterval"],
+        [{ stampedeTimeout: "25 days" }, "stampedeTimeout"],
+        [{ stampedeTimeout: "10 micros" }, "stampedeTimeout"],
+        [{ softTimeout: 2 ** 31 }, "softTimeout"],
+        [{ softTimeout: "1 nanos" }, "softTimeout"],
+        [{ hardTimeout: 1e12 }, "hardTimeout"],
+        // Typos in plain JavaScript name the unknown field.
+        [{ maxsize: 10 } as never, "maxsize"],
+        [{ ttl: 1_000 } as never, "ttl"]
       ]
       for (const [config, field] of cases) {
         const error = yield* configErrorOf(config)
@@ -40,6 +52,23 @@ describe("Vela config", () => {
         assert.strictEqual(error.field, field, JSON.stringify(config))
       }
     }))
+
+  it("the longest timer durations are accepted, and a TTL past 2^53 - 1 ms means no expiry", () => {
+    const resolved = Vela.resolve({
+      name: "n",
+      sweepInterval: 2 ** 31 - 1,
+      stampedeTimeout: 1,
+      softTimeout: 0,
+      hardTimeout: "infinity",
+      defaultTtl: 1e19
+    })
+    assert.isTrue(resolved._tag === "Right")
+    if (resolved._tag !== "Right") return
+    assert.deepStrictEqual(
+      [resolved.right.sweepInterval, resolved.right.stampedeTimeout, resolved.right.defaultTtl],
+      [2 ** 31 - 1, 1, Infinity]
+    )
+  })
 
   it("defaults are the original's", () => {
     const resolved = Vela.resolve({ name: "n" })
@@ -213,16 +242,52 @@ describe("Vela stats", () => {
 })
 
 describe("Vela getOrFetch", () => {
-  it.scoped("a waiter gives up after stampedeTimeout with FetchTimeout; the fetch still fills the cache", () =>
+  it.scoped("after stampedeTimeout the waiters get FetchTimeout, the fetch is interrupted and stores nothing", () =>
     Effect.gen(function*() {
       const cache = yield* make({ stampedeTimeout: "1 second" })
-      const slow = Effect.as(Effect.sleep("3 seconds"), 42)
-      const waiter = yield* Effect.fork(Effect.flip(cache.getOrFetch("k", () => slow)))
-      yield* TestClock.adjust("1 second")
-      const error = yield* Fiber.join(waiter)
-      assert.deepStrictEqual([error._tag, (error as { timeout: number }).timeout], ["FetchTimeout", 1000])
+      let interrupted = false
+      const slow = Effect.as(Effect.sleep("3 seconds"), 42).pipe(
+        Effect.onInterrupt(() => Effect.sync(() => interrupted = true))
+      )
+      const first = yield* Effect.fork(Effect.flip(cache.getOrFetch("k", () => slow)))
+      yield* TestClock.adjust("500 millis")
+      const joiner = yield* Effect.fork(Effect.flip(cache.getOrFetch("k", () => slow)))
+      yield* TestClock.adjust("500 millis")
+      for (const error of [yield* Fiber.join(first), yield* Fiber.join(joiner)]) {
+        assert.deepStrictEqual([error._tag, (error as { timeout: number }).timeout], ["FetchTimeout", 1000])
+      }
+      assert.isTrue(interrupted)
       yield* TestClock.adjust("2 seconds")
-      assert.strictEqual(yield* cache.get("k"), 42)
+      assert.isFalse(yield* cache.exists("k"))
+    }))
+
+  it.scoped("a hung fetch does not block its key: the next caller fetches afresh, also after delete", () =>
+    Effect.gen(function*() {
+      const cache = yield* make({ stampedeTimeout: "1 second" })
+      const hung = yield* Effect.fork(Effect.flip(cache.getOrFetch("k", () => Effect.never)))
+      yield* TestClock.adjust("1 second")
+      assert.strictEqual((yield* Fiber.join(hung))._tag, "FetchTimeout")
+      assert.strictEqual(yield* cache.getOrFetch("k", () => Effect.succeed(1)), 1)
+      yield* cache.delete("k")
+      const again = yield* Effect.fork(cache.getOrFetch("k", () => Effect.never))
+      yield* Effect.yieldNow()
+      // A delete lets go of the key at once, without waiting for stampedeTimeout.
+      yield* cache.delete("k")
+      assert.strictEqual(yield* cache.getOrFetch("k", () => Effect.succeed(2)), 2)
+      yield* Fiber.interrupt(again)
+    }))
+
+  it.scoped("a stale refresh that hangs lets go of its key after stampedeTimeout too", () =>
+    Effect.gen(function*() {
+      const cache = yield* make({ stampedeTimeout: "1 second" })
+      const options = { ttl: 1_000, grace: "1 minute" } as const
+      yield* cache.getOrFetch("k", () => Effect.succeed(1), options)
+      yield* TestClock.adjust(1_000)
+      assert.strictEqual(yield* cache.getOrFetch("k", () => Effect.never, options), 1, "stale, refresh hung")
+      yield* TestClock.adjust("1 second")
+      assert.strictEqual(yield* cache.getOrFetch("k", () => Effect.succeed(2), options), 1, "stale, refreshing again")
+      yield* Effect.repeatN(Effect.yieldNow(), 5)
+      assert.strictEqual(yield* cache.get("k"), 2)
     }))
 
   it.scoped("an interrupted caller does not cancel the fetch for the others", () =>
@@ -266,6 +331,16 @@ describe("Vela getOrFetch", () => {
       assert.strictEqual((yield* cache.stats()).coalesced, 0)
     }))
 
+  it.scoped("stampedeProtection: false: a fetch that reads its own key through getOrFetch does not hang", () =>
+    Effect.gen(function*() {
+      const cache = yield* make({ stampedeProtection: false })
+      const outer = cache.getOrFetch(
+        "k",
+        (key) => Effect.map(cache.getOrFetch(key, () => Effect.succeed(1)), (n) => n + 1)
+      )
+      assert.strictEqual(yield* outer, 2)
+    }))
+
   it.scoped("a fetch that dies fails its waiters and caches nothing", () =>
     Effect.gen(function*() {
       const cache = yield* make()
@@ -299,6 +374,36 @@ describe("Vela tags", () => {
       const cache = yield* make()
       assert.strictEqual(((yield* Effect.flip(cache.put("a", 1, { tags: [""] }))) as { field?: string }).field, "tags")
       assert.strictEqual(((yield* Effect.flip(cache.invalidateTag(""))) as { field?: string }).field, "tag")
+    }))
+})
+
+describe("Vela bad options", () => {
+  it.scoped("options that are not objects, unknown option keys and malformed entries are ConfigErrors", () =>
+    Effect.gen(function*() {
+      const cache = yield* make()
+      const fieldOf = (self: Effect.Effect<unknown, unknown>) =>
+        Effect.map(Effect.flip(self), (error) => {
+          const { _tag, field } = error as { _tag: string; field?: string }
+          return `${_tag} ${field}`
+        })
+      const fetch = () => Effect.succeed(1)
+      const cases: ReadonlyArray<[Effect.Effect<unknown, unknown>, string]> = [
+        [cache.put("k", 1, null as never), "ConfigError options"],
+        [cache.put("k", 1, 5 as never), "ConfigError options"],
+        [cache.put("k", 1, "1 second" as never), "ConfigError options"],
+        [cache.put("k", 1, { ttl: 1_000, maxsize: 5 } as never), "ConfigError maxsize"],
+        [cache.getOrFetch("k", fetch, null as never), "ConfigError options"],
+        [cache.getOrFetch("k", fetch, { ttl: 1_000, graec: 5 } as never), "ConfigError graec"],
+        [cache.getOrFetch("k", 42 as never), "ConfigError fetch"],
+        [cache.putMany([null] as never), "ConfigError entries"],
+        [cache.putMany("ab" as never), "ConfigError entries"],
+        [cache.putMany([["k", 1, 2, 3]] as never), "ConfigError entries"],
+        [cache.putMany([["k", 1, null]] as never), "ConfigError options"],
+        [cache.putMany([["k", 1]], null as never), "ConfigError options"],
+        [cache.putMany([["k", 1]], { tagz: [] } as never), "ConfigError tagz"]
+      ]
+      for (const [call, expected] of cases) assert.strictEqual(yield* fieldOf(call), expected)
+      assert.strictEqual(yield* cache.size(), 0)
     }))
 })
 

@@ -76,12 +76,15 @@ describe("the docs", () => {
   })
 
   it("hold TypeScript that compiles as pasted (or, marked fragment, with the prelude)", () => {
-    const dir = join(root, "node_modules", ".cache", "vela-docs")
-    rmSync(dir, { recursive: true, force: true })
-    mkdirSync(dir, { recursive: true })
     const origin = new Map<string, string>()
     for (const doc of docs) {
-      for (const match of doc.text.matchAll(/^```ts( fragment)?\n([\s\S]*?)^```$/gm)) {
+      // Beside the README, so that its imports resolve as in its package (which may pin other versions).
+      const blocks = [...doc.text.matchAll(/^```ts( fragment)?\n([\s\S]*?)^```$/gm)]
+      if (blocks.length === 0) continue
+      const dir = join(dirname(doc.path), "node_modules", ".cache", "vela-docs")
+      rmSync(dir, { recursive: true, force: true })
+      mkdirSync(dir, { recursive: true })
+      for (const match of blocks) {
         const line = doc.text.slice(0, match.index).split("\n").length
         const file = join(dir, `${doc.name.replace(/[^a-z0-9]+/gi, "_")}_${line}.ts`)
         writeFileSync(file, `${match[1] === undefined ? "" : fragmentPrelude}${match[2]}\nexport {}\n`)

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
+import type { Backend } from "@vela/core"
 import { Memory, NearCache, Topology } from "@vela/core"
 import type { TelemetryEvent } from "@vela/core/promise"
 import { CacheClosed, CodecError, ConfigError, createCache, InvalidKey, NotFound } from "@vela/core/promise"
@@ -8,6 +9,18 @@ import { fileURLToPath } from "node:url"
 import { promisify } from "node:util"
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** A Memory store seen as a remote one (no synchronous reads), with `change` applied to it. */
+const remoteTopology = (change: (store: Backend.Store) => Partial<Backend.Store> = () => ({})) =>
+  Layer.effect(
+    Topology.Topology,
+    Effect.map(Memory.make(), (backend) =>
+      Topology.Topology.of({
+        name: "remote",
+        open: (options) =>
+          Effect.map(backend.open(options), (store) => ({ ...store, sync: undefined, ...change(store) }))
+      }))
+  )
 
 describe("createCache", () => {
   it("puts, gets, deletes, counts and flushes", async () => {
@@ -71,6 +84,76 @@ describe("createCache", () => {
     expect([stats.fetches, stats.coalesced]).toEqual([1, 999])
   })
 
+  for (const [where, topology] of [["in memory", undefined], ["on a remote store", remoteTopology()]] as const) {
+    it(`${where}: a hung fetch does not block its key; a put or delete wins over a fetch in flight`, async () => {
+      await using cache = createCache<string>({ stampedeTimeout: 100, topology })
+      const hung = cache.getOrFetch("k", () => new Promise<string>(() => {}))
+      const joined = cache.getOrFetch("k", () => "never runs")
+      await expect(hung).rejects.toMatchObject({ _tag: "FetchTimeout", timeout: 100 })
+      await expect(joined).rejects.toMatchObject({ _tag: "FetchTimeout" })
+      expect(await cache.getOrFetch("k", () => "fresh")).toBe("fresh")
+
+      let finish: (value: string) => void = () => {}
+      const slow = cache.getOrFetch("p", () => new Promise<string>((resolve) => finish = resolve))
+      await sleep(5)
+      await cache.put("p", "put")
+      expect(await cache.getOrFetch("p", () => "other")).toBe("put")
+      finish("fetched")
+      expect(await slow).toBe("fetched")
+      expect(await cache.get("p")).toBe("put")
+
+      const deleted = cache.getOrFetch("d", () => new Promise<string>((resolve) => finish = resolve))
+      await sleep(5)
+      await cache.delete("d")
+      finish("fetched")
+      expect(await deleted).toBe("fetched")
+      expect(await cache.exists("d")).toBe(false)
+    })
+
+    it(`${where}: every concurrent getOrFetch counts one miss, joined callers included`, async () => {
+      await using cache = createCache<string>({ topology })
+      await Promise.all(Array.from({ length: 1_000 }, () => cache.getOrFetch("cold", async () => "v")))
+      await cache.getOrFetch("cold", () => "unused")
+      const stats = await cache.stats()
+      expect([stats.misses, stats.hits, stats.fetches, stats.coalesced]).toEqual([1_000, 1, 1, 999])
+    })
+
+    it(`${where}: stampedeProtection false runs every caller's fetch; a fetch may read its own key`, async () => {
+      await using cache = createCache<number>({ stampedeProtection: false, topology })
+      let runs = 0
+      const fetch = async () => {
+        runs++
+        await sleep(10)
+        return runs
+      }
+      await Promise.all(Array.from({ length: 10 }, () => cache.getOrFetch("k", fetch)))
+      expect(runs).toBe(10)
+      expect((await cache.stats()).coalesced).toBe(0)
+      const outer = await cache.getOrFetch("self", async (key) => (await cache.getOrFetch(key, () => 1)) + 1)
+      expect(outer).toBe(2)
+    })
+  }
+
+  it("bad options reject with a ConfigError naming the field, never a TypeError", async () => {
+    await using cache = createCache<number>()
+    const cases: ReadonlyArray<[() => Promise<unknown>, string]> = [
+      [() => cache.put("k", 1, null as never), "options"],
+      [() => cache.put("k", 1, { ttl: 1_000, maxsize: 5 } as never), "maxsize"],
+      [() => cache.putMany([null] as never), "entries"],
+      [() => cache.putMany([["k", 1, "1 second"]] as never), "options"],
+      [() => cache.getOrFetch("k", () => 1, { ttl: 1_000, tagz: [] } as never), "tagz"]
+    ]
+    for (const [call, field] of cases) {
+      const error = await call().catch((e: unknown) => e)
+      expect(error).toBeInstanceOf(ConfigError)
+      expect(error).toMatchObject({ field })
+    }
+    expect(() => createCache({ sweepInterval: "1 nanos" })).toThrow(ConfigError)
+    expect(() => createCache({ stampedeTimeout: 2 ** 31 })).toThrow(ConfigError)
+    expect(() => createCache({ maxsize: 10 } as never)).toThrow(ConfigError)
+    expect(await cache.size()).toBe(0)
+  })
+
   it("fails every waiter with the very value the fetch threw, caches nothing, fetches again next time", async () => {
     await using cache = createCache<number>()
     const thrown = new TypeError("source down")
@@ -109,7 +192,7 @@ describe("createCache", () => {
 
   it("reads, writes and deletes in batches", async () => {
     await using cache = createCache<number>()
-    await cache.putMany([["a", 1], ["b", 2], ["c", 3, { ttl: 10 }]])
+    await cache.putMany([["a", 1], ["b", 2], ["c", 3, { ttl: 60_000 }]])
     expect(await cache.getMany(["c", "missing", "a"])).toEqual([3, undefined, 1])
     expect(await cache.deleteMany(["a", "b", "missing"])).toBe(2)
     expect(await cache.size()).toBe(1)
@@ -160,27 +243,17 @@ describe("createCache", () => {
 
   it("gathers the gets of one tick to a remote store into one getMany; a failing key fails only its caller", async () => {
     let batches = 0
-    const remote = Layer.effect(
-      Topology.Topology,
-      Effect.map(Memory.make(), (backend) =>
-        Topology.Topology.of({
-          name: "remote",
-          open: (options) =>
-            Effect.map(backend.open(options), (store) => {
-              const broken = (key: string) => new CodecError({ key, direction: "decode", cause: "corrupt" })
-              const get = (key: string) => key === "bad" ? Effect.fail(broken(key)) : store.get(key)
-              return {
-                ...store,
-                sync: undefined,
-                get,
-                getMany: (keys: ReadonlyArray<string>) => {
-                  batches++
-                  return keys.includes("bad") ? Effect.fail(broken("bad")) : Effect.forEach(keys, get)
-                }
-              }
-            })
-        }))
-    )
+    const remote = remoteTopology((store) => {
+      const broken = (key: string) => new CodecError({ key, direction: "decode", cause: "corrupt" })
+      const get = (key: string) => key === "bad" ? Effect.fail(broken(key)) : store.get(key)
+      return {
+        get,
+        getMany: (keys: ReadonlyArray<string>) => {
+          batches++
+          return keys.includes("bad") ? Effect.fail(broken("bad")) : Effect.forEach(keys, get)
+        }
+      }
+    })
     await using cache = createCache<number>({ name: "remote", topology: remote })
     await cache.putMany(Array.from({ length: 50 }, (_, i) => [`k${i}`, i] as const))
     batches = 0

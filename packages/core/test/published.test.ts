@@ -16,7 +16,7 @@ import { promisify } from "node:util"
 import { afterAll, beforeAll } from "vitest"
 
 const root = fileURLToPath(new URL("../../..", import.meta.url))
-const published = ["core", "backend-redis", "backend-sqlite", "cluster"]
+const published = ["core", "backend-redis", "backend-sqlite", "cluster", "keyv"]
 const run = promisify(execFile)
 
 const version = async (name: string): Promise<string> =>

@@ -82,6 +82,37 @@ describe("stale-while-revalidate", () => {
       assert.deepStrictEqual([stats.refreshErrors, stats.fetchErrors, stats.staleHits], [1, 1, 3])
     }))
 
+  it.scoped("a failed refresh's backoff goes with its entry: delete, deleteMany, flush and a put end it", () =>
+    Effect.gen(function*() {
+      const cache = yield* make({ grace: "1 minute", refreshBackoff: "1 hour" })
+      const db = source()
+      const removals = [
+        cache.delete("k"),
+        cache.deleteMany(["k"]),
+        cache.flush(),
+        cache.invalidateTag("t"),
+        cache.put("k", "put", { ttl: 1 })
+      ]
+      for (const remove of removals) {
+        yield* cache.getOrFetch("k", db.fetch, { ttl: 1_000, tags: ["t"] })
+        yield* TestClock.adjust(1_000)
+        db.down(true)
+        yield* cache.getOrFetch("k", db.fetch)
+        yield* Effect.repeatN(Effect.yieldNow(), 5)
+        const failed = db.calls()
+        yield* remove
+        db.down(false)
+        // The next stale entry of the key is refreshed at once, not held back by the old backoff.
+        yield* TestClock.adjust(1)
+        yield* cache.getOrFetch("k", db.fetch, { ttl: 1_000, tags: ["t"] })
+        yield* TestClock.adjust(1_000)
+        yield* cache.getOrFetch("k", db.fetch, { ttl: 1_000, tags: ["t"] })
+        yield* Effect.repeatN(Effect.yieldNow(), 5)
+        assert.strictEqual(db.calls(), failed + 2, "fetched after the removal, then refreshed")
+        yield* cache.delete("k")
+      }
+    }))
+
   it.scoped("once the grace is over the entry is gone and the next call waits for the fetch", () =>
     Effect.gen(function*() {
       const cache = yield* make()

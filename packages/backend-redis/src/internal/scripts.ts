@@ -38,17 +38,28 @@ local function live(e, now)
 end
 `
 
-/** KEYS: entry, tag sets. ARGV: payload, px ("" for none), channel ("" for none), message. */
+/**
+ * KEYS: entry, lease, tag sets. ARGV: payload, px ("" for none), channel ("" for none), message,
+ * lease token. A put (token "") drops the key's lease, so a fetch in flight does not write over it;
+ * a fetch's write (its token) stores only while the lease is still its own. Returns 1 when stored.
+ * The message goes out either way, so the bus never sees a gap.
+ */
 export const put = script(
   "put",
   `
+if ARGV[5] == "" then
+  redis.call("DEL", KEYS[2])
+elseif redis.call("GET", KEYS[2]) ~= ARGV[5] then
+  if ARGV[3] ~= "" then redis.call("PUBLISH", ARGV[3], ARGV[4]) end
+  return 0
+end
 local px = ARGV[2]
 if px == "" then
   redis.call("SET", KEYS[1], ARGV[1])
 else
   redis.call("SET", KEYS[1], ARGV[1], "PX", px)
 end
-for i = 2, #KEYS do
+for i = 3, #KEYS do
   local fresh = redis.call("EXISTS", KEYS[i]) == 0
   redis.call("SADD", KEYS[i], KEYS[1])
   if px == "" then
@@ -66,31 +77,36 @@ return 1
 )
 
 /**
- * Untagged puts of one bucket. KEYS: entries. ARGV: channel ("" for none), message, then a payload
- * and a px ("" for none) per entry.
+ * Untagged puts of one bucket. KEYS: an entry and its lease per put (each lease is dropped, as in
+ * `put`). ARGV: channel ("" for none), message, then a payload and a px ("" for none) per entry.
  */
 export const putMany = script(
   "putMany",
   `
-for i = 1, #KEYS do
+for i = 1, #KEYS / 2 do
   local px = ARGV[2 * i + 2]
   if px == "" then
-    redis.call("SET", KEYS[i], ARGV[2 * i + 1])
+    redis.call("SET", KEYS[2 * i - 1], ARGV[2 * i + 1])
   else
-    redis.call("SET", KEYS[i], ARGV[2 * i + 1], "PX", px)
+    redis.call("SET", KEYS[2 * i - 1], ARGV[2 * i + 1], "PX", px)
   end
+  redis.call("DEL", KEYS[2 * i])
 end
 if ARGV[1] ~= "" then redis.call("PUBLISH", ARGV[1], ARGV[2]) end
-return #KEYS
+return #KEYS / 2
 `
 )
 
-/** KEYS: entry. ARGV: channel, message. Returns the removed entry's `expiresAt` field, or nil. */
+/**
+ * KEYS: entry, lease (dropped, as by `put`). ARGV: channel, message. Returns the removed entry's
+ * `expiresAt` field, or nil.
+ */
 export const remove = script(
   "remove",
   `
 local v = redis.call("GET", KEYS[1])
 if v then redis.call("UNLINK", KEYS[1]) end
+redis.call("DEL", KEYS[2])
 if ARGV[1] ~= "" then redis.call("PUBLISH", ARGV[1], ARGV[2]) end
 if v then return string.match(v, "^[^\\t]*") end
 return false

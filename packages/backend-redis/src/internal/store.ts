@@ -213,14 +213,16 @@ export const open = (
         waitingOn()
       )
 
-    type WriteDone = (failure?: BackendError | CodecError) => void
+    /** `stored`: whether a fetch's write (with a lease token) found its lease and stored the entry. */
+    type WriteDone = (failure?: BackendError | CodecError, stored?: boolean) => void
     const setFailed = (cause: unknown) => new BackendError({ backend: connection.name, operation: "set", cause })
 
     // Untagged puts of one bucket within one tick go out as one script: every SET, then one message
     // naming every key. Still atomic (changes and announcement together), and one command and one
     // Lua call for many callers instead of one each.
     interface Batch {
-      readonly entryKeys: Array<string>
+      /** Each put's entry and lease. */
+      readonly scriptKeys: Array<string>
       readonly args: Array<string>
       readonly names: Array<string>
       readonly callers: Array<WriteDone>
@@ -230,7 +232,7 @@ export const open = (
       const batch = batches[bucket]
       if (batch === undefined) return
       batches[bucket] = undefined
-      Scripts.run(client, Scripts.putMany, batch.entryKeys, [
+      Scripts.run(client, Scripts.putMany, batch.scriptKeys, [
         channel,
         announce(bucket, `"k":${JSON.stringify(batch.names)}`),
         ...batch.args
@@ -254,37 +256,51 @@ export const open = (
     ) => {
       let batch = batches[bucket]
       if (batch === undefined) {
-        batch = { entryKeys: [], args: [], names: [], callers: [] }
+        batch = { scriptKeys: [], args: [], names: [], callers: [] }
         batches[bucket] = batch
         process.nextTick(flush, bucket)
       }
-      batch.entryKeys.push(entryKey)
+      batch.scriptKeys.push(entryKey, keys.lease(key, bucket))
       batch.args.push(payload, px)
       batch.names.push(key)
       batch.callers.push(done)
-      if (batch.entryKeys.length >= maxBatch) flush(bucket)
+      if (batch.names.length >= maxBatch) flush(bucket)
     }
 
-    const write = (key: string, entry: Backend.Entry, done: WriteDone) => {
+    /** A put, or with `token` the write of a fetch holding the key's lease (stored only while it holds it). */
+    const write = (key: string, entry: Backend.Entry, done: WriteDone, token = "") => {
       const payload = Entry.encode(codec, key, entry)
       if (Either.isLeft(payload)) return done(payload.left)
       const bucket = keys.bucketOf(key)
       const entryKey = keys.entry(key, bucket)
       const px = entry.expiresAt === null ? "" : String(Math.max(1, Math.ceil(entry.expiresAt - now())) + expiryGrace)
-      if (entry.tags.length === 0) return enqueue(bucket, key, entryKey, payload.right, px, done)
-      const scriptKeys = [entryKey]
+      if (entry.tags.length === 0 && token === "") return enqueue(bucket, key, entryKey, payload.right, px, done)
+      const scriptKeys = [entryKey, keys.lease(key, bucket)]
       for (const tag of entry.tags) scriptKeys.push(keys.tagSet(tag, bucket))
       Scripts.run(client, Scripts.put, scriptKeys, [
         payload.right,
         px,
         channel,
-        announce(bucket, `"k":[${JSON.stringify(key)}]`)
-      ]).then(() => done(), (cause) => done(setFailed(cause)))
+        announce(bucket, `"k":[${JSON.stringify(key)}]`),
+        token
+      ]).then((stored) => done(undefined, stored === 1), (cause) => done(setFailed(cause)))
     }
 
     const set = (key: string, entry: Backend.Entry): Effect.Effect<void, BackendError | CodecError> =>
       Effect.async(
         (resume) => write(key, entry, (failure) => resume(failure === undefined ? Effect.void : Effect.fail(failure))),
+        waitingOn()
+      )
+
+    const setLeased = (key: string, token: string) => (entry: Backend.Entry) =>
+      Effect.async<boolean, BackendError | CodecError>(
+        (resume) =>
+          write(
+            key,
+            entry,
+            (failure, stored) => resume(failure === undefined ? Effect.succeed(stored === true) : Effect.fail(failure)),
+            token
+          ),
         waitingOn()
       )
 
@@ -297,7 +313,7 @@ export const open = (
         const at = now()
         return Effect.map(
           attempt("delete", () =>
-            Scripts.run(client, Scripts.remove, [keys.entry(key, bucket)], [
+            Scripts.run(client, Scripts.remove, [keys.entry(key, bucket), keys.lease(key, bucket)], [
               channel,
               announce(bucket, `"k":[${JSON.stringify(key)}]`)
             ])),
@@ -378,6 +394,8 @@ export const open = (
       clear: Effect.gen(function*() {
         yield* scanEach("flush", keys.patterns.t, (found) => unlink("flush", found))
         yield* scanEach("flush", keys.patterns.k, (found) => unlink("flush", found))
+        // Fetches in flight do not write over the flush.
+        yield* scanEach("flush", keys.patterns.l, (found) => unlink("flush", found))
         if (channel !== "") {
           yield* attempt(
             "flush",
@@ -417,7 +435,11 @@ export const open = (
       invalidations: subscriber === undefined ? Stream.empty : inbox.stream,
       singleFlight: !connection.singleFlight ?
         undefined :
-        <A, E, R>(key: string, fetch: Effect.Effect<A, E, R>, timeoutMillis: number) =>
+        <A, E, R>(
+          key: string,
+          fetch: (write: (entry: Backend.Entry) => Effect.Effect<boolean, CacheError>) => Effect.Effect<A, E, R>,
+          timeoutMillis: number
+        ) =>
           Effect.suspend(() => {
             const bucket = keys.bucketOf(key)
             const lease = keys.lease(key, bucket)
@@ -427,7 +449,7 @@ export const open = (
             const release = Effect.ignore(
               attempt("singleFlight", () => Scripts.run(client, Scripts.release, [lease], [token, channel, released]))
             )
-            const lead = Effect.ensuring(fetch, release)
+            const lead = Effect.ensuring(fetch(setLeased(key, token)), release)
             const acquire = attempt("singleFlight", () => client.set(lease, token, "PX", timeoutMillis, "NX"))
             const waitFor = (millis: number) =>
               Effect.async<void>((resume) => {

@@ -1,8 +1,9 @@
 /**
  * Per-peer batching of key operations. Operations that reach a peer queue in the same turn of the
- * event loop leave as one batch on the node's data lane (up to `maxBatch` operations and about `maxBatchBytes` of
- * values each, so a batch stays well inside a peer's frame bound), so throughput grows with
- * concurrency instead of being bound by one round trip per key.
+ * event loop leave as one batch on the node's data lane (up to `maxBatch` operations and
+ * `maxBatchBytes` of entries each, at most half a frame; an entry larger than that leaves alone, and
+ * writers refuse one that no frame holds), so throughput grows with concurrency instead of being
+ * bound by one round trip per key.
  *
  * Concurrency: the queue of a peer is flushed on `setImmediate`, after the I/O callbacks of the
  * turn, so every fiber that ran in that turn has had its chance to join. At most `maxInflight`
@@ -23,6 +24,7 @@ import { NodeUnavailable } from "@vela/core"
 import { Effect, Exit } from "effect"
 import type { ClusterNode } from "../ClusterNode.js"
 import type { Op, OpResult } from "./protocol.js"
+import { wireBytes } from "./wire.js"
 
 /** Whoever waits for the answers of one operation sent to one or more peers. */
 interface Waiter {
@@ -75,10 +77,10 @@ interface Peer {
 export const make = (
   node: ClusterNode["Type"],
   maxBatch = 512,
-  maxInflight = 1,
-  maxBatchBytes = 512 * 1024
+  maxInflight = 1
 ): Batcher => {
   const peers = new Map<string, Peer>()
+  const maxBatchBytes = Math.min(512 * 1024, node.maxFrameBytes / 2)
 
   const finish = (waiter: Waiter, answer: ReadonlyArray<OpResult> | NodeUnavailable) => {
     waiter.done = true
@@ -124,11 +126,13 @@ export const make = (
     state.scheduled = false
     while (state.inflight < maxInflight && state.queued > 0) {
       const queue = state.queues[0]
-      // At most `maxBatch` operations and about `maxBatchBytes` of values (at least one operation).
+      // At most `maxBatch` operations and `maxBatchBytes`, or one operation alone.
       let count = 0
       let bytes = 0
-      while (count < queue.items.length && count < maxBatch && (count === 0 || bytes < maxBatchBytes)) {
-        bytes += weight(queue.items[count].op)
+      while (count < queue.items.length && count < maxBatch) {
+        const next = weight(queue.items[count].op)
+        if (count > 0 && bytes + next > maxBatchBytes) break
+        bytes += next
         count++
       }
       const batch = count === queue.items.length ? queue.items : queue.items.splice(0, count)
@@ -201,4 +205,4 @@ export const make = (
 
 /** About how many bytes `op` adds to a frame. */
 const weight = (op: Op): number =>
-  op._tag === "Set" || op._tag === "ReplicaPut" ? 64 + op.key.length + op.entry.value.length : 64 + op.ns.length
+  op._tag === "Set" || op._tag === "ReplicaPut" ? 64 + wireBytes(op.ns, op.key, op.entry) : 64 + op.ns.length

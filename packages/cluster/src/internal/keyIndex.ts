@@ -1,7 +1,8 @@
 /**
- * The keys a node holds in one namespace, with their expiry and tags. A `Store` cannot list its
- * keys, so the cluster keeps this index beside it: `size` counts the keys a node owns, tag
- * invalidation learns which keys it removed, and rebalancing finds what to hand over.
+ * The keys a node holds in one namespace, with their expiry, tags and the stamp of the write that
+ * put them there. A `Store` cannot list its keys, so the cluster keeps this index beside it: `size`
+ * counts the keys a node owns, tag invalidation learns which keys it removed, rebalancing finds
+ * what to hand over, and a write of a key applies only over an older stamp.
  * Invariant: every key set through the topology and not deleted since is in the index; keys that
  * expired or were evicted in the store may linger until `prune` or a failed lookup drops them.
  */
@@ -9,6 +10,9 @@
 export interface Indexed {
   readonly expiresAt: number | null
   readonly tags: ReadonlyArray<string>
+  /** The write that stored the key: its version, and the node that made it. */
+  readonly version: number
+  readonly origin: string
 }
 
 export class KeyIndex {
@@ -19,10 +23,14 @@ export class KeyIndex {
     return this.#keys.size
   }
 
-  set(key: string, expiresAt: number | null, tags: ReadonlyArray<string>): void {
+  get(key: string): Indexed | undefined {
+    return this.#keys.get(key)
+  }
+
+  set(key: string, indexed: Indexed): void {
     this.delete(key)
-    this.#keys.set(key, { expiresAt, tags })
-    for (const tag of tags) {
+    this.#keys.set(key, indexed)
+    for (const tag of indexed.tags) {
       let keys = this.#tags.get(tag)
       if (keys === undefined) this.#tags.set(tag, keys = new Set())
       keys.add(key)
@@ -56,11 +64,14 @@ export class KeyIndex {
     return out
   }
 
-  /** Drops keys that expired at `now`. */
-  prune(now: number): void {
-    for (const [key, indexed] of Array.from(this.#keys)) {
-      if (indexed.expiresAt !== null && indexed.expiresAt <= now) this.delete(key)
+  /** Drops keys that expired at `now`; returns them. */
+  prune(now: number): Array<readonly [string, Indexed]> {
+    const expired: Array<readonly [string, Indexed]> = []
+    for (const [key, indexed] of this.#keys) {
+      if (indexed.expiresAt !== null && indexed.expiresAt <= now) expired.push([key, indexed])
     }
+    for (const [key] of expired) this.delete(key)
+    return expired
   }
 
   clear(): void {

@@ -8,18 +8,19 @@
  * pass, and the server a fiber and a stream element; with those gone a remote get goes from about
  * 40k to well over 100k operations a second across three processes (see the cluster benchmark).
  *
- * Wire: a lane connection opens with `MAGIC` (its first byte, 0xc1, is never the first byte of a
- * MessagePack value, so the listener tells lanes from RPC connections by it). Then the same
+ * Wire: a lane connection opens with `MAGIC` (its first byte, 0xc1, is never the first byte of an
+ * RPC frame's length, so the listener tells lanes from RPC connections by it). Then the same
  * challenge–response as the RPC handshake: the client sends a nonce, the server its own nonce and
  * a proof, the client its member record and a proof, the server `true`. Only then are requests
  * `[id, now, ops]` accepted, each answered by `[id, results]` or `[id, null, message]`, in any
- * order. A frame is a u32 big-endian length and that many bytes; a longer one than
- * `maxFrameBytes`, bytes that do not decode, or a request of the wrong shape close the connection.
+ * order. Frames are those of `frames.ts`; one longer than `maxFrameBytes`, bytes that do not
+ * decode, or a request of the wrong shape close the connection. Until the handshake is done the
+ * listener bounds the connection's time and bytes.
  */
 import { NodeUnavailable } from "@vela/core"
-import { Packr, Unpackr } from "msgpackr"
-import { randomBytes } from "node:crypto"
+import { createHmac, randomBytes, timingSafeEqual } from "node:crypto"
 import type * as Net from "node:net"
+import { encode, reader } from "./frames.js"
 import type { MemberRecord, Op, OpResult } from "./protocol.js"
 import { isOpResults, isOps } from "./protocol.js"
 
@@ -31,64 +32,16 @@ export interface Secret {
   readonly check: (expected: string, given: string) => boolean
 }
 
-const packr = new Packr({ useRecords: true })
-const unpackr = new Unpackr({ useRecords: true })
-
-const encode = (message: unknown): Buffer => {
-  const body = packr.pack(message)
-  const frame = Buffer.allocUnsafe(4 + body.length)
-  frame.writeUInt32BE(body.length, 0)
-  body.copy(frame, 4)
-  return frame
-}
-
-/**
- * Cuts a byte stream into decoded frames. `onFrame` gets each; a frame over `maxFrameBytes` or
- * one that does not decode calls `onError` once, after which the reader ignores everything. The
- * pieces of a frame that arrives in several reads are joined once, when the last one arrives.
- */
-const reader = (
-  maxFrameBytes: number,
-  onFrame: (message: unknown) => void,
-  onError: (reason: string) => void
-) => {
-  const pieces: Array<Buffer> = []
-  let buffered = 0
-  /** The length of the whole frame being read (header included), once its header is in. */
-  let wanted = 0
-  let failed = false
-  const fail = (reason: string) => {
-    failed = true
-    pieces.length = 0
-    onError(reason)
+/** The proofs of `secret`: HMAC-SHA256 over the role, both nonces and the prover's id; compared in constant time. */
+export const secretOf = (secret: string): Secret => ({
+  prove: (role, first, second, id) =>
+    createHmac("sha256", secret).update(`vela/${role}\n${first}\n${second}\n${id}`).digest("base64"),
+  check: (expected, given) => {
+    const a = Buffer.from(expected)
+    const b = Buffer.from(given)
+    return a.length === b.length && timingSafeEqual(a, b)
   }
-  return (chunk: Buffer) => {
-    if (failed) return
-    pieces.push(chunk)
-    buffered += chunk.length
-    if (buffered < 4 || buffered < wanted) return
-    let buffer = pieces.length === 1 ? pieces[0] : Buffer.concat(pieces, buffered)
-    pieces.length = 0
-    while (buffer.length >= 4) {
-      const length = buffer.readUInt32BE(0)
-      if (length > maxFrameBytes) return fail(`a frame of ${length} bytes is over the bound of ${maxFrameBytes}`)
-      wanted = 4 + length
-      if (buffer.length < wanted) break
-      let message: unknown
-      try {
-        message = unpackr.unpack(buffer.subarray(4, wanted))
-      } catch (error) {
-        return fail(`a frame that is not MessagePack: ${error instanceof Error ? error.message : String(error)}`)
-      }
-      buffer = buffer.subarray(wanted)
-      wanted = 0
-      onFrame(message)
-      if (failed) return
-    }
-    buffered = buffer.length
-    if (buffered > 0) pieces.push(buffer)
-  }
-}
+})
 
 const isString = (u: unknown): u is string => typeof u === "string"
 const isMember = (u: unknown): u is MemberRecord =>
@@ -101,8 +54,6 @@ export interface ServeOptions {
   readonly id: string
   readonly secret: Secret
   readonly maxFrameBytes: number
-  /** Bound of the handshake; a connection that has not proved the secret by then is closed. */
-  readonly handshakeTimeout: number
   /** Runs a batch from an authenticated member; `answer` is called once with its results or a failure. */
   readonly batch: (
     from: string,
@@ -114,18 +65,20 @@ export interface ServeOptions {
   readonly refused: (reason: string) => void
 }
 
-/** Serves one lane connection; `first` is what the listener read off it to tell it is one. */
-export const serve = (socket: Net.Socket, first: Buffer, options: ServeOptions): void => {
+/**
+ * Serves one lane connection: returns what reads its bytes, from the first (the opening) on.
+ * `admit` is called once the peer proved the secret; until then the listener bounds the time and
+ * the bytes the connection may take.
+ */
+export const serve = (socket: Net.Socket, admit: () => void, options: ServeOptions): (chunk: Buffer) => void => {
   let magic = false
   let head: Buffer | undefined
   let serverNonce: string | undefined
   let clientNonce: string | undefined
   let member: string | undefined
   const close = () => {
-    clearTimeout(timer)
     socket.destroy()
   }
-  const timer = setTimeout(close, options.handshakeTimeout)
   const send = (message: unknown) => {
     if (!socket.destroyed) socket.write(encode(message))
   }
@@ -158,11 +111,11 @@ export const serve = (socket: Net.Socket, first: Buffer, options: ServeOptions):
       return close()
     }
     member = message[0].id
-    clearTimeout(timer)
+    admit()
     send(true)
   }
   const read = reader(options.maxFrameBytes, onFrame, close)
-  const onData = (chunk: Buffer) => {
+  return (chunk) => {
     if (magic) return read(chunk)
     const buffer = head === undefined ? chunk : Buffer.concat([head, chunk])
     head = undefined
@@ -177,10 +130,6 @@ export const serve = (socket: Net.Socket, first: Buffer, options: ServeOptions):
     magic = true
     if (buffer.length > MAGIC.length) read(buffer.subarray(MAGIC.length))
   }
-  socket.on("error", close)
-  socket.on("close", () => clearTimeout(timer))
-  onData(first)
-  socket.on("data", onData)
 }
 
 // Client
@@ -192,6 +141,11 @@ export interface LaneOptions {
   readonly maxFrameBytes: number
   readonly connectTimeout: number
   readonly requestTimeout: number
+  /**
+   * The peer closes a connection idle this long; the lane closes itself, with nothing in flight,
+   * after half of it, so that the peer never cuts it under a request.
+   */
+  readonly idleTimeout: number
   /** Opens the transport (TCP, or TLS) to the peer; `onOpen` once it is ready to write. */
   readonly open: (onOpen: () => void) => Net.Socket
   /** The lane closed (connection lost, refused, or `close()`); the owner forgets it. */
@@ -218,8 +172,8 @@ interface Request {
 
 /**
  * A lane to one peer: connects and proves the secret at once, queues requests until then, and
- * closes for good on any failure (the owner opens a new one for the next request). A request
- * times out after `requestTimeout` on its own; the connection stays.
+ * closes for good on any failure, or once idle (the owner opens a new one for the next request). A
+ * request times out after `requestTimeout` on its own; the connection stays.
  */
 export const connect = (options: LaneOptions): Lane => {
   const { peer } = options
@@ -236,6 +190,7 @@ export const connect = (options: LaneOptions): Lane => {
     if (closed) return
     closed = true
     clearTimeout(connectTimer)
+    clearInterval(idleTimer)
     socket.destroy()
     options.onClose()
     const failure = unavailable(cause)
@@ -283,6 +238,13 @@ export const connect = (options: LaneOptions): Lane => {
   }
 
   const connectTimer = setTimeout(() => close("connection timed out"), options.connectTimeout)
+  // Idle: no request sent between two looks a quarter of `idleTimeout` apart, and none waiting.
+  let nextIdAtLastLook = 0
+  const idleTimer = setInterval(() => {
+    if (nextId === nextIdAtLastLook && inflight.size === 0 && queued.length === 0) close("idle")
+    nextIdAtLastLook = nextId
+  }, options.idleTimeout / 4)
+  idleTimer.unref()
   const socket = options.open(() => socket.write(Buffer.concat([MAGIC, encode(nonce)])))
   socket.setNoDelay(true)
   socket.on("data", reader(options.maxFrameBytes, onFrame, close))

@@ -1,6 +1,7 @@
 /** Option parsing shared by the cluster layers: durations and `host:port` addresses. */
 import { ConfigError } from "@vela/core"
 import { Duration, Either } from "effect"
+import * as Net from "node:net"
 
 /** A positive duration in milliseconds, or a `ConfigError` naming `field`. */
 export const millis = (field: string, input: Duration.DurationInput): Either.Either<number, ConfigError> => {
@@ -26,4 +27,19 @@ export const parseAddress = (address: string): { readonly host: string; readonly
   const port = Number(match[3])
   if (port < 1 || port > 65535) return undefined
   return { host: match[1] ?? match[2], port }
+}
+
+/**
+ * Whether `host` names every interface of the machine, in any spelling the system accepts
+ * (`0.0.0.0`, `0`, `0x0`, `0.0.0.0.`, `::`, `[::]`, `::0`, `0:0:0:0:0:0:0:0`, `::ffff:0.0.0.0`, …):
+ * it is read as a URL host, which writes IPv4 and IPv6 addresses the one canonical way.
+ */
+export const isWildcard = (host: string): boolean => {
+  const bare = host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host
+  try {
+    const canonical = new URL(`http://${Net.isIPv6(bare) ? `[${bare}]` : bare}/`).hostname
+    return canonical === "0.0.0.0" || canonical === "[::]" || canonical === "[::ffff:0:0]"
+  } catch {
+    return false
+  }
 }

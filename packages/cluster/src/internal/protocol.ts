@@ -1,10 +1,10 @@
 /**
  * The wire protocol between cluster nodes: one `RpcGroup` with Schema payloads, carried by
- * `@effect/rpc` over TCP with MessagePack framing. Handshake first (`Hello`, `Authenticate`), then
+ * `@effect/rpc` over TCP in length-prefixed MessagePack frames (`frames.ts`). Handshake first (`Hello`, `Authenticate`), then
  * membership (`Gossip`, `Leave`) and the cache operations that are not key operations, each of
  * which names its namespace. Key operations (`Op`) travel in batches on the data lane (`lane.ts`).
  */
-import { Rpc, RpcGroup, RpcSerialization } from "@effect/rpc"
+import { Rpc, RpcGroup } from "@effect/rpc"
 import { Schema } from "effect"
 
 /** A request from a connection that has not proved the shared secret. */
@@ -37,18 +37,23 @@ export const Op = Schema.Union(
   Schema.TaggedStruct("Get", { ns: Schema.String, key: Schema.String, watch: Schema.Boolean }),
   Schema.TaggedStruct("Has", { ns: Schema.String, key: Schema.String }),
   /**
-   * `ifNewer`: a handoff copy, applied only over a missing entry or one with a smaller `version`. `watch`: the writer keeps
-   * the value in a near cache.
+   * Partitioned: a write (or a handoff copy) of the put `entry.version` made on node `origin`; a
+   * holder applies it only over an older stamp. `watch`: the writer keeps the value in a near cache.
    */
   Schema.TaggedStruct("Set", {
     ns: Schema.String,
     key: Schema.String,
     entry: WireEntry,
-    ifNewer: Schema.Boolean,
+    origin: Schema.String,
     watch: Schema.Boolean
   }),
-  /** `version`: when the delete was made; a handoff copy older than it does not bring the key back. */
-  Schema.TaggedStruct("Delete", { ns: Schema.String, key: Schema.String, version: Schema.Number }),
+  /** Partitioned: a delete, stamped as a `Set` is; it leaves a tombstone, so older writes arriving later stay out. */
+  Schema.TaggedStruct("Delete", {
+    ns: Schema.String,
+    key: Schema.String,
+    version: Schema.Number,
+    origin: Schema.String
+  }),
   /** Replicated: a put, with the node that made it (its version and `origin` order it). */
   Schema.TaggedStruct("ReplicaPut", { ns: Schema.String, key: Schema.String, entry: WireEntry, origin: Schema.String }),
   /** Replicated: a delete, kept as a tombstone at its stamp. */
@@ -118,8 +123,8 @@ const isWireEntry: Guard = (u) =>
 const opFields: Record<Op["_tag"], Record<string, Guard>> = {
   Get: { ns: isString, key: isString, watch: isBoolean },
   Has: { ns: isString, key: isString },
-  Set: { ns: isString, key: isString, entry: isWireEntry, ifNewer: isBoolean, watch: isBoolean },
-  Delete: { ns: isString, key: isString, version: isNumber },
+  Set: { ns: isString, key: isString, entry: isWireEntry, origin: isString, watch: isBoolean },
+  Delete: { ns: isString, key: isString, version: isNumber, origin: isString },
   ReplicaPut: { ns: isString, key: isString, entry: isWireEntry, origin: isString },
   ReplicaDelete: { ns: isString, key: isString, version: isNumber, origin: isString },
   ReplicaTag: { ns: isString, tag: isString, version: isNumber, origin: isString },
@@ -211,7 +216,3 @@ export class Rpcs extends RpcGroup.make(
     error: Schema.Union(Unauthorized, RemoteFailure)
   })
 ) {}
-
-/** MessagePack with a bound on one frame: a larger one closes the connection that sent it. */
-export const serialization = (maxFrameBytes: number) =>
-  RpcSerialization.makeMsgPack({ useRecords: true, maxBufferSize: maxFrameBytes })

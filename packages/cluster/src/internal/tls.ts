@@ -17,15 +17,23 @@ export interface TlsOptions {
   readonly ca: string | Buffer
 }
 
-/** A mutual-TLS server: it requires a client certificate signed by the cluster CA. */
-export const createServer = (tls: TlsOptions, onConnection: (conn: Net.Socket) => void): Tls.Server => {
+/**
+ * A mutual-TLS server: it requires a client certificate signed by the cluster CA, within
+ * `handshakeTimeout` of the connection's open.
+ */
+export const createServer = (
+  tls: TlsOptions,
+  handshakeTimeout: number,
+  onConnection: (conn: Net.Socket) => void
+): Tls.Server => {
   const server = Tls.createServer({
     key: tls.key,
     cert: tls.cert,
     ca: tls.ca,
     requestCert: true,
     rejectUnauthorized: true,
-    noDelay: true
+    noDelay: true,
+    handshakeTimeout
   }, onConnection)
   // A failed TLS handshake (a peer without a valid certificate) affects only that connection.
   server.on("tlsClientError", (_error, conn) => conn.destroy())

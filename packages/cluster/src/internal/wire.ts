@@ -1,6 +1,6 @@
 /** How holders keep entries that crossed the wire: as the text the writer's codec produced. */
 import type { Backend, Codec } from "@vela/core"
-import { CodecError } from "@vela/core"
+import { BackendError, CodecError } from "@vela/core"
 import { Either } from "effect"
 import type { WireEntry } from "./protocol.js"
 
@@ -53,6 +53,58 @@ export const decodeHeld = (codec: Codec.Codec, key: string, held: Backend.Entry)
   const entry = { value: result.right, expiresAt: held.expiresAt, tags: held.tags, version: held.version }
   value.decoded = { codec, entry }
   return entry
+}
+
+/** Room a frame keeps for what surrounds one entry: the batch, the operation, their field names. */
+const FRAME_OVERHEAD = 1024
+
+/** About how many bytes `entry` of `key` in `ns` takes in a frame, as MessagePack writes it (UTF-8). */
+export const wireBytes = (ns: string, key: string, entry: WireEntry): number => {
+  let bytes = Buffer.byteLength(ns) + Buffer.byteLength(key) + Buffer.byteLength(entry.value) + 32
+  for (const tag of entry.tags) bytes += Buffer.byteLength(tag) + 8
+  return bytes
+}
+
+/**
+ * `entry` of `key` encoded by `codec` for the wire at `version`, or why it cannot cross it: its
+ * value does not encode, or no frame holds it. A write is checked before anything is written, so an
+ * entry that no peer could accept is refused at once, on every topology, rather than written on
+ * some holders and closing the connection to the others.
+ */
+export const encodeForWire = (
+  codec: Codec.Codec,
+  ns: string,
+  key: string,
+  entry: Backend.Entry,
+  version: number,
+  maxFrameBytes: number
+): WireEntry | CodecError | BackendError => {
+  const encoded = codec.encode(key, entry.value)
+  if (Either.isLeft(encoded)) return encoded.left
+  const wire: WireEntry = { value: encoded.right, expiresAt: entry.expiresAt, tags: entry.tags, version }
+  return oversize(ns, key, wire, maxFrameBytes) ?? wire
+}
+
+/** Why `entry` of `key` does not fit in a frame of `maxFrameBytes` with the request around it, if it does not. */
+const oversize = (
+  ns: string,
+  key: string,
+  entry: WireEntry,
+  maxFrameBytes: number
+): BackendError | undefined => {
+  const bound = maxFrameBytes - FRAME_OVERHEAD
+  let units = ns.length + key.length + entry.value.length
+  for (const tag of entry.tags) units += tag.length
+  // UTF-8 takes at most 3 bytes per UTF-16 unit: only an entry near the bound is measured.
+  if (units * 3 + 32 + entry.tags.length * 8 <= bound) return undefined
+  const bytes = wireBytes(ns, key, entry)
+  if (bytes <= bound) return undefined
+  return new BackendError({
+    backend: "cluster",
+    operation: "put",
+    cause: `the entry of key ${JSON.stringify(key)} takes ${bytes} bytes on the wire, more than a frame holds ` +
+      `(maxFrameBytes ${maxFrameBytes}, less ${FRAME_OVERHEAD} for the request around it); nothing was written`
+  })
 }
 
 /** A failure's message, for error replies. */

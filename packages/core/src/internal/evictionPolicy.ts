@@ -179,8 +179,10 @@ const lfu = (): Policy => {
 }
 
 /**
- * A count-min sketch of access frequencies: four rows of saturating 4-bit counters (kept in bytes),
- * halved every `10 × capacity` increments so that old popularity fades.
+ * A count-min sketch of access frequencies: four rows of saturating 4-bit counters, two to a byte,
+ * each row four times the capacity wide (Caffeine's sizing: 8 bytes an entry; narrower rows collide
+ * enough to cost a point of hit ratio on Zipf traces), halved every `10 × capacity` increments so
+ * that old popularity fades.
  */
 class FrequencySketch {
   readonly #table: Uint8Array
@@ -189,8 +191,8 @@ class FrequencySketch {
   #additions = 0
 
   constructor(capacity: number) {
-    const width = 2 ** Math.ceil(Math.log2(Math.max(16, capacity)))
-    this.#table = new Uint8Array(width * 4)
+    const width = 2 ** Math.ceil(Math.log2(4 * Math.max(16, capacity)))
+    this.#table = new Uint8Array(width * 2)
     this.#mask = width - 1
     this.#sampleSize = 10 * Math.max(16, capacity)
   }
@@ -198,7 +200,7 @@ class FrequencySketch {
   frequency(key: string): number {
     const hash = hashOf(key)
     let min = 15
-    for (let row = 0; row < 4; row++) min = Math.min(min, this.#table[this.#slot(hash, row)])
+    for (let row = 0; row < 4; row++) min = Math.min(min, this.#counter(this.#slot(hash, row)))
     return min
   }
 
@@ -207,12 +209,16 @@ class FrequencySketch {
     let added = false
     for (let row = 0; row < 4; row++) {
       const slot = this.#slot(hash, row)
-      if (this.#table[slot] < 15) {
-        this.#table[slot]++
+      if (this.#counter(slot) < 15) {
+        this.#table[slot >>> 1] += 1 << ((slot & 1) << 2)
         added = true
       }
     }
     if (added && ++this.#additions >= this.#sampleSize) this.#age()
+  }
+
+  #counter(slot: number): number {
+    return (this.#table[slot >>> 1] >>> ((slot & 1) << 2)) & 15
   }
 
   #slot(hash: number, row: number): number {
@@ -220,8 +226,9 @@ class FrequencySketch {
     return row * (this.#mask + 1) + ((mixed ^ (mixed >>> 15)) & this.#mask)
   }
 
+  /** Halves both counters of every byte at once. */
   #age(): void {
-    for (let i = 0; i < this.#table.length; i++) this.#table[i] >>= 1
+    for (let i = 0; i < this.#table.length; i++) this.#table[i] = (this.#table[i] >>> 1) & 0x77
     this.#additions >>>= 1
   }
 }

@@ -33,8 +33,11 @@ export interface UnsafeCache {
     | undefined
   /** `put` into an in-memory store without the runtime; returns the failure, if any. */
   readonly putSync: ((key: string, value: any, options?: PutOptions) => CacheError | undefined) | undefined
-  /** Counts and reports a caller that waits on a fetch another caller started. */
-  readonly joined: (key: string) => void
+  /**
+   * Counts and reports a caller that waits on a fetch another caller started; `unread`: a caller
+   * `readSync` could not answer, whose read counts as a miss.
+   */
+  readonly joined: (key: string, unread: boolean) => void
   /** `getOrFetch` after `readSync` answered `Miss`: the fetch, without reading again. */
   readonly fetchMiss: (
     key: string,

@@ -1,0 +1,1 @@
+export { VelaKeyvStore } from "./VelaKeyvStore.js"
