@@ -78,11 +78,13 @@ describe("the docs", () => {
   it("hold TypeScript that compiles as pasted (or, marked fragment, with the prelude)", () => {
     const origin = new Map<string, string>()
     for (const doc of docs) {
-      // Beside the doc's own package, so that its blocks resolve what that package depends on.
+      // Beside the README, so that its imports resolve as in its package (which may pin other versions).
+      const blocks = [...doc.text.matchAll(/^```ts( fragment)?\n([\s\S]*?)^```$/gm)]
+      if (blocks.length === 0) continue
       const dir = join(dirname(doc.path), "node_modules", ".cache", "vela-docs")
       rmSync(dir, { recursive: true, force: true })
       mkdirSync(dir, { recursive: true })
-      for (const match of doc.text.matchAll(/^```ts( fragment)?\n([\s\S]*?)^```$/gm)) {
+      for (const match of blocks) {
         const line = doc.text.slice(0, match.index).split("\n").length
         const file = join(dir, `${doc.name.replace(/[^a-z0-9]+/gi, "_")}_${line}.ts`)
         writeFileSync(file, `${match[1] === undefined ? "" : fragmentPrelude}${match[2]}\nexport {}\n`)

@@ -140,7 +140,7 @@ describe("the published packages", () => {
       }
       assert.deepStrictEqual(paths.filter((path) => /tsbuildinfo|^test\/|\.test\./.test(path)), [], name)
     }
-  })
+  }, 60_000)
 
   it("leave one copy of effect in the user's tree: the user's", async () => {
     const copies: Array<{ location: string; version: string }> = JSON.parse(
@@ -150,7 +150,7 @@ describe("the published packages", () => {
       "node_modules/effect",
       await version("effect")
     ]])
-  })
+  }, 60_000)
 
   it("run a facade program and an Effect program", async () => {
     await writeFile(join(project, "facade.mjs"), facadeProgram)
