@@ -479,11 +479,15 @@ export const make = (
           if (settled) {
             if (HashRing.owner(view, key) !== self) continue
           } else {
-            const ranked = HashRing.holders(view, key, 1 + skip.size + fresh.size).filter((m) => !skip.has(m))
+            const ranked = HashRing.holders(view, key, copies + skip.size + fresh.size).filter((m) => !skip.has(m))
             const first = ranked[0]
             if (first === undefined || (first !== self && !fresh.has(first))) continue
             if (fresh.has(first)) {
-              if (first !== self && ranked.find((m) => !fresh.has(m)) !== self) continue
+              // On its way to a newcomer: its new holders and its holders before the join list it (an
+              // old holder drops it only once the new ones have it), and the requester counts the union.
+              const holders = ranked.slice(0, copies)
+              const before = ranked.filter((m) => !fresh.has(m)).slice(0, copies)
+              if (!holders.includes(self) && !before.includes(self)) continue
               listed = true
             }
           }
@@ -637,9 +641,13 @@ export const make = (
       for (const member of added) joined.set(member, changedAt)
       for (const [member, at] of joined) if (changedAt - at >= grace) joined.delete(member)
     }
-    /** The members of `view` that joined within `handoffGrace`. */
+    /**
+     * The members of `view` that joined within `handoffGrace`, or that this node sees but has not yet
+     * rebalanced for (the ring follows membership at once; the handoff to a newcomer starts later).
+     */
     const freshIn = (view: HashRing.HashRing) =>
       view.members.filter((m) => {
+        if (!settled.members.includes(m)) return true
         const at = joined.get(m)
         return at !== undefined && live.unsafeCurrentTimeMillis() - at < grace
       })

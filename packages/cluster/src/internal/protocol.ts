@@ -216,8 +216,8 @@ export type ClearRequest = typeof ClearRequest.Type
 /**
  * Partitioned `size`, counted once on the requester's ring of `members`: each live key is counted
  * by its first holder not in `skip` (members that cannot be reached). A key whose first such holder
- * is in `fresh` (joined lately: its keys may still be on their way) is listed instead, by that
- * holder and by its first holder outside `skip` and `fresh`; the requester counts the union.
+ * is in `fresh` (joined lately: its keys may still be on their way) is listed instead, by its
+ * holders and by its holders outside `fresh` (those before the join); the requester counts the union.
  */
 export const SizeRequest = Schema.Struct({
   now: Schema.Number,
