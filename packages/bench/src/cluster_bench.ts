@@ -29,6 +29,7 @@ import * as Drive from "./internal/drive.js"
 import type { Env } from "./internal/env.js"
 import type { CaseFigure } from "./internal/measure.js"
 import { collect, full, timeInterleaved } from "./internal/measure.js"
+import * as RemoteContenders from "./internal/remoteContenders.js"
 import type { Chart, SuiteResult, Table } from "./internal/report.js"
 import { fmtMs, fmtOps, fmtRatio, message, progress } from "./internal/report.js"
 
@@ -183,8 +184,8 @@ const setUp = async (env: Env, scope: Scope.Scope, notes: Array<string>) => {
   const redis = await env.redis()
   if ("url" in redis) {
     progress("cluster: ioredis, preload")
-    const plain = await Contenders.ioredis(redis.url, "ioredis (default client)", false)
-    const pipelined = await Contenders.ioredis(redis.url, "ioredis (auto-pipelining)", true)
+    const plain = await RemoteContenders.ioredis(redis.url, "ioredis (default client)", false)
+    const pipelined = await RemoteContenders.ioredis(redis.url, "ioredis (auto-pipelining)", true)
     onClose(scope, plain.close)
     onClose(scope, pipelined.close)
     const wrong = await Contenders.check(plain) ?? await Contenders.check(pipelined)

@@ -1,6 +1,7 @@
 /**
  * peer_bench, the peer comparison of issue 8: Vela beside the caches a user would pick instead, in
- * the same run, each behind the adapter of `internal/contenders.ts` and checked before it is timed.
+ * the same run, each behind the adapter of `internal/contenders.ts` (peers in `inProcessContenders.ts` and
+ * `remoteContenders.ts`) and checked before it is timed.
  *
  * Keys: 100,000 (`key:0` … `key:99999`), every one preloaded with a small object and a 1 hour TTL
  * before the cases, the same for every contender. Cases: get hit (round-robin over the keys), get
@@ -18,8 +19,10 @@ import type { Contender, Factory, Group, Unavailable, Value } from "./internal/c
 import * as Contenders from "./internal/contenders.js"
 import * as Drive from "./internal/drive.js"
 import type { Env } from "./internal/env.js"
+import * as InProcessContenders from "./internal/inProcessContenders.js"
 import type { CaseFigure } from "./internal/measure.js"
 import { collect, full, timeInterleaved } from "./internal/measure.js"
+import * as RemoteContenders from "./internal/remoteContenders.js"
 import type { Chart, SuiteResult, Table } from "./internal/report.js"
 import { fmtMs, fmtOps, fmtRatio, message, progress } from "./internal/report.js"
 
@@ -302,22 +305,22 @@ export const run = async (env: Env): Promise<SuiteResult> => {
   const rows: Array<Row> = []
   const unavailable: Array<Unavailable> = []
   const notes: Array<string> = []
-  await runGroup(Contenders.inProcess(KEYS + 1_000), cases, rows, unavailable)
+  await runGroup(InProcessContenders.inProcess(KEYS + 1_000), cases, rows, unavailable)
 
   const redis = await env.redis()
   if ("url" in redis) {
-    await runGroup(Contenders.onRedis(redis.url, KEYS + 1_000), cases, rows, unavailable)
+    await runGroup(RemoteContenders.onRedis(redis.url, KEYS + 1_000), cases, rows, unavailable)
   } else {
     notes.push(`Redis contenders not measured: ${redis.error}.`)
   }
-  await runGroup(Contenders.onSqlite(env.tmpDir), cases, rows, unavailable)
+  await runGroup(RemoteContenders.onSqlite(env.tmpDir), cases, rows, unavailable)
 
   progress(`peer: memory per entry, ${MEMORY_ENTRIES.toLocaleString("en-US")} entries`)
   const memKeys = Array.from({ length: MEMORY_ENTRIES }, (_, i) => `mem:${i}`)
   const memValues = memKeys.map((key, i) => Contenders.valueOf(key, i))
   const memWorkload = Drive.uniform("memory", Drive.SET, memKeys, memValues, true, TTL)
   const memory: Array<{ contender: string; bytesPerEntry: number | string }> = []
-  for (const factory of Contenders.inProcess(MEMORY_ENTRIES + 1_000)) {
+  for (const factory of InProcessContenders.inProcess(MEMORY_ENTRIES + 1_000)) {
     progress(`peer: memory · ${factory.name}`)
     memory.push({ contender: factory.name, bytesPerEntry: await memoryPerEntry(factory, memWorkload) })
   }

@@ -10,10 +10,11 @@
 import { fileURLToPath } from "node:url"
 import { forkAll } from "./internal/children.js"
 import type { Contender, Factory } from "./internal/contenders.js"
-import * as Contenders from "./internal/contenders.js"
 import * as Drive from "./internal/drive.js"
 import type { Env } from "./internal/env.js"
+import * as InProcessContenders from "./internal/inProcessContenders.js"
 import { collect, full, percentile } from "./internal/measure.js"
+import * as RemoteContenders from "./internal/remoteContenders.js"
 import type { Chart, SuiteResult, Table } from "./internal/report.js"
 import { fmtMs, message, progress } from "./internal/report.js"
 
@@ -152,10 +153,10 @@ const table = (title: string, rows: ReadonlyArray<Row>): Table => ({
 export const run = async (env: Env): Promise<SuiteResult> => {
   const rows: Array<Row> = []
   const notes: Array<string> = []
-  for (const factory of Contenders.inProcess(1_000)) await inOneProcess("in process", factory, rows)
+  for (const factory of InProcessContenders.inProcess(1_000)) await inOneProcess("in process", factory, rows)
   const redis = await env.redis()
   if ("url" in redis) {
-    for (const factory of Contenders.onRedis(redis.url, 1_000)) {
+    for (const factory of RemoteContenders.onRedis(redis.url, 1_000)) {
       await inOneProcess("over Redis, 1 process", factory, rows)
     }
     for (const name of CROSS_PROCESS) {
