@@ -277,7 +277,8 @@ export const make = (
       if (op.watch && from !== self) addReader(space, op.key, from)
       // A fetch holding the key's lease no longer decides its value; its waiters read this one.
       dropLease(space, op.key)
-      if (!HashRing.holders(currentRing(), op.key, copies).includes(self)) strays = true
+      // This node's own writes follow its ring; a peer's may follow a ring that has since changed.
+      if (from !== self && !HashRing.holders(currentRing(), op.key, copies).includes(self)) strays = true
     }
 
     /** A write that a newer one had already replaced: its writer's near cache must not keep its value. */
