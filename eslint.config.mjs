@@ -16,6 +16,11 @@ export default tseslint.config(
       "@typescript-eslint/no-explicit-any": "off",
       "@typescript-eslint/no-namespace": "off",
       "@typescript-eslint/no-empty-object-type": "off",
+      // The rules of the Effect monorepo's own config that fit here.
+      "@typescript-eslint/consistent-type-imports": "error",
+      "@typescript-eslint/array-type": ["error", { default: "generic", readonly: "generic" }],
+      "object-shorthand": "error",
+      "no-fallthrough": "error",
       "@effect/dprint": ["error", {
         config: {
           indentWidth: 2,
@@ -28,5 +33,10 @@ export default tseslint.config(
         }
       }]
     }
+  },
+  {
+    // Libraries report through Telemetry, never the console; the bench and the examples are programs.
+    files: ["packages/{core,cluster,backend-redis,backend-sqlite,keyv}/src/**/*.ts"],
+    rules: { "no-console": "error" }
   }
 )

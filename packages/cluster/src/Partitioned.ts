@@ -41,7 +41,7 @@
  */
 import type { CacheError, Codec, Stats } from "@vela/core"
 import { Backend, BackendError, CodecError, ConfigError, FetchTimeout, NodeUnavailable, Topology } from "@vela/core"
-import type { Duration } from "effect"
+import type { Duration, Scope } from "effect"
 import {
   Cause,
   Deferred,
@@ -54,7 +54,6 @@ import {
   PubSub,
   Runtime,
   Schedule,
-  Scope,
   Stream
 } from "effect"
 import * as ClusterNode from "./ClusterNode.js"

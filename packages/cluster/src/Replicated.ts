@@ -23,10 +23,10 @@
  * Expiry is by the absolute `expiresAt` every node keeps, so nodes whose clocks agree expire an
  * entry at the same moment.
  */
-import type { CacheError, Codec, Stats } from "@vela/core"
-import { Backend, BackendError, CodecError, ConfigError, Topology } from "@vela/core"
-import type { Duration } from "effect"
-import { Clock, Effect, Either, Layer, Option, PubSub, Schedule, Scope, Stream } from "effect"
+import type { BackendError, CacheError, Codec, Stats } from "@vela/core"
+import { Backend, CodecError, ConfigError, Topology } from "@vela/core"
+import type { Duration, Scope } from "effect"
+import { Clock, Effect, Either, Layer, Option, PubSub, Schedule, Stream } from "effect"
 import * as ClusterNode from "./ClusterNode.js"
 import * as Batcher from "./internal/batcher.js"
 import { live } from "./internal/live.js"

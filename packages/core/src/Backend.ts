@@ -7,6 +7,7 @@ import { Context } from "effect"
 import type { Codec } from "./Codec.js"
 import type { BackendError, CacheError, ConfigError, FetchTimeout } from "./Errors.js"
 import * as Check from "./internal/config.js"
+import * as Yield from "./internal/yieldToEventLoop.js"
 import type { Stats } from "./Stats.js"
 
 /** What a store keeps per key. */
@@ -131,6 +132,12 @@ export interface Store {
  */
 export const checkOptions: (field: string, options: unknown, known: ReadonlyArray<string>) => ConfigError | undefined =
   Check.options
+
+/**
+ * Lets timers and I/O run before the fiber continues: for a store's long loops (a sweep of many
+ * batches), so that one cache's work never holds the event loop. A macrotask, so it needs no `Clock`.
+ */
+export const yieldToEventLoop: Effect.Effect<void> = Yield.yieldToEventLoop
 
 /** A storage engine: opens one `Store` per cache namespace, closed with the scope. */
 export class Backend extends Context.Tag("@vela/core/Backend")<Backend, {

@@ -3,7 +3,8 @@
  * encode values to text with a `Codec`: the cache's value `Schema` when it has one, otherwise
  * `Codec.json`, a JSON dialect that also round-trips `Date`, `Uint8Array`, `bigint`, `Map` and `Set`.
  */
-import { Either, ParseResult, Schema } from "effect"
+import type { ParseResult } from "effect"
+import { Either, Schema } from "effect"
 import { CodecError } from "./Errors.js"
 
 /** Turns values into text and back; `key` only names the entry in errors. */

@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Backend, Local, Memory, NearCache, Topology, Vela } from "@vela/core"
+import type { Backend } from "@vela/core"
+import { Local, Memory, NearCache, Topology, Vela } from "@vela/core"
 import { Effect, Layer, Option, PubSub, Stream, TestClock } from "effect"
 
 /**

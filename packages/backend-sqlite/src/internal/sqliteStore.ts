@@ -19,13 +19,11 @@
  *
  * Invariant: a namespace holds at most `maxSize` rows after every committed write.
  */
-import type { Backend, Codec } from "@vela/core"
-import { CodecError } from "@vela/core"
-import type { BackendError } from "@vela/core"
+import type { BackendError, Codec, CodecError } from "@vela/core"
+import { Backend } from "@vela/core"
 import { Effect, Either, Option, Stream } from "effect"
 import type { Row, Statements } from "./database.js"
 import type { Writer } from "./writer.js"
-import { yieldToEventLoop } from "./yieldToEventLoop.js"
 
 type Store = Backend.Store
 type Entry = Backend.Entry
@@ -290,7 +288,7 @@ export const makeStore = (shared: Shared, options: OpenOptions): Store => {
     if (!pending) return Effect.void
     return Effect.flatMap(sweepBatch, (removed) => {
       if (removed > 0) options.onExpire(removed)
-      return removed < shared.sweepBatchSize ? Effect.void : Effect.zipRight(yieldToEventLoop, sweep)
+      return removed < shared.sweepBatchSize ? Effect.void : Effect.zipRight(Backend.yieldToEventLoop, sweep)
     })
   })
 

@@ -5,12 +5,13 @@
  * never loads it.
  */
 import type { ClusterNode } from "@vela/cluster"
+import type * as ClusterModule from "@vela/cluster"
 import type { Backend, Topology } from "@vela/core"
 import { Memory } from "@vela/core"
 import type { Context, Duration, Scope } from "effect"
 import { Effect, Layer } from "effect"
 
-type Cluster = typeof import("@vela/cluster")
+type Cluster = typeof ClusterModule
 
 export interface ClusterTopology {
   readonly name: string

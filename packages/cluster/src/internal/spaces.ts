@@ -4,8 +4,8 @@
  * users wait for the same opening. A failed opening is forgotten, so the next use tries again.
  */
 import type { Backend, BackendError, ConfigError } from "@vela/core"
-import type { Clock } from "effect"
-import { Deferred, Effect, Either, Exit, FiberId, Option, Scope } from "effect"
+import type { Clock, Option } from "effect"
+import { Deferred, Effect, Either, Exit, FiberId, Scope } from "effect"
 import { text } from "./wire.js"
 
 export interface Spaces<S> {
