@@ -1012,7 +1012,7 @@ export const make = (
         })
       }
 
-      const store: Backend.Store = {
+      const store = Backend.makeStore({
         sync,
         stats,
         // The common remote read without the runtime: the owner answers. Anything else (the owner
@@ -1157,7 +1157,7 @@ export const make = (
           )
           return loop
         }
-      }
+      })
       return store
     }
 

@@ -493,7 +493,7 @@ export const make = (
           )
         })
 
-      const store: Backend.Store = {
+      const store = Backend.makeStore({
         sync,
         stats,
         get: (key) =>
@@ -542,7 +542,7 @@ export const make = (
           space.watched = true
           return Stream.fromPubSub(space.changes)
         }
-      }
+      })
       return store
     }
 

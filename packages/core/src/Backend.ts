@@ -2,10 +2,11 @@
  * The storage engine behind caches: string keys, `Entry` values, no knowledge of topology. One
  * backend serves many caches; each cache opens its own namespace on it and gets a `Store`.
  */
-import type { Clock, Effect, Option, Scope, Stream } from "effect"
-import { Context } from "effect"
+import type { Clock, Scope } from "effect"
+import { Cause, Context, Effect, Exit, Option, Stream } from "effect"
 import type { Codec } from "./Codec.js"
-import type { BackendError, CacheError, ConfigError, FetchTimeout } from "./Errors.js"
+import type { CacheError, ConfigError, FetchTimeout } from "./Errors.js"
+import { BackendError } from "./Errors.js"
 import * as Check from "./internal/config.js"
 import * as Yield from "./internal/yieldToEventLoop.js"
 import type { Stats } from "./Stats.js"
@@ -63,14 +64,49 @@ export interface SyncStore {
   readonly set?: ((key: string, entry: Entry) => void) | undefined
 }
 
-/** One cache's namespace on a backend or topology. Every read ignores expired entries. */
+/** `done` of a read without the runtime: the live entry (or `undefined`), or the failure. */
+export type GetCallback = (key: string, done: (entry: Entry | undefined, failure?: CacheError) => void) => void
+
+/** `done` of a write without the runtime: called once, with the failure if any. */
+export type SetCallback = (key: string, entry: Entry, done: (failure?: CacheError) => void) => void
+
+/**
+ * Single flight beyond this process (Redis lease, cluster owner). The cache calls it on a
+ * `getOrFetch` miss, already coalesced within the process. When this process wins the key, it runs
+ * `fetch` with `write`, which stores the fetched entry only while the key's lease is still this
+ * fetch's (a `put` or `delete` of the key, or `timeoutMillis` passing, takes it away) and tells
+ * whether it did. Otherwise it waits for the winner's value, at most `timeoutMillis`, and returns
+ * what the winner stored.
+ */
+export type SingleFlight = <A, E, R>(
+  key: string,
+  fetch: (write: (entry: Entry) => Effect.Effect<boolean, CacheError>) => Effect.Effect<A, E, R>,
+  timeoutMillis: number
+) => Effect.Effect<A, E | CacheError | FetchTimeout, R>
+
+/**
+ * One cache's namespace on a backend or topology, every operation present: built by `makeStore`
+ * from what the store does natively. Every read ignores expired entries.
+ */
 export interface Store {
   readonly get: (key: string) => Effect.Effect<Option.Option<Entry>, CacheError>
+  /**
+   * `get` without the runtime: `done` is called once. Native on stores whose reads wait on the
+   * network (a remote read then runs no fiber of the store); elsewhere it runs `get`.
+   */
+  readonly getCallback: GetCallback
   /** Like `get`, without counting as a use for eviction. */
   readonly has: (key: string) => Effect.Effect<boolean, CacheError>
   readonly set: (key: string, entry: Entry) => Effect.Effect<void, CacheError>
+  /** `set` without the runtime, as `getCallback` is `get`. */
+  readonly setCallback: SetCallback
   /** `true` when a live entry was removed. */
   readonly delete: (key: string) => Effect.Effect<boolean, CacheError>
+  /** Batches: one `MGET`, one SQL statement, one RPC per node where the store has them. */
+  readonly getMany: (keys: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<Option.Option<Entry>>, CacheError>
+  readonly setMany: (entries: ReadonlyArray<readonly [string, Entry]>) => Effect.Effect<void, CacheError>
+  /** Returns how many live entries were removed. */
+  readonly deleteMany: (keys: ReadonlyArray<string>) => Effect.Effect<number, CacheError>
   /** Removes every entry carrying `tag`; returns how many live entries were removed. */
   readonly invalidateTag: (tag: string) => Effect.Effect<number, CacheError>
   readonly clear: Effect.Effect<void, CacheError>
@@ -80,50 +116,83 @@ export interface Store {
   readonly sweep: Effect.Effect<void, CacheError>
   /** Changes made elsewhere; a store that only this process writes never emits. */
   readonly invalidations: Stream.Stream<Invalidation>
-  /** Present on in-process stores. */
-  readonly sync?: SyncStore | undefined
-  /**
-   * `get` without the runtime, for stores whose reads wait on the network: `done` is called once,
-   * with the live entry (or `undefined`), or with the failure `get` would fail with. The cache's
-   * `get` and the Promise facade use it when present, so a remote read runs no fiber of the store.
-   */
-  readonly getCallback?:
-    | ((key: string, done: (entry: Entry | undefined, failure?: CacheError) => void) => void)
-    | undefined
-  /** `set` without the runtime, as `getCallback` is `get`: `done` is called once, with the failure if any. */
-  readonly setCallback?:
-    | ((key: string, entry: Entry, done: (failure?: CacheError) => void) => void)
-    | undefined
+  /** Present on in-process stores: reads (and, where that is all a write takes, writes) without the runtime. */
+  readonly sync: SyncStore | undefined
+  /** Single flight beyond this process; in-process stores run the fetch and always write. */
+  readonly singleFlight: SingleFlight
   /**
    * The cache's counters over every process the store spans (a cluster topology), when it can
    * gather them; `cache.stats()` then reports these instead of this process's own.
    */
-  readonly stats?: Effect.Effect<Stats> | undefined
-  /**
-   * Native batches, where the store has them (`MGET`, one SQL statement, one RPC per node). A cache
-   * whose store lacks one runs the single-key operation for each key instead.
-   */
-  readonly getMany?:
-    | ((keys: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<Option.Option<Entry>>, CacheError>)
-    | undefined
-  readonly setMany?: ((entries: ReadonlyArray<readonly [string, Entry]>) => Effect.Effect<void, CacheError>) | undefined
-  /** Returns how many live entries were removed. */
-  readonly deleteMany?: ((keys: ReadonlyArray<string>) => Effect.Effect<number, CacheError>) | undefined
-  /**
-   * Single flight beyond this process (Redis lease, cluster owner), when the store offers it. The
-   * cache calls it on a `getOrFetch` miss, already coalesced within the process. When this process
-   * wins the key, it runs `fetch` with `write`, which stores the fetched entry only while the key's
-   * lease is still this fetch's (a `put` or `delete` of the key, or `timeoutMillis` passing, takes
-   * it away) and tells whether it did. Otherwise it waits for the winner's value, at most
-   * `timeoutMillis`, and returns what the winner stored.
-   */
-  readonly singleFlight?:
-    | (<A, E, R>(
-      key: string,
-      fetch: (write: (entry: Entry) => Effect.Effect<boolean, CacheError>) => Effect.Effect<A, E, R>,
-      timeoutMillis: number
-    ) => Effect.Effect<A, E | CacheError | FetchTimeout, R>)
-    | undefined
+  readonly stats: Effect.Effect<Stats> | undefined
+}
+
+/**
+ * What a store writes itself: each operation once, in the form native to it (a read as an Effect or
+ * as a callback, batches where it has them); `makeStore` derives the rest. A store may give both
+ * forms of a read or write when the second is not the first run another way (a callback read that
+ * answers most keys without the runtime and hands the rest to `get`).
+ */
+export type StorePrimitives =
+  & {
+    readonly has?: Store["has"] | undefined
+    readonly delete: Store["delete"]
+    readonly getMany?: Store["getMany"] | undefined
+    readonly setMany?: Store["setMany"] | undefined
+    readonly deleteMany?: Store["deleteMany"] | undefined
+    readonly invalidateTag: Store["invalidateTag"]
+    readonly clear: Store["clear"]
+    readonly size: Store["size"]
+    readonly sweep: Store["sweep"]
+    readonly invalidations?: Store["invalidations"] | undefined
+    readonly sync?: SyncStore | undefined
+    readonly singleFlight?: SingleFlight | undefined
+    readonly stats?: Effect.Effect<Stats> | undefined
+  }
+  & (
+    | { readonly get: Store["get"]; readonly getCallback?: GetCallback | undefined }
+    | { readonly get?: undefined; readonly getCallback: GetCallback }
+  )
+  & (
+    | { readonly set: Store["set"]; readonly setCallback?: SetCallback | undefined }
+    | { readonly set?: undefined; readonly setCallback: SetCallback }
+  )
+
+/**
+ * A whole `Store` from a store's primitives, as Effect's `KeyValueStore.make` does: `get` from
+ * `getCallback` or the reverse (likewise `set`), `has` from `get`, batches from single-key
+ * operations (16 at a time), no invalidations, and a single flight that runs the fetch and writes.
+ */
+export const makeStore = (primitives: StorePrimitives): Store => {
+  const get = primitives.get ?? fromGetCallback(primitives.getCallback)
+  const set = primitives.set ?? fromSetCallback(primitives.setCallback)
+  return {
+    get,
+    getCallback: primitives.getCallback ?? toGetCallback(get),
+    has: primitives.has ?? ((key) => Effect.map(get(key), Option.isSome)),
+    set,
+    setCallback: primitives.setCallback ?? toSetCallback(set),
+    delete: primitives.delete,
+    getMany: primitives.getMany ?? ((keys) => Effect.forEach(keys, get, { concurrency: batchConcurrency })),
+    setMany: primitives.setMany ??
+      ((entries) =>
+        Effect.forEach(entries, ([key, entry]) => set(key, entry), { concurrency: batchConcurrency, discard: true })),
+    deleteMany: primitives.deleteMany ??
+      ((keys) =>
+        Effect.map(
+          Effect.forEach(keys, primitives.delete, { concurrency: batchConcurrency }),
+          (removed) => removed.filter(Boolean).length
+        )),
+    invalidateTag: primitives.invalidateTag,
+    clear: primitives.clear,
+    size: primitives.size,
+    sweep: primitives.sweep,
+    invalidations: primitives.invalidations ?? Stream.empty,
+    sync: primitives.sync,
+    singleFlight: primitives.singleFlight ??
+      ((key, fetch) => fetch((entry) => Effect.as(set(key, entry), true))),
+    stats: primitives.stats
+  }
 }
 
 /**
@@ -144,3 +213,39 @@ export class Backend extends Context.Tag("@vela/core/Backend")<Backend, {
   readonly name: string
   readonly open: (options: OpenOptions) => Effect.Effect<Store, BackendError | ConfigError, Scope.Scope>
 }>() {}
+
+// internal
+
+const batchConcurrency = 16
+
+const fromGetCallback = (getCallback: GetCallback): Store["get"] => (key) =>
+  Effect.async((resume) =>
+    getCallback(
+      key,
+      (entry, failure) =>
+        resume(failure === undefined ? Effect.succeed(Option.fromNullable(entry)) : Effect.fail(failure))
+    )
+  )
+
+const fromSetCallback = (setCallback: SetCallback): Store["set"] => (key, entry) =>
+  Effect.async((resume) =>
+    setCallback(key, entry, (failure) => resume(failure === undefined ? Effect.void : Effect.fail(failure)))
+  )
+
+const toGetCallback = (get: Store["get"]): GetCallback => (key, done) =>
+  Effect.runCallback(get(key), {
+    onExit: (exit) =>
+      Exit.isSuccess(exit) ? done(Option.getOrUndefined(exit.value)) : done(undefined, failureOf("get", exit.cause))
+  })
+
+const toSetCallback = (set: Store["set"]): SetCallback => (key, entry, done) =>
+  Effect.runCallback(set(key, entry), {
+    onExit: (exit) => Exit.isSuccess(exit) ? done() : done(failureOf("set", exit.cause))
+  })
+
+/** A store's operations fail only with `CacheError`; a defect (a bug in the store) is reported as one, not lost. */
+const failureOf = (operation: string, cause: Cause.Cause<CacheError>): CacheError =>
+  Option.getOrElse(
+    Cause.failureOption(cause),
+    () => new BackendError({ backend: "store", operation, cause: Cause.squash(cause) })
+  )

@@ -4,7 +4,7 @@
  */
 import { Effect, Layer, Option, Stream } from "effect"
 import type { OpenOptions, Store } from "./Backend.js"
-import { Backend } from "./Backend.js"
+import { Backend, makeStore } from "./Backend.js"
 import { MemoryStore } from "./internal/memoryStore.js"
 import { yieldToEventLoop } from "./internal/yieldToEventLoop.js"
 
@@ -17,7 +17,7 @@ export interface MemoryOptions {
 const SWEEP_BATCH = 256
 
 /** A `Store` over a `MemoryStore`, reading time from the cache's clock. */
-export const makeStore = (options: OpenOptions, sweepSliceMillis = 2): Store => {
+const openStore = (options: OpenOptions, sweepSliceMillis = 2): Store => {
   const clock = options.clock
   const store = new MemoryStore({ ...options, now: () => clock.unsafeCurrentTimeMillis() })
   // A slice is measured on the monotonic timer, not the cache's clock: it is about the event loop.
@@ -31,7 +31,7 @@ export const makeStore = (options: OpenOptions, sweepSliceMillis = 2): Store => 
       ? Effect.zipRight(sweepStep, Effect.zipRight(yieldToEventLoop, sweep))
       : Effect.void
   )
-  return {
+  return makeStore({
     get: (key) => Effect.sync(() => Option.fromNullable(store.get(key))),
     has: (key) => Effect.sync(() => store.peek(key) !== undefined),
     set: (key, entry) => Effect.sync(() => store.set(key, entry)),
@@ -53,7 +53,7 @@ export const makeStore = (options: OpenOptions, sweepSliceMillis = 2): Store => 
         for (const key of keys) if (store.delete(key)) removed++
         return removed
       })
-  }
+  })
 }
 
 /**
@@ -69,7 +69,7 @@ export const make = (options: MemoryOptions = {}): Effect.Effect<Backend["Type"]
         Effect.sync(() => {
           let store = namespaces.get(open.namespace)
           if (store === undefined) {
-            store = makeStore(open, options.sweepSliceMillis)
+            store = openStore(open, options.sweepSliceMillis)
             namespaces.set(open.namespace, store)
           }
           return store

@@ -14,8 +14,8 @@
 import type { Duration } from "effect"
 import { Effect, Layer, Option, Stream } from "effect"
 import type { Entry, Invalidation, Store } from "./Backend.js"
+import { makeStore } from "./Backend.js"
 import type { ConfigError } from "./Errors.js"
-import * as Batch from "./internal/batch.js"
 import * as Check from "./internal/config.js"
 import { MemoryStore } from "./internal/memoryStore.js"
 import { Topology } from "./Topology.js"
@@ -96,9 +96,8 @@ const makeNear = (l2: Store, clock: { unsafeCurrentTimeMillis(): number }, ttl: 
     }
   }
 
-  const l2GetCallback = l2.getCallback
-  const l2SetCallback = l2.setCallback
-  const store: Store = {
+  // Both forms of a read and a write, each passing to L2's own: an Effect API read stays in its fiber.
+  const store = makeStore({
     get: (key) =>
       Effect.suspend(() => {
         const local = bypass ? undefined : l1.get(key)
@@ -108,11 +107,11 @@ const makeNear = (l2: Store, clock: { unsafeCurrentTimeMillis(): number }, ttl: 
           if (Option.isSome(entry)) promote(key, entry.value, seen)
         })
       }),
-    getCallback: l2GetCallback === undefined ? undefined : (key, done) => {
+    getCallback: (key, done) => {
       const local = bypass ? undefined : l1.get(key)
       if (local !== undefined) return done(local)
       const seen = epoch
-      l2GetCallback(key, (entry, failure) => {
+      l2.getCallback(key, (entry, failure) => {
         if (entry !== undefined) promote(key, entry, seen)
         done(entry, failure)
       })
@@ -124,10 +123,10 @@ const makeNear = (l2: Store, clock: { unsafeCurrentTimeMillis(): number }, ttl: 
         l1.delete(key)
         return Effect.tap(l2.set(key, entry), () => promote(key, entry, seen))
       }),
-    setCallback: l2SetCallback === undefined ? undefined : (key, entry, done) => {
+    setCallback: (key, entry, done) => {
       const seen = ++epoch
       l1.delete(key)
-      l2SetCallback(key, entry, (failure) => {
+      l2.setCallback(key, entry, (failure) => {
         if (failure === undefined) promote(key, entry, seen)
         done(failure)
       })
@@ -148,7 +147,7 @@ const makeNear = (l2: Store, clock: { unsafeCurrentTimeMillis(): number }, ttl: 
         const missing = keys.filter((_, i) => local[i] === undefined)
         if (missing.length === 0) return Effect.succeed(local.map((entry) => Option.some(entry!)))
         const seen = epoch
-        return Effect.map(Batch.getMany(l2, missing), (remote) => {
+        return Effect.map(l2.getMany(missing), (remote) => {
           let next = 0
           return keys.map((key, i) => {
             const entry = local[i]
@@ -163,14 +162,14 @@ const makeNear = (l2: Store, clock: { unsafeCurrentTimeMillis(): number }, ttl: 
       Effect.suspend(() => {
         const seen = ++epoch
         for (const [key] of entries) l1.delete(key)
-        return Effect.tap(Batch.setMany(l2, entries), () => {
+        return Effect.tap(l2.setMany(entries), () => {
           for (const [key, entry] of entries) promote(key, entry, seen)
         })
       }),
     deleteMany: (keys) =>
       change(() => {
         for (const key of keys) l1.delete(key)
-      }, Batch.deleteMany(l2, keys))
-  }
+      }, l2.deleteMany(keys))
+  })
   return { store, apply }
 }

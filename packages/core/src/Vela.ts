@@ -10,7 +10,6 @@ import * as Coalescer from "./Coalescer.js"
 import * as Codec from "./Codec.js"
 import type { BackendError, CacheError } from "./Errors.js"
 import { CacheClosed, CodecError, ConfigError, FetchTimeout, NotFound } from "./Errors.js"
-import * as Batch from "./internal/batch.js"
 import * as Check from "./internal/config.js"
 import * as Grace from "./internal/grace.js"
 import { Graced } from "./internal/grace.js"
@@ -829,7 +828,7 @@ export const make = <V = unknown, I = unknown>(
           }))
         }
         const started = start()
-        return Batch.getMany(store, keys).pipe(
+        return store.getMany(keys).pipe(
           Effect.tapErrorTag("CodecError", () => Effect.sync(() => counters.codecErrors.add(1))),
           Effect.map((entries) =>
             entries.map((entry, i) => {
@@ -871,7 +870,7 @@ export const make = <V = unknown, I = unknown>(
         }
         for (const [key] of batch) drop(key)
         const started = start()
-        return Effect.map(Batch.setMany(store, batch), () => {
+        return Effect.map(store.setMany(batch), () => {
           counters.writes.add(batch.length)
           for (const [key, entry] of batch) {
             emit?.("put", started, { key, ttl: entry.expiresAt === null ? "infinity" : entry.expiresAt - now })
@@ -884,7 +883,7 @@ export const make = <V = unknown, I = unknown>(
         const invalid = checkAll(keys)
         if (invalid !== undefined) return Effect.fail(invalid)
         for (const key of keys) drop(key)
-        return Effect.tap(Batch.deleteMany(store, keys), (removed) => counters.deletes.add(removed))
+        return Effect.tap(store.deleteMany(keys), (removed) => counters.deletes.add(removed))
       })
 
     const cache: Cache<V> = {

@@ -1,6 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import type { Backend } from "@vela/core"
-import { Memory, NearCache, Topology } from "@vela/core"
+import { Backend, Memory, NearCache, Topology } from "@vela/core"
 import type { TelemetryEvent } from "@vela/core/promise"
 import { CacheClosed, CodecError, ConfigError, createCache, InvalidKey, NotFound } from "@vela/core/promise"
 import { Effect, Layer } from "effect"
@@ -11,14 +10,28 @@ import { promisify } from "node:util"
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /** A Memory store seen as a remote one (no synchronous reads), with `change` applied to it. */
-const remoteTopology = (change: (store: Backend.Store) => Partial<Backend.Store> = () => ({})) =>
+/** A Memory store seen as a remote one: no synchronous view, every operation an Effect. */
+const remoteTopology = (
+  change: (store: Backend.Store) => Partial<Pick<Backend.Store, "get" | "getMany">> = () => ({})
+) =>
   Layer.effect(
     Topology.Topology,
     Effect.map(Memory.make(), (backend) =>
       Topology.Topology.of({
         name: "remote",
         open: (options) =>
-          Effect.map(backend.open(options), (store) => ({ ...store, sync: undefined, ...change(store) }))
+          Effect.map(backend.open(options), (store) =>
+            Backend.makeStore({
+              get: store.get,
+              has: store.has,
+              set: store.set,
+              delete: store.delete,
+              invalidateTag: store.invalidateTag,
+              clear: store.clear,
+              size: store.size,
+              sweep: store.sweep,
+              ...change(store)
+            }))
       }))
   )
 

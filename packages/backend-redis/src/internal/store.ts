@@ -12,9 +12,8 @@
  * Failure: every command is bounded by the client's `commandTimeout`, and commands fail at once
  * while the connection is down (no offline queue), so an outage is a prompt `BackendError`.
  */
-import type { Backend } from "@vela/core"
 import type { CacheError, CodecError } from "@vela/core"
-import { BackendError, ConfigError, FetchTimeout } from "@vela/core"
+import { Backend, BackendError, ConfigError, FetchTimeout } from "@vela/core"
 import type { Scope } from "effect"
 import { Effect, Either, FiberId, Option, Stream } from "effect"
 import type { Cluster, Redis } from "ioredis"
@@ -355,7 +354,7 @@ export const open = (
         )
       })
 
-    const store: Backend.Store = {
+    const store = Backend.makeStore({
       get,
       getCallback: read,
       setCallback: write,
@@ -494,6 +493,6 @@ export const open = (
             )
             return retry
           })
-    }
+    })
     return store
   })

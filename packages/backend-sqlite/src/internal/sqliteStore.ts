@@ -292,7 +292,7 @@ export const makeStore = (shared: Shared, options: OpenOptions): Store => {
     })
   })
 
-  return {
+  return Backend.makeStore({
     get,
     has,
     set,
@@ -320,5 +320,5 @@ export const makeStore = (shared: Shared, options: OpenOptions): Store => {
       },
       authoritative: false
     }
-  }
+  })
 }
