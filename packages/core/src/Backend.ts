@@ -92,7 +92,8 @@ export interface Store {
   readonly get: (key: string) => Effect.Effect<Option.Option<Entry>, CacheError>
   /**
    * `get` without the runtime: `done` is called once. Native on stores whose reads wait on the
-   * network (a remote read then runs no fiber of the store); elsewhere it runs `get`.
+   * network (a remote read then runs no fiber of the store); elsewhere it runs the reads of one
+   * tick as one `getMany`.
    */
   readonly getCallback: GetCallback
   /** Like `get`, without counting as a use for eviction. */
@@ -162,18 +163,20 @@ export type StorePrimitives =
  * A whole `Store` from a store's primitives, as Effect's `KeyValueStore.make` does: `get` from
  * `getCallback` or the reverse (likewise `set`), `has` from `get`, batches from single-key
  * operations (16 at a time), no invalidations, and a single flight that runs the fetch and writes.
+ * A `getCallback` made from `get` gathers the reads of one tick into one `getMany`.
  */
 export const makeStore = (primitives: StorePrimitives): Store => {
   const get = primitives.get ?? fromGetCallback(primitives.getCallback)
   const set = primitives.set ?? fromSetCallback(primitives.setCallback)
+  const getMany = primitives.getMany ?? ((keys) => Effect.forEach(keys, get, { concurrency: batchConcurrency }))
   return {
     get,
-    getCallback: primitives.getCallback ?? toGetCallback(get),
+    getCallback: primitives.getCallback ?? gatheredGetCallback(get, getMany),
     has: primitives.has ?? ((key) => Effect.map(get(key), Option.isSome)),
     set,
     setCallback: primitives.setCallback ?? toSetCallback(set),
     delete: primitives.delete,
-    getMany: primitives.getMany ?? ((keys) => Effect.forEach(keys, get, { concurrency: batchConcurrency })),
+    getMany,
     setMany: primitives.setMany ??
       ((entries) =>
         Effect.forEach(entries, ([key, entry]) => set(key, entry), { concurrency: batchConcurrency, discard: true })),
@@ -232,11 +235,38 @@ const fromSetCallback = (setCallback: SetCallback): Store["set"] => (key, entry)
     setCallback(key, entry, (failure) => resume(failure === undefined ? Effect.void : Effect.fail(failure)))
   )
 
-const toGetCallback = (get: Store["get"]): GetCallback => (key, done) =>
-  Effect.runCallback(get(key), {
-    onExit: (exit) =>
-      Exit.isSuccess(exit) ? done(Option.getOrUndefined(exit.value)) : done(undefined, failureOf("get", exit.cause))
-  })
+/**
+ * `getCallback` of a store that reads as an Effect: the reads of one tick are gathered and run as
+ * one `getMany` (one fiber, one batch on the store); when the batch fails, each key is read alone,
+ * so a failure (a value that no longer decodes) reaches only its own caller.
+ */
+const gatheredGetCallback = (get: Store["get"], getMany: Store["getMany"]): GetCallback => {
+  type Done = Parameters<GetCallback>[1]
+  const readAlone = (key: string, done: Done) =>
+    Effect.runCallback(get(key), {
+      onExit: (exit) =>
+        Exit.isSuccess(exit) ? done(Option.getOrUndefined(exit.value)) : done(undefined, failureOf("get", exit.cause))
+    })
+  let keys: Array<string> = []
+  let callers: Array<Done> = []
+  const flush = () => {
+    const batch = keys
+    const dones = callers
+    keys = []
+    callers = []
+    if (batch.length === 1) return readAlone(batch[0], dones[0])
+    Effect.runCallback(getMany(batch), {
+      onExit: (exit) => {
+        if (Exit.isFailure(exit)) return batch.forEach((key, i) => readAlone(key, dones[i]))
+        exit.value.forEach((entry, i) => dones[i](Option.getOrUndefined(entry)))
+      }
+    })
+  }
+  return (key, done) => {
+    if (keys.push(key) === 1) queueMicrotask(flush)
+    callers.push(done)
+  }
+}
 
 const toSetCallback = (set: Store["set"]): SetCallback => (key, entry, done) =>
   Effect.runCallback(set(key, entry), {

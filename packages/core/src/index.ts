@@ -1,5 +1,4 @@
 export * as Backend from "./Backend.js"
-export * as Coalescer from "./Coalescer.js"
 export * as Codec from "./Codec.js"
 export {
   BackendError,

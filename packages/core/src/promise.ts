@@ -27,15 +27,17 @@ import {
 } from "effect"
 import type { Backend } from "./Backend.js"
 import { CacheClosed } from "./Errors.js"
-import type { UnsafeCache } from "./internal/unsafe.js"
-import { Miss, registry, Unknown } from "./internal/unsafe.js"
+import { resolve } from "./internal/cache/config.js"
+import type { InternalCache } from "./internal/cache/make.js"
+import * as Internal from "./internal/cache/make.js"
+import { Miss, Unknown } from "./internal/cache/read.js"
 import * as Local from "./Local.js"
 import * as Memory from "./Memory.js"
 import * as NearCache from "./NearCache.js"
 import type { Stats } from "./Stats.js"
 import * as Telemetry from "./Telemetry.js"
 import type { Topology } from "./Topology.js"
-import * as Vela from "./Vela.js"
+import type * as Vela from "./Vela.js"
 
 export * from "./Errors.js"
 export type { Stats } from "./Stats.js"
@@ -109,14 +111,15 @@ export interface Cache<V> extends AsyncDisposable {
 export const createCache = <V = unknown, I = V>(options: CacheOptions<V, I> = {}): Cache<V> => {
   const { backend, logger, metrics, nearCache, observability, spans, topology, ...config } = options
   const name = config.name ?? "default"
-  const resolved = Vela.resolve({ ...config, name })
+  const resolved = resolve({ ...config, name })
   if (Either.isLeft(resolved)) throw resolved.left
   const { stampedeProtection } = resolved.right
 
-  const tag = Context.GenericTag<Vela.Cache<V>>(`@vela/core/promise/${name}`)
+  const tag = Context.GenericTag<InternalCache<V>>(`@vela/core/promise/${name}`)
+  const cacheLayer = Layer.scoped(tag, Internal.make<V, I>({ ...config, name }))
   const withNear = nearCache === undefined || nearCache === false
-    ? Vela.layer(tag, { ...config, name })
-    : Vela.layer(tag, { ...config, name }).pipe(Layer.provide(NearCache.layer(nearCache === true ? {} : nearCache)))
+    ? cacheLayer
+    : cacheLayer.pipe(Layer.provide(NearCache.layer(nearCache === true ? {} : nearCache)))
   const layer = withNear.pipe(
     Layer.provide(topology ?? Local.layer),
     Layer.provide(backend ?? Memory.layer()),
@@ -133,13 +136,14 @@ export const createCache = <V = unknown, I = V>(options: CacheOptions<V, I> = {}
   let closed = false
   let closing: Promise<void> | undefined
   const closedError = new CacheClosed({ cache: name })
-  let cache: Vela.Cache<V> | undefined
-  let unsafe: UnsafeCache | undefined
+  let cache: InternalCache<V> | undefined
+  /** The cache, once built, when calls may take the paths around the runtime (spans off). */
+  let direct: InternalCache<V> | undefined
   let telemetry: Telemetry.Telemetry["Type"] | undefined
   const pendingListeners = new Set<(event: Telemetry.TelemetryEvent) => void>()
-  const ready = (built: readonly [Vela.Cache<V>, Telemetry.Telemetry["Type"]]) => {
+  const ready = (built: readonly [InternalCache<V>, Telemetry.Telemetry["Type"]]) => {
     cache = built[0]
-    unsafe = registry.get(built[0])
+    direct = cache.direct ? cache : undefined
     telemetry = built[1]
     for (const listener of pendingListeners) telemetry.subscribe(listener)
     pendingListeners.clear()
@@ -159,15 +163,15 @@ export const createCache = <V = unknown, I = V>(options: CacheOptions<V, I> = {}
   }
 
   /** Runs an operation on the runtime; may wait for I/O. */
-  const run = <A>(f: (cache: Vela.Cache<V>) => Effect.Effect<A, unknown, never>): Promise<A> => {
+  const run = <A>(f: (cache: InternalCache<V>) => Effect.Effect<A, unknown, never>): Promise<A> => {
     if (closed) return Promise.reject(closedError)
     const effect = cache === undefined ? Effect.flatMap(tag, f) : f(cache)
     return runtime.runPromiseExit(effect).then(settle)
   }
 
   /** Runs an operation that never waits (no fetch) synchronously where the store allows it. */
-  const runNow = <A>(f: (cache: Vela.Cache<V>) => Effect.Effect<A, unknown, never>): Promise<A> => {
-    if (closed || cache === undefined || unsafe?.synchronous !== true) return run(f)
+  const runNow = <A>(f: (cache: InternalCache<V>) => Effect.Effect<A, unknown, never>): Promise<A> => {
+    if (closed || cache === undefined || !cache.synchronous) return run(f)
     try {
       return Promise.resolve(settle(runtime.runSyncExit(f(cache))))
     } catch (error) {
@@ -175,40 +179,15 @@ export const createCache = <V = unknown, I = V>(options: CacheOptions<V, I> = {}
     }
   }
 
-  /** The answer of the synchronous path, or `Unknown` when only the runtime can tell. */
-  const readSync = (key: string): unknown => {
-    if (unsafe === undefined) return Unknown
-    const invalid = unsafe.check(key)
+  /** `direct.now` after the key's check: a hit, an authoritative miss, or `Unknown` when only the store can tell. */
+  const readNow = (key: string): unknown => {
+    if (direct === undefined) return Unknown
+    const invalid = direct.check(key)
     if (invalid !== undefined) throw invalid
-    return unsafe.readSync(key)
+    return direct.now(key)
   }
 
-  const getOne = (c: Vela.Cache<V>, key: string) => Effect.map(c.getOption(key), Option.getOrUndefined)
-
-  /**
-   * Gets that go to a remote store are gathered for one tick and sent as one `getMany`: one runtime
-   * call and one store batch for all of them. When the batch fails, each key is read alone, so a
-   * failure (a value that no longer decodes) reaches only its own caller.
-   */
-  let gathered: Array<{ key: string; resolve: (value: V | undefined) => void; reject: (error: unknown) => void }> = []
-  const flushGets = () => {
-    const batch = gathered
-    gathered = []
-    const alone = () => {
-      for (const { key, reject, resolve } of batch) run((c) => getOne(c, key)).then(resolve, reject)
-    }
-    if (batch.length === 1) return alone()
-    run((c) => c.getMany(batch.map(({ key }) => key))).then(
-      (values) => batch.forEach(({ resolve }, i) => resolve(Option.getOrUndefined(values[i]))),
-      alone
-    )
-  }
-  const batchedGet = (key: string) =>
-    new Promise<V | undefined>((resolve, reject) => {
-      if (gathered.push({ key, resolve, reject }) === 1) queueMicrotask(flushGets)
-    })
-
-  /** The `getOrFetch` of each key running in this facade, shared by its concurrent misses. */
+  /** Stampede protection's first layer (see `internal/cache/stampede.ts`): the `getOrFetch` of each key running in this facade, shared by its concurrent callers. */
   const inflight = new Map<string, Promise<V>>()
   /** A write or removal of a key wins over its fetch in flight: later misses do not join it. */
   const forget = (keys: Iterable<unknown>) => {
@@ -219,24 +198,21 @@ export const createCache = <V = unknown, I = V>(options: CacheOptions<V, I> = {}
     if (closed) return Promise.reject(closedError)
     let found: unknown
     try {
-      found = readSync(key)
+      found = readNow(key)
     } catch (error) {
       return Promise.reject(error)
     }
     if (found !== Unknown && found !== Miss) return Promise.resolve(found as V)
     const running = stampedeProtection ? inflight.get(key) : undefined
     if (running !== undefined) {
-      unsafe?.joined(key, found === Unknown)
+      cache?.joined(key, found === Unknown)
       return running
     }
     const fetchEffect = (k: string) =>
       Effect.tryPromise({ try: async () => fetch(k), catch: (thrown) => new Thrown(thrown) })
-    const known = unsafe
-    const fetched = run((c): Effect.Effect<V, unknown> =>
-      found === Miss && known !== undefined
-        ? known.fetchMiss(key, fetchEffect, putOptions) as Effect.Effect<V, unknown>
-        : c.getOrFetch(key, fetchEffect, putOptions)
-    )
+    // What `readNow` found, so the cache does not read again; nothing when it did not read.
+    const known = direct === undefined ? undefined : found as typeof Miss | typeof Unknown
+    const fetched = run((c) => c.getOrFetch(key, fetchEffect, putOptions, known))
     if (!stampedeProtection) return fetched
     const promise = fetched.finally(() => {
       if (inflight.get(key) === promise) inflight.delete(key)
@@ -250,35 +226,24 @@ export const createCache = <V = unknown, I = V>(options: CacheOptions<V, I> = {}
     get: (key) => {
       if (closed) return Promise.reject(closedError)
       try {
-        const found = readSync(key)
+        const found = readNow(key)
         if (found === Miss) return resolvedUndefined
         if (found !== Unknown) return Promise.resolve(found as V)
       } catch (error) {
         return Promise.reject(error)
       }
-      if (unsafe?.synchronous === true) return runNow((c) => getOne(c, key))
-      const readCallback = unsafe?.readCallback
-      if (readCallback === undefined) return batchedGet(key)
-      return new Promise<V | undefined>((resolve, reject) =>
-        readCallback(key, (value, failure) => {
-          if (failure !== undefined) reject(failure)
-          else resolve(value === Miss ? undefined : value as V)
-        })
+      const c = direct
+      if (c === undefined) return run((c) => Effect.map(c.getOption(key), Option.getOrUndefined))
+      return fromCallback<V | undefined>((done) =>
+        c.lookupCallback(key, (found, failure) => done(failure, found._tag === "Fresh" ? found.value : undefined))
       )
     },
     getOrThrow: (key) => runNow((c) => c.get(key)),
     put: (key, value, putOptions) => {
       forget([key])
-      if (closed || unsafe === undefined) return run((c) => c.put(key, value, putOptions))
-      if (unsafe.putSync !== undefined) {
-        const failure = unsafe.putSync(key, value, putOptions)
-        return failure === undefined ? resolvedUndefined : Promise.reject(failure)
-      }
-      const putCallback = unsafe.putCallback
-      if (putCallback === undefined) return run((c) => c.put(key, value, putOptions))
-      return new Promise<void>((resolve, reject) =>
-        putCallback(key, value, putOptions, (failure) => failure === undefined ? resolve() : reject(failure))
-      )
+      const c = direct
+      if (closed || c === undefined) return run((c) => c.put(key, value, putOptions))
+      return fromCallback<void>((done) => c.putCallback(key, value, putOptions, (failure) => done(failure, undefined)))
     },
     delete: (key) => {
       forget([key])
@@ -326,6 +291,26 @@ export const createCache = <V = unknown, I = V>(options: CacheOptions<V, I> = {}
 // internal
 
 const resolvedUndefined = Promise.resolve(undefined)
+
+/**
+ * The Promise of a call that reports through `done` (a failure, or `undefined` and the value). When
+ * `done` runs before the call returns (an in-memory store), the Promise is made settled.
+ */
+const fromCallback = <A>(call: (done: (failure: unknown, value: A) => void) => void): Promise<A> => {
+  let now: Promise<A> | undefined
+  let later: ((failure: unknown, value: A) => void) | undefined
+  call((failure, value) => {
+    if (later !== undefined) return later(failure, value)
+    now = failure !== undefined
+      ? Promise.reject(failure)
+      : value === undefined
+      ? resolvedUndefined as Promise<A>
+      : Promise.resolve(value)
+  })
+  return now ?? new Promise<A>((resolve, reject) => {
+    later = (failure, value) => failure === undefined ? resolve(value) : reject(failure)
+  })
+}
 
 /** What a facade fetch threw, carried through the runtime so callers get the very same value. */
 class Thrown {

@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Local, Memory, Vela } from "@vela/core"
 import { ConfigProvider, Context, Effect, Exit, Fiber, Layer, Option, TestClock } from "effect"
+import { resolve } from "../src/internal/cache/config.js"
 
 class Numbers extends Context.Tag("Numbers")<Numbers, Vela.Cache<number>>() {}
 
@@ -54,7 +55,7 @@ describe("Vela config", () => {
     }))
 
   it("the longest timer durations are accepted, and a TTL past 2^53 - 1 ms means no expiry", () => {
-    const resolved = Vela.resolve({
+    const resolved = resolve({
       name: "n",
       sweepInterval: 2 ** 31 - 1,
       stampedeTimeout: 1,
@@ -71,7 +72,7 @@ describe("Vela config", () => {
   })
 
   it("defaults are the original's", () => {
-    const resolved = Vela.resolve({ name: "n" })
+    const resolved = resolve({ name: "n" })
     assert.isTrue(resolved._tag === "Right")
     if (resolved._tag !== "Right") return
     const { codec: _, ...rest } = resolved.right

@@ -23,6 +23,8 @@ export interface Observer {
   readonly start: () => bigint
   /** Reports a finished operation: its event, its histogram sample, its outcome on the current span. */
   readonly emit: Emit | undefined
+  /** Whether operations run in spans. */
+  readonly spans: boolean
   /** Runs `self` in a span named `<prefix>.<op>` when spans are on, with the cache, key and tag. */
   readonly span: <A, E, R>(
     op: string,
@@ -49,6 +51,7 @@ export const make = (
     return {
       start: () => noStart,
       emit: undefined,
+      spans: false,
       span: (_op, _key, self) => self,
       recordSize: undefined
     }
@@ -90,6 +93,7 @@ export const make = (
   return {
     start: () => metrics || telemetry.active() ? clock.unsafeCurrentTimeNanos() : noStart,
     emit,
+    spans,
     span: spans
       ? (op, key, self, tag) =>
         Effect.withSpan(self, `${prefix.join(".")}.${op}`, {

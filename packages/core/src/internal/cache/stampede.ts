@@ -1,5 +1,19 @@
 /**
- * Stampede protection: concurrent `getOrFetch` misses of one key share one fetch.
+ * Stampede protection: however many callers miss a key at once, its fetch runs once. Three layers
+ * coalesce, each where the one below cannot see:
+ *
+ * Layers. (1) The Promise facade shares the Promise of a running `getOrFetch` among its callers of
+ * the same key (`promise.ts`): a caller joins without entering the Effect runtime at all, and the
+ * shared call covers the store read before the fetch too, which a remote store (Redis, a cluster)
+ * would otherwise answer once per caller. (2) `Coalescer` (below) shares one fetch among the
+ * `getOrFetch` calls of this cache that found the key missing or stale, whichever API they came
+ * through: it owns the fetch's fiber, its hold on the key, and every waiter's deadline. (3) The
+ * store's `singleFlight` shares one fetch among processes (a Redis lease, a cluster key's owner); it
+ * is entered by the one fetch (2) lets run, so a process sends one lease request per key, not one
+ * per caller. In-process stores have the default single flight, which runs the fetch and writes.
+ * Each layer answers its joiners with its leader's own outcome, so a failure reaches every caller
+ * unchanged. Invariant: per key, at most one fetch per process runs under stampede protection, and
+ * at most one per cluster where the store has a single flight.
  *
  * Concurrency: the first caller registers a flight under the key and forks the fetch into the
  * cache's scope, so the fetch belongs to no caller: a caller interrupted while it waits leaves it
@@ -10,8 +24,9 @@
  * Failure: every waiter gets the fetch's own exit, so a failed fetch fails all of them with the
  * same error. A fetch holds its key for `holdMillis` at most: then it is interrupted, every caller
  * still waiting gets its timeout answer, and the next caller starts a fresh fetch, so a hung fetch
- * never blocks its key. `release` lets go of a key earlier (a `put` or `delete` of it). A fetch
- * reads `Lease.held` before it stores its value, so one let go of never writes.
+ * never blocks its key. `release` lets go of a key earlier (a `put` or `delete` of it); fetches run
+ * without protection (`stampedeProtection: false`) hold `Leases` the same way. A fetch reads
+ * `Lease.held` before it stores its value, so one let go of never writes.
  *
  * Waiting is bounded (`FetchTimeout`, or a fallback value such as a stale entry). Waiters with the
  * same timeout shorter than the hold have deadlines in the order they joined, so one timer fiber per
@@ -20,7 +35,7 @@
  * shorter timeout; a waiter costs none.
  *
  * Follows the `singleflight` of Go's groupcache, with per-waiter deadlines as in Caffeine's
- * `AsyncCache` `orTimeout`.
+ * `AsyncCache` `orTimeout`, and bentocache's distributed locks for layer (3).
  */
 import type { Clock, Fiber, Scope } from "effect"
 import { Duration, Effect, type Exit, FiberId } from "effect"
@@ -57,7 +72,7 @@ export interface Coalescer {
 }
 
 /** A coalescer whose fetches hold their key `holdMillis` at most. */
-export const make = (scope: Scope.Scope, clock: Clock.Clock, holdMillis: number): Coalescer => {
+export const makeCoalescer = (scope: Scope.Scope, clock: Clock.Clock, holdMillis: number): Coalescer => {
   const flights = new Map<string, Flight>()
   const release = (key: string, flight = flights.get(key)) => {
     if (flight === undefined) return
@@ -93,6 +108,59 @@ export const make = (scope: Scope.Scope, clock: Clock.Clock, holdMillis: number)
     release: (key) => release(key),
     releaseAll: () => {
       for (const [key, flight] of flights) release(key, flight)
+    }
+  }
+}
+
+/**
+ * What a cache holds of its keys' fetches: the coalescer, the leases of fetches run without
+ * protection, and the refreshes that failed (until when their stale value is served without
+ * another try). A write or removal of a key wins over its fetches in flight: `drop` lets go of all
+ * of it, so they no longer store their value and the next `getOrFetch` reads and fetches afresh.
+ */
+export interface Flights {
+  readonly coalescer: Coalescer
+  /** Runs a fetch of `key` without the coalescer, holding a lease a write of the key takes away. */
+  readonly unshared: <A, E, R>(key: string, fetch: (lease: Lease) => Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  /** Keys whose refresh failed, and until when their stale value is served without another try. */
+  readonly backoff: Map<string, number>
+  readonly drop: (key: string) => void
+  /** `drop` of every key, for changes that do not name their keys (`flush`, `invalidateTag`). */
+  readonly dropAll: () => void
+}
+
+export const makeFlights = (scope: Scope.Scope, clock: Clock.Clock, holdMillis: number): Flights => {
+  const coalescer = makeCoalescer(scope, clock, holdMillis)
+  const leases = new Map<string, Set<{ held: boolean }>>()
+  const backoff = new Map<string, number>()
+  return {
+    coalescer,
+    unshared: (key, fetch) =>
+      Effect.suspend(() => {
+        const lease = { held: true }
+        let held = leases.get(key)
+        if (held === undefined) leases.set(key, held = new Set())
+        held.add(lease)
+        const done = Effect.sync(() => {
+          held.delete(lease)
+          if (held.size === 0 && leases.get(key) === held) leases.delete(key)
+        })
+        return Effect.ensuring(fetch(lease), done)
+      }),
+    backoff,
+    drop: (key) => {
+      coalescer.release(key)
+      backoff.delete(key)
+      const held = leases.get(key)
+      if (held === undefined) return
+      for (const lease of held) lease.held = false
+      leases.delete(key)
+    },
+    dropAll: () => {
+      coalescer.releaseAll()
+      backoff.clear()
+      for (const held of leases.values()) for (const lease of held) lease.held = false
+      leases.clear()
     }
   }
 }

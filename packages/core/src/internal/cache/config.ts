@@ -1,0 +1,271 @@
+/**
+ * A cache's config and call options: their shapes, their defaults, their checks (the first
+ * nonsensical field is a `ConfigError` naming it) and their overrides from Effect `Config`.
+ */
+import type { Duration } from "effect"
+import { Config as EffectConfig, Effect, Either, Option, Schema } from "effect"
+import type { EvictionPolicy } from "../../Backend.js"
+import * as Codec from "../../Codec.js"
+import { ConfigError } from "../../Errors.js"
+import * as Check from "../config.js"
+
+export interface Config<V = unknown, I = unknown> {
+  /** Namespace on the backend; default: the Tag's key. */
+  readonly name?: string | undefined
+  /** TTL of a `put` without `ttl`; a number is milliseconds. Default `"infinity"`. */
+  readonly defaultTtl?: Duration.DurationInput | "infinity" | undefined
+  /** Default `"infinity"`. */
+  readonly maxSize?: number | "infinity" | undefined
+  /** Default `"ttl-only"`. */
+  readonly evictionPolicy?: EvictionPolicy | undefined
+  /** Default `true`. */
+  readonly stampedeProtection?: boolean | undefined
+  /** How long a `getOrFetch` caller waits for a fetch. Default `"5 seconds"`. */
+  readonly stampedeTimeout?: Duration.DurationInput | undefined
+  /** Default `true`. */
+  readonly statsEnabled?: boolean | undefined
+  /** Default `["vela", "cache"]`. */
+  readonly telemetryPrefix?: ReadonlyArray<string> | undefined
+  /** Default `"30 seconds"`. */
+  readonly sweepInterval?: Duration.DurationInput | undefined
+  /** Encodes and validates values where they leave the process. */
+  readonly value?: Schema.Schema<V, I> | undefined
+  /** Default `grace` of `getOrFetch` (default 0: no stale values). */
+  readonly grace?: Duration.DurationInput | undefined
+  /** Default `softTimeout` of `getOrFetch` (default 0). */
+  readonly softTimeout?: Duration.DurationInput | undefined
+  /** Default `hardTimeout` of `getOrFetch` (default `"infinity"`). */
+  readonly hardTimeout?: Duration.DurationInput | "infinity" | undefined
+  /** After a refresh of a stale entry fails, how long its stale value is served before the next try (default `"5 seconds"`). */
+  readonly refreshBackoff?: Duration.DurationInput | undefined
+}
+
+export interface PutOptions {
+  /** Default: the cache's `defaultTtl`. */
+  readonly ttl?: Duration.DurationInput | "infinity" | undefined
+  readonly tags?: ReadonlyArray<string> | undefined
+}
+
+export interface FetchOptions<V> extends PutOptions {
+  /**
+   * How long past its TTL the fetched entry is kept, to be served stale while a refresh runs
+   * (stale-while-revalidate). Plain reads (`get`, `getOption`, `getMany`) treat it as expired.
+   */
+  readonly grace?: Duration.DurationInput | undefined
+  /** How long a caller holding a stale value waits for the refresh before it takes the stale value (0: never). */
+  readonly softTimeout?: Duration.DurationInput | undefined
+  /** A fetch running longer than this is interrupted and fails with `FetchTimeout`. */
+  readonly hardTimeout?: Duration.DurationInput | "infinity" | undefined
+  /**
+   * Whether to cache a fetched value: `false` keeps it out (errors, empty results), `true` caches it
+   * with `ttl`, a duration caches it for that long instead (negative caching with its own TTL).
+   */
+  readonly cacheIf?: ((value: V) => boolean | Duration.DurationInput) | undefined
+}
+
+/** A config with its defaults applied and its durations in milliseconds. */
+export interface ResolvedConfig {
+  readonly name: string
+  readonly defaultTtl: number
+  readonly maxSize: number
+  readonly evictionPolicy: EvictionPolicy
+  readonly stampedeProtection: boolean
+  readonly stampedeTimeout: number
+  readonly statsEnabled: boolean
+  readonly telemetryPrefix: ReadonlyArray<string>
+  readonly sweepInterval: number
+  readonly codec: Codec.Codec<any>
+  readonly grace: number
+  readonly softTimeout: number
+  readonly hardTimeout: number
+  readonly refreshBackoff: number
+}
+
+/** Applies defaults and checks every field; the first nonsensical one is a `ConfigError`. */
+export const resolve = <V, I>(
+  config: Config<V, I> & { readonly name: string }
+): Either.Either<ResolvedConfig, ConfigError> =>
+  Either.gen(function*() {
+    const unknown = Check.options("config", config, configFields)
+    if (unknown !== undefined) return yield* Either.left(unknown)
+    if (typeof config.name !== "string" || config.name.length === 0) {
+      return yield* Either.left(new ConfigError({ field: "name", reason: "expected a non-empty string" }))
+    }
+    const prefix = config.telemetryPrefix ?? ["vela", "cache"]
+    if (
+      !Array.isArray(prefix) || prefix.length === 0 ||
+      !prefix.every((part) => typeof part === "string" && part.length > 0)
+    ) {
+      return yield* Either.left(new ConfigError({ field: "telemetryPrefix", reason: "expected non-empty strings" }))
+    }
+    if (config.value !== undefined && !Schema.isSchema(config.value)) {
+      return yield* Either.left(new ConfigError({ field: "value", reason: "expected a Schema" }))
+    }
+    return {
+      name: config.name,
+      defaultTtl: yield* Check.ttl("defaultTtl", config.defaultTtl ?? "infinity"),
+      maxSize: yield* Check.size("maxSize", config.maxSize ?? "infinity"),
+      evictionPolicy: yield* Check.policy(config.evictionPolicy ?? "ttl-only"),
+      stampedeProtection: yield* Check.boolean("stampedeProtection", config.stampedeProtection ?? true),
+      stampedeTimeout: yield* Check.timer("stampedeTimeout", config.stampedeTimeout ?? "5 seconds", false),
+      statsEnabled: yield* Check.boolean("statsEnabled", config.statsEnabled ?? true),
+      telemetryPrefix: prefix,
+      sweepInterval: yield* Check.timer("sweepInterval", config.sweepInterval ?? "30 seconds", false),
+      codec: config.value === undefined ? Codec.json : Codec.fromSchema(config.value),
+      grace: yield* Check.millis("grace", config.grace ?? 0, false, true),
+      softTimeout: yield* Check.timer("softTimeout", config.softTimeout ?? 0, false, true),
+      hardTimeout: yield* Check.timer("hardTimeout", config.hardTimeout ?? "infinity", true),
+      refreshBackoff: yield* Check.millis("refreshBackoff", config.refreshBackoff ?? "5 seconds", false, true)
+    }
+  })
+
+/** The fields of `Config`, `PutOptions` and `FetchOptions`: any other key is a typo. */
+const configFields: ReadonlyArray<keyof Config> = [
+  "name",
+  "defaultTtl",
+  "maxSize",
+  "evictionPolicy",
+  "stampedeProtection",
+  "stampedeTimeout",
+  "statsEnabled",
+  "telemetryPrefix",
+  "sweepInterval",
+  "value",
+  "grace",
+  "softTimeout",
+  "hardTimeout",
+  "refreshBackoff"
+]
+export const putFields: ReadonlyArray<keyof PutOptions> = ["ttl", "tags"]
+const fetchFields: ReadonlyArray<keyof FetchOptions<unknown>> = [
+  ...putFields,
+  "grace",
+  "softTimeout",
+  "hardTimeout",
+  "cacheIf"
+]
+
+/** What a `put` writes besides the value: its TTL in milliseconds and its tags. */
+export interface EntryOptions {
+  readonly ttl: number
+  readonly tags: ReadonlyArray<string>
+}
+
+/** What a `getOrFetch` does on a miss or a stale read, from its options and the config's defaults. */
+export interface FetchPlan<V> extends EntryOptions {
+  readonly grace: number
+  readonly softTimeout: number
+  readonly hardTimeout: number
+  readonly cacheIf: ((value: V) => boolean | Duration.DurationInput) | undefined
+}
+
+/**
+ * The checks of call options against a resolved config: `entry` for the ttl and tags of options
+ * already known to be an object of known fields (or `undefined`), `plan` for `getOrFetch`'s options.
+ */
+export const makeOptions = (resolved: ResolvedConfig) => {
+  const defaults = Either.right<EntryOptions>({ ttl: resolved.defaultTtl, tags: [] })
+  const entry = (options: PutOptions | undefined): Either.Either<EntryOptions, ConfigError> => {
+    if (options === undefined || (options.ttl === undefined && options.tags === undefined)) return defaults
+    const ttl = options.ttl === undefined ? Either.right(resolved.defaultTtl) : Check.ttl("ttl", options.ttl)
+    if (Either.isLeft(ttl)) return Either.left(ttl.left)
+    const tags = options.tags === undefined ? Either.right([]) : Check.tags(options.tags)
+    if (Either.isLeft(tags)) return Either.left(tags.left)
+    return Either.right({ ttl: ttl.right, tags: tags.right })
+  }
+  const fetchDefaults = {
+    grace: resolved.grace,
+    softTimeout: resolved.softTimeout,
+    hardTimeout: resolved.hardTimeout,
+    cacheIf: undefined
+  }
+  const plan = <V>(options: FetchOptions<V> | undefined): Either.Either<FetchPlan<V>, ConfigError> => {
+    const malformed = Check.options("options", options, fetchFields)
+    if (malformed !== undefined) return Either.left(malformed)
+    const parsed = entry(options)
+    if (Either.isLeft(parsed)) return Either.left(parsed.left)
+    if (options === undefined) return Either.right({ ...parsed.right, ...fetchDefaults })
+    const grace = options.grace === undefined
+      ? Either.right(resolved.grace)
+      : Check.millis("grace", options.grace, false, true)
+    if (Either.isLeft(grace)) return Either.left(grace.left)
+    const softTimeout = options.softTimeout === undefined
+      ? Either.right(resolved.softTimeout)
+      : Check.timer("softTimeout", options.softTimeout, false, true)
+    if (Either.isLeft(softTimeout)) return Either.left(softTimeout.left)
+    const hardTimeout = options.hardTimeout === undefined
+      ? Either.right(resolved.hardTimeout)
+      : Check.timer("hardTimeout", options.hardTimeout, true)
+    if (Either.isLeft(hardTimeout)) return Either.left(hardTimeout.left)
+    if (options.cacheIf !== undefined && typeof options.cacheIf !== "function") {
+      return Either.left(new ConfigError({ field: "cacheIf", reason: "expected a function" }))
+    }
+    return Either.right({
+      ...parsed.right,
+      grace: grace.right,
+      softTimeout: softTimeout.right,
+      hardTimeout: hardTimeout.right,
+      cacheIf: options.cacheIf
+    })
+  }
+  return { entry, plan }
+}
+
+// Overrides from Effect `Config`
+
+const environment = {
+  name: "NAME",
+  defaultTtl: "DEFAULT_TTL",
+  maxSize: "MAX_SIZE",
+  evictionPolicy: "EVICTION_POLICY",
+  stampedeProtection: "STAMPEDE_PROTECTION",
+  stampedeTimeout: "STAMPEDE_TIMEOUT",
+  statsEnabled: "STATS_ENABLED",
+  telemetryPrefix: "TELEMETRY_PREFIX",
+  sweepInterval: "SWEEP_INTERVAL",
+  grace: "GRACE",
+  softTimeout: "SOFT_TIMEOUT",
+  hardTimeout: "HARD_TIMEOUT",
+  refreshBackoff: "REFRESH_BACKOFF"
+} as const
+
+/** Reads the overrides as strings, then turns them into the values a config in code would hold. */
+export const fromEnvironment = <V, I>(config: Config<V, I>): Effect.Effect<Config<V, I>, ConfigError> =>
+  Effect.reduce(
+    Object.entries(environment) as Array<[keyof typeof environment, string]>,
+    config,
+    (merged, [field, variable]) =>
+      EffectConfig.option(EffectConfig.string(variable)).pipe(
+        EffectConfig.nested("VELA"),
+        Effect.mapError((error) => new ConfigError({ field, reason: String(error) })),
+        Effect.flatMap(Option.match({
+          onNone: () => Effect.succeed(merged),
+          onSome: (text) => Effect.map(parseOverride(field, text.trim()), (value) => ({ ...merged, [field]: value }))
+        }))
+      )
+  )
+
+const parseOverride = (field: keyof typeof environment, text: string): Effect.Effect<unknown, ConfigError> => {
+  switch (field) {
+    case "stampedeProtection":
+    case "statsEnabled":
+      return text === "true" || text === "false"
+        ? Effect.succeed(text === "true")
+        : Effect.fail(new ConfigError({ field, reason: `expected true or false, got ${JSON.stringify(text)}` }))
+    case "telemetryPrefix":
+      return Effect.succeed(text.split(",").map((part) => part.trim()))
+    case "maxSize":
+      return Effect.succeed(/^\d+$/.test(text) ? Number(text) : text)
+    case "defaultTtl":
+    case "stampedeTimeout":
+    case "sweepInterval":
+    case "grace":
+    case "softTimeout":
+    case "hardTimeout":
+    case "refreshBackoff":
+      // A bare number is milliseconds, as in code; anything else goes to the duration parser.
+      return Effect.succeed(/^\d+(\.\d+)?$/.test(text) ? Number(text) : text)
+    default:
+      return Effect.succeed(text)
+  }
+}

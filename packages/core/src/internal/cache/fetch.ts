@@ -1,0 +1,248 @@
+/**
+ * `getOrFetch`: the read of `read.ts`, then on a miss the fetch, coalesced as `stampede.ts`
+ * describes, and on a stale value within its grace a refresh in the background
+ * (stale-while-revalidate). A fetched value is stored only while its fetch still holds the key.
+ */
+import { Effect, Either, Exit } from "effect"
+import type { Entry } from "../../Backend.js"
+import type { CacheError } from "../../Errors.js"
+import { ConfigError, FetchTimeout } from "../../Errors.js"
+import * as Check from "../config.js"
+import { Graced } from "../grace.js"
+import { noStart } from "../observe.js"
+import type { FetchOptions, FetchPlan } from "./config.js"
+import type { Core } from "./core.js"
+import type { Reads } from "./read.js"
+import { Miss, missing, Unknown } from "./read.js"
+import type { Lease } from "./stampede.js"
+import type { Writes } from "./write.js"
+
+/** A fetch of a key: what `getOrFetch` is given. */
+export type Fetch<V, E, R> = (key: string) => Effect.Effect<V, E, R>
+
+export type GetOrFetch<V> = <E = never, R = never>(
+  key: string,
+  fetch: Fetch<V, E, R>,
+  options?: FetchOptions<V>,
+  known?: typeof Miss | typeof Unknown
+) => Effect.Effect<V, E | FetchTimeout | CacheError, R>
+
+/** Stores a fetched entry, or leaves it out when the fetch no longer holds its key. */
+type Save = (entry: Entry) => Effect.Effect<void, CacheError>
+
+export interface Fetches<V> {
+  /**
+   * The cached value, or the fetched one. `known`: the answer of `reads.now` the caller already
+   * got (and that was counted), so that this call does not read again.
+   */
+  readonly getOrFetch: GetOrFetch<V>
+  /** Counts and reports a caller that waits on another caller's fetch; `unread`: its read as a miss too. */
+  readonly joined: (key: string, unread: boolean) => void
+}
+
+export const make = <V>(core: Core, reads: Reads<V>, writes: Writes<V>): Fetches<V> => {
+  const { check, clock, config, counters, store } = core
+  const { backoff, coalescer } = core.flights
+  const { emit, start } = core.observer
+
+  /** The entry of a fetched value; with grace, kept `grace` past its TTL with its freshness inside. */
+  const fetchedEntry = (value: V, ttl: number, plan: FetchPlan<V>): Entry => {
+    const now = clock.unsafeCurrentTimeMillis()
+    if (ttl === Infinity) return { value, expiresAt: null, tags: plan.tags, version: 0 }
+    if (plan.grace === 0) return { value, expiresAt: now + ttl, tags: plan.tags, version: 0 }
+    // A grace that reaches past the longest TTL keeps the stale value with no expiry.
+    const kept = ttl + plan.grace > Check.maxTtlMillis ? null : now + ttl + plan.grace
+    return { value: new Graced(value, now + ttl), expiresAt: kept, tags: plan.tags, version: 0 }
+  }
+
+  /** Stores a fetched value through `save` as `cacheIf` decides; `undefined` is never cached. */
+  const storeFetched = (value: V, plan: FetchPlan<V>, save: Save): Effect.Effect<void, CacheError> => {
+    if (value === undefined) return Effect.void
+    const decision = plan.cacheIf === undefined ? true : plan.cacheIf(value)
+    if (decision === false) return Effect.void
+    if (decision === true) return save(fetchedEntry(value, plan.ttl, plan))
+    const ttl = Check.ttl("cacheIf", decision)
+    return Either.isLeft(ttl) ? Effect.fail(ttl.left) : save(fetchedEntry(value, ttl.right, plan))
+  }
+
+  /** Writes a fetched entry while `lease` holds the key: a `put` or `delete` since then wins. */
+  const saveHeld = (key: string, lease: Lease): Save => (entry) => lease.held ? writes.write(key, entry) : Effect.void
+
+  /** `saveHeld` through a store's single flight, whose `write` also checks the lease beyond this process. */
+  const saveLeased = (
+    key: string,
+    lease: Lease,
+    leased: (entry: Entry) => Effect.Effect<boolean, CacheError>
+  ): Save =>
+  (entry) => {
+    if (!lease.held) return Effect.void
+    const started = start()
+    return Effect.map(leased(entry), (stored) => {
+      if (stored) writes.wrote(key, entry, started)
+    })
+  }
+
+  const fetchAndStore = <E, R>(
+    key: string,
+    fetch: Fetch<V, E, R>,
+    plan: FetchPlan<V>,
+    refresh: boolean,
+    save: Save
+  ): Effect.Effect<V, E | FetchTimeout | CacheError, R> =>
+    Effect.suspend(() => {
+      const started = start()
+      counters.fetches.add(1)
+      if (refresh) counters.refreshes.add(1)
+      const bounded = plan.hardTimeout === Infinity ? fetch(key) : Effect.timeoutFail(fetch(key), {
+        duration: plan.hardTimeout,
+        onTimeout: () => new FetchTimeout({ key, timeout: plan.hardTimeout })
+      })
+      return bounded.pipe(
+        Effect.onExit((exit) =>
+          Effect.sync(() => {
+            if (Exit.isFailure(exit)) counters.fetchErrors.add(1)
+            emit?.("fetch", started, { key, result: Exit.isSuccess(exit) ? "ok" : "error" })
+          })
+        ),
+        Effect.tap((value) => storeFetched(value, plan, save))
+      )
+    })
+
+  const joined = (key: string, unread: boolean) => {
+    if (unread) {
+      counters.misses.add(1)
+      emit?.("get", noStart, { key, result: "miss" })
+    }
+    counters.coalesced.add(1)
+    emit?.("fetch", start(), { key, result: "coalesced" })
+  }
+
+  /** The fetch of a key known to be missing: coalesced in this process, and beyond by the store's single flight. */
+  const onMiss = <E, R>(
+    key: string,
+    fetch: Fetch<V, E, R>,
+    plan: FetchPlan<V>,
+    unread = false
+  ): Effect.Effect<V, E | FetchTimeout | CacheError, R> => {
+    if (!config.stampedeProtection) {
+      return core.flights.unshared(key, (lease) => fetchAndStore(key, fetch, plan, false, saveHeld(key, lease)))
+    }
+    const timeout = config.stampedeTimeout
+    return coalescer.run(
+      key,
+      (lease) =>
+        // A waiter gets what the winner stored, which carries its freshness when fetched with grace.
+        Effect.map(
+          store.singleFlight(
+            key,
+            (leased) => fetchAndStore(key, fetch, plan, false, saveLeased(key, lease, leased)),
+            timeout
+          ),
+          (value) => value instanceof Graced ? value.value as V : value
+        ),
+      () => joined(key, unread),
+      {
+        timeoutMillis: timeout,
+        onTimeout: () => Effect.fail(new FetchTimeout({ key, timeout }))
+      }
+    )
+  }
+
+  /** The stale value of each key being refreshed, for callers that join the refresh. */
+  const refreshing = new Map<string, { readonly value: V }>()
+
+  /**
+   * A stale value within its grace: refresh it (once, however many callers), wait up to
+   * `softTimeout` for the fresh value, and otherwise, or when the refresh fails, serve the stale one.
+   */
+  const onStale = <E, R>(
+    key: string,
+    stale: V,
+    fetch: Fetch<V, E, R>,
+    plan: FetchPlan<V>,
+    unread = false
+  ): Effect.Effect<V, never, R> => {
+    const serveStale = () =>
+      Effect.sync(() => {
+        counters.staleHits.add(1)
+        emit?.("fetch", noStart, { key, result: "stale" })
+        return stale
+      })
+    const now = clock.unsafeCurrentTimeMillis()
+    if ((backoff.get(key) ?? 0) > now) return serveStale()
+    backoff.delete(key)
+    const mine = { value: stale }
+    const refresh = (lease: Lease) =>
+      fetchAndStore(key, fetch, plan, true, saveHeld(key, lease)).pipe(
+        Effect.tapError(() =>
+          Effect.sync(() => {
+            counters.refreshErrors.add(1)
+            // A refresh let go of (its key written, removed or flushed) leaves no backoff behind.
+            if (lease.held) backoff.set(key, clock.unsafeCurrentTimeMillis() + config.refreshBackoff)
+          })
+        ),
+        Effect.ensuring(Effect.sync(() => {
+          if (refreshing.get(key) === mine) refreshing.delete(key)
+        }))
+      )
+    if (!coalescer.running(key)) refreshing.set(key, mine)
+    return coalescer.run(key, refresh, () => joined(key, unread), {
+      timeoutMillis: plan.softTimeout,
+      onTimeout: serveStale
+    }).pipe(Effect.catchAll(serveStale))
+  }
+
+  const getOrFetch: GetOrFetch<V> = <E, R>(
+    key: string,
+    fetch: Fetch<V, E, R>,
+    options?: FetchOptions<V>,
+    known?: typeof Miss | typeof Unknown
+  ) =>
+    Effect.suspend((): Effect.Effect<V, E | FetchTimeout | CacheError, R> => {
+      let found: V | typeof Miss | typeof Unknown
+      if (known === undefined) {
+        const invalid = check(key)
+        if (invalid !== undefined) return Effect.fail(invalid)
+        if (typeof fetch !== "function") {
+          return Effect.fail(new ConfigError({ field: "fetch", reason: "expected a function of the key" }))
+        }
+        found = reads.now(key)
+        if (found !== Unknown && found !== Miss) return Effect.succeed(found)
+      } else found = known
+      const plan = core.options.plan(options)
+      if (Either.isLeft(plan)) return Effect.fail(plan.left)
+      if (found === Miss) return onMiss(key, fetch, plan.right)
+      // A fetch of this key is already running here: join it rather than ask a remote store first
+      // (the read it skips counts as a miss, as it would have been one).
+      if (config.stampedeProtection && coalescer.running(key)) {
+        const stale = refreshing.get(key)
+        return stale === undefined
+          ? onMiss(key, fetch, plan.right, true)
+          : onStale(key, stale.value, fetch, plan.right, true)
+      }
+      return reads.lookup(key).pipe(
+        // Data that no longer decodes is counted (by the read) and fetched again, never a crash.
+        Effect.catchTag("CodecError", (error) =>
+          Effect.as(
+            Effect.annotateLogs(Effect.logDebug(`${error.message}; fetching it again`), {
+              cache: core.name,
+              key,
+              operation: "getOrFetch"
+            }),
+            missing
+          )),
+        Effect.flatMap((current): Effect.Effect<V, E | FetchTimeout | CacheError, R> => {
+          switch (current._tag) {
+            case "Fresh":
+              return Effect.succeed(current.value)
+            case "Stale":
+              return onStale(key, current.value, fetch, plan.right)
+            case "Missing":
+              return onMiss(key, fetch, plan.right)
+          }
+        })
+      )
+    })
+
+  return { getOrFetch, joined }
+}

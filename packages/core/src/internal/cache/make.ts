@@ -1,0 +1,88 @@
+/**
+ * The internal constructor of a cache: the object `Vela.make` shows users as a `Cache`, and the
+ * Promise facade holds whole, for the paths that skip the runtime (`now`, `lookupCallback`,
+ * `putCallback`, a `getOrFetch` that does not read again).
+ */
+import type { Option, Scope } from "effect"
+import { Effect } from "effect"
+import type { BackendError, CacheError, ConfigError, NotFound } from "../../Errors.js"
+import type { Stats } from "../../Stats.js"
+import type { Topology } from "../../Topology.js"
+import * as Batch from "./batch.js"
+import type { Batches } from "./batch.js"
+import type { Config } from "./config.js"
+import { resolve } from "./config.js"
+import * as Core from "./core.js"
+import type { GetOrFetch } from "./fetch.js"
+import * as Fetch from "./fetch.js"
+import type { Reads } from "./read.js"
+import * as Read from "./read.js"
+import type { Writes } from "./write.js"
+import * as Write from "./write.js"
+
+export interface InternalCache<V> extends Batches<V> {
+  readonly name: string
+  readonly get: (key: string) => Effect.Effect<V, NotFound | CacheError>
+  readonly getOption: (key: string) => Effect.Effect<Option.Option<V>, CacheError>
+  readonly put: Writes<V>["put"]
+  readonly delete: (key: string) => Effect.Effect<void, CacheError>
+  readonly exists: (key: string) => Effect.Effect<boolean, CacheError>
+  readonly flush: () => Effect.Effect<void, CacheError>
+  readonly size: () => Effect.Effect<number, CacheError>
+  readonly stats: () => Effect.Effect<Stats>
+  readonly getOrFetch: GetOrFetch<V>
+  readonly invalidateTag: (tag: string) => Effect.Effect<number, CacheError>
+  /**
+   * Whether callers without the runtime may take the paths below; `false` with spans on, so that
+   * every call runs on the runtime and gets its span.
+   */
+  readonly direct: boolean
+  /** Every operation but a fetch completes synchronously (an authoritative in-memory store). */
+  readonly synchronous: boolean
+  readonly check: Core.Core["check"]
+  readonly now: Reads<V>["now"]
+  readonly lookupCallback: Reads<V>["lookupCallback"]
+  readonly putCallback: Writes<V>["putCallback"]
+  readonly joined: Fetch.Fetches<V>["joined"]
+}
+
+/**
+ * Builds a cache on the `Topology` in context. The cache lives as long as the scope: closing it
+ * stops the sweeper and any running fetch, and every later call fails with `CacheClosed`.
+ */
+export const make = <V = unknown, I = unknown>(
+  config: Config<V, I> & { readonly name: string }
+): Effect.Effect<InternalCache<V>, ConfigError | BackendError, Topology | Scope.Scope> =>
+  Effect.gen(function*() {
+    const core = yield* Core.make(yield* resolve(config))
+    const reads = Read.make<V>(core)
+    const writes = Write.make<V>(core)
+    const fetches = Fetch.make(core, reads, writes)
+    const batches = Batch.make(core, reads)
+    const { span, spans } = core.observer
+    const stats = core.store.stats ?? Effect.sync(() => core.counters.snapshot())
+    return {
+      name: core.name,
+      get: (key) => span("get", key, reads.get(key)),
+      getOption: (key) => span("get", key, reads.getOption(key)),
+      put: (key, value, options) => span("put", key, writes.put(key, value, options)),
+      delete: (key) => span("delete", key, writes.remove(key)),
+      exists: (key) => span("exists", key, writes.exists(key)),
+      flush: () => span("flush", undefined, writes.flush),
+      size: () => span("size", undefined, writes.size),
+      stats: () => stats,
+      getOrFetch: (key, fetch, options, known) =>
+        span("get_or_fetch", key, fetches.getOrFetch(key, fetch, options, known)),
+      invalidateTag: (tag) => span("invalidate_tag", undefined, writes.invalidateTag(tag), tag),
+      getMany: (keys) => span("get_many", undefined, batches.getMany(keys)),
+      putMany: (entries, options) => span("put_many", undefined, batches.putMany(entries, options)),
+      deleteMany: (keys) => span("delete_many", undefined, batches.deleteMany(keys)),
+      direct: !spans,
+      synchronous: core.store.sync?.authoritative === true,
+      check: core.check,
+      now: reads.now,
+      lookupCallback: reads.lookupCallback,
+      putCallback: writes.putCallback,
+      joined: fetches.joined
+    }
+  })

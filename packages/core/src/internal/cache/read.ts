@@ -1,0 +1,131 @@
+/**
+ * The one read path of a cache, served to the Effect API and the Promise facade alike: `now`
+ * answers without the runtime where the store has a synchronous view (an in-memory hit, an
+ * authoritative miss); otherwise the store answers, through `store.get` for the Effect API and
+ * through `store.getCallback` for callers without the runtime. Either way the answer is counted,
+ * reported and told fresh from stale in one place (`classify`).
+ */
+import { Effect, Option } from "effect"
+import type { Entry } from "../../Backend.js"
+import type { CacheError } from "../../Errors.js"
+import { NotFound } from "../../Errors.js"
+import { Graced } from "../grace.js"
+import type { Core } from "./core.js"
+
+/** `now` found no answer that does not need the store's asynchronous read. */
+export const Unknown: unique symbol = Symbol("@vela/core/Unknown")
+/** `now` found a miss that holds for the whole cache. */
+export const Miss: unique symbol = Symbol("@vela/core/Miss")
+
+/** What a read of the store found: a fresh value, a stale one within its grace, or nothing. */
+export type Lookup<V> =
+  | { readonly _tag: "Fresh"; readonly value: V }
+  | { readonly _tag: "Stale"; readonly value: V }
+  | { readonly _tag: "Missing" }
+
+export const missing: Lookup<never> = { _tag: "Missing" }
+
+export interface Reads<V> {
+  /** A hit, an authoritative miss, or `Unknown` (a stale entry too); hits and misses are counted and reported. */
+  readonly now: (key: string) => V | typeof Miss | typeof Unknown
+  /** The store's answer through `store.get`, counted and reported. */
+  readonly lookup: (key: string) => Effect.Effect<Lookup<V>, CacheError>
+  /** The store's answer through `store.getCallback`; `done` gets `missing` with the failure when there is one. */
+  readonly lookupCallback: (key: string, done: (found: Lookup<V>, failure?: CacheError) => void) => void
+  /** Counts and reports what a read of the store found, started at `started`. */
+  readonly classify: (key: string, entry: Entry | undefined, started: bigint) => Lookup<V>
+  /** Counts a failed read of the store (data that no longer decodes). */
+  readonly failed: (failure: CacheError) => void
+  readonly get: (key: string) => Effect.Effect<V, NotFound | CacheError>
+  readonly getOption: (key: string) => Effect.Effect<Option.Option<V>, CacheError>
+}
+
+export const make = <V>(core: Core): Reads<V> => {
+  const { check, clock, counters, store } = core
+  const { emit, start } = core.observer
+  const sync = store.sync
+
+  const now = (key: string): V | typeof Miss | typeof Unknown => {
+    if (sync === undefined) return Unknown
+    const started = start()
+    const entry = sync.get(key)
+    if (entry !== undefined) {
+      let value = entry.value
+      if (value instanceof Graced) {
+        if (value.freshUntil <= clock.unsafeCurrentTimeMillis()) return Unknown
+        value = value.value
+      }
+      counters.hits.add(1)
+      emit?.("get", started, { key, result: "hit" })
+      return value as V
+    }
+    if (!sync.authoritative) return Unknown
+    counters.misses.add(1)
+    emit?.("get", started, { key, result: "miss" })
+    return Miss
+  }
+
+  const classify = (key: string, entry: Entry | undefined, started: bigint): Lookup<V> => {
+    let found: Lookup<V> = missing
+    if (entry !== undefined) {
+      const value = entry.value
+      found = !(value instanceof Graced)
+        ? { _tag: "Fresh", value: value as V }
+        : value.freshUntil > clock.unsafeCurrentTimeMillis()
+        ? { _tag: "Fresh", value: value.value as V }
+        : { _tag: "Stale", value: value.value as V }
+    }
+    const hit = found._tag === "Fresh"
+    if (hit) counters.hits.add(1)
+    else counters.misses.add(1)
+    emit?.("get", started, { key, result: hit ? "hit" : "miss" })
+    return found
+  }
+
+  const failed = (failure: CacheError) => {
+    if (failure._tag === "CodecError") counters.codecErrors.add(1)
+  }
+  const countFailure = (failure: CacheError) => Effect.sync(() => failed(failure))
+
+  const lookup = (key: string): Effect.Effect<Lookup<V>, CacheError> => {
+    const started = start()
+    return store.get(key).pipe(
+      Effect.tapError(countFailure),
+      Effect.map((entry) => classify(key, Option.getOrUndefined(entry), started))
+    )
+  }
+
+  const lookupCallback = (key: string, done: (found: Lookup<V>, failure?: CacheError) => void) => {
+    const started = start()
+    store.getCallback(key, (entry, failure) => {
+      if (failure === undefined) return done(classify(key, entry, started))
+      failed(failure)
+      done(missing, failure)
+    })
+  }
+
+  const get = (key: string): Effect.Effect<V, NotFound | CacheError> =>
+    Effect.suspend(() => {
+      const invalid = check(key)
+      if (invalid !== undefined) return Effect.fail(invalid)
+      const found = now(key)
+      if (found === Miss) return Effect.fail(new NotFound({ key }))
+      if (found !== Unknown) return Effect.succeed(found)
+      return Effect.flatMap(
+        lookup(key),
+        (found) => found._tag === "Fresh" ? Effect.succeed(found.value) : Effect.fail(new NotFound({ key }))
+      )
+    })
+
+  const getOption = (key: string): Effect.Effect<Option.Option<V>, CacheError> =>
+    Effect.suspend(() => {
+      const invalid = check(key)
+      if (invalid !== undefined) return Effect.fail(invalid)
+      const found = now(key)
+      if (found === Miss) return Effect.succeedNone
+      if (found !== Unknown) return Effect.succeed(Option.some(found))
+      return Effect.map(lookup(key), (found) => found._tag === "Fresh" ? Option.some(found.value) : Option.none())
+    })
+
+  return { now, lookup, lookupCallback, classify, failed, get, getOption }
+}

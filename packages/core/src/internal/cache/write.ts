@@ -1,0 +1,180 @@
+/**
+ * The one write path of a cache, served to the Effect API and the Promise facade alike: `prepare`
+ * checks a `put` and builds its entry, `drop` lets go of the key's fetches in flight (a write wins
+ * over them), and the entry goes to the store through `sync.set` where the store has it (an
+ * authoritative in-memory store: no runtime, no allocation), otherwise through `store.set` for the
+ * Effect API and `store.setCallback` for callers without the runtime. `wrote` counts and reports it.
+ * Removals (`delete`, `flush`, `invalidateTag`) live here too.
+ */
+import { Effect, Either } from "effect"
+import type { Entry } from "../../Backend.js"
+import type { CacheError } from "../../Errors.js"
+import { CodecError, ConfigError } from "../../Errors.js"
+import * as Check from "../config.js"
+import type { PutOptions } from "./config.js"
+import { putFields } from "./config.js"
+import type { Core } from "./core.js"
+
+export interface Writes<V> {
+  /** The entry a `put` writes, or why it cannot be written. */
+  readonly prepare: (key: string, value: V, options: PutOptions | undefined) => Either.Either<Entry, CacheError>
+  /**
+   * Writes a prepared entry, counted and reported: on an in-memory store at once, when called (so
+   * call it when the write is due), otherwise when the returned Effect runs.
+   */
+  readonly write: (key: string, entry: Entry) => Effect.Effect<void, CacheError>
+  /** `write` for callers without the runtime: `done` is called once, synchronously on an in-memory store. */
+  readonly writeCallback: (key: string, entry: Entry, done: (failure?: CacheError) => void) => void
+  /** Counts and reports a write the store made. */
+  readonly wrote: (key: string, entry: Entry, started: bigint) => void
+  readonly put: (key: string, value: V, options?: PutOptions) => Effect.Effect<void, CacheError>
+  /** `put` for callers without the runtime, as `writeCallback`. */
+  readonly putCallback: (
+    key: string,
+    value: V,
+    options: PutOptions | undefined,
+    done: (failure?: CacheError) => void
+  ) => void
+  readonly remove: (key: string) => Effect.Effect<void, CacheError>
+  readonly exists: (key: string) => Effect.Effect<boolean, CacheError>
+  readonly flush: Effect.Effect<void, CacheError>
+  readonly size: Effect.Effect<number, CacheError>
+  readonly invalidateTag: (tag: string) => Effect.Effect<number, CacheError>
+}
+
+export const make = <V>(core: Core): Writes<V> => {
+  const { check, clock, counters, store } = core
+  const { drop, dropAll } = core.flights
+  const { emit, start } = core.observer
+  const syncSet = store.sync?.set
+
+  const prepare = (key: string, value: V, options: PutOptions | undefined): Either.Either<Entry, CacheError> => {
+    const invalid = check(key)
+    if (invalid !== undefined) return Either.left(invalid)
+    if (value === undefined) {
+      return Either.left(new CodecError({ key, direction: "encode", cause: "undefined cannot be stored" }))
+    }
+    const malformed = Check.options("options", options, putFields)
+    if (malformed !== undefined) return Either.left(malformed)
+    const parsed = core.options.entry(options)
+    if (Either.isLeft(parsed)) return Either.left(parsed.left)
+    const { tags, ttl } = parsed.right
+    return Either.right({
+      value,
+      expiresAt: ttl === Infinity ? null : clock.unsafeCurrentTimeMillis() + ttl,
+      tags,
+      version: 0
+    })
+  }
+
+  const wrote = (key: string, entry: Entry, started: bigint) => {
+    counters.writes.add(1)
+    emit?.("put", started, {
+      key,
+      ttl: entry.expiresAt === null ? "infinity" : entry.expiresAt - clock.unsafeCurrentTimeMillis()
+    })
+  }
+
+  const write = (key: string, entry: Entry): Effect.Effect<void, CacheError> => {
+    const started = start()
+    if (syncSet !== undefined) {
+      syncSet(key, entry)
+      wrote(key, entry, started)
+      return Effect.void
+    }
+    return Effect.map(store.set(key, entry), () => wrote(key, entry, started))
+  }
+
+  const writeCallback = (key: string, entry: Entry, done: (failure?: CacheError) => void) => {
+    const started = start()
+    if (syncSet !== undefined) {
+      syncSet(key, entry)
+      wrote(key, entry, started)
+      return done()
+    }
+    store.setCallback(key, entry, (failure) => {
+      if (failure === undefined) wrote(key, entry, started)
+      done(failure)
+    })
+  }
+
+  const put = (key: string, value: V, options?: PutOptions): Effect.Effect<void, CacheError> =>
+    Effect.suspend(() => {
+      const prepared = prepare(key, value, options)
+      if (Either.isLeft(prepared)) return Effect.fail(prepared.left)
+      drop(key)
+      return write(key, prepared.right)
+    })
+
+  const putCallback = (
+    key: string,
+    value: V,
+    options: PutOptions | undefined,
+    done: (failure?: CacheError) => void
+  ) => {
+    const prepared = prepare(key, value, options)
+    if (Either.isLeft(prepared)) return done(prepared.left)
+    drop(key)
+    writeCallback(key, prepared.right, done)
+  }
+
+  const remove = (key: string): Effect.Effect<void, CacheError> =>
+    Effect.suspend(() => {
+      const invalid = check(key)
+      if (invalid !== undefined) return Effect.fail(invalid)
+      drop(key)
+      const started = start()
+      return Effect.map(store.delete(key), (removed) => {
+        if (removed) counters.deletes.add(1)
+        emit?.("delete", started, { key, removed })
+      })
+    })
+
+  const exists = (key: string): Effect.Effect<boolean, CacheError> =>
+    Effect.suspend(() => {
+      const invalid = check(key)
+      return invalid === undefined ? store.has(key) : Effect.fail(invalid)
+    })
+
+  const whenOpen = <A>(self: Effect.Effect<A, CacheError>): Effect.Effect<A, CacheError> =>
+    Effect.suspend(() => {
+      const closed = core.closed()
+      return closed === undefined ? self : Effect.fail(closed)
+    })
+
+  const flush = Effect.suspend(() => {
+    const started = start()
+    return Effect.tap(
+      whenOpen(Effect.zipRight(Effect.sync(dropAll), store.clear)),
+      () => emit?.("flush", started, {})
+    )
+  })
+
+  const invalidateTag = (tag: string): Effect.Effect<number, CacheError> =>
+    whenOpen(Effect.suspend(() => {
+      if (typeof tag !== "string" || tag.length === 0) {
+        return Effect.fail(new ConfigError({ field: "tag", reason: "expected a non-empty string" }))
+      }
+      dropAll()
+      const started = start()
+      return Effect.map(store.invalidateTag(tag), (count) => {
+        counters.deletes.add(count)
+        emit?.("invalidate_tag", started, { tag }, { count })
+        return count
+      })
+    }))
+
+  return {
+    prepare,
+    write,
+    writeCallback,
+    wrote,
+    put,
+    putCallback,
+    remove,
+    exists,
+    flush,
+    size: whenOpen(store.size),
+    invalidateTag
+  }
+}
