@@ -11,7 +11,12 @@ import * as Check from "./internal/config.js"
 import * as Yield from "./internal/yieldToEventLoop.js"
 import type { Stats } from "./Stats.js"
 
-/** What a store keeps per key. */
+/**
+ * What a store keeps per key.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Entry {
   readonly value: unknown
   /** Epoch milliseconds; the entry is live while `now < expiresAt`. `null`: no expiry. */
@@ -21,10 +26,20 @@ export interface Entry {
   readonly version: number
 }
 
-/** Eviction policy used when a store reaches `maxSize`. */
+/**
+ * Eviction policy used when a store reaches `maxSize`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type EvictionPolicy = "ttl-only" | "lru" | "lfu" | "tinylfu"
 
-/** A change made to a store by someone else (another process, another node). */
+/**
+ * A change made to a store by someone else (another process, another node).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type Invalidation =
   | { readonly _tag: "Keys"; readonly keys: ReadonlyArray<string> }
   | { readonly _tag: "Tag"; readonly tag: string }
@@ -33,7 +48,12 @@ export type Invalidation =
   | { readonly _tag: "Disconnected" }
   | { readonly _tag: "Connected" }
 
-/** How a cache opens its namespace. */
+/**
+ * How a cache opens its namespace.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface OpenOptions {
   readonly namespace: string
   /** The clock every expiry decision of this store is made against. */
@@ -54,7 +74,12 @@ export interface OpenOptions {
   readonly stats?: (() => Stats) | undefined
 }
 
-/** A synchronous view of an in-process store, for hot paths that must not enter the runtime. */
+/**
+ * A synchronous view of an in-process store, for hot paths that must not enter the runtime.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface SyncStore {
   /** The live entry, or `undefined`; a read counts for recency and frequency. */
   readonly get: (key: string) => Entry | undefined
@@ -64,10 +89,20 @@ export interface SyncStore {
   readonly set?: ((key: string, entry: Entry) => void) | undefined
 }
 
-/** `done` of a read without the runtime: the live entry (or `undefined`), or the failure. */
+/**
+ * `done` of a read without the runtime: the live entry (or `undefined`), or the failure.
+ *
+ * @since 0.2.0
+ * @category models
+ */
 export type GetCallback = (key: string, done: (entry: Entry | undefined, failure?: CacheError) => void) => void
 
-/** `done` of a write without the runtime: called once, with the failure if any. */
+/**
+ * `done` of a write without the runtime: called once, with the failure if any.
+ *
+ * @since 0.2.0
+ * @category models
+ */
 export type SetCallback = (key: string, entry: Entry, done: (failure?: CacheError) => void) => void
 
 /**
@@ -77,6 +112,9 @@ export type SetCallback = (key: string, entry: Entry, done: (failure?: CacheErro
  * fetch's (a `put` or `delete` of the key, or `timeoutMillis` passing, takes it away) and tells
  * whether it did. Otherwise it waits for the winner's value, at most `timeoutMillis`, and returns
  * what the winner stored.
+ *
+ * @since 0.2.0
+ * @category models
  */
 export type SingleFlight = <A, E, R>(
   key: string,
@@ -87,6 +125,9 @@ export type SingleFlight = <A, E, R>(
 /**
  * One cache's namespace on a backend or topology, every operation present: built by `makeStore`
  * from what the store does natively. Every read ignores expired entries.
+ *
+ * @since 0.1.0
+ * @category models
  */
 export interface Store {
   readonly get: (key: string) => Effect.Effect<Option.Option<Entry>, CacheError>
@@ -133,6 +174,9 @@ export interface Store {
  * as a callback, batches where it has them); `makeStore` derives the rest. A store may give both
  * forms of a read or write when the second is not the first run another way (a callback read that
  * answers most keys without the runtime and hands the rest to `get`).
+ *
+ * @since 0.2.0
+ * @category models
  */
 export type StorePrimitives =
   & {
@@ -164,6 +208,9 @@ export type StorePrimitives =
  * `getCallback` or the reverse (likewise `set`), `has` from `get`, batches from single-key
  * operations (16 at a time), no invalidations, and a single flight that runs the fetch and writes.
  * A `getCallback` made from `get` gathers the reads of one tick into one `getMany`.
+ *
+ * @since 0.2.0
+ * @category constructors
  */
 export const makeStore = (primitives: StorePrimitives): Store => {
   const get = primitives.get ?? fromGetCallback(primitives.getCallback)
@@ -201,6 +248,9 @@ export const makeStore = (primitives: StorePrimitives): Store => {
 /**
  * For backend and topology layers: `ConfigError` when `options` is not an object (or `undefined`),
  * or carries a key not in `known` (a typo in plain JavaScript), naming it; otherwise `undefined`.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const checkOptions: (field: string, options: unknown, known: ReadonlyArray<string>) => ConfigError | undefined =
   Check.options
@@ -208,10 +258,18 @@ export const checkOptions: (field: string, options: unknown, known: ReadonlyArra
 /**
  * Lets timers and I/O run before the fiber continues: for a store's long loops (a sweep of many
  * batches), so that one cache's work never holds the event loop. A macrotask, so it needs no `Clock`.
+ *
+ * @since 0.2.0
+ * @category utils
  */
 export const yieldToEventLoop: Effect.Effect<void> = Yield.yieldToEventLoop
 
-/** A storage engine: opens one `Store` per cache namespace, closed with the scope. */
+/**
+ * A storage engine: opens one `Store` per cache namespace, closed with the scope.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
 export class Backend extends Context.Tag("@vela/core/Backend")<Backend, {
   readonly name: string
   readonly open: (options: OpenOptions) => Effect.Effect<Store, BackendError | ConfigError, Scope.Scope>

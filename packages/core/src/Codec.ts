@@ -7,7 +7,12 @@ import type { ParseResult } from "effect"
 import { Either, Schema } from "effect"
 import { CodecError } from "./Errors.js"
 
-/** Turns values into text and back; `key` only names the entry in errors. */
+/**
+ * Turns values into text and back; `key` only names the entry in errors.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Codec<V = unknown> {
   readonly encode: (key: string, value: V) => Either.Either<string, CodecError>
   readonly decode: (key: string, text: string) => Either.Either<V, CodecError>
@@ -17,6 +22,9 @@ export interface Codec<V = unknown> {
  * The default codec: JSON with tagged wrappers for what JSON lacks. A value it cannot represent
  * faithfully (`undefined`, a function, a symbol, a class instance other than those listed, a
  * non-finite number) is a `CodecError` naming what was found, never a silent loss.
+ *
+ * @since 0.1.0
+ * @category codecs
  */
 export const json: Codec<unknown> = {
   encode: (key, value) => {
@@ -37,7 +45,12 @@ export const json: Codec<unknown> = {
   }
 }
 
-/** A codec that encodes with `schema` (then `json`) and validates what comes back. */
+/**
+ * A codec that encodes with `schema` (then `json`) and validates what comes back.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const fromSchema = <V, I>(schema: Schema.Schema<V, I>): Codec<V> => {
   const encode = Schema.encodeEither(schema)
   const decode = Schema.decodeUnknownEither(schema)

@@ -4,21 +4,36 @@
  */
 import { Data } from "effect"
 
-/** `get` of a key that is missing or expired. */
+/**
+ * `get` of a key that is missing or expired.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class NotFound extends Data.TaggedError("NotFound")<{ readonly key: string }> {
   override get message() {
     return `No live entry for key ${JSON.stringify(this.key)}`
   }
 }
 
-/** A waiter of `getOrFetch` waited longer than `stampedeTimeout` (in milliseconds). */
+/**
+ * A waiter of `getOrFetch` waited longer than `stampedeTimeout` (in milliseconds).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class FetchTimeout extends Data.TaggedError("FetchTimeout")<{ readonly key: string; readonly timeout: number }> {
   override get message() {
     return `Fetch of key ${JSON.stringify(this.key)} did not finish within ${this.timeout} ms`
   }
 }
 
-/** The store failed: Redis down, disk full, SQLite busy. */
+/**
+ * The store failed: Redis down, disk full, SQLite busy.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class BackendError extends Data.TaggedError("BackendError")<{
   readonly backend: string
   readonly operation: string
@@ -29,7 +44,12 @@ export class BackendError extends Data.TaggedError("BackendError")<{
   }
 }
 
-/** A value could not be encoded, or stored data no longer decodes. */
+/**
+ * A value could not be encoded, or stored data no longer decodes.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class CodecError extends Data.TaggedError("CodecError")<{
   readonly key: string
   readonly direction: "encode" | "decode"
@@ -40,14 +60,24 @@ export class CodecError extends Data.TaggedError("CodecError")<{
   }
 }
 
-/** A key that is not a non-empty string, or is too long for the backend. */
+/**
+ * A key that is not a non-empty string, or is too long for the backend.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class InvalidKey extends Data.TaggedError("InvalidKey")<{ readonly key: unknown; readonly reason: string }> {
   override get message() {
     return `Invalid key: ${this.reason}`
   }
 }
 
-/** A cluster peer that owns the key cannot be reached. */
+/**
+ * A cluster peer that owns the key cannot be reached.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class NodeUnavailable extends Data.TaggedError("NodeUnavailable")<{
   readonly node: string
   readonly cause: unknown
@@ -57,21 +87,36 @@ export class NodeUnavailable extends Data.TaggedError("NodeUnavailable")<{
   }
 }
 
-/** A layer was given a config it cannot run with, or a call an option that makes no sense. */
+/**
+ * A layer was given a config it cannot run with, or a call an option that makes no sense.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class ConfigError extends Data.TaggedError("ConfigError")<{ readonly field: string; readonly reason: string }> {
   override get message() {
     return `Invalid ${this.field}: ${this.reason}`
   }
 }
 
-/** A call after the cache was closed. */
+/**
+ * A call after the cache was closed.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class CacheClosed extends Data.TaggedError("CacheClosed")<{ readonly cache: string }> {
   override get message() {
     return `Cache ${JSON.stringify(this.cache)} is closed`
   }
 }
 
-/** Every failure of a cache operation but `NotFound` and `FetchTimeout`. */
+/**
+ * Every failure of a cache operation but `NotFound` and `FetchTimeout`.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export type CacheError =
   | BackendError
   | CodecError

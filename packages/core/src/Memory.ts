@@ -8,6 +8,12 @@ import { Backend, makeStore } from "./Backend.js"
 import { MemoryStore } from "./internal/memoryStore.js"
 import { yieldToEventLoop } from "./internal/yieldToEventLoop.js"
 
+/**
+ * Options of the memory backend.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface MemoryOptions {
   /** How long the sweeper may hold the event loop before it yields, in milliseconds (default 2). */
   readonly sweepSliceMillis?: number | undefined
@@ -59,6 +65,9 @@ const openStore = (options: OpenOptions, sweepSliceMillis = 2): Store => {
 /**
  * A memory backend. Each cache that opens it gets its own namespace; opening the same name twice
  * gives two views of one namespace, as two clients of one Redis would have.
+ *
+ * @since 0.1.0
+ * @category constructors
  */
 export const make = (options: MemoryOptions = {}): Effect.Effect<Backend["Type"]> =>
   Effect.sync(() => {
@@ -77,4 +86,10 @@ export const make = (options: MemoryOptions = {}): Effect.Effect<Backend["Type"]
     })
   })
 
+/**
+ * The memory backend as a layer: `make(options)`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
 export const layer = (options: MemoryOptions = {}): Layer.Layer<Backend> => Layer.effect(Backend, make(options))

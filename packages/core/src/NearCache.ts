@@ -20,6 +20,12 @@ import * as Check from "./internal/config.js"
 import { MemoryStore } from "./internal/memoryStore.js"
 import { Topology } from "./Topology.js"
 
+/**
+ * Options of the near cache: how long an entry may stay in L1, and its bound.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface NearCacheOptions {
   /** How long an entry may stay in L1 (default `"60 seconds"`). */
   readonly ttl?: Duration.DurationInput | undefined
@@ -29,6 +35,12 @@ export interface NearCacheOptions {
 
 const noop = () => {}
 
+/**
+ * A near cache (an in-memory L1) in front of the `Topology` in context, as a topology of its own.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
 export const layer = (options: NearCacheOptions = {}): Layer.Layer<Topology, ConfigError, Topology> =>
   Layer.effect(
     Topology,

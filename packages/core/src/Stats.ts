@@ -1,9 +1,16 @@
 /**
  * Counters kept by every cache, read with `cache.stats()`, and mirrored into Effect `Metric`
  * counters named from the cache's `telemetryPrefix` (`vela_cache_hits{cache="users"}`).
+ *
+ * @since 0.1.0
  */
-import { Metric } from "effect"
 
+/**
+ * A cache's counters; `hitRate` is `hits / (hits + misses)`, 0 when nothing was read.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Stats {
   readonly hits: number
   readonly misses: number
@@ -26,9 +33,9 @@ export interface Stats {
   readonly hitRate: number
 }
 
-export type Counter = Exclude<keyof Stats, "hitRate">
+type Counter = Exclude<keyof Stats, "hitRate">
 
-export const counters: ReadonlyArray<Counter> = [
+const counters: ReadonlyArray<Counter> = [
   "hits",
   "misses",
   "writes",
@@ -44,43 +51,12 @@ export const counters: ReadonlyArray<Counter> = [
   "refreshErrors"
 ]
 
-const noLabels: ReadonlyArray<never> = []
-
-/** One counter and its metric: a hot path adds to a field and to the metric's hook, nothing more. */
-export class Count {
-  value = 0
-  constructor(readonly metric: Metric.Metric.Counter<number>) {}
-
-  add(count: number): void {
-    this.value += count
-    this.metric.unsafeUpdate(count, noLabels)
-  }
-}
-
-/** A counter of a cache with `statsEnabled: false`: every count is dropped. */
-class DroppedCount extends Count {
-  override add(): void {}
-}
-
-export type Counters = { readonly [K in Counter]: Count } & { readonly snapshot: () => Stats }
-
-/** The counters of one cache; metrics are named `<prefix>_<counter>` and tagged `cache=<name>`. */
-export const makeCounters = (prefix: ReadonlyArray<string>, cache: string, enabled: boolean): Counters => {
-  const name = prefix.join("_")
-  const count = (counter: Counter) => {
-    const metric = Metric.counter(`${name}_${snakeCase(counter)}`).pipe(Metric.tagged("cache", cache))
-    return enabled ? new Count(metric) : new DroppedCount(metric)
-  }
-  const all = Object.fromEntries(counters.map((counter) => [counter, count(counter)])) as Record<Counter, Count>
-  return {
-    ...all,
-    snapshot: () => sum([Object.fromEntries(counters.map((counter) => [counter, all[counter].value]))])
-  }
-}
-
 /**
  * The counters of several processes' caches added up, `hitRate` recomputed. Counters a record
  * lacks (one from an older version) count as 0.
+ *
+ * @since 0.1.0
+ * @category combinators
  */
 export const sum = (all: ReadonlyArray<Partial<Record<Counter, number>>>): Stats => {
   const total = Object.fromEntries(counters.map((counter) => [counter, 0])) as Record<Counter, number>
@@ -93,5 +69,3 @@ export const sum = (all: ReadonlyArray<Partial<Record<Counter, number>>>): Stats
   const reads = total.hits + total.misses
   return { ...total, hitRate: reads === 0 ? 0 : total.hits / reads }
 }
-
-const snakeCase = (name: string) => name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)

@@ -5,13 +5,24 @@
  */
 import { Context, Effect, Layer, PubSub, Stream } from "effect"
 
-/** `{ event: [...prefix, op, "stop"], measurements, metadata }`, as `:telemetry` has it. */
+/**
+ * `{ event: [...prefix, op, "stop"], measurements, metadata }`, as `:telemetry` has it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface TelemetryEvent {
   readonly event: ReadonlyArray<string>
   readonly measurements: Readonly<Record<string, number>>
   readonly metadata: Readonly<Record<string, unknown>>
 }
 
+/**
+ * Options of `Telemetry.layer`: spans, metrics, and the buffer of the event stream.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface TelemetryOptions {
   /** Wrap operations in `Effect.withSpan` (default `true`). */
   readonly spans?: boolean | undefined
@@ -24,6 +35,12 @@ export interface TelemetryOptions {
   readonly capacity?: number | undefined
 }
 
+/**
+ * The instrumentation of every cache built in its context: events, spans, metrics.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
 export class Telemetry extends Context.Tag("@vela/core/Telemetry")<Telemetry, {
   readonly spans: boolean
   readonly metrics: boolean
@@ -36,6 +53,12 @@ export class Telemetry extends Context.Tag("@vela/core/Telemetry")<Telemetry, {
   readonly events: Stream.Stream<TelemetryEvent>
 }>() {}
 
+/**
+ * A `Telemetry` service: listeners and streams of events, with spans and metrics as `options` say.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const make = (options: TelemetryOptions = {}): Effect.Effect<Telemetry["Type"]> =>
   Effect.map(PubSub.sliding<TelemetryEvent>(options.capacity ?? 10_000), (pubsub) => {
     const listeners = new Set<(event: TelemetryEvent) => void>()
@@ -57,9 +80,20 @@ export const make = (options: TelemetryOptions = {}): Effect.Effect<Telemetry["T
     })
   })
 
+/**
+ * `make(options)` as a layer; caches built with it in context report through it.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
 export const layer = (options: TelemetryOptions = {}): Layer.Layer<Telemetry> => Layer.effect(Telemetry, make(options))
 
-/** Every event of every cache, for as long as the stream is consumed. */
+/**
+ * Every event of every cache, for as long as the stream is consumed.
+ *
+ * @since 0.1.0
+ * @category streams
+ */
 export const events: Stream.Stream<TelemetryEvent, never, Telemetry> = Stream.unwrap(
   Effect.map(Telemetry, (telemetry) => telemetry.events)
 )

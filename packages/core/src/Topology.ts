@@ -7,6 +7,12 @@ import { Context } from "effect"
 import type { OpenOptions, Store } from "./Backend.js"
 import type { BackendError, ConfigError } from "./Errors.js"
 
+/**
+ * Where a cache's operations run: opens one `Store` per cache namespace, closed with the scope.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
 export class Topology extends Context.Tag("@vela/core/Topology")<Topology, {
   readonly name: string
   readonly open: (options: OpenOptions) => Effect.Effect<Store, BackendError | ConfigError, Scope.Scope>

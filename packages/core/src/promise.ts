@@ -43,7 +43,12 @@ export * from "./Errors.js"
 export type { Stats } from "./Stats.js"
 export type { TelemetryEvent } from "./Telemetry.js"
 
-/** A cache's config, plus where it runs. */
+/**
+ * A cache's config, plus where it runs.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface CacheOptions<V = unknown, I = V> extends Vela.Config<V, I> {
   /** The storage engine (default: `Memory.layer()`). */
   readonly backend?: Layer.Layer<Backend, unknown> | undefined
@@ -67,6 +72,12 @@ export interface CacheOptions<V = unknown, I = V> extends Vela.Config<V, I> {
   readonly observability?: Layer.Layer<never> | undefined
 }
 
+/**
+ * A cache for code without Effect: every operation returns a Promise.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Cache<V> extends AsyncDisposable {
   readonly name: string
   /** The value, or `undefined` on a miss. */
@@ -107,6 +118,9 @@ export interface Cache<V> extends AsyncDisposable {
 /**
  * Creates a cache. The config is checked at once (a nonsensical one throws `ConfigError`); a
  * backend that connects asynchronously is connected in the background, and calls wait for it.
+ *
+ * @since 0.1.0
+ * @category constructors
  */
 export const createCache = <V = unknown, I = V>(options: CacheOptions<V, I> = {}): Cache<V> => {
   const { backend, logger, metrics, nearCache, observability, spans, topology, ...config } = options

@@ -1,8 +1,8 @@
 /** The conformance suite's model of a cache and its helpers (`testing.ts` runs them on every implementation). */
 import { assert } from "@effect/vitest"
-import { Cause, Effect, Exit, FastCheck as fc, Option, Schema, TestClock } from "effect"
-import type { EvictionPolicy } from "../Backend.js"
-import * as Vela from "../Vela.js"
+import { Cause, Deferred, Effect, Exit, FastCheck as fc, Option, Schema, TestClock } from "effect"
+import type { EvictionPolicy } from "../../Backend.js"
+import * as Vela from "../../Vela.js"
 
 /** The bound and policy the model checks eviction against; none: no eviction. */
 export type ModelEviction = { readonly maxSize: number; readonly policy: EvictionPolicy } | undefined
@@ -39,6 +39,20 @@ export const realSleep = (millis: number) =>
 
 export const failureTag = (self: Effect.Effect<unknown, unknown>) =>
   Effect.map(Effect.exit(self), (exit) => failureOf(exit)?._tag ?? "success")
+
+/**
+ * A `getOrFetch(key)` on `cache` whose fetch, once running, waits until `finish` and then yields
+ * `value`: for tests of what happens while a fetch is in flight. Returns once the fetch runs.
+ */
+export const fetchInFlight = <V>(cache: Vela.Cache<V>, key: string, value: V) =>
+  Effect.gen(function*() {
+    const started = yield* Deferred.make<void>()
+    const gate = yield* Deferred.make<void>()
+    const fiber = yield* Effect.fork(cache.getOrFetch(key, () =>
+      Deferred.succeed(started, undefined).pipe(Effect.zipRight(Deferred.await(gate)), Effect.as(value))))
+    yield* Deferred.await(started)
+    return { fiber, finish: Deferred.succeed(gate, undefined) }
+  })
 
 // The model
 
@@ -104,7 +118,7 @@ interface ModelEntry {
   uses: number
 }
 
-/** The reference: a `Map` of live entries, with the eviction rules of API.md written plainly. */
+/** The reference: a `Map` of live entries, with the eviction rules of the README written plainly. */
 class Model {
   readonly entries = new Map<string, ModelEntry>()
   now = 0

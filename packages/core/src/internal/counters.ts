@@ -1,0 +1,48 @@
+/**
+ * The counters behind a cache's `Stats`: one field per counter, mirrored into an Effect `Metric`,
+ * so that a hot path adds to a number and to the metric's hook, nothing more.
+ */
+import { Metric } from "effect"
+import type { Stats } from "../Stats.js"
+import { sum } from "../Stats.js"
+
+export type Counter = Exclude<keyof Stats, "hitRate">
+
+/** The fields of `Stats` but `hitRate`, in order: what `sum` adds up. */
+const counters = Object.keys(sum([])).filter((field) => field !== "hitRate") as ReadonlyArray<Counter>
+
+const noLabels: ReadonlyArray<never> = []
+
+/** One counter and its metric: a hot path adds to a field and to the metric's hook, nothing more. */
+export class Count {
+  value = 0
+  constructor(readonly metric: Metric.Metric.Counter<number>) {}
+
+  add(count: number): void {
+    this.value += count
+    this.metric.unsafeUpdate(count, noLabels)
+  }
+}
+
+/** A counter of a cache with `statsEnabled: false`: every count is dropped. */
+class DroppedCount extends Count {
+  override add(): void {}
+}
+
+export type Counters = { readonly [K in Counter]: Count } & { readonly snapshot: () => Stats }
+
+/** The counters of one cache; metrics are named `<prefix>_<counter>` and tagged `cache=<name>`. */
+export const makeCounters = (prefix: ReadonlyArray<string>, cache: string, enabled: boolean): Counters => {
+  const name = prefix.join("_")
+  const count = (counter: Counter) => {
+    const metric = Metric.counter(`${name}_${snakeCase(counter)}`).pipe(Metric.tagged("cache", cache))
+    return enabled ? new Count(metric) : new DroppedCount(metric)
+  }
+  const all = Object.fromEntries(counters.map((counter) => [counter, count(counter)])) as Record<Counter, Count>
+  return {
+    ...all,
+    snapshot: () => sum([Object.fromEntries(counters.map((counter) => [counter, all[counter].value]))])
+  }
+}
+
+const snakeCase = (name: string) => name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)
