@@ -123,28 +123,14 @@ export interface Cache<V> extends AsyncDisposable {
  * @category constructors
  */
 export const createCache = <V = unknown, I = V>(options: CacheOptions<V, I> = {}): Cache<V> => {
-  const { backend, logger, metrics, nearCache, observability, spans, topology, ...config } = options
+  const config = configOf(options)
   const name = config.name ?? "default"
   const resolved = resolve({ ...config, name })
   if (Either.isLeft(resolved)) throw resolved.left
   const { stampedeProtection } = resolved.right
 
   const tag = Context.GenericTag<InternalCache<V>>(`@vela/core/promise/${name}`)
-  const cacheLayer = Layer.scoped(tag, Internal.make<V, I>({ ...config, name }))
-  const withNear = nearCache === undefined || nearCache === false
-    ? cacheLayer
-    : cacheLayer.pipe(Layer.provide(NearCache.layer(nearCache === true ? {} : nearCache)))
-  const layer = withNear.pipe(
-    Layer.provide(topology ?? Local.layer),
-    Layer.provide(backend ?? Memory.layer()),
-    Layer.provideMerge(Telemetry.layer({ spans: spans === true, metrics: metrics === true })),
-    Layer.provide(Layer.setClock(unrefClock)),
-    Layer.merge(Layer.setClock(unrefClock)),
-    Layer.provideMerge(Layer.mergeAll(
-      observability ?? Layer.empty,
-      logger === undefined ? Layer.empty : Logger.replace(Logger.defaultLogger, logger)
-    ))
-  )
+  const layer = runtimeLayer(options, Layer.scoped(tag, Internal.make<V, I>({ ...config, name })))
   const runtime = ManagedRuntime.make(layer)
 
   let closed = false
@@ -201,12 +187,8 @@ export const createCache = <V = unknown, I = V>(options: CacheOptions<V, I> = {}
     return direct.now(key)
   }
 
-  /** Stampede protection's first layer (see `internal/cache/stampede.ts`): the `getOrFetch` of each key running in this facade, shared by its concurrent callers. */
-  const inflight = new Map<string, Promise<V>>()
-  /** A write or removal of a key wins over its fetch in flight: later misses do not join it. */
-  const forget = (keys: Iterable<unknown>) => {
-    for (const key of keys) inflight.delete(key as string)
-  }
+  const inflight = makeShared<V>()
+  const forget = inflight.forget
 
   const getOrFetch = (key: string, fetch: (key: string) => V | PromiseLike<V>, putOptions?: Vela.FetchOptions<V>) => {
     if (closed) return Promise.reject(closedError)
@@ -227,12 +209,7 @@ export const createCache = <V = unknown, I = V>(options: CacheOptions<V, I> = {}
     // What `readNow` found, so the cache does not read again; nothing when it did not read.
     const known = direct === undefined ? undefined : found as typeof Miss | typeof Unknown
     const fetched = run((c) => c.getOrFetch(key, fetchEffect, putOptions, known))
-    if (!stampedeProtection) return fetched
-    const promise = fetched.finally(() => {
-      if (inflight.get(key) === promise) inflight.delete(key)
-    })
-    inflight.set(key, promise)
-    return promise
+    return stampedeProtection ? inflight.share(key, fetched) : fetched
   }
 
   const facade: Cache<V> = {
@@ -305,6 +282,54 @@ export const createCache = <V = unknown, I = V>(options: CacheOptions<V, I> = {}
 // internal
 
 const resolvedUndefined = Promise.resolve(undefined)
+
+/** The cache's own config: the options without where it runs. */
+const configOf = <V, I>(
+  { backend: _b, logger: _l, metrics: _m, nearCache: _n, observability: _o, spans: _s, topology: _t, ...config }:
+    CacheOptions<V, I>
+): Vela.Config<V, I> => config
+
+/**
+ * Stampede protection's first layer (see `internal/cache/stampede.ts`): the Promise of each key's
+ * `getOrFetch` running in this facade, shared by its concurrent callers. A write or removal of a key
+ * wins over its fetch in flight: `forget` it, and later misses do not join that fetch.
+ */
+const makeShared = <V>() => {
+  const inflight = new Map<string, Promise<V>>()
+  return {
+    get: (key: string) => inflight.get(key),
+    share: (key: string, fetched: Promise<V>): Promise<V> => {
+      const shared = fetched.finally(() => {
+        if (inflight.get(key) === shared) inflight.delete(key)
+      })
+      inflight.set(key, shared)
+      return shared
+    },
+    forget: (keys: Iterable<unknown>) => {
+      for (const key of keys) inflight.delete(key as string)
+    },
+    clear: () => inflight.clear()
+  }
+}
+
+/** The cache's layer with everything it runs on: the near cache, topology, backend, telemetry and a clock that lets the process exit. */
+const runtimeLayer = <V, I, A>(options: CacheOptions<V, I>, cache: Layer.Layer<A, unknown, Topology>) => {
+  const { backend, logger, metrics, nearCache, observability, spans, topology } = options
+  const withNear = nearCache === undefined || nearCache === false
+    ? cache
+    : cache.pipe(Layer.provide(NearCache.layer(nearCache === true ? {} : nearCache)))
+  return withNear.pipe(
+    Layer.provide(topology ?? Local.layer),
+    Layer.provide(backend ?? Memory.layer()),
+    Layer.provideMerge(Telemetry.layer({ spans: spans === true, metrics: metrics === true })),
+    Layer.provide(Layer.setClock(unrefClock)),
+    Layer.merge(Layer.setClock(unrefClock)),
+    Layer.provideMerge(Layer.mergeAll(
+      observability ?? Layer.empty,
+      logger === undefined ? Layer.empty : Logger.replace(Logger.defaultLogger, logger)
+    ))
+  )
+}
 
 /**
  * The Promise of a call that reports through `done` (a failure, or `undefined` and the value). When

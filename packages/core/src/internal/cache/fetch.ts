@@ -1,47 +1,49 @@
 /**
- * `getOrFetch`: the read of `read.ts`, then on a miss the fetch, coalesced as `stampede.ts`
- * describes, and on a stale value within its grace a refresh in the background
- * (stale-while-revalidate). A fetched value is stored only while its fetch still holds the key.
+ * The fetches of `getOrFetch`: on a miss the fetch, coalesced as `stampede.ts` describes, and on a
+ * stale value within its grace a refresh in the background (stale-while-revalidate). A fetched
+ * value is stored only while its fetch still holds the key.
  */
 import { Effect, Either, Exit } from "effect"
 import type { Entry } from "../../Backend.js"
 import type { CacheError } from "../../Errors.js"
-import { ConfigError, FetchTimeout } from "../../Errors.js"
+import { FetchTimeout } from "../../Errors.js"
 import * as Check from "../config.js"
 import { Graced } from "../grace.js"
 import { noStart } from "../observe.js"
-import type { FetchOptions, FetchPlan } from "./config.js"
+import type { FetchPlan } from "./config.js"
 import type { Core } from "./core.js"
-import type { Reads } from "./read.js"
-import { Miss, missing, Unknown } from "./read.js"
 import type { Lease } from "./stampede.js"
 import type { Writes } from "./write.js"
 
 /** A fetch of a key: what `getOrFetch` is given. */
 export type Fetch<V, E, R> = (key: string) => Effect.Effect<V, E, R>
 
-export type GetOrFetch<V> = <E = never, R = never>(
-  key: string,
-  fetch: Fetch<V, E, R>,
-  options?: FetchOptions<V>,
-  known?: typeof Miss | typeof Unknown
-) => Effect.Effect<V, E | FetchTimeout | CacheError, R>
-
 /** Stores a fetched entry, or leaves it out when the fetch no longer holds its key. */
 type Save = (entry: Entry) => Effect.Effect<void, CacheError>
 
 export interface Fetches<V> {
-  /**
-   * The cached value, or the fetched one. `known`: the answer of `reads.now` the caller already
-   * got (and that was counted), so that this call does not read again.
-   */
-  readonly getOrFetch: GetOrFetch<V>
+  /** The fetch of a key known to be missing; `unread`: the caller did not read, which counts as a miss. */
+  readonly onMiss: <E, R>(
+    key: string,
+    fetch: Fetch<V, E, R>,
+    plan: FetchPlan<V>,
+    unread?: boolean
+  ) => Effect.Effect<V, E | FetchTimeout | CacheError, R>
+  /** A stale value within its grace: the refreshed value, or the stale one. */
+  readonly onStale: <E, R>(
+    key: string,
+    stale: V,
+    fetch: Fetch<V, E, R>,
+    plan: FetchPlan<V>,
+    unread?: boolean
+  ) => Effect.Effect<V, never, R>
   /** Counts and reports a caller that waits on another caller's fetch; `unread`: its read as a miss too. */
   readonly joined: (key: string, unread: boolean) => void
+  readonly refreshingValue: (key: string) => { readonly value: V } | undefined
 }
 
-export const make = <V>(core: Core, reads: Reads<V>, writes: Writes<V>): Fetches<V> => {
-  const { check, clock, config, counters, store } = core
+export const make = <V>(core: Core, writes: Writes<V>): Fetches<V> => {
+  const { clock, config, counters, store } = core
   const { backoff, coalescer } = core.flights
   const { emit, start } = core.observer
 
@@ -192,57 +194,8 @@ export const make = <V>(core: Core, reads: Reads<V>, writes: Writes<V>): Fetches
     }).pipe(Effect.catchAll(serveStale))
   }
 
-  const getOrFetch: GetOrFetch<V> = <E, R>(
-    key: string,
-    fetch: Fetch<V, E, R>,
-    options?: FetchOptions<V>,
-    known?: typeof Miss | typeof Unknown
-  ) =>
-    Effect.suspend((): Effect.Effect<V, E | FetchTimeout | CacheError, R> => {
-      let found: V | typeof Miss | typeof Unknown
-      if (known === undefined) {
-        const invalid = check(key)
-        if (invalid !== undefined) return Effect.fail(invalid)
-        if (typeof fetch !== "function") {
-          return Effect.fail(new ConfigError({ field: "fetch", reason: "expected a function of the key" }))
-        }
-        found = reads.now(key)
-        if (found !== Unknown && found !== Miss) return Effect.succeed(found)
-      } else found = known
-      const plan = core.options.plan(options)
-      if (Either.isLeft(plan)) return Effect.fail(plan.left)
-      if (found === Miss) return onMiss(key, fetch, plan.right)
-      // A fetch of this key is already running here: join it rather than ask a remote store first
-      // (the read it skips counts as a miss, as it would have been one).
-      if (config.stampedeProtection && coalescer.running(key)) {
-        const stale = refreshing.get(key)
-        return stale === undefined
-          ? onMiss(key, fetch, plan.right, true)
-          : onStale(key, stale.value, fetch, plan.right, true)
-      }
-      return reads.lookup(key).pipe(
-        // Data that no longer decodes is counted (by the read) and fetched again, never a crash.
-        Effect.catchTag("CodecError", (error) =>
-          Effect.as(
-            Effect.annotateLogs(Effect.logDebug(`${error.message}; fetching it again`), {
-              cache: core.name,
-              key,
-              operation: "getOrFetch"
-            }),
-            missing
-          )),
-        Effect.flatMap((current): Effect.Effect<V, E | FetchTimeout | CacheError, R> => {
-          switch (current._tag) {
-            case "Fresh":
-              return Effect.succeed(current.value)
-            case "Stale":
-              return onStale(key, current.value, fetch, plan.right)
-            case "Missing":
-              return onMiss(key, fetch, plan.right)
-          }
-        })
-      )
-    })
+  /** The stale value of `key` while a refresh of it runs, for callers that join the refresh. */
+  const refreshingValue = (key: string) => refreshing.get(key)
 
-  return { getOrFetch, joined }
+  return { onMiss, onStale, joined, refreshingValue }
 }

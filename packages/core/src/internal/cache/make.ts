@@ -13,8 +13,9 @@ import type { Batches } from "./batch.js"
 import type { Config } from "./config.js"
 import { resolve } from "./config.js"
 import * as Core from "./core.js"
-import type { GetOrFetch } from "./fetch.js"
 import * as Fetch from "./fetch.js"
+import type { GetOrFetch } from "./getOrFetch.js"
+import * as GetOrFetchOf from "./getOrFetch.js"
 import type { Reads } from "./read.js"
 import * as Read from "./read.js"
 import type { Writes } from "./write.js"
@@ -57,7 +58,8 @@ export const make = <V = unknown, I = unknown>(
     const core = yield* Core.make(yield* resolve(config))
     const reads = Read.make<V>(core)
     const writes = Write.make<V>(core)
-    const fetches = Fetch.make(core, reads, writes)
+    const fetches = Fetch.make(core, writes)
+    const getOrFetch = GetOrFetchOf.make(core, reads, fetches)
     const batches = Batch.make(core, reads)
     const { span, spans } = core.observer
     const stats = core.store.stats ?? Effect.sync(() => core.counters.snapshot())
@@ -71,8 +73,7 @@ export const make = <V = unknown, I = unknown>(
       flush: () => span("flush", undefined, writes.flush),
       size: () => span("size", undefined, writes.size),
       stats: () => stats,
-      getOrFetch: (key, fetch, options, known) =>
-        span("get_or_fetch", key, fetches.getOrFetch(key, fetch, options, known)),
+      getOrFetch: (key, fetch, options, known) => span("get_or_fetch", key, getOrFetch(key, fetch, options, known)),
       invalidateTag: (tag) => span("invalidate_tag", undefined, writes.invalidateTag(tag), tag),
       getMany: (keys) => span("get_many", undefined, batches.getMany(keys)),
       putMany: (entries, options) => span("put_many", undefined, batches.putMany(entries, options)),
