@@ -15,16 +15,7 @@ import type { Core } from "./core.js"
 import type { Reads } from "./read.js"
 import { Miss, Unknown } from "./read.js"
 
-export interface Batches<V> {
-  readonly getMany: (keys: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<Option.Option<V>>, CacheError>
-  readonly putMany: (
-    entries: ReadonlyArray<readonly [key: string, value: V, options?: PutOptions]>,
-    options?: PutOptions
-  ) => Effect.Effect<void, CacheError>
-  readonly deleteMany: (keys: ReadonlyArray<string>) => Effect.Effect<number, CacheError>
-}
-
-export const make = <V>(core: Core, reads: Reads<V>): Batches<V> => {
+export const make = <V>(core: Core, reads: Reads<V>) => {
   const { clock, counters, store } = core
   const { drop } = core.flights
   const { emit, start } = core.observer

@@ -9,7 +9,6 @@ import type { BackendError, CacheError, ConfigError, NotFound } from "../../Erro
 import type { Stats } from "../../Stats.js"
 import type { Topology } from "../../Topology.js"
 import * as Batch from "./batch.js"
-import type { Batches } from "./batch.js"
 import type { Config } from "./config.js"
 import { resolve } from "./config.js"
 import * as Core from "./core.js"
@@ -20,6 +19,8 @@ import type { Reads } from "./read.js"
 import * as Read from "./read.js"
 import type { Writes } from "./write.js"
 import * as Write from "./write.js"
+
+type Batches<V> = ReturnType<typeof Batch.make<V>>
 
 export interface InternalCache<V> extends Batches<V> {
   readonly name: string
