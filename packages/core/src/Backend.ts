@@ -160,20 +160,23 @@ export type StorePrimitives =
 
 /**
  * A whole `Store` from a store's primitives, as Effect's `KeyValueStore.make` does: `get` from
- * `getCallback` or the reverse (likewise `set`), `has` from `get`, batches from single-key
- * operations (16 at a time), no invalidations, and a single flight that runs the fetch and writes.
+ * `getCallback` or the reverse (the reads of one tick gathered into one `getMany`; `set` likewise,
+ * one at a time), `has` from `get`, batches from single-key operations (16 at a time), no
+ * invalidations, and a single flight that runs the fetch and writes.
  */
 export const makeStore = (primitives: StorePrimitives): Store => {
   const get = primitives.get ?? fromGetCallback(primitives.getCallback)
   const set = primitives.set ?? fromSetCallback(primitives.setCallback)
+  const getMany: Store["getMany"] = primitives.getMany ??
+    ((keys) => Effect.forEach(keys, get, { concurrency: batchConcurrency }))
   return {
     get,
-    getCallback: primitives.getCallback ?? toGetCallback(get),
+    getCallback: primitives.getCallback ?? gatheredGetCallback(get, getMany),
     has: primitives.has ?? ((key) => Effect.map(get(key), Option.isSome)),
     set,
     setCallback: primitives.setCallback ?? toSetCallback(set),
     delete: primitives.delete,
-    getMany: primitives.getMany ?? ((keys) => Effect.forEach(keys, get, { concurrency: batchConcurrency })),
+    getMany,
     setMany: primitives.setMany ??
       ((entries) =>
         Effect.forEach(entries, ([key, entry]) => set(key, entry), { concurrency: batchConcurrency, discard: true })),
@@ -232,11 +235,40 @@ const fromSetCallback = (setCallback: SetCallback): Store["set"] => (key, entry)
     setCallback(key, entry, (failure) => resume(failure === undefined ? Effect.void : Effect.fail(failure)))
   )
 
-const toGetCallback = (get: Store["get"]): GetCallback => (key, done) =>
+type Done = Parameters<GetCallback>[1]
+
+const getAlone = (get: Store["get"], key: string, done: Done) =>
   Effect.runCallback(get(key), {
     onExit: (exit) =>
       Exit.isSuccess(exit) ? done(Option.getOrUndefined(exit.value)) : done(undefined, failureOf("get", exit.cause))
   })
+
+/**
+ * `getCallback` for a store whose reads are Effects: the reads of one tick are gathered and run as
+ * one `getMany` (one fiber, one batch for all of them). When the batch fails, each key is read
+ * alone, so a failure (a value that no longer decodes) reaches only its own caller.
+ */
+const gatheredGetCallback = (get: Store["get"], getMany: Store["getMany"]): GetCallback => {
+  let keys: Array<string> = []
+  let waiting: Array<Done> = []
+  const flush = () => {
+    const batch = keys
+    const callers = waiting
+    keys = []
+    waiting = []
+    if (batch.length === 1) return getAlone(get, batch[0], callers[0])
+    Effect.runCallback(getMany(batch), {
+      onExit: (exit) => {
+        if (Exit.isSuccess(exit)) callers.forEach((done, i) => done(Option.getOrUndefined(exit.value[i])))
+        else batch.forEach((key, i) => getAlone(get, key, callers[i]))
+      }
+    })
+  }
+  return (key, done) => {
+    waiting.push(done)
+    if (keys.push(key) === 1) queueMicrotask(flush)
+  }
+}
 
 const toSetCallback = (set: Store["set"]): SetCallback => (key, entry, done) =>
   Effect.runCallback(set(key, entry), {

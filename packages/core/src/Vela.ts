@@ -305,17 +305,12 @@ export const make = <V = unknown, I = unknown>(
       })
     }
 
+    // The Effect API reads through `store.get` (an `Effect.async` over a native callback read), the
+    // facade through `store.getCallback`: each store's native form serves both.
     const lookup = (key: string): Effect.Effect<Lookup<V>, CacheError> => {
-      if (lookupCallback !== undefined) {
-        return Effect.async((resume) =>
-          lookupCallback(key, (found, failure) =>
-            resume(failure === undefined ? Effect.succeed(found) : Effect.fail(failure)))
-        )
-      }
       const started = start()
       return store.get(key).pipe(
-        Effect.tapErrorTag("CodecError", () =>
-          Effect.sync(() => counters.codecErrors.add(1))),
+        Effect.tapErrorTag("CodecError", () => Effect.sync(() => counters.codecErrors.add(1))),
         Effect.map((entry) => classify(key, entry, started))
       )
     }
@@ -328,26 +323,9 @@ export const make = <V = unknown, I = unknown>(
       lookupCallback(key, (found, failure) =>
         failure !== undefined ? done(undefined, failure) : done(found._tag === "Fresh" ? found.value : Miss))
 
-    /** `readCallback` as one `Effect.async`: on stores that have it, the whole remote read is one step. */
-    const readAsync = readCallback === undefined ? undefined : <A, E>(
-      key: string,
-      onValue: (value: V) => Effect.Effect<A, E>,
-      onMiss: () => Effect.Effect<A, E>
-    ) =>
-      Effect.async<A, E | CacheError>((resume) =>
-        readCallback(key, (value, failure) =>
-          resume(failure !== undefined ? Effect.fail(failure) : value === Miss ? onMiss() : onValue(value as V)))
-      )
-    const some = (value: V) =>
-      Effect.succeed(Option.some(value))
-    const none = () =>
-      Effect.succeedNone
-
     const readStore = (key: string): Effect.Effect<Option.Option<V>, CacheError> =>
-      readAsync !== undefined
-        ? readAsync(key, some, none)
-        : Effect.map(lookup(key), (found) =>
-          found._tag === "Fresh" ? Option.some(found.value) : Option.none())
+      Effect.map(lookup(key), (found) =>
+        found._tag === "Fresh" ? Option.some(found.value) : Option.none())
 
     const read = (key: string): Effect.Effect<Option.Option<V>, CacheError> => {
       const found = readSync(key)
@@ -369,10 +347,6 @@ export const make = <V = unknown, I = unknown>(
         }
         if (found !== Unknown) {
           return Effect.succeed(found as V)
-        }
-        if (readAsync !== undefined) {
-          return readAsync(key, Effect.succeed, () =>
-            Effect.fail(new NotFound({ key })))
         }
         return Effect.flatMap(
           readStore(key),
@@ -445,17 +419,7 @@ export const make = <V = unknown, I = unknown>(
     const setCallback = store.setCallback
     const write = (key: string, entry: Entry): Effect.Effect<void, CacheError> => {
       const started = start()
-      if (setCallback === undefined) {
-        return Effect.map(store.set(key, entry), () =>
-          wrote(key, entry, started))
-      }
-      return Effect.async((resume) =>
-        setCallback(key, entry, (failure) => {
-          if (failure !== undefined) return resume(Effect.fail(failure))
-          wrote(key, entry, started)
-          resume(Effect.void)
-        })
-      )
+      return Effect.map(store.set(key, entry), () => wrote(key, entry, started))
     }
 
     const put = (key: string, value: V, options?: PutOptions): Effect.Effect<void, CacheError> =>
