@@ -7,7 +7,8 @@ import { Backend, BackendError, ConfigError } from "@vela/core"
 import type { Scope } from "effect"
 import { Duration, Effect, Layer } from "effect"
 import * as Database from "./internal/database.js"
-import { makeStore, Touches } from "./internal/sqliteStore.js"
+import { makeStore } from "./internal/sqliteStore.js"
+import { Touches } from "./internal/touches.js"
 import { Writer } from "./internal/writer.js"
 
 export interface SqliteOptions {
