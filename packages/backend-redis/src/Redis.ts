@@ -20,7 +20,12 @@ import * as Connection from "./internal/connection.js"
 import * as Settings from "./internal/settings.js"
 import * as Store from "./internal/store.js"
 
-/** Options shared by `layer` and `layerCluster`. */
+/**
+ * Options shared by `layer` and `layerCluster`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface CommonOptions {
   /** Put before every key and channel name, so several applications can share a server. Default `"vela:"`. */
   readonly prefix?: string | undefined
@@ -44,6 +49,12 @@ export interface CommonOptions {
   readonly singleFlight?: boolean | undefined
 }
 
+/**
+ * Options of `make` and `layer`: one Redis server.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface RedisOptions extends CommonOptions {
   /** Default `"redis://127.0.0.1:6379"`; ignored when `client` is given. */
   readonly url?: string | undefined
@@ -55,6 +66,12 @@ export interface RedisOptions extends CommonOptions {
   readonly client?: Redis | undefined
 }
 
+/**
+ * Options of `makeCluster` and `layerCluster`: a Redis Cluster.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ClusterOptions extends CommonOptions {
   /** Some nodes of the cluster (`"127.0.0.1:7000"` or `{ host, port }`); the rest are discovered. */
   readonly nodes: ReadonlyArray<string | { readonly host: string; readonly port: number }>
@@ -65,7 +82,12 @@ export interface ClusterOptions extends CommonOptions {
   readonly buckets?: number | undefined
 }
 
-/** A backend on one Redis server. Fails with `BackendError` when it cannot connect within `connectTimeout`. */
+/**
+ * A backend on one Redis server. Fails with `BackendError` when it cannot connect within `connectTimeout`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const make = (
   options: RedisOptions = {}
 ): Effect.Effect<Backend.Backend["Type"], BackendError | ConfigError, Scope.Scope> =>
@@ -75,7 +97,12 @@ export const make = (
     return Backend.Backend.of({ name: connection.name, open: (open) => Store.open(connection, open) })
   })
 
-/** A backend on a Redis Cluster. */
+/**
+ * A backend on a Redis Cluster.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const makeCluster = (
   options: ClusterOptions
 ): Effect.Effect<Backend.Backend["Type"], BackendError | ConfigError, Scope.Scope> =>
@@ -85,10 +112,20 @@ export const makeCluster = (
     return Backend.Backend.of({ name: connection.name, open: (open) => Store.open(connection, open) })
   })
 
-/** `make` as a layer: the connections close with it. */
+/**
+ * `make` as a layer: the connections close with it.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
 export const layer = (options: RedisOptions = {}): Layer.Layer<Backend.Backend, BackendError | ConfigError> =>
   Layer.scoped(Backend.Backend, make(options))
 
-/** `makeCluster` as a layer. */
+/**
+ * `makeCluster` as a layer.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
 export const layerCluster = (options: ClusterOptions): Layer.Layer<Backend.Backend, BackendError | ConfigError> =>
   Layer.scoped(Backend.Backend, makeCluster(options))
