@@ -126,48 +126,47 @@ export const bento = async (url: string, name: string, twoTier: boolean, capacit
  * The contenders on SQLite files in `dir`, with `synchronous` set on every file when given (otherwise
  * each library's default: Vela's is `"full"`).
  */
-export const onSqlite = (dir: string, synchronous?: "full" | "normal"): ReadonlyArray<Factory> => {
-  const suffix = synchronous === undefined ? "" : `-${synchronous}`
-  return [
-    {
-      name: "Vela SQLite (facade)",
-      group: "sqlite",
-      make: async () => {
-        const { Sqlite } = await import("@vela/backend-sqlite")
-        return velaFacade("Vela SQLite (facade)", "sqlite", "createCache({ backend: Sqlite.layer({ filename }) })", {
-          backend: Sqlite.layer({ filename: `${dir}/vela-facade${suffix}.db`, synchronous })
-        })
-      }
-    },
-    {
-      name: "Vela SQLite (Effect)",
-      group: "sqlite",
-      make: async () => {
-        const { Sqlite } = await import("@vela/backend-sqlite")
-        return velaEffect(
-          "Vela SQLite (Effect)",
-          "sqlite",
-          "Vela.make on Local + Sqlite.layer({ filename }), in fibers",
-          Local.layer.pipe(Layer.provide(Sqlite.layer({ filename: `${dir}/vela-effect${suffix}.db`, synchronous })))
-        )
-      }
-    },
-    {
-      name: "better-sqlite3 (raw)",
-      group: "sqlite",
-      make: async () => {
-        const { close, get, set } = await rawSqlite(`${dir}/raw${suffix}.db`, synchronous)
-        return promiseContender(
-          "better-sqlite3 (raw)",
-          "sqlite",
-          "one file, WAL, prepared SELECT / upsert, JSON values, autocommit (no read-through)",
-          { get, set, getOrFetch: naive(get, set) },
-          close
-        )
-      }
+export const onSqlite = (dir: string, synchronous?: "full" | "normal"): ReadonlyArray<Factory> => [
+  {
+    name: "Vela SQLite (facade)",
+    group: "sqlite",
+    make: async () => {
+      const { Sqlite } = await import("@vela/backend-sqlite")
+      return velaFacade("Vela SQLite (facade)", "sqlite", "createCache({ backend: Sqlite.layer({ filename }) })", {
+        backend: Sqlite.layer({ filename: `${dir}/vela-facade${suffixOf(synchronous)}.db`, synchronous })
+      })
     }
-  ]
-}
+  },
+  {
+    name: "Vela SQLite (Effect)",
+    group: "sqlite",
+    make: async () => {
+      const { Sqlite } = await import("@vela/backend-sqlite")
+      return velaEffect(
+        "Vela SQLite (Effect)",
+        "sqlite",
+        "Vela.make on Local + Sqlite.layer({ filename }), in fibers",
+        Local.layer.pipe(
+          Layer.provide(Sqlite.layer({ filename: `${dir}/vela-effect${suffixOf(synchronous)}.db`, synchronous }))
+        )
+      )
+    }
+  },
+  {
+    name: "better-sqlite3 (raw)",
+    group: "sqlite",
+    make: async () => {
+      const { close, get, set } = await rawSqlite(`${dir}/raw${suffixOf(synchronous)}.db`, synchronous)
+      return promiseContender(
+        "better-sqlite3 (raw)",
+        "sqlite",
+        "one file, WAL, prepared SELECT / upsert, JSON values, autocommit (no read-through)",
+        { get, set, getOrFetch: naive(get, set) },
+        close
+      )
+    }
+  }
+]
 
 /**
  * Raw better-sqlite3 as a user would write a cache on it: one file, WAL, a table of key, JSON value
@@ -198,3 +197,6 @@ export const rawSqlite = async (filename: string, synchronous?: "full" | "normal
   const set = (key: string, value: Value, ttl: number) => upsert.run(key, JSON.stringify(value), Date.now() + ttl)
   return { db, get, set, close: () => void db.close() }
 }
+
+/** Files of one `synchronous` setting get their own names. */
+const suffixOf = (synchronous: string | undefined) => synchronous === undefined ? "" : `-${synchronous}`
