@@ -8,8 +8,8 @@
  * Invariant: a write applies only over an older stamp than the one its key shows here.
  */
 import type { Backend } from "@vela/core"
-import type { Deferred, Scope } from "effect"
-import { Effect, PubSub } from "effect"
+import type { Deferred, PubSub, Scope } from "effect"
+import { Effect } from "effect"
 import { KeyIndex } from "../keyIndex.js"
 import { live } from "../live.js"
 import type { Op, OpResult } from "../protocol.js"
@@ -52,23 +52,22 @@ export const makeSpaces = (backend: Backend.Backend["Type"], scope: Scope.Scope,
     backend,
     scope,
     clock: (open) => new RequestClock(open?.clock.unsafeCurrentTimeMillis() ?? live.unsafeCurrentTimeMillis(), live),
-    build: (name, store, clock) =>
-      Effect.map(PubSub.unbounded<Backend.Invalidation>(), (changes): Space => ({
-        name,
-        store,
-        clock,
-        index: new KeyIndex(),
-        grace,
-        leases: new Map(),
-        readers: new Map(),
-        tombstones: new Map(),
-        tagFloors: new Map(),
-        flushFloor: undefined,
-        writes: Effect.unsafeMakeSemaphore(1),
-        writing: 0,
-        changes,
-        watched: false
-      }))
+    build: (name, store, clock, changes): Space => ({
+      name,
+      store,
+      clock,
+      index: new KeyIndex(),
+      grace,
+      leases: new Map(),
+      readers: new Map(),
+      tombstones: new Map(),
+      tagFloors: new Map(),
+      flushFloor: undefined,
+      writes: Effect.unsafeMakeSemaphore(1),
+      writing: 0,
+      changes,
+      watched: false
+    })
   })
 
 export const fresh = <A extends { readonly until: number }>(floor: A | undefined): floor is A =>

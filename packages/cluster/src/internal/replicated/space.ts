@@ -1,7 +1,7 @@
 /** A namespace held on this node by the Replicated topology: its store, its replica of the merge rule, its near caches. */
 import type { Backend } from "@vela/core"
-import type { Duration, Scope } from "effect"
-import { Clock, Effect, PubSub } from "effect"
+import type { Duration, PubSub, Scope } from "effect"
+import { Clock, Effect } from "effect"
 import { live } from "../live.js"
 import { Replica } from "../replica.js"
 import * as Spaces from "../spaces.js"
@@ -23,15 +23,14 @@ export const makeSpaces = (backend: Backend.Backend["Type"], scope: Scope.Scope)
     backend,
     scope,
     clock: (open) => new DelegateClock(open?.clock ?? live),
-    build: (name, store, clock) =>
-      Effect.map(PubSub.unbounded<Backend.Invalidation>(), (changes): Space => ({
-        name,
-        store,
-        clock,
-        replica: new Replica(),
-        changes,
-        watched: false
-      })),
+    build: (name, store, clock, changes): Space => ({
+      name,
+      store,
+      clock,
+      replica: new Replica(),
+      changes,
+      watched: false
+    }),
     // A peer's request opened it on the live clock: the cache's clock governs from now on.
     reopen: (space, open) => {
       space.clock.target = open.clock
