@@ -5,7 +5,6 @@
  */
 import type { Backend, CacheError } from "@vela/core"
 import { Cause, Effect, Exit, Option } from "effect"
-import * as HashRing from "../../HashRing.js"
 import type { Op, OpResult } from "../protocol.js"
 import type { Stamp } from "../replica.js"
 import { describe, fromWire, toWire } from "../wire.js"
@@ -59,7 +58,7 @@ export const make = (p: Partition, near: Near): Apply => {
     // A fetch holding the key's lease no longer decides its value; its waiters read this one.
     dropLease(space, op.key)
     // This node's own writes follow its ring; a peer's may follow a ring that has since changed.
-    if (from !== self && !HashRing.holders(p.ring.current(), op.key, p.copies).includes(self)) p.ring.strays = true
+    if (from !== self && !p.ring.holdersOf(op.key).includes(self)) p.ring.strays = true
   }
 
   /** The answer of a read of `op.key` that found `entry` here. */

@@ -84,7 +84,7 @@ export const make = (p: Partition, { apply, applyCallback }: Apply, space: Space
   const writeAll = (key: string, op: Op, operation: string): Effect.Effect<ReadonlyArray<OpResult>, CacheError> =>
     Effect.suspend(() => {
       const now = nowOf()
-      const holders = HashRing.holders(ring.current(), key, copies)
+      const holders = ring.holdersOf(key)
       const isHere = holders.includes(self)
       const others = isHere ? holders.filter((peer) => peer !== self) : holders
       const sent = others.length === 0
