@@ -29,7 +29,7 @@ describe("several processes", () => {
         yield* a.flush()
         assert.isNull(yield* b.request({ op: "get", key: "c" }))
         assert.strictEqual(yield* b.request({ op: "size" }), 0)
-      }))
+      }), 30_000) // child processes start slowly on a loaded machine
 
     it.scoped("a change in one process drops the near-cache entry of another", () =>
       Effect.gen(function*() {
@@ -69,7 +69,7 @@ describe("several processes", () => {
         yield* onlyInBsL1("f", "old")
         yield* a.flush()
         assert.isNull(yield* eventually(read("f"), (v) => v === null))
-      }))
+      }), 30_000)
 
     it.scoped("three processes missing one key run the fetch once", () =>
       Effect.gen(function*() {

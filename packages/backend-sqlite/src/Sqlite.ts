@@ -7,9 +7,16 @@ import { Backend, BackendError, ConfigError } from "@vela/core"
 import type { Scope } from "effect"
 import { Duration, Effect, Layer } from "effect"
 import * as Database from "./internal/database.js"
-import { makeStore, Touches } from "./internal/sqliteStore.js"
+import { makeStore } from "./internal/sqliteStore.js"
+import { Touches } from "./internal/touches.js"
 import { Writer } from "./internal/writer.js"
 
+/**
+ * Options of `make` and `layer`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface SqliteOptions {
   /** Path of the database file (created when missing), or `":memory:"` for a private in-memory database. */
   readonly filename: string
@@ -35,6 +42,9 @@ export interface SqliteOptions {
 /**
  * Opens (or creates) the database file. The file is closed when the scope closes, after the
  * writes still queued were committed.
+ *
+ * @since 0.1.0
+ * @category constructors
  */
 export const make = (
   options: SqliteOptions
@@ -101,7 +111,12 @@ export const make = (
     })
   })
 
-/** A `Backend` on one SQLite file; see `make`. */
+/**
+ * A `Backend` on one SQLite file; see `make`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
 export const layer = (options: SqliteOptions): Layer.Layer<Backend.Backend, BackendError | ConfigError> =>
   Layer.scoped(Backend.Backend, make(options))
 

@@ -4,7 +4,7 @@
  * written as `results.json`, `results.md` and one SVG chart per suite: a full run of every suite to
  * `bench/` at the repository root, the committed record, any other run to `bench/partial/`. Pass
  * suite names (`get`, `peer`, `stampede`, `topology`, `cluster`, `memory`, `sweep`, `hitratio`,
- * `attack`, `batch`, `coldstart`) to run only those. An unknown flag is an error.
+ * `attack`, `batch`, `redis`, `sqlite`, `coldstart`) to run only those. An unknown flag is an error.
  */
 import { parseArgs } from "node:util"
 import * as BatchBench from "./batch_bench.js"
@@ -18,6 +18,8 @@ import type { SuiteResult } from "./internal/report.js"
 import { machine, progress, renderText, resultsDir, writeResults } from "./internal/report.js"
 import * as MemoryBench from "./memory_bench.js"
 import * as PeerBench from "./peer_bench.js"
+import * as RedisBench from "./redis_bench.js"
+import * as SqliteBench from "./sqlite_bench.js"
 import * as StampedeBench from "./stampede_bench.js"
 import * as SweepBench from "./sweep_bench.js"
 import * as TopologyBench from "./topology_bench.js"
@@ -33,6 +35,8 @@ const suites: Record<string, (env: Env.Env) => Promise<SuiteResult>> = {
   hitratio: HitRatioBench.run,
   attack: () => import("./attack_bench.js").then((suite) => suite.run()),
   batch: BatchBench.run,
+  redis: RedisBench.run,
+  sqlite: SqliteBench.run,
   coldstart: ColdStartBench.run
 }
 

@@ -19,31 +19,19 @@ import type { Contender, Factory, Group, Unavailable, Value } from "./internal/c
 import * as Contenders from "./internal/contenders.js"
 import * as Drive from "./internal/drive.js"
 import type { Env } from "./internal/env.js"
+import type { Row } from "./internal/groups.js"
+import { caseTable, CONCURRENCY, runGroup, timing } from "./internal/groups.js"
 import * as InProcessContenders from "./internal/inProcessContenders.js"
 import type { CaseFigure } from "./internal/measure.js"
-import { collect, full, timeInterleaved } from "./internal/measure.js"
+import { collect, full } from "./internal/measure.js"
 import * as RemoteContenders from "./internal/remoteContenders.js"
 import type { Chart, SuiteResult, Table } from "./internal/report.js"
-import { fmtMs, fmtOps, fmtRatio, message, progress } from "./internal/report.js"
+import { fmtRatio, message, progress } from "./internal/report.js"
 
 const KEYS = 100_000
 const TRACE = 200_000
 const TTL = 3_600_000
 const MEMORY_ENTRIES = full ? 1_000_000 : 100_000
-const CONCURRENCY = [1, 64] as const
-
-interface Row {
-  readonly contender: string
-  readonly group: Group
-  readonly floor: boolean
-  readonly case: string
-  readonly concurrency: number
-  readonly figure?: CaseFigure | undefined
-  readonly failed?: string | undefined
-}
-
-/** How each contender is used, for the report; filled as they are built. */
-const usages = new Map<string, string>()
 
 const keys = Array.from({ length: KEYS }, (_, i) => `key:${i}`)
 const values = keys.map((key, i) => Contenders.valueOf(key, i))
@@ -69,86 +57,6 @@ const workloads = (): ReadonlyArray<Drive.Workload> => {
   ]
 }
 
-const timing = (group: Group) =>
-  group === "in-process"
-    ? { targetMs: full ? 300 : 60, rounds: full ? 7 : 3, firstOps: 2_000, maxOps: 5_000_000 }
-    : { targetMs: full ? 1_000 : 150, rounds: full ? 5 : 3, firstOps: 500, maxOps: 1_000_000 }
-
-/**
- * Builds, checks and preloads every contender of a group, then times them on each case with their
- * rounds interleaved; closes them whatever happens. A contender that fails its check fails its rows.
- */
-const runGroup = async (
-  factories: ReadonlyArray<Factory>,
-  cases: ReadonlyArray<Drive.Workload>,
-  rows: Array<Row>,
-  unavailable: Array<Unavailable>
-) => {
-  const ready: Array<Contender> = []
-  const built: Array<Contender> = []
-  const failAll = (factory: Factory, floor: boolean, reason: string) => {
-    for (const w of cases) {
-      for (const concurrency of CONCURRENCY) {
-        rows.push({ contender: factory.name, group: factory.group, floor, case: w.name, concurrency, failed: reason })
-      }
-    }
-  }
-  try {
-    for (const factory of factories) {
-      progress(`peer: ${factory.name}: build, check, preload ${KEYS.toLocaleString("en-US")} keys`)
-      let contender: Contender
-      try {
-        contender = await factory.make()
-      } catch (error) {
-        unavailable.push({ name: factory.name, reason: message(error) })
-        progress(`peer: ${factory.name} left out: ${message(error)}`)
-        continue
-      }
-      built.push(contender)
-      usages.set(contender.name, contender.usage)
-      const wrong = await Contenders.check(contender)
-      if (wrong !== undefined) {
-        progress(`peer: ${factory.name} FAILED its check: ${wrong}`)
-        failAll(factory, contender.floor === true, `failed its check: ${wrong}`)
-        continue
-      }
-      try {
-        await Drive.drive(contender, Drive.uniform("preload", Drive.SET, keys, values, true, TTL), KEYS, 64)
-        ready.push(contender)
-      } catch (error) {
-        failAll(factory, contender.floor === true, `preload threw ${message(error)}`)
-      }
-    }
-    if (ready.length === 0) return
-    const group = ready[0].group
-    for (const w of cases) {
-      for (const concurrency of CONCURRENCY) {
-        progress(`peer: ${group} · ${w.name} · concurrency ${concurrency} (${ready.length} contenders, interleaved)`)
-        const figures = await timeInterleaved(
-          ready.map((contender) => ({
-            run: (n) => Drive.drive(contender, w, n, concurrency),
-            latency: (n, samples) => Drive.drive(contender, w, n, concurrency, samples)
-          })),
-          timing(group)
-        )
-        figures.forEach((figure, i) => {
-          const contender = ready[i]
-          const base = { contender: contender.name, group, floor: contender.floor === true, case: w.name, concurrency }
-          rows.push(
-            "error" in figure
-              ? { ...base, failed: `threw ${message(figure.error)}` }
-              : { ...base, figure, failed: figure.wrong > 0 ? `${figure.wrong} wrong answers` : undefined }
-          )
-        })
-        collect()
-      }
-    }
-  } finally {
-    for (const contender of built) await contender.close().catch(() => {})
-    collect()
-  }
-}
-
 /** Heap growth per entry after `entries` puts into a fresh cache, after a full GC; keys and values are allocated before. */
 const memoryPerEntry = async (factory: Factory, w: Drive.Workload): Promise<number | string> => {
   collect()
@@ -172,52 +80,6 @@ const memoryPerEntry = async (factory: Factory, w: Drive.Workload): Promise<numb
     return `threw ${message(error)}`
   } finally {
     await contender.close().catch(() => {})
-  }
-}
-
-const fastest = (rows: ReadonlyArray<Row>) =>
-  Math.max(
-    ...rows.filter((row) => !row.floor && row.failed === undefined && row.figure !== undefined)
-      .map((row) => row.figure!.opsPerSec),
-    0
-  )
-
-const caseTable = (group: Group, name: string, rows: ReadonlyArray<Row>): Table => {
-  const of = (concurrency: number) => rows.filter((row) => row.concurrency === concurrency)
-  const best = Object.fromEntries(CONCURRENCY.map((c) => [c, fastest(of(c))]))
-  const contenders = [...new Set(rows.map((row) => row.contender))]
-  const cells = (row: Row | undefined): Array<string> => {
-    if (row === undefined) return ["—", "", "", "", ""]
-    if (row.failed !== undefined || row.figure === undefined) return [`FAILED: ${row.failed}`, "", "", "", ""]
-    const f = row.figure
-    return [
-      fmtOps(f.opsPerSec),
-      `${fmtOps(f.minOpsPerSec)}–${fmtOps(f.maxOpsPerSec)}`,
-      fmtMs(f.p50),
-      fmtMs(f.p99),
-      row.floor ? "(floor)" : fmtRatio(best[row.concurrency] / f.opsPerSec)
-    ]
-  }
-  return {
-    title: `peer_bench · ${group} · ${name}`,
-    columns: [
-      "contender",
-      "c=1 ops/s",
-      "spread",
-      "p50",
-      "p99",
-      "× fastest",
-      "c=64 ops/s",
-      "spread",
-      "p50",
-      "p99",
-      "× fastest"
-    ],
-    rows: contenders.map((contender) => [
-      contender,
-      ...cells(rows.find((row) => row.contender === contender && row.concurrency === 1)),
-      ...cells(rows.find((row) => row.contender === contender && row.concurrency === 64))
-    ])
   }
 }
 
@@ -304,16 +166,19 @@ export const run = async (env: Env): Promise<SuiteResult> => {
   const cases = workloads()
   const rows: Array<Row> = []
   const unavailable: Array<Unavailable> = []
+  const usages = new Map<string, string>()
+  const out = { rows, unavailable, usages }
+  const preload = Drive.uniform("preload", Drive.SET, keys, values, true, TTL)
   const notes: Array<string> = []
-  await runGroup(InProcessContenders.inProcess(KEYS + 1_000), cases, rows, unavailable)
+  await runGroup("peer", InProcessContenders.inProcess(KEYS + 1_000), preload, cases, out)
 
   const redis = await env.redis()
   if ("url" in redis) {
-    await runGroup(RemoteContenders.onRedis(redis.url, KEYS + 1_000), cases, rows, unavailable)
+    await runGroup("peer", RemoteContenders.onRedis(redis.url, KEYS + 1_000), preload, cases, out)
   } else {
     notes.push(`Redis contenders not measured: ${redis.error}.`)
   }
-  await runGroup(RemoteContenders.onSqlite(env.tmpDir), cases, rows, unavailable)
+  await runGroup("peer", RemoteContenders.onSqlite(env.tmpDir), preload, cases, out)
 
   progress(`peer: memory per entry, ${MEMORY_ENTRIES.toLocaleString("en-US")} entries`)
   const memKeys = Array.from({ length: MEMORY_ENTRIES }, (_, i) => `mem:${i}`)
@@ -330,7 +195,7 @@ export const run = async (env: Env): Promise<SuiteResult> => {
   for (const group of groups) {
     for (const w of cases) {
       const caseRows = rows.filter((row) => row.group === group && row.case === w.name)
-      if (caseRows.length > 0) tables.push(caseTable(group, w.name, caseRows))
+      if (caseRows.length > 0) tables.push(caseTable(`peer_bench · ${group} · ${w.name}`, caseRows))
     }
   }
   tables.push({

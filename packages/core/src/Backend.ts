@@ -205,9 +205,9 @@ export type StorePrimitives =
 
 /**
  * A whole `Store` from a store's primitives, as Effect's `KeyValueStore.make` does: `get` from
- * `getCallback` or the reverse (likewise `set`), `has` from `get`, batches from single-key
- * operations (16 at a time), no invalidations, and a single flight that runs the fetch and writes.
- * A `getCallback` made from `get` gathers the reads of one tick into one `getMany`.
+ * `getCallback` or the reverse (the reads of one tick gathered into one `getMany`; `set` likewise,
+ * one at a time), `has` from `get`, batches from single-key operations (16 at a time), no
+ * invalidations, and a single flight that runs the fetch and writes.
  *
  * @since 0.2.0
  * @category constructors
@@ -215,7 +215,8 @@ export type StorePrimitives =
 export const makeStore = (primitives: StorePrimitives): Store => {
   const get = primitives.get ?? fromGetCallback(primitives.getCallback)
   const set = primitives.set ?? fromSetCallback(primitives.setCallback)
-  const getMany = primitives.getMany ?? ((keys) => Effect.forEach(keys, get, { concurrency: batchConcurrency }))
+  const getMany: Store["getMany"] = primitives.getMany ??
+    ((keys) => Effect.forEach(keys, get, { concurrency: batchConcurrency }))
   return {
     get,
     getCallback: primitives.getCallback ?? gatheredGetCallback(get, getMany),
@@ -293,36 +294,38 @@ const fromSetCallback = (setCallback: SetCallback): Store["set"] => (key, entry)
     setCallback(key, entry, (failure) => resume(failure === undefined ? Effect.void : Effect.fail(failure)))
   )
 
+type Done = Parameters<GetCallback>[1]
+
+const getAlone = (get: Store["get"], key: string, done: Done) =>
+  Effect.runCallback(get(key), {
+    onExit: (exit) =>
+      Exit.isSuccess(exit) ? done(Option.getOrUndefined(exit.value)) : done(undefined, failureOf("get", exit.cause))
+  })
+
 /**
- * `getCallback` of a store that reads as an Effect: the reads of one tick are gathered and run as
- * one `getMany` (one fiber, one batch on the store); when the batch fails, each key is read alone,
- * so a failure (a value that no longer decodes) reaches only its own caller.
+ * `getCallback` for a store whose reads are Effects: the reads of one tick are gathered and run as
+ * one `getMany` (one fiber, one batch for all of them). When the batch fails, each key is read
+ * alone, so a failure (a value that no longer decodes) reaches only its own caller.
  */
 const gatheredGetCallback = (get: Store["get"], getMany: Store["getMany"]): GetCallback => {
-  type Done = Parameters<GetCallback>[1]
-  const readAlone = (key: string, done: Done) =>
-    Effect.runCallback(get(key), {
-      onExit: (exit) =>
-        Exit.isSuccess(exit) ? done(Option.getOrUndefined(exit.value)) : done(undefined, failureOf("get", exit.cause))
-    })
   let keys: Array<string> = []
-  let callers: Array<Done> = []
+  let waiting: Array<Done> = []
   const flush = () => {
     const batch = keys
-    const dones = callers
+    const callers = waiting
     keys = []
-    callers = []
-    if (batch.length === 1) return readAlone(batch[0], dones[0])
+    waiting = []
+    if (batch.length === 1) return getAlone(get, batch[0], callers[0])
     Effect.runCallback(getMany(batch), {
       onExit: (exit) => {
-        if (Exit.isFailure(exit)) return batch.forEach((key, i) => readAlone(key, dones[i]))
-        exit.value.forEach((entry, i) => dones[i](Option.getOrUndefined(entry)))
+        if (Exit.isSuccess(exit)) callers.forEach((done, i) => done(Option.getOrUndefined(exit.value[i])))
+        else batch.forEach((key, i) => getAlone(get, key, callers[i]))
       }
     })
   }
   return (key, done) => {
+    waiting.push(done)
     if (keys.push(key) === 1) queueMicrotask(flush)
-    callers.push(done)
   }
 }
 

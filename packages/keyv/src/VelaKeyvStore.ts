@@ -13,13 +13,24 @@ import type { Cache } from "@vela/core/promise"
 import type { KeyvStoreAdapter, StoredData } from "keyv"
 import { EventEmitter } from "node:events"
 
-/** What `set` and `setMany` receive from Keyv: a TTL in milliseconds, or none. */
+/**
+ * What `set` and `setMany` receive from Keyv: a TTL in milliseconds, or none.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface KeyvEntry {
   readonly key: string
   readonly value: unknown
   readonly ttl?: number | undefined
 }
 
+/**
+ * A Keyv store (`KeyvStoreAdapter`) on a Vela facade cache: `new Keyv({ store: new VelaKeyvStore(cache) })`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export class VelaKeyvStore extends EventEmitter implements KeyvStoreAdapter {
   /** Keyv reads `opts`; `dialect` names the store in Keyv's messages. */
   readonly opts: { readonly dialect: "vela"; readonly cache: string }

@@ -1,5 +1,6 @@
 /** The contenders of the peer comparison over a store outside the process: a Redis server, a SQLite file. */
 import { Local, NearCache } from "@vela/core"
+import type { Database } from "better-sqlite3"
 import { Layer } from "effect"
 import type { Contender, Factory, Value } from "./contenders.js"
 import { naive, promiseContender, velaEffect, velaFacade } from "./contenders.js"
@@ -121,15 +122,18 @@ export const bento = async (url: string, name: string, twoTier: boolean, capacit
   )
 }
 
-/** The contenders on SQLite files in `dir`. */
-export const onSqlite = (dir: string): ReadonlyArray<Factory> => [
+/**
+ * The contenders on SQLite files in `dir`, with `synchronous` set on every file when given (otherwise
+ * each library's default: Vela's is `"full"`).
+ */
+export const onSqlite = (dir: string, synchronous?: "full" | "normal"): ReadonlyArray<Factory> => [
   {
     name: "Vela SQLite (facade)",
     group: "sqlite",
     make: async () => {
       const { Sqlite } = await import("@vela/backend-sqlite")
       return velaFacade("Vela SQLite (facade)", "sqlite", "createCache({ backend: Sqlite.layer({ filename }) })", {
-        backend: Sqlite.layer({ filename: `${dir}/vela-facade.db` })
+        backend: Sqlite.layer({ filename: `${dir}/vela-facade${suffixOf(synchronous)}.db`, synchronous })
       })
     }
   },
@@ -142,7 +146,9 @@ export const onSqlite = (dir: string): ReadonlyArray<Factory> => [
         "Vela SQLite (Effect)",
         "sqlite",
         "Vela.make on Local + Sqlite.layer({ filename }), in fibers",
-        Local.layer.pipe(Layer.provide(Sqlite.layer({ filename: `${dir}/vela-effect.db` })))
+        Local.layer.pipe(
+          Layer.provide(Sqlite.layer({ filename: `${dir}/vela-effect${suffixOf(synchronous)}.db`, synchronous }))
+        )
       )
     }
   },
@@ -150,29 +156,47 @@ export const onSqlite = (dir: string): ReadonlyArray<Factory> => [
     name: "better-sqlite3 (raw)",
     group: "sqlite",
     make: async () => {
-      const { default: Database } = await import("better-sqlite3")
-      const db = new Database(`${dir}/raw.db`)
-      db.pragma("journal_mode = WAL")
-      db.exec("CREATE TABLE IF NOT EXISTS cache (key TEXT PRIMARY KEY, value TEXT NOT NULL, expires_at INTEGER)")
-      const select = db.prepare<[string], { value: string; expires_at: number | null }>(
-        "SELECT value, expires_at FROM cache WHERE key = ?"
-      )
-      const upsert = db.prepare<[string, string, number]>(
-        "INSERT INTO cache (key, value, expires_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at"
-      )
-      const get = (key: string) => {
-        const row = select.get(key)
-        if (row === undefined || (row.expires_at !== null && row.expires_at <= Date.now())) return undefined
-        return JSON.parse(row.value) as Value
-      }
-      const set = (key: string, value: Value, ttl: number) => upsert.run(key, JSON.stringify(value), Date.now() + ttl)
+      const { close, get, set } = await rawSqlite(`${dir}/raw${suffixOf(synchronous)}.db`, synchronous)
       return promiseContender(
         "better-sqlite3 (raw)",
         "sqlite",
         "one file, WAL, prepared SELECT / upsert, JSON values, autocommit (no read-through)",
         { get, set, getOrFetch: naive(get, set) },
-        () => db.close()
+        close
       )
     }
   }
 ]
+
+/**
+ * Raw better-sqlite3 as a user would write a cache on it: one file, WAL, a table of key, JSON value
+ * and expiry, prepared `SELECT` and upsert, autocommit; `synchronous` set when given.
+ */
+export const rawSqlite = async (filename: string, synchronous?: "full" | "normal"): Promise<{
+  readonly db: Database
+  readonly get: (key: string) => Value | undefined
+  readonly set: (key: string, value: Value, ttl: number) => unknown
+  readonly close: () => void
+}> => {
+  const { default: Database } = await import("better-sqlite3")
+  const db = new Database(filename)
+  db.pragma("journal_mode = WAL")
+  if (synchronous !== undefined) db.pragma(`synchronous = ${synchronous}`)
+  db.exec("CREATE TABLE IF NOT EXISTS cache (key TEXT PRIMARY KEY, value TEXT NOT NULL, expires_at INTEGER)")
+  const select = db.prepare<[string], { value: string; expires_at: number | null }>(
+    "SELECT value, expires_at FROM cache WHERE key = ?"
+  )
+  const upsert = db.prepare<[string, string, number]>(
+    "INSERT INTO cache (key, value, expires_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at"
+  )
+  const get = (key: string) => {
+    const row = select.get(key)
+    if (row === undefined || (row.expires_at !== null && row.expires_at <= Date.now())) return undefined
+    return JSON.parse(row.value) as Value
+  }
+  const set = (key: string, value: Value, ttl: number) => upsert.run(key, JSON.stringify(value), Date.now() + ttl)
+  return { db, get, set, close: () => void db.close() }
+}
+
+/** Files of one `synchronous` setting get their own names. */
+const suffixOf = (synchronous: string | undefined) => synchronous === undefined ? "" : `-${synchronous}`

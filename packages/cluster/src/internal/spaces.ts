@@ -5,7 +5,7 @@
  */
 import type { Backend, BackendError, ConfigError } from "@vela/core"
 import type { Clock, Option } from "effect"
-import { Deferred, Effect, Either, Exit, FiberId, Scope } from "effect"
+import { Deferred, Effect, Either, Exit, FiberId, PubSub, Scope } from "effect"
 import { text } from "./wire.js"
 
 export interface Spaces<S> {
@@ -25,7 +25,8 @@ export const make = <S, C extends Clock.Clock>(options: {
   readonly scope: Scope.Scope
   /** The clock the store of a new space reads, from the opening cache's options if any. */
   readonly clock: (open: Backend.OpenOptions | undefined) => C
-  readonly build: (name: string, store: Backend.Store, clock: C) => Effect.Effect<S>
+  /** The space of `name` on `store`, with the hub of the invalidations its near caches read. */
+  readonly build: (name: string, store: Backend.Store, clock: C, changes: PubSub.PubSub<Backend.Invalidation>) => S
   /** A local cache opens a space that is already open (a peer's request may have opened it). */
   readonly reopen?: ((space: S, open: Backend.OpenOptions) => void) | undefined
 }): Spaces<S> => {
@@ -52,7 +53,11 @@ export const make = <S, C extends Clock.Clock>(options: {
         onEvict: open?.onEvict ?? noop,
         onExpire: open?.onExpire ?? noop
       })
-      const space = Effect.flatMap(store, (opened) => build(name, opened, clock))
+      const space = Effect.flatMap(
+        store,
+        (opened) =>
+          Effect.map(PubSub.unbounded<Backend.Invalidation>(), (changes) => build(name, opened, clock, changes))
+      )
       return Effect.onExit(Effect.provideService(space, Scope.Scope, scope), (exit) => {
         if (Exit.isFailure(exit)) opening.delete(name)
         else ready.set(name, exit.value)

@@ -1,0 +1,130 @@
+/**
+ * Reads: the reads of one bucket within one tick go out as one `MGET`, one command for many
+ * callers, and each caller is answered straight from the reply (no intermediate effects). `getMany`
+ * sends its own `MGET` per bucket; `has` reads only an entry's header.
+ */
+import type { Backend, CodecError } from "@vela/core"
+import { BackendError } from "@vela/core"
+import { Effect, Either, Option } from "effect"
+import * as Entry from "./entry.js"
+import type { Namespace } from "./namespace.js"
+import { attempt, waitingOn } from "./namespace.js"
+
+/** Most gets one `MGET` carries. */
+const maxBatch = 256
+
+export type ReadDone = (entry: Backend.Entry | undefined, failure?: BackendError | CodecError) => void
+
+export interface Reads {
+  /** The tick-shared read, answered by callback. */
+  readonly getCallback: (key: string, done: ReadDone) => void
+  /**
+   * `getCallback` as an `Effect` that names the command it waits on (see `waitingOn`), which the
+   * `get` `Backend.makeStore` would derive cannot: so `TestClock` suites on Redis stay exact.
+   */
+  readonly get: (key: string) => Effect.Effect<Option.Option<Backend.Entry>, BackendError | CodecError>
+  readonly getMany: (
+    keys: ReadonlyArray<string>
+  ) => Effect.Effect<ReadonlyArray<Option.Option<Backend.Entry>>, BackendError | CodecError>
+  /** `GETRANGE` of the header: the value is neither sent nor decoded. */
+  readonly has: (key: string) => Effect.Effect<boolean, BackendError>
+}
+
+interface Batch {
+  readonly entryKeys: Array<string>
+  readonly names: Array<string>
+  readonly callers: Array<ReadDone>
+}
+
+export const make = (ns: Namespace): Reads => {
+  const { client, codec, keys, now } = ns
+
+  const answer = (done: ReadDone, key: string, payload: string | null) => {
+    if (payload === null) return done(undefined)
+    const decoded = Entry.decode(codec, key, payload, now())
+    return Either.isLeft(decoded) ? done(undefined, decoded.left) : done(decoded.right ?? undefined)
+  }
+
+  const pending = new Array<Batch | undefined>(ns.buckets.length)
+  const flush = (bucket: number) => {
+    const batch = pending[bucket]
+    if (batch === undefined) return
+    pending[bucket] = undefined
+    client.mget(batch.entryKeys).then(
+      (payloads) => {
+        for (let i = 0; i < payloads.length; i++) answer(batch.callers[i], batch.names[i], payloads[i])
+      },
+      (cause) => {
+        const error = new BackendError({ backend: ns.connection.name, operation: "get", cause })
+        for (const done of batch.callers) done(undefined, error)
+      }
+    )
+  }
+
+  const getCallback = (key: string, done: ReadDone) => {
+    const bucket = keys.bucketOf(key)
+    let batch = pending[bucket]
+    if (batch === undefined) {
+      batch = { entryKeys: [], names: [], callers: [] }
+      pending[bucket] = batch
+      process.nextTick(flush, bucket)
+    }
+    batch.entryKeys.push(keys.entry(key, bucket))
+    batch.names.push(key)
+    batch.callers.push(done)
+    if (batch.entryKeys.length >= maxBatch) flush(bucket)
+  }
+
+  const get = (key: string): Effect.Effect<Option.Option<Backend.Entry>, BackendError | CodecError> =>
+    Effect.async(
+      (resume) =>
+        getCallback(
+          key,
+          (entry, failure) =>
+            resume(failure === undefined ? Effect.succeed(Option.fromNullable(entry)) : Effect.fail(failure))
+        ),
+      waitingOn()
+    )
+
+  /** One `MGET` per bucket (a single one on a single server), answers in the order asked. */
+  const getMany = (wanted: ReadonlyArray<string>) =>
+    Effect.suspend(() => {
+      const groups = new Map<number, Array<number>>()
+      wanted.forEach((key, i) => {
+        const bucket = keys.bucketOf(key)
+        const group = groups.get(bucket)
+        if (group === undefined) groups.set(bucket, [i])
+        else group.push(i)
+      })
+      const found = new Array<Option.Option<Backend.Entry>>(wanted.length)
+      return Effect.as(
+        Effect.forEach(groups, ([bucket, indices]) =>
+          Effect.flatMap(
+            attempt(ns, "getMany", () => client.mget(indices.map((i) => keys.entry(wanted[i], bucket)))),
+            (payloads) => {
+              let failure: BackendError | CodecError | undefined
+              indices.forEach((index, j) =>
+                answer(
+                  (entry, error) => {
+                    found[index] = Option.fromNullable(entry)
+                    failure ??= error
+                  },
+                  wanted[index],
+                  payloads[j]
+                )
+              )
+              return failure === undefined ? Effect.void : Effect.fail(failure)
+            }
+          ), { concurrency: "unbounded", discard: true }),
+        found
+      )
+    })
+
+  const has = (key: string) =>
+    Effect.map(
+      attempt(ns, "has", () => client.getrange(keys.entry(key), 0, 31)),
+      (header) => Entry.isLive(header, now())
+    )
+
+  return { getCallback, get, getMany, has }
+}
