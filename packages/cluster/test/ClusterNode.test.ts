@@ -4,6 +4,7 @@ import { NodeUnavailable } from "@vela/core"
 import { Effect, Exit, Layer, Scope } from "effect"
 import { pack } from "msgpackr"
 import * as Net from "node:net"
+import * as Auth from "../src/internal/auth.js"
 import * as Lane from "../src/internal/lane.js"
 import * as Network from "./chaos/proxy.js"
 import { awaitMembers, freePort, sendRaw } from "./utils.js"
@@ -145,7 +146,7 @@ describe("ClusterNode", () => {
           const idle = Lane.connect({
             self: { id: "127.0.0.1:1", incarnation: 1 },
             peer: a.id,
-            secret: Lane.secretOf("s3cret"),
+            secret: Auth.secretOf("s3cret"),
             maxFrameBytes: 1024 * 1024,
             connectTimeout: 5_000,
             requestTimeout: 5_000,

@@ -19,30 +19,14 @@
  * listener bounds the connection's time and bytes.
  */
 import { NodeUnavailable } from "@vela/core"
-import { createHmac, randomBytes, timingSafeEqual } from "node:crypto"
 import type * as Net from "node:net"
+import type { Secret } from "./auth.js"
+import { nonce as freshNonce } from "./auth.js"
 import { encode, reader } from "./frames.js"
 import type { MemberRecord, Op, OpResult } from "./protocol.js"
 import { isLaneChallenge, isLaneProof, isLaneRequest, isOpResults } from "./protocol.js"
 
 export const MAGIC = Buffer.from([0xc1, 0x56, 0x4c, 0x31])
-
-/** Proves and checks the shared secret (the same proofs as the RPC handshake). */
-export interface Secret {
-  readonly prove: (role: "server" | "client", first: string, second: string, id: string) => string
-  readonly check: (expected: string, given: string) => boolean
-}
-
-/** The proofs of `secret`: HMAC-SHA256 over the role, both nonces and the prover's id; compared in constant time. */
-export const secretOf = (secret: string): Secret => ({
-  prove: (role, first, second, id) =>
-    createHmac("sha256", secret).update(`vela/${role}\n${first}\n${second}\n${id}`).digest("base64"),
-  check: (expected, given) => {
-    const a = Buffer.from(expected)
-    const b = Buffer.from(given)
-    return a.length === b.length && timingSafeEqual(a, b)
-  }
-})
 
 // Server
 
@@ -90,7 +74,7 @@ export const serve = (socket: Net.Socket, admit: () => void, options: ServeOptio
     if (clientNonce === undefined) {
       if (typeof message !== "string") return close()
       clientNonce = message
-      serverNonce = randomBytes(18).toString("base64")
+      serverNonce = freshNonce()
       return send([options.id, serverNonce, options.secret.prove("server", clientNonce, serverNonce, options.id)])
     }
     if (!isLaneProof(message)) return close()
@@ -172,7 +156,7 @@ export const connect = (options: LaneOptions): Lane => {
   let nextId = 0
   let ready = false
   let closed = false
-  const nonce = randomBytes(18).toString("base64")
+  const nonce = freshNonce()
   let greeted = false
 
   const close = (cause: unknown) => {
