@@ -20,19 +20,16 @@
  * lanes), `auth` (the handshake), `membership`, `heartbeats` (gossip and leave), `connections`
  * (the pool of peers and their lanes), `sharedStats`.
  */
-import type { RpcClientError } from "@effect/rpc"
-import type { BackendError, ConfigError, NodeUnavailable, Stats } from "@vela/core"
+import type { BackendError, ConfigError, Stats } from "@vela/core"
 import type { Duration, Redacted, Scope, SubscriptionRef } from "effect"
 import { Context, Effect, Layer } from "effect"
 import { Discovery } from "./Discovery.js"
 import { secretOf } from "./internal/auth.js"
-import type { Client } from "./internal/connections.js"
 import * as Connections from "./internal/connections.js"
 import { serialization } from "./internal/frames.js"
 import * as Heartbeats from "./internal/heartbeats.js"
 import { live } from "./internal/live.js"
 import * as Membership from "./internal/membership.js"
-import type { Op, OpResult, Unauthorized } from "./internal/protocol.js"
 import type { Service } from "./internal/server.js"
 import * as Server from "./internal/server.js"
 import * as Settings from "./internal/settings.js"
@@ -109,21 +106,13 @@ export class ClusterNode extends Context.Tag("@vela/cluster/ClusterNode")<Cluste
    * Runs `f` with an authenticated connection to `peer`, bounded by `requestTimeout`. A broken
    * connection is dropped and reopened once; a peer that cannot be reached is `NodeUnavailable`.
    */
-  readonly call: <A, E>(
-    peer: string,
-    f: (client: Client) => Effect.Effect<A, E | RpcClientError.RpcClientError | Unauthorized>
-  ) => Effect.Effect<A, Exclude<E, RpcClientError.RpcClientError | Unauthorized> | NodeUnavailable>
+  readonly call: Connections.Connections["call"]
   /**
    * Sends a batch of key operations to `peer` on the data lane (a connection of its own, opened
    * and authenticated on first use); `done` is called once, with the results in order or a
    * `NodeUnavailable`. Plain callbacks: this is the hot path of every topology.
    */
-  readonly batch: (
-    peer: string,
-    now: number,
-    ops: ReadonlyArray<Op>,
-    done: (answer: ReadonlyArray<OpResult> | NodeUnavailable) => void
-  ) => void
+  readonly batch: Connections.Connections["batch"]
   /**
    * Shares `counters` (a cache's own, in this process) with the other members under the cache's
    * namespace `ns` while the scope is open, and returns what reads the counters of `ns` on every

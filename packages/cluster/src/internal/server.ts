@@ -17,19 +17,7 @@ import * as Lane from "./lane.js"
 import * as Listener from "./listener.js"
 import type { Membership } from "./membership.js"
 import * as Check from "./options.js"
-import type {
-  Change,
-  ClearRequest,
-  InvalidateTagRequest,
-  LeaseOutcome,
-  Op,
-  OpResult,
-  PullAnswer,
-  PullRequest,
-  SizeAnswer,
-  SizeRequest,
-  SpaceDigest
-} from "./protocol.js"
+import type * as Protocol from "./protocol.js"
 import { RemoteFailure, Rpcs } from "./protocol.js"
 import { notWildcard } from "./settings.js"
 
@@ -38,21 +26,21 @@ export interface Service {
   readonly batch: (
     from: string,
     now: number,
-    ops: ReadonlyArray<Op>
-  ) => Effect.Effect<ReadonlyArray<OpResult>, RemoteFailure>
+    ops: ReadonlyArray<Protocol.Op>
+  ) => Effect.Effect<ReadonlyArray<Protocol.OpResult>, RemoteFailure>
   readonly invalidateTag: (
     from: string,
-    request: InvalidateTagRequest
+    request: Protocol.InvalidateTagRequest
   ) => Effect.Effect<ReadonlyArray<string>, RemoteFailure>
-  readonly clear: (from: string, request: ClearRequest) => Effect.Effect<void, RemoteFailure>
-  readonly size: (request: SizeRequest) => Effect.Effect<SizeAnswer, RemoteFailure>
-  readonly lease: (ns: string, key: string, timeout: number) => Effect.Effect<LeaseOutcome, RemoteFailure>
+  readonly clear: (from: string, request: Protocol.ClearRequest) => Effect.Effect<void, RemoteFailure>
+  readonly size: (request: Protocol.SizeRequest) => Effect.Effect<Protocol.SizeAnswer, RemoteFailure>
+  readonly lease: (ns: string, key: string, timeout: number) => Effect.Effect<Protocol.LeaseOutcome, RemoteFailure>
   readonly release: (ns: string, key: string) => Effect.Effect<void, RemoteFailure>
-  readonly invalidate: (from: string, ns: string, change: Change) => Effect.Effect<void, RemoteFailure>
+  readonly invalidate: (from: string, ns: string, change: Protocol.Change) => Effect.Effect<void, RemoteFailure>
   /** Replicated: the state of every namespace in brief. */
-  readonly digest?: (() => Effect.Effect<ReadonlyArray<SpaceDigest>, RemoteFailure>) | undefined
+  readonly digest?: (() => Effect.Effect<ReadonlyArray<Protocol.SpaceDigest>, RemoteFailure>) | undefined
   /** Replicated: what is known in some buckets of a namespace, as much as one reply holds. */
-  readonly pull?: ((request: PullRequest) => Effect.Effect<PullAnswer, RemoteFailure>) | undefined
+  readonly pull?: ((request: Protocol.PullRequest) => Effect.Effect<Protocol.PullAnswer, RemoteFailure>) | undefined
 }
 
 /** The bound port, before anything is served on it. */
