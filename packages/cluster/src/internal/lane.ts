@@ -15,8 +15,8 @@
  * `[id, now, ops]` accepted, each answered by `[id, results]` or `[id, null, message]`, in any
  * order. Frames are those of `frames.ts`; one longer than `maxFrameBytes`, bytes that do not
  * decode, or a frame that does not match its Schema (`protocol.ts`, the same definitions as the
- * RPCs') close the connection. Until the handshake is done the
- * listener bounds the connection's time and bytes.
+ * RPCs') close the connection. Until the handshake is done the listener bounds the connection's
+ * time and bytes.
  */
 import { NodeUnavailable } from "@vela/core"
 import type * as Net from "node:net"
