@@ -2,8 +2,8 @@
  * Guards compiled from a Schema's AST, for the data lane's hot path. A compiled guard accepts what
  * `Schema.is` of the same Schema accepts (required fields present, optional ones absent or valid,
  * other fields ignored, no tuple element beyond the Schema's), without the parser's `Either` and
- * output copy per field: `Schema.is` of a batch costs 15–25 times as much (about 2–4 µs an
- * operation on the bench machine, most of a remote get's budget). There is no second description of
+ * output copy per field: `Schema.is` of a batch costs 10–20 times as much (0.4–0.7 µs an operation
+ * on the idle bench machine, 2–4 µs under load; a remote get's whole budget is a few tens of µs). There is no second description of
  * a message: the guard is derived from the Schema, once. Only the AST nodes the lane's messages use
  * compile; any other throws when the guard is built, so a Schema that gains a refinement or a
  * transformation fails as the module loads, never passes unchecked.
