@@ -9,12 +9,23 @@ import { Context, Effect, Layer, Schedule } from "effect"
 import * as Dns from "node:dns"
 import * as Check from "./internal/options.js"
 
+/**
+ * Where a node finds seeds beyond those of its options; asked on every heartbeat.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
 export class Discovery extends Context.Tag("@vela/cluster/Discovery")<Discovery, {
   /** The seed addresses (`"host:port"`) known now; never fails, may be empty. */
   readonly seeds: Effect.Effect<ReadonlyArray<string>>
 }>() {}
 
-/** A fixed list of `"host:port"` seeds. */
+/**
+ * A fixed list of `"host:port"` seeds.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
 export const layerStatic = (seeds: ReadonlyArray<string>): Layer.Layer<Discovery, ConfigError> =>
   Layer.effect(
     Discovery,
@@ -29,6 +40,12 @@ export const layerStatic = (seeds: ReadonlyArray<string>): Layer.Layer<Discovery
     })
   )
 
+/**
+ * Options of `layerDns`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface DnsOptions {
   /** Resolved with the system resolver (`/etc/hosts`, then DNS), every address family. */
   readonly hostname: string
@@ -41,6 +58,9 @@ export interface DnsOptions {
 /**
  * The addresses `hostname` resolves to, re-resolved every `interval`; a failed lookup keeps the
  * last answer (and is logged), so a resolver hiccup never empties the seeds.
+ *
+ * @since 0.1.0
+ * @category layers
  */
 export const layerDns = (options: DnsOptions): Layer.Layer<Discovery, ConfigError> =>
   Layer.scoped(

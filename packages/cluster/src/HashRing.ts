@@ -21,6 +21,12 @@
 import { dual } from "effect/Function"
 import { murmur3 } from "./internal/hash.js"
 
+/**
+ * A consistent-hash ring: its members and their points on the circle.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface HashRing {
   /** Member ids, sorted. */
   readonly members: ReadonlyArray<string>
@@ -32,6 +38,12 @@ export interface HashRing {
   readonly owners: Uint32Array
 }
 
+/**
+ * Options of `make`: points per member and hashes per key.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface HashRingOptions {
   /** Points per member on the circle (default 128). */
   readonly virtualNodes?: number | undefined
@@ -39,7 +51,12 @@ export interface HashRingOptions {
   readonly probes?: number | undefined
 }
 
-/** A ring over `members` (duplicates ignored). */
+/**
+ * A ring over `members` (duplicates ignored).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const make = (members: Iterable<string>, options: HashRingOptions = {}): HashRing => {
   const virtualNodes = options.virtualNodes ?? 128
   const probes = options.probes ?? 3
@@ -71,10 +88,20 @@ export const make = (members: Iterable<string>, options: HashRingOptions = {}): 
   return { members: sorted, virtualNodes, probes, points, owners }
 }
 
-/** A ring without members. */
+/**
+ * A ring without members.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const empty = (options: HashRingOptions = {}): HashRing => make([], options)
 
-/** The ring with `member` added. */
+/**
+ * The ring with `member` added.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
 export const add: {
   (member: string): (ring: HashRing) => HashRing
   (ring: HashRing, member: string): HashRing
@@ -84,7 +111,12 @@ export const add: {
     ring.members.includes(member) ? ring : make([...ring.members, member], ring)
 )
 
-/** The ring without `member`. */
+/**
+ * The ring without `member`.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
 export const remove: {
   (member: string): (ring: HashRing) => HashRing
   (ring: HashRing, member: string): HashRing
@@ -94,7 +126,12 @@ export const remove: {
     ring.members.includes(member) ? make(ring.members.filter((m) => m !== member), ring) : ring
 )
 
-/** The ring over exactly `members`, reusing `ring` when nothing changed. */
+/**
+ * The ring over exactly `members`, reusing `ring` when nothing changed.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
 export const withMembers: {
   (members: Iterable<string>): (ring: HashRing) => HashRing
   (ring: HashRing, members: Iterable<string>): HashRing
@@ -105,13 +142,23 @@ export const withMembers: {
     : make(next, ring)
 })
 
-/** Whether `member` is on the ring. */
+/**
+ * Whether `member` is on the ring.
+ *
+ * @since 0.1.0
+ * @category getters
+ */
 export const has: {
   (member: string): (ring: HashRing) => boolean
   (ring: HashRing, member: string): boolean
 } = dual(2, (ring: HashRing, member: string): boolean => ring.members.includes(member))
 
-/** The member that owns `key`, or `undefined` on an empty ring. */
+/**
+ * The member that owns `key`, or `undefined` on an empty ring.
+ *
+ * @since 0.1.0
+ * @category getters
+ */
 export const owner: {
   (key: string): (ring: HashRing) => string | undefined
   (ring: HashRing, key: string): string | undefined
@@ -132,7 +179,12 @@ export const owner: {
   return ring.members[bestMember]
 })
 
-/** Up to `count` distinct members that hold `key`: the owner first, then its replicas in order. */
+/**
+ * Up to `count` distinct members that hold `key`: the owner first, then its replicas in order.
+ *
+ * @since 0.1.0
+ * @category getters
+ */
 export const holders: {
   (key: string, count: number): (ring: HashRing) => ReadonlyArray<string>
   (ring: HashRing, key: string, count: number): ReadonlyArray<string>

@@ -1,9 +1,10 @@
 import { assert, describe, it } from "@effect/vitest"
 import { ClusterNode, Discovery } from "@vela/cluster"
-import { NodeUnavailable } from "@vela/core"
+import { NodeUnavailable, Stats } from "@vela/core"
 import { Effect, Exit, Layer, Scope } from "effect"
 import { pack } from "msgpackr"
 import * as Net from "node:net"
+import * as Auth from "../src/internal/auth.js"
 import * as Lane from "../src/internal/lane.js"
 import * as Network from "./chaos/proxy.js"
 import { awaitMembers, freePort, sendRaw } from "./utils.js"
@@ -42,6 +43,23 @@ describe("ClusterNode", () => {
       // Well below the failure timeout: the graceful leave, not failure detection, removed it.
       yield* Effect.all([awaitMembers(a, [a.id, b.id], "500 millis"), awaitMembers(b, [a.id, b.id], "500 millis")])
     })), 20_000)
+
+  it.live(
+    "shared stats add up the counters of the members live when they are read, not when they were shared",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const counters = (hits: number) => () => Stats.sum([{ hits }])
+        const a = yield* start([])
+        const readOnA = yield* a.shareStats("ns", counters(1))
+        assert.strictEqual((yield* readOnA).hits, 1)
+        // b joins after a shared its counters: a's reading counts b's too.
+        const b = yield* start([a.id])
+        yield* b.shareStats("ns", counters(10))
+        yield* Effect.all([awaitMembers(a, [a.id, b.id]), awaitMembers(b, [a.id, b.id])])
+        assert.strictEqual((yield* readOnA).hits, 11)
+      })),
+    20_000
+  )
 
   it.live("a node with the wrong secret cannot join", () =>
     Effect.scoped(Effect.gen(function*() {
@@ -145,7 +163,7 @@ describe("ClusterNode", () => {
           const idle = Lane.connect({
             self: { id: "127.0.0.1:1", incarnation: 1 },
             peer: a.id,
-            secret: Lane.secretOf("s3cret"),
+            secret: Auth.secretOf("s3cret"),
             maxFrameBytes: 1024 * 1024,
             connectTimeout: 5_000,
             requestTimeout: 5_000,

@@ -14,39 +14,19 @@
  * a proof, the client its member record and a proof, the server `true`. Only then are requests
  * `[id, now, ops]` accepted, each answered by `[id, results]` or `[id, null, message]`, in any
  * order. Frames are those of `frames.ts`; one longer than `maxFrameBytes`, bytes that do not
- * decode, or a request of the wrong shape close the connection. Until the handshake is done the
- * listener bounds the connection's time and bytes.
+ * decode, or a frame that does not match its Schema (`protocol.ts`, the same definitions as the
+ * RPCs') close the connection. Until the handshake is done the listener bounds the connection's
+ * time and bytes.
  */
 import { NodeUnavailable } from "@vela/core"
-import { createHmac, randomBytes, timingSafeEqual } from "node:crypto"
 import type * as Net from "node:net"
+import type { Secret } from "./auth.js"
+import { nonce as freshNonce } from "./auth.js"
 import { encode, reader } from "./frames.js"
 import type { MemberRecord, Op, OpResult } from "./protocol.js"
-import { isOpResults, isOps } from "./protocol.js"
+import { isLaneChallenge, isLaneProof, isLaneRequest, isOpResults } from "./protocol.js"
 
 export const MAGIC = Buffer.from([0xc1, 0x56, 0x4c, 0x31])
-
-/** Proves and checks the shared secret (the same proofs as the RPC handshake). */
-export interface Secret {
-  readonly prove: (role: "server" | "client", first: string, second: string, id: string) => string
-  readonly check: (expected: string, given: string) => boolean
-}
-
-/** The proofs of `secret`: HMAC-SHA256 over the role, both nonces and the prover's id; compared in constant time. */
-export const secretOf = (secret: string): Secret => ({
-  prove: (role, first, second, id) =>
-    createHmac("sha256", secret).update(`vela/${role}\n${first}\n${second}\n${id}`).digest("base64"),
-  check: (expected, given) => {
-    const a = Buffer.from(expected)
-    const b = Buffer.from(given)
-    return a.length === b.length && timingSafeEqual(a, b)
-  }
-})
-
-const isString = (u: unknown): u is string => typeof u === "string"
-const isMember = (u: unknown): u is MemberRecord =>
-  typeof u === "object" && u !== null && isString((u as MemberRecord).id) &&
-  typeof (u as MemberRecord).incarnation === "number"
 
 // Server
 
@@ -85,26 +65,19 @@ export const serve = (socket: Net.Socket, admit: () => void, options: ServeOptio
   const onFrame = (message: unknown) => {
     if (socket.destroyed) return
     if (member !== undefined) {
-      if (
-        !Array.isArray(message) || typeof message[0] !== "number" || typeof message[1] !== "number" ||
-        !isOps(message[2])
-      ) {
-        return close()
-      }
+      if (!isLaneRequest(message)) return close()
       const id = message[0]
       return options.batch(member, message[1], message[2], (results) => {
         send(typeof results === "string" ? [id, null, results] : [id, results])
       })
     }
     if (clientNonce === undefined) {
-      if (!isString(message)) return close()
+      if (typeof message !== "string") return close()
       clientNonce = message
-      serverNonce = randomBytes(18).toString("base64")
+      serverNonce = freshNonce()
       return send([options.id, serverNonce, options.secret.prove("server", clientNonce, serverNonce, options.id)])
     }
-    if (!Array.isArray(message) || !isMember(message[0]) || !isString(message[1])) {
-      return close()
-    }
+    if (!isLaneProof(message)) return close()
     const expected = options.secret.prove("client", serverNonce!, clientNonce, message[0].id)
     if (!options.secret.check(expected, message[1])) {
       options.refused(`${message[0].id} does not know the cluster secret`)
@@ -183,7 +156,7 @@ export const connect = (options: LaneOptions): Lane => {
   let nextId = 0
   let ready = false
   let closed = false
-  const nonce = randomBytes(18).toString("base64")
+  const nonce = freshNonce()
   let greeted = false
 
   const close = (cause: unknown) => {
@@ -215,16 +188,14 @@ export const connect = (options: LaneOptions): Lane => {
       if (request === undefined) return // timed out already
       inflight.delete(request.id)
       const results = message[1]
-      if (results === null) return finish(request, unavailable(isString(message[2]) ? message[2] : "refused"))
+      if (results === null) return finish(request, unavailable(typeof message[2] === "string" ? message[2] : "refused"))
       if (!isOpResults(results) || results.length !== request.count) {
         return finish(request, unavailable(`${peer} answered with a malformed batch`))
       }
       return finish(request, results)
     }
     if (!greeted) {
-      if (!Array.isArray(message) || !isString(message[0]) || !isString(message[1]) || !isString(message[2])) {
-        return close("a malformed handshake")
-      }
+      if (!isLaneChallenge(message)) return close("a malformed handshake")
       const expected = options.secret.prove("server", nonce, message[1], message[0])
       if (!options.secret.check(expected, message[2])) return close(`${peer} does not know the cluster secret`)
       greeted = true

@@ -6,6 +6,7 @@
  */
 import { Rpc, RpcGroup } from "@effect/rpc"
 import { Schema } from "effect"
+import { compile } from "./guard.js"
 
 /** A request from a connection that has not proved the shared secret. */
 export class Unauthorized extends Schema.TaggedError<Unauthorized>()("Unauthorized", {
@@ -134,50 +135,27 @@ export const OpResult = Schema.Union(
 )
 export type OpResult = typeof OpResult.Type
 
-/*
- * The operations and results of a batch (carried by the data lane, `lane.ts`) are checked by
- * hand-written guards instead of `Schema.Array(Op)`: the same shapes are required, without a
- * Schema parse and copy of every operation on both sides.
- */
-type Guard = (u: unknown) => boolean
-const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null
-const isString: Guard = (u) => typeof u === "string"
-const isNumber: Guard = (u) => typeof u === "number"
-const isBoolean: Guard = (u) => typeof u === "boolean"
-const isStrings: Guard = (u) => Array.isArray(u) && u.every(isString)
-const isWireEntry: Guard = (u) =>
-  isRecord(u) && isString(u.value) && (u.expiresAt === null || isNumber(u.expiresAt)) && isStrings(u.tags) &&
-  isNumber(u.version)
-const opFields: Record<Op["_tag"], Record<string, Guard>> = {
-  Get: { ns: isString, key: isString, watch: isBoolean },
-  Has: { ns: isString, key: isString },
-  Set: { ns: isString, key: isString, entry: isWireEntry, origin: isString, watch: isBoolean },
-  Delete: { ns: isString, key: isString, version: isNumber, origin: isString },
-  ReplicaPut: { ns: isString, key: isString, entry: isWireEntry, origin: isString },
-  ReplicaDelete: { ns: isString, key: isString, version: isNumber, origin: isString },
-  ReplicaTag: { ns: isString, tag: isString, version: isNumber, origin: isString },
-  ReplicaFlush: { ns: isString, version: isNumber, origin: isString }
-}
-const resultFields: Record<OpResult["_tag"], Record<string, Guard>> = {
-  Found: { entry: isWireEntry },
-  Missing: {},
-  Bool: { value: isBoolean },
-  Failed: { message: isString },
-  Later: {}
-}
-const tagged = (fields: Record<string, Record<string, Guard>>): Guard => (u) => {
-  if (!isRecord(u) || typeof u._tag !== "string" || !Object.hasOwn(fields, u._tag)) return false
-  const shape = fields[u._tag]
-  for (const name in shape) if (!shape[name](u[name])) return false
-  return true
-}
-const isOp = tagged(opFields)
-const isOpResult = tagged(resultFields)
-
-/** The operations of one batch. */
-export const isOps = (u: unknown): u is ReadonlyArray<Op> => Array.isArray(u) && u.every(isOp)
+/** The operations of one batch, in the order they run. */
+export const Ops = Schema.Array(Op)
 /** The results of one batch, in the order of its operations. */
-export const isOpResults = (u: unknown): u is ReadonlyArray<OpResult> => Array.isArray(u) && u.every(isOpResult)
+export const OpResults = Schema.Array(OpResult)
+
+/*
+ * The data lane's frames (`lane.ts`): the handshake the RPC connection makes with `Hello` and
+ * `Authenticate`, as tuples, then batches. Each is checked against its Schema as it arrives, by a
+ * guard compiled from the Schema (`guard.ts`: what `Schema.is` accepts, at a fraction of its cost).
+ */
+/** The server's answer to the client's nonce: `[id, nonce, proof]`. */
+export const LaneChallenge = Schema.Tuple(Schema.String, Schema.String, Schema.String)
+/** The client's proof: `[member, proof]`. */
+export const LaneProof = Schema.Tuple(MemberRecord, Schema.String)
+/** A batch: `[request id, now, ops]`. */
+export const LaneRequest = Schema.Tuple(Schema.Number, Schema.Number, Ops)
+
+export const isLaneChallenge = compile(LaneChallenge)
+export const isLaneProof = compile(LaneProof)
+export const isLaneRequest = compile(LaneRequest)
+export const isOpResults = compile(OpResults)
 
 export const Change = Schema.Union(
   Schema.TaggedStruct("Keys", { keys: Schema.Array(Schema.String) }),
