@@ -1,11 +1,43 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Fiber, Option } from "effect"
+import { Topology } from "@vela/core"
+import { createCache } from "@vela/core/promise"
+import { Effect, Fiber, Layer, Option } from "effect"
 import { topologyCases } from "./topologyCases.js"
 import { cacheOn, cluster, connected, eventually, startReplicated } from "./utils.js"
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i)
 
 describe("Replicated", () => {
+  it.live(
+    "the Promise facade over an in-memory store: deletes, batches, tags and flushes reach the other node",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const [a, b] = yield* cluster(startReplicated, 2)
+        const cb = yield* cacheOn<number>(b.topology, "facade")
+        const facade = createCache<number>({ name: "facade", topology: Layer.succeed(Topology.Topology, a.topology) })
+        yield* Effect.addFinalizer(() => Effect.promise(() => facade.close()))
+        // Each of these replicates over the network: none can be run synchronously, as a Memory cache's are.
+        const calls = Effect.promise(async () => {
+          await facade.put("k", 1)
+          await facade.delete("k")
+          await facade.putMany([["x", 1], ["y", 2], ["z", 3]], { tags: ["t"] })
+          return {
+            removed: await facade.invalidateTag("t"),
+            deleted: await facade.deleteMany(["nothing"]),
+            size: await facade.size()
+          }
+        })
+        assert.deepStrictEqual(yield* calls, { removed: 3, deleted: 0, size: 0 })
+        yield* Effect.promise(() => facade.put("f", 1))
+        const arrived = cb.getOption("f").pipe(Effect.filterOrFail(Option.isSome, () => new Error("not there yet")))
+        assert.deepStrictEqual(yield* eventually(arrived), Option.some(1))
+        yield* Effect.promise(() => facade.flush())
+        const gone = cb.getOption("f").pipe(Effect.filterOrFail(Option.isNone, () => new Error("still there")))
+        assert.isTrue(Option.isNone(yield* eventually(gone)))
+      })),
+    30_000
+  )
+
   it.live(
     "a write on one node is read locally on every node; tags, deletes and flushes reach all; stats add up",
     () =>

@@ -85,7 +85,11 @@ export interface SyncStore {
   readonly get: (key: string) => Entry | undefined
   /** `true` when a miss here is a miss of the whole cache; `false` for a near cache's L1. */
   readonly authoritative: boolean
-  /** Writes an entry, for stores where that is all a write takes (an authoritative in-memory store). */
+  /**
+   * Writes an entry, for stores where that is all a write takes (an authoritative in-memory store).
+   * Present only when every operation of the store completes without waiting: the facade then runs
+   * them synchronously.
+   */
   readonly set?: ((key: string, entry: Entry) => void) | undefined
 }
 

@@ -39,7 +39,7 @@ export interface InternalCache<V> extends Batches<V> {
    * every call runs on the runtime and gets its span.
    */
   readonly direct: boolean
-  /** Every operation but a fetch completes synchronously (an authoritative in-memory store). */
+  /** Every operation but a fetch completes synchronously (an authoritative in-memory store with a synchronous write). */
   readonly synchronous: boolean
   readonly check: Core.Core["check"]
   readonly now: Reads<V>["now"]
@@ -80,7 +80,9 @@ export const make = <V = unknown, I = unknown>(
       putMany: (entries, options) => span("put_many", undefined, batches.putMany(entries, options)),
       deleteMany: (keys) => span("delete_many", undefined, batches.deleteMany(keys)),
       direct: !spans,
-      synchronous: core.store.sync?.authoritative === true,
+      // A synchronous write marks a store that does nothing beyond this process's memory (Replicated
+      // reads in place too, but its writes, deletes and flushes travel to its peers).
+      synchronous: core.store.sync?.authoritative === true && core.store.sync.set !== undefined,
       check: core.check,
       now: reads.now,
       lookupCallback: reads.lookupCallback,
