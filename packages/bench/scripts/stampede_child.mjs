@@ -3,8 +3,8 @@
 // key and sends back how many fetches it ran and each caller's wait. Started by stampede_bench with
 // `fork`; not meant to be run by hand.
 // Arguments: <contender name> <redis url> <key> <callers> <fetch millis>
-import { onRedis } from "../dist/internal/remoteContenders.js"
 import { stampede } from "../dist/internal/drive.js"
+import { onRedis } from "../dist/internal/remoteContenders.js"
 
 const [name, url, key, callers, fetchMillis] = process.argv.slice(2)
 const factory = onRedis(url, 1_000).find((f) => f.name === name)
