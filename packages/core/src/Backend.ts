@@ -242,7 +242,10 @@ export const makeStore = (primitives: StorePrimitives): Store => {
     clear: primitives.clear,
     size: primitives.size,
     sweep: primitives.sweep,
-    invalidations: primitives.invalidations ?? Stream.empty,
+    // Read when asked for, not here: a topology learns from the asking that a near cache is watching.
+    get invalidations() {
+      return primitives.invalidations ?? Stream.empty
+    },
     sync: primitives.sync,
     singleFlight: primitives.singleFlight ??
       ((key, fetch) => fetch((entry) => Effect.as(set(key, entry), true))),

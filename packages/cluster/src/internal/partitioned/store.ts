@@ -52,6 +52,13 @@ export const make = (
   const sync = ownedView(p, space, codec, clock)
   const invalidations = Stream.fromPubSub(space.changes)
   const store = Backend.makeStore({
+    // Whoever asks for the invalidations keeps values nearby (a near cache): from then on this
+    // node registers as a reader of what it reads and writes, so holders tell it of changes.
+    // Set on access, not on subscription, which may start after the first write.
+    get invalidations() {
+      space.watched = true
+      return invalidations
+    },
     sync,
     stats,
     getCallback: (key, done) =>
@@ -93,17 +100,7 @@ export const make = (
       ),
     singleFlight: singleFlight(p, space, (key) => store.get(key), setAt)
   })
-  return {
-    ...store,
-    // Whoever asks for the invalidations keeps values nearby (a near cache): from then on this
-    // node registers as a reader of what it reads and writes, so holders tell it of changes.
-    // Set on access, not on subscription, which may start after the first write; and not given
-    // to `makeStore`, which would ask for them at once.
-    get invalidations() {
-      space.watched = true
-      return invalidations
-    }
-  }
+  return store
 }
 
 /**

@@ -61,6 +61,11 @@ export const make = (
 
   const invalidations = Stream.fromPubSub(space.changes)
   const store = Backend.makeStore({
+    // Whoever asks for the invalidations keeps values nearby (a near cache).
+    get invalidations() {
+      space.watched = true
+      return invalidations
+    },
     sync: localSync === undefined ? undefined : {
       authoritative: localSync.authoritative,
       get: (key) => {
@@ -103,13 +108,5 @@ export const make = (
         (removed) => removed.filter(Boolean).length
       )
   })
-  return {
-    ...store,
-    // Whoever asks for the invalidations keeps values nearby (a near cache); not given to
-    // `makeStore`, which would ask for them at once.
-    get invalidations() {
-      space.watched = true
-      return invalidations
-    }
-  }
+  return store
 }
