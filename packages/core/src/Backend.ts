@@ -6,7 +6,7 @@ import type { Clock, Scope } from "effect"
 import { Cause, Context, Effect, Exit, Option, Stream } from "effect"
 import type { Codec } from "./Codec.js"
 import type { CacheError, ConfigError, FetchTimeout } from "./Errors.js"
-import { BackendError } from "./Errors.js"
+import { BackendError, Unsupported, WrongType } from "./Errors.js"
 import * as Check from "./internal/config.js"
 import * as Yield from "./internal/yieldToEventLoop.js"
 import type { Stats } from "./Stats.js"
@@ -127,6 +127,31 @@ export type SingleFlight = <A, E, R>(
 ) => Effect.Effect<A, E | CacheError | FetchTimeout, R>
 
 /**
+ * A live entry as `readForUpdate` saw it, with the store's token of that write (the write counter
+ * in memory, the stored bytes in Redis and SQLite, the stamp in a cluster): `compareAndSet` replaces
+ * the entry only while the store still holds that write. Opaque to everyone but the store.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Snapshot {
+  readonly entry: Entry
+  readonly token: unknown
+}
+
+/**
+ * What `increment` writes when the key has no live entry: the counter starts at 0, with this expiry
+ * and these tags. A live counter keeps its own.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Created {
+  readonly expiresAt: number | null
+  readonly tags: ReadonlyArray<string>
+}
+
+/**
  * One cache's namespace on a backend or topology, every operation present: built by `makeStore`
  * from what the store does natively. Every read ignores expired entries.
  *
@@ -155,6 +180,30 @@ export interface Store {
   readonly deleteMany: (keys: ReadonlyArray<string>) => Effect.Effect<number, CacheError>
   /** Removes every entry carrying `tag`; returns how many live entries were removed. */
   readonly invalidateTag: (tag: string) => Effect.Effect<number, CacheError>
+  /**
+   * The live entry and its write's token, without counting as a use; with `compareAndSet`, the
+   * optimistic read-modify-write every atomic operation can be derived from.
+   */
+  readonly readForUpdate: (key: string) => Effect.Effect<Option.Option<Snapshot>, CacheError>
+  /**
+   * Atomically: when the key still holds the write `expected` saw (`undefined`: no live entry),
+   * writes `next` (`undefined`: deletes the key) and returns `true`; otherwise changes nothing and
+   * returns `false`.
+   */
+  readonly compareAndSet: (
+    key: string,
+    expected: Snapshot | undefined,
+    next: Entry | undefined
+  ) => Effect.Effect<boolean, CacheError>
+  /** Get and delete as one step: of concurrent `take`s of a key, anywhere, one gets the entry. */
+  readonly take: (key: string) => Effect.Effect<Option.Option<Entry>, CacheError>
+  /** Sets the live entry's `expiresAt`, keeping value, tags and version; `false` when none is live. */
+  readonly touch: (key: string, expiresAt: number | null) => Effect.Effect<boolean, CacheError>
+  /**
+   * Adds `by` to the number under `key` (absent: 0, written with `created`) as one step, and returns
+   * the sum; `WrongType` when the key holds a non-number or the sum is not finite.
+   */
+  readonly increment: (key: string, by: number, created: Created) => Effect.Effect<number, CacheError>
   readonly clear: Effect.Effect<void, CacheError>
   /** The number of live entries. */
   readonly size: Effect.Effect<number, CacheError>
@@ -190,6 +239,16 @@ export type StorePrimitives =
     readonly setMany?: Store["setMany"] | undefined
     readonly deleteMany?: Store["deleteMany"] | undefined
     readonly invalidateTag: Store["invalidateTag"]
+    readonly readForUpdate?: Store["readForUpdate"] | undefined
+    readonly compareAndSet?: Store["compareAndSet"] | undefined
+    readonly take?: Store["take"] | undefined
+    readonly touch?: Store["touch"] | undefined
+    readonly increment?: Store["increment"] | undefined
+    /**
+     * Names the store in the `Unsupported` failures of the atomic operations it neither has nor can
+     * derive (no `readForUpdate`/`compareAndSet`), and says why.
+     */
+    readonly unsupported?: { readonly store: string; readonly reason: string } | undefined
     readonly clear: Store["clear"]
     readonly size: Store["size"]
     readonly sweep: Store["sweep"]
@@ -210,8 +269,10 @@ export type StorePrimitives =
 /**
  * A whole `Store` from a store's primitives, as Effect's `KeyValueStore.make` does: `get` from
  * `getCallback` or the reverse (the reads of one tick gathered into one `getMany`; `set` likewise,
- * one at a time), `has` from `get`, batches from single-key operations (16 at a time), no
- * invalidations, and a single flight that runs the fetch and writes.
+ * one at a time), `has` from `get`, batches from single-key operations (16 at a time), `take`,
+ * `touch` and `increment` as optimistic loops of `readForUpdate` and `compareAndSet` (or, without
+ * them, failing with `Unsupported`), no invalidations, and a single flight that runs the fetch and
+ * writes.
  *
  * @since 0.2.0
  * @category constructors
@@ -221,6 +282,7 @@ export const makeStore = (primitives: StorePrimitives): Store => {
   const set = primitives.set ?? fromSetCallback(primitives.setCallback)
   const getMany: Store["getMany"] = primitives.getMany ??
     ((keys) => Effect.forEach(keys, get, { concurrency: batchConcurrency }))
+  const atomic = atomicOperations(primitives)
   return {
     get,
     getCallback: primitives.getCallback ?? gatheredGetCallback(get, getMany),
@@ -239,6 +301,7 @@ export const makeStore = (primitives: StorePrimitives): Store => {
           (removed) => removed.filter(Boolean).length
         )),
     invalidateTag: primitives.invalidateTag,
+    ...atomic,
     clear: primitives.clear,
     size: primitives.size,
     sweep: primitives.sweep,
@@ -286,6 +349,69 @@ export class Backend extends Context.Tag("@vela/core/Backend")<Backend, {
 // internal
 
 const batchConcurrency = 16
+
+type Atomic = Pick<Store, "readForUpdate" | "compareAndSet" | "take" | "touch" | "increment">
+
+/**
+ * The atomic operations a store lacks, as loops of `readForUpdate` then `compareAndSet` that start
+ * over when another write came between the two (some write always wins, so the loop ends). A store
+ * without those two fails every atomic operation it has not written with `Unsupported`.
+ */
+const atomicOperations = (primitives: StorePrimitives): Atomic => {
+  const { compareAndSet, readForUpdate } = primitives
+  if (readForUpdate === undefined || compareAndSet === undefined) {
+    const { reason, store } = primitives.unsupported ??
+      { store: "this store", reason: "it has no atomic compare-and-set" }
+    const unsupported = (operation: string) => Effect.fail(new Unsupported({ operation, store, reason }))
+    return {
+      readForUpdate: primitives.readForUpdate ?? (() => unsupported("readForUpdate")),
+      compareAndSet: primitives.compareAndSet ?? (() => unsupported("compareAndSet")),
+      take: primitives.take ?? (() => unsupported("take")),
+      touch: primitives.touch ?? (() => unsupported("touch")),
+      increment: primitives.increment ?? (() => unsupported("increment"))
+    }
+  }
+  /** Runs `attempt` on what the key holds until its write lands; `attempt` says what to write and return. */
+  const optimistic = <A>(
+    key: string,
+    attempt: (seen: Snapshot | undefined) => Effect.Effect<readonly [next: Entry | undefined | "keep", result: A], CacheError>
+  ): Effect.Effect<A, CacheError> => {
+    const loop: Effect.Effect<A, CacheError> = Effect.flatMap(readForUpdate(key), (read) => {
+      const seen = Option.getOrUndefined(read)
+      return Effect.flatMap(attempt(seen), ([next, result]) =>
+        next === "keep"
+          ? Effect.succeed(result)
+          : Effect.flatMap(compareAndSet(key, seen, next), (landed) => landed ? Effect.succeed(result) : loop))
+    })
+    return loop
+  }
+  return {
+    readForUpdate,
+    compareAndSet,
+    take: primitives.take ?? ((key) =>
+      optimistic(key, (seen) =>
+        Effect.succeed(
+          seen === undefined ? ["keep", Option.none()] as const : [undefined, Option.some(seen.entry)] as const
+        ))),
+    touch: primitives.touch ?? ((key, expiresAt) =>
+      optimistic(key, (seen) =>
+        Effect.succeed(
+          seen === undefined ? ["keep", false] as const : [{ ...seen.entry, expiresAt }, true] as const
+        ))),
+    increment: primitives.increment ?? ((key, by, created) =>
+      optimistic(key, (seen) => {
+        const current = seen === undefined ? 0 : seen.entry.value
+        const sum = typeof current === "number" ? current + by : NaN
+        if (!Number.isFinite(sum)) {
+          return Effect.fail(new WrongType({ key, operation: "increment", expected: "a finite number" }))
+        }
+        const next: Entry = seen === undefined
+          ? { value: sum, expiresAt: created.expiresAt, tags: created.tags, version: 0 }
+          : { ...seen.entry, value: sum }
+        return Effect.succeed([next, sum] as const)
+      }))
+  }
+}
 
 const fromGetCallback = (getCallback: GetCallback): Store["get"] => (key) =>
   Effect.async((resume) =>

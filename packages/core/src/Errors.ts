@@ -112,6 +112,41 @@ export class CacheClosed extends Data.TaggedError("CacheClosed")<{ readonly cach
 }
 
 /**
+ * An operation the store or topology cannot perform exactly, with why (`Replicated` has no single
+ * place where a key's writes are ordered, so it cannot `take` or `increment` without losing one).
+ * Never a silent approximation.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class Unsupported extends Data.TaggedError("Unsupported")<{
+  readonly operation: string
+  readonly store: string
+  readonly reason: string
+}> {
+  override get message() {
+    return `${this.store} does not support ${this.operation}: ${this.reason}`
+  }
+}
+
+/**
+ * An operation found a value of the wrong kind under its key: `increment` of a key holding a
+ * non-number, or a sum that is no longer a finite number.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class WrongType extends Data.TaggedError("WrongType")<{
+  readonly key: string
+  readonly operation: string
+  readonly expected: string
+}> {
+  override get message() {
+    return `${this.operation} of key ${JSON.stringify(this.key)} needs ${this.expected}`
+  }
+}
+
+/**
  * Every failure of a cache operation but `NotFound` and `FetchTimeout`.
  *
  * @since 0.1.0
@@ -124,6 +159,8 @@ export type CacheError =
   | NodeUnavailable
   | ConfigError
   | CacheClosed
+  | Unsupported
+  | WrongType
 
 const describe = (cause: unknown): string =>
   cause instanceof Error ? cause.message : typeof cause === "string" ? cause : String(cause)

@@ -9,7 +9,9 @@ export {
   FetchTimeout,
   InvalidKey,
   NodeUnavailable,
-  NotFound
+  NotFound,
+  Unsupported,
+  WrongType
 } from "./Errors.js"
 export * as Local from "./Local.js"
 export * as Memory from "./Memory.js"
