@@ -54,6 +54,11 @@ export class VelaKeyvStore extends EventEmitter implements KeyvStoreAdapter {
     return this.cache.exists(key)
   }
 
+  /** One batch read; a key holds something when it reads as anything but `undefined`. */
+  async hasMany(keys: Array<string>): Promise<Array<boolean>> {
+    return (await this.cache.getMany(keys)).map((value) => value !== undefined)
+  }
+
   /** A TTL of zero or less stores nothing: the value would be expired already, so the key is removed. */
   async set(key: string, value: unknown, ttl?: number): Promise<boolean> {
     if (ttl !== undefined && ttl <= 0) {
