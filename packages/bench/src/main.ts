@@ -4,7 +4,7 @@
  * written as `results.json`, `results.md` and one SVG chart per suite: a full run of every suite to
  * `bench/` at the repository root, the committed record, any other run to `bench/partial/`. Pass
  * suite names (`get`, `peer`, `stampede`, `topology`, `cluster`, `memory`, `sweep`, `hitratio`,
- * `attack`, `batch`, `redis`, `sqlite`, `coldstart`) to run only those. An unknown flag is an error.
+ * `attack`, `batch`, `redis`, `sqlite`, `coldstart`, `ops`) to run only those. An unknown flag is an error.
  */
 import { parseArgs } from "node:util"
 import * as BatchBench from "./batch_bench.js"
@@ -17,6 +17,7 @@ import { full } from "./internal/measure.js"
 import type { SuiteResult } from "./internal/report.js"
 import { machine, progress, renderText, resultsDir, writeResults } from "./internal/report.js"
 import * as MemoryBench from "./memory_bench.js"
+import * as OpsBench from "./ops_bench.js"
 import * as PeerBench from "./peer_bench.js"
 import * as RedisBench from "./redis_bench.js"
 import * as SqliteBench from "./sqlite_bench.js"
@@ -37,7 +38,8 @@ const suites: Record<string, (env: Env.Env) => Promise<SuiteResult>> = {
   batch: BatchBench.run,
   redis: RedisBench.run,
   sqlite: SqliteBench.run,
-  coldstart: ColdStartBench.run
+  coldstart: ColdStartBench.run,
+  ops: OpsBench.run
 }
 
 const usage = `usage: main.js [--full] [suite…]; suites: ${Object.keys(suites).join(", ")}`
