@@ -32,21 +32,27 @@ const target = (name) => {
   return found
 }
 
+// A failed request is answered with its reply's type and the error, so the parent collects every
+// child's reply to one request before the next, and this process stays up for the next case.
+const replies = { prepare: "prepared", run: "result", read: "value" }
 process.on("message", async (message) => {
+  if (message?.type === "stop") return void stop(0)
+  const reply = replies[message?.type]
+  if (reply === undefined) return
   try {
-    if (message?.type === "stop") return void stop(0)
-    if (message?.type === "prepare") {
-      await target(message.target).prepare(message.plan)
-      process.send({ type: "prepared" })
-    } else if (message?.type === "run") {
+    const found = target(message.target)
+    if (message.type === "prepare") {
+      await found.prepare(message.plan)
+      process.send({ type: reply })
+    } else if (message.type === "run") {
       const latencies = new Float64Array(message.plan.calls)
-      const outcome = await target(message.target).run(message.plan, latencies)
-      process.send({ type: "result", ...outcome, latencies: Array.from(latencies) })
-    } else if (message?.type === "read") {
-      process.send({ type: "value", value: await target(message.target).read(message.key) ?? null })
+      const outcome = await found.run(message.plan, latencies)
+      process.send({ type: reply, ...outcome, latencies: Array.from(latencies) })
+    } else {
+      process.send({ type: reply, value: await found.read(message.key) ?? null })
     }
   } catch (error) {
-    fail(error)
+    process.send({ type: reply, error: error instanceof Error ? error.message : String(error) })
   }
 })
 

@@ -57,23 +57,27 @@ const local = (target: Target): Runner => ({
   read: target.read
 })
 
+/** Every child's reply of `type` to `message`; rejects with the first error a child answered. */
+const ask = async (groups: ReadonlyArray<Children>, type: string, message: Record<string, unknown>) => {
+  const replies = Promise.all(groups.map((children) => children.all(type)))
+  for (const children of groups) children.send(message)
+  const all = (await replies).flat()
+  const failed = all.find((reply) => reply.error !== undefined)
+  if (failed !== undefined) throw new Error(failed.error)
+  return all
+}
+
 /** `first` prepares and reads; every child runs its share, started by one message. */
 const remote = (first: Children, all: ReadonlyArray<Children>, target: string): Runner => ({
-  prepare: async (plan) => {
-    const prepared = first.all("prepared")
-    first.send({ type: "prepare", target, plan })
-    await prepared
-  },
-  run: async (plan) => {
-    const results = Promise.all(all.map((children) => children.all("result")))
-    for (const children of all) children.send({ type: "run", target, plan })
-    return (await results).flat().map((result) => ({ ...result, latencies: Float64Array.from(result.latencies) }))
-  },
+  prepare: (plan) => ask([first], "prepared", { type: "prepare", target, plan }).then(() => undefined),
+  run: async (plan) =>
+    (await ask(all, "result", { type: "run", target, plan })).map((result) => ({
+      ...result,
+      latencies: Float64Array.from(result.latencies)
+    })),
   read: async (key) => {
-    const value = first.all("value")
-    first.send({ type: "read", target, key })
-    const [{ value: read }] = await value
-    return read ?? undefined
+    const [{ value }] = await ask([first], "value", { type: "read", target, key })
+    return value ?? undefined
   }
 })
 
