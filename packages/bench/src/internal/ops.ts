@@ -24,11 +24,15 @@ export interface Plan {
   readonly key: string
   readonly calls: number
   readonly concurrency: number
+  /** No call starts after this many ms (a contended optimistic loop can be slow); those started finish. */
+  readonly budgetMs: number
 }
 
 export const takeKeys = (plan: Plan) => Math.max(1, Math.floor(plan.calls / plan.concurrency))
 
 export interface Outcome {
+  /** Calls made: `plan.calls`, or fewer when the budget ran out (steps 0 to calls − 1, all finished). */
+  readonly calls: number
   /** The take keys (their k) this process won. */
   readonly won: ReadonlyArray<number>
   /** Answers that cannot be right: a taken value that is not its key's, an update of a missing counter. */
@@ -49,16 +53,23 @@ export interface Target {
   readonly close: () => Promise<void>
 }
 
-/** `calls` steps over `concurrency` workers sharing one counter of steps. */
+/** How many steps ran and how long they took. */
+interface Ran {
+  readonly calls: number
+  readonly elapsedMs: number
+}
+
+/** `calls` steps over `concurrency` workers sharing one counter of steps, none started past the budget. */
 const loop = async (
   plan: Plan,
   latencies: Float64Array | undefined,
   step: (i: number) => Promise<unknown>
-): Promise<number> => {
+): Promise<Ran> => {
   let next = 0
   const started = performance.now()
+  const deadline = started + plan.budgetMs
   const worker = async () => {
-    while (next < plan.calls) {
+    while (next < plan.calls && performance.now() < deadline) {
       const i = next++
       const t = latencies === undefined ? 0 : performance.now()
       await step(i)
@@ -66,7 +77,7 @@ const loop = async (
     }
   }
   await Promise.all(Array.from({ length: plan.concurrency }, worker))
-  return performance.now() - started
+  return { calls: next, elapsedMs: performance.now() - started }
 }
 
 /** The same loop in fibers: one `Effect.runPromise` of `concurrency` fibers, each a loop of `yield*`. */
@@ -74,10 +85,11 @@ const fibers = (
   plan: Plan,
   latencies: Float64Array | undefined,
   step: (i: number) => Effect.Effect<unknown, unknown>
-): Promise<number> => {
+): Promise<Ran> => {
   let next = 0
+  let deadline = Infinity
   const worker = Effect.gen(function*() {
-    while (next < plan.calls) {
+    while (next < plan.calls && performance.now() < deadline) {
       const i = next++
       const t = latencies === undefined ? 0 : performance.now()
       yield* step(i)
@@ -85,9 +97,10 @@ const fibers = (
     }
   })
   const started = performance.now()
+  deadline = started + plan.budgetMs
   return Effect.runPromise(
     Effect.all(Array.from({ length: plan.concurrency }, () => worker), { concurrency: "unbounded", discard: true })
-  ).then(() => performance.now() - started)
+  ).then(() => ({ calls: next, elapsedMs: performance.now() - started }))
 }
 
 /** Step i of a take plan: key k = ⌊i / concurrency⌋, so the workers reach each key together. */
@@ -144,8 +157,7 @@ export const vela = async (
             if (taken.value !== k) wrong++
           })
         }
-      const elapsedMs = await fibers(plan, latencies, step)
-      return { won, wrong, elapsedMs }
+      return { ...(await fibers(plan, latencies, step)), won, wrong }
     },
     read: (key) => Effect.runPromise(Effect.map(cache.getOption(key), Option.getOrUndefined)),
     close
@@ -185,8 +197,7 @@ export const ioredis = async (url: string): Promise<Target> => {
           if (Number(taken) !== k) wrong++
         }
         : () => redis.incrby(plan.key, 1)
-      const elapsedMs = await loop(plan, latencies, step)
-      return { won, wrong, elapsedMs }
+      return { ...(await loop(plan, latencies, step)), won, wrong }
     },
     read: async (key) => {
       const value = await redis.get(key)
