@@ -1,8 +1,8 @@
 /**
  * The atomic operations of the README on the embedded default (Memory + Local): a rate limiter on
  * `increment`, one-time tokens on `take`, a cart kept by `update`, a sliding session on `ttl` and
- * `touch`; through the Effect API, then the Promise facade. Every step checks its own result, so a
- * wrong answer ends the run with an error. Run: `npm run build && node examples/dist/operations.js`.
+ * `touch`, through the Effect API; then the Promise facade, with `memoize` and `namespace`. Every
+ * step checks its own result, so a wrong answer ends the run with an error. Run: `npm run build && node examples/dist/operations.js`.
  */
 import { Vela } from "@vela/core"
 import { createCache } from "@vela/core/promise"
@@ -31,7 +31,7 @@ const program = Effect.gen(function*() {
   const allowed = answers.filter(Boolean).length
   assert.equal(allowed, LIMIT)
   assert.equal(yield* counters.get("rate:alice"), 1_000)
-  yield* line(`1,000 concurrent hits, limit ${LIMIT}/s → ${allowed} allowed; the counter holds 1,000`)
+  yield* line(`1,000 concurrent hits, limit ${LIMIT}/s→ ${allowed} allowed; the counter holds 1,000`)
 
   yield* counters.put("token:abc", 42, { ttl: "5 minutes" })
   const takes = yield* Effect.all(Array.from({ length: 100 }, () => counters.take("token:abc")), {
@@ -39,7 +39,7 @@ const program = Effect.gen(function*() {
   })
   const winners = takes.filter(Option.isSome)
   assert.equal(winners.length, 1)
-  yield* line(`100 concurrent takes of a token  → ${winners.length} winner, the token is gone`)
+  yield* line(`100 concurrent takes of a token   → ${winners.length} winner, the token is gone`)
 
   yield* carts.put("cart:1", [])
   yield* Effect.all(
@@ -48,7 +48,7 @@ const program = Effect.gen(function*() {
   )
   const cart = yield* carts.get("cart:1")
   assert.equal(cart.length, 100)
-  yield* line(`100 concurrent updates of a cart → ${cart.length} items, none lost`)
+  yield* line(`100 concurrent updates of a cart  → ${cart.length} items, none lost`)
   assert.ok(Option.isNone(yield* carts.update("cart:404", (items) => items)))
 
   yield* counters.put("session:s1", 1, { ttl: "30 minutes" })
@@ -56,7 +56,7 @@ const program = Effect.gen(function*() {
   const left = yield* counters.ttl("session:s1")
   assert.ok(Option.isSome(left) && Duration.toMinutes(left.value) > 119)
   yield* line(
-    `touch a session for 2 hours      → ttl ${Math.round(Duration.toMinutes(Option.getOrThrow(left)))} minutes`
+    `touch a session for 2 hours       → ttl ${Math.round(Duration.toMinutes(Option.getOrThrow(left)))} minutes`
   )
 })
 
@@ -75,7 +75,26 @@ const facade = async () => {
   assert.equal(await counters.update("visits", async (n) => n * 2), 2_000)
   assert.equal(await counters.take("visits"), 2_000)
   assert.equal(await counters.take("visits"), undefined)
-  console.log(`update ×2, take, take            → 2000, then undefined`)
+  console.log(`update ×2, take, take             → 2000, then undefined`)
+
+  await using rates = createCache<number>({ name: "rates" })
+  let loads = 0
+  const rate = rates.memoize(async (from: string, to: string) => {
+    loads++
+    return from === to ? 1 : 1.08
+  }, { ttl: 60_000 })
+  const answers = await Promise.all([rate("EUR", "USD"), rate("EUR", "USD"), rate("EUR", "EUR")])
+  assert.deepEqual(answers, [1.08, 1.08, 1])
+  assert.equal(loads, 2)
+  console.log(`memoize, 3 calls, 2 distinct      → ${loads} loads`)
+
+  const tenant = rates.namespace("tenant:a")
+  await tenant.put("limit", 10)
+  await rates.put("limit", 99)
+  await tenant.flush()
+  assert.equal(await tenant.get("limit"), undefined)
+  assert.equal(await rates.get("limit"), 99)
+  console.log(`namespace flush                   → the parent's "limit" kept: ${await rates.get("limit")}`)
 }
 
 await Effect.runPromise(Effect.provide(program, Layer.merge(Vela.layerMemory(Counters), Vela.layerMemory(Carts))))
