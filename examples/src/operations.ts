@@ -16,9 +16,9 @@ const line = (text: string) => Effect.sync(() => console.log(text))
 
 const LIMIT = 100
 
-/** Allowed while the caller's count in the current one-second window is at most LIMIT. */
+/** Allowed while the caller's count in the current one-minute window is at most LIMIT. */
 const allow = (counters: Vela.Cache<number>, user: string) =>
-  Effect.map(counters.increment(`rate:${user}`, 1, { ttl: "1 second" }), (count) => count <= LIMIT)
+  Effect.map(counters.increment(`rate:${user}`, 1, { ttl: "1 minute" }), (count) => count <= LIMIT)
 
 const program = Effect.gen(function*() {
   const counters = yield* Counters
@@ -31,7 +31,7 @@ const program = Effect.gen(function*() {
   const allowed = answers.filter(Boolean).length
   assert.equal(allowed, LIMIT)
   assert.equal(yield* counters.get("rate:alice"), 1_000)
-  yield* line(`1,000 hits, limit ${LIMIT}/s           → ${allowed} allowed; the counter holds 1,000`)
+  yield* line(`1,000 hits, limit ${LIMIT}/min         → ${allowed} allowed; the counter holds 1,000`)
 
   yield* counters.put("token:abc", 42, { ttl: "5 minutes" })
   const takes = yield* Effect.all(Array.from({ length: 100 }, () => counters.take("token:abc")), {
