@@ -31,7 +31,7 @@ const program = Effect.gen(function*() {
   const allowed = answers.filter(Boolean).length
   assert.equal(allowed, LIMIT)
   assert.equal(yield* counters.get("rate:alice"), 1_000)
-  yield* line(`1,000 hits, limit ${LIMIT}/min         → ${allowed} allowed; the counter holds 1,000`)
+  yield* line(`1,000 hits, limit ${LIMIT}/min        → ${allowed} allowed; the counter holds 1,000`)
 
   yield* counters.put("token:abc", 42, { ttl: "5 minutes" })
   const takes = yield* Effect.all(Array.from({ length: 100 }, () => counters.take("token:abc")), {
