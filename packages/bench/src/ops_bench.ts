@@ -215,7 +215,7 @@ const inOneProcess = async (env: Env, scope: Scope.Scope, rows: Array<Row>, note
 }
 
 /** Across `PROCESSES` children: over the run's Redis, and as the nodes of one Partitioned cluster. */
-const acrossProcesses = async (env: Env, scope: Scope.Scope, rows: Array<Row>) => {
+const acrossProcesses = async (env: Env, scope: Scope.Scope, rows: Array<Row>, notes: Array<string>) => {
   const setting = `${PROCESSES} processes`
   const redis = await env.redis()
   if ("url" in redis) {
@@ -228,6 +228,8 @@ const acrossProcesses = async (env: Env, scope: Scope.Scope, rows: Array<Row>) =
     for (const name of ["Vela Redis", Ops.IOREDIS]) {
       await measureTarget(`${setting}, one Redis`, name, remote(children, [children], name), CALLS.remote, rows)
     }
+  } else {
+    notes.push(`Redis rows across processes not measured either: ${redis.error}.`)
   }
   const secret = "vela-bench:ops-x"
   const first = forkAll(script(), [[JSON.stringify({ backend: "partitioned", seeds: [], secret, members: 1 })]])
@@ -270,8 +272,12 @@ export const run = async (env: Env): Promise<SuiteResult> => {
   const notes: Array<string> = []
   const scope = Effect.runSync(Scope.make())
   try {
-    await inOneProcess(env, scope, rows, notes)
-    await acrossProcesses(env, scope, rows)
+    // A setting that cannot start (a cluster that does not form) is a note; the other settings still run.
+    for (const setting of [inOneProcess, acrossProcesses]) {
+      await setting(env, scope, rows, notes).catch((error) => {
+        notes.push(`FAILED to set up: ${message(error)}; the rows after it in that setting were not measured.`)
+      })
+    }
   } finally {
     await Effect.runPromise(Scope.close(scope, Exit.void))
   }
