@@ -96,8 +96,8 @@ describe("Sqlite atomic operations", () => {
         Array.from({ length: 20 * 6 }, (_, i) => (i % 2 === 0 ? a : b).store.take(`k${i % 20}`)),
         { concurrency: "unbounded" }
       )
-      const won = taken.flatMap((found, i) => Option.isSome(found) ? [[i % 20, found.value.value]] : [])
-      assert.deepStrictEqual(won.sort((x, y) => x[0] - y[0]), Array.from({ length: 20 }, (_, i) => [i, i]))
+      const won = taken.flatMap((found, i) => Option.isSome(found) ? [[i % 20, found.value.value] as const] : [])
+      assert.deepStrictEqual(won.sort((x, y) => x[0] - y[0]), Array.from({ length: 20 }, (_, i) => [i, i] as const))
       assert.deepStrictEqual(yield* tagRows(filename, "take"), [])
       assert.strictEqual(yield* b.store.size, 0)
     }))
