@@ -109,6 +109,33 @@ export interface Cache<V> extends AsyncDisposable {
   ) => Promise<void>
   /** Removes `keys` in one batch; resolves to how many live entries were removed. */
   readonly deleteMany: (keys: ReadonlyArray<string>) => Promise<number>
+  /**
+   * The time `key` has left in milliseconds (`Infinity`: no expiry), or `undefined` when it has no
+   * live entry.
+   */
+  readonly ttl: (key: string) => Promise<number | undefined>
+  /**
+   * Gives the live entry a new TTL from now (default: `defaultTtl`), value and tags unchanged;
+   * `false` when there is none.
+   */
+  readonly touch: (key: string, ttl?: Duration.DurationInput | "infinity") => Promise<boolean>
+  /** Gets and deletes the live entry as one step: of concurrent takers of a key, exactly one gets it. */
+  readonly take: (key: string) => Promise<V | undefined>
+  /**
+   * Adds `by` (default 1) to the number under `key` as one step and resolves to the sum; an absent
+   * key starts at 0, created with `options`, a live counter keeps its TTL and tags.
+   */
+  readonly increment: (key: string, by?: number, options?: Vela.PutOptions) => Promise<number>
+  /**
+   * Replaces the live value with `f(value)` (optimistic: `f` may run more than once) and resolves
+   * to it, or to `undefined` when there is no live entry; `options` replace TTL and tags where given.
+   * When `f` throws or rejects, nothing changes and the call rejects with that same value.
+   */
+  readonly update: (
+    key: string,
+    f: (value: V) => V | PromiseLike<V>,
+    options?: Vela.PutOptions
+  ) => Promise<V | undefined>
   /** Calls `listener` for every telemetry event of this cache; returns the unsubscribe function. */
   readonly subscribe: (listener: (event: Telemetry.TelemetryEvent) => void) => () => void
   /** Stops the sweeper and releases the backend; later calls reject with `CacheClosed`. */
@@ -261,6 +288,26 @@ export const createCache = <V = unknown, I = V>(options: CacheOptions<V, I> = {}
       if (Array.isArray(keys)) forget(keys)
       return runNow((c) => c.deleteMany(keys))
     },
+    ttl: (key) =>
+      runNow((c) =>
+        Effect.map(c.ttl(key), Option.match({ onNone: () => undefined, onSome: (left) => Duration.toMillis(left) }))
+      ),
+    touch: (key, ttl) => runNow((c) => c.touch(key, ttl)),
+    take: (key) => {
+      forget([key])
+      return runNow((c) => Effect.map(c.take(key), Option.getOrUndefined))
+    },
+    increment: (key, by, putOptions) => {
+      forget([key])
+      return runNow((c) => c.increment(key, by, putOptions))
+    },
+    update: (key, f, putOptions) => {
+      forget([key])
+      // `f` may answer later: the update runs on the runtime, its throw or rejection carried as thrown
+      // (not a function: left to the cache's check).
+      const apply = typeof f === "function" ? (value: V) => orThrown(() => f(value)) : f
+      return run((c) => Effect.map(c.update(key, apply, putOptions), Option.getOrUndefined))
+    },
     subscribe: (listener) => {
       if (telemetry !== undefined) return telemetry.subscribe(listener)
       pendingListeners.add(listener)
@@ -355,6 +402,22 @@ const fromCallback = <A>(call: (done: (failure: unknown, value: A) => void) => v
 class Thrown {
   constructor(readonly thrown: unknown) {}
 }
+
+/** What a user function gave, as an Effect: a value, a PromiseLike's result, or what it threw or rejected with. */
+const orThrown = <A>(f: () => A | PromiseLike<A>): Effect.Effect<A, Thrown> => {
+  try {
+    const result = f()
+    return isPromiseLike(result)
+      ? Effect.tryPromise({ try: async () => result, catch: (thrown) => new Thrown(thrown) })
+      : Effect.succeed(result)
+  } catch (thrown) {
+    return Effect.fail(new Thrown(thrown))
+  }
+}
+
+const isPromiseLike = (value: unknown): value is PromiseLike<unknown> =>
+  (typeof value === "object" || typeof value === "function") && value !== null &&
+  typeof (value as { then?: unknown }).then === "function"
 
 const unwrap = (error: unknown): unknown => error instanceof Thrown ? error.thrown : error
 

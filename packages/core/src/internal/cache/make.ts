@@ -8,6 +8,8 @@ import { Effect } from "effect"
 import type { BackendError, CacheError, ConfigError, NotFound } from "../../Errors.js"
 import type { Stats } from "../../Stats.js"
 import type { Topology } from "../../Topology.js"
+import type { Atomics } from "./atomic.js"
+import * as Atomic from "./atomic.js"
 import * as Batch from "./batch.js"
 import type { Config } from "./config.js"
 import { resolve } from "./config.js"
@@ -22,7 +24,7 @@ import * as Write from "./write.js"
 
 type Batches<V> = ReturnType<typeof Batch.make<V>>
 
-export interface InternalCache<V> extends Batches<V> {
+export interface InternalCache<V> extends Batches<V>, Atomics<V> {
   readonly name: string
   readonly get: (key: string) => Effect.Effect<V, NotFound | CacheError>
   readonly getOption: (key: string) => Effect.Effect<Option.Option<V>, CacheError>
@@ -62,6 +64,7 @@ export const make = <V = unknown, I = unknown>(
     const fetches = Fetch.make(core, writes)
     const getOrFetch = GetOrFetchOf.make(core, reads, fetches)
     const batches = Batch.make(core, reads)
+    const atomics = Atomic.make<V>(core, writes)
     const { span, spans } = core.observer
     const stats = core.store.stats ?? Effect.sync(() => core.counters.snapshot())
     return {
@@ -79,6 +82,11 @@ export const make = <V = unknown, I = unknown>(
       getMany: (keys) => span("get_many", undefined, batches.getMany(keys)),
       putMany: (entries, options) => span("put_many", undefined, batches.putMany(entries, options)),
       deleteMany: (keys) => span("delete_many", undefined, batches.deleteMany(keys)),
+      ttl: (key) => span("ttl", key, atomics.ttl(key)),
+      touch: (key, ttl) => span("touch", key, atomics.touch(key, ttl)),
+      take: (key) => span("take", key, atomics.take(key)),
+      increment: (key, by, options) => span("increment", key, atomics.increment(key, by, options)),
+      update: (key, f, options) => span("update", key, atomics.update(key, f, options)),
       direct: !spans,
       // A synchronous write marks a store that does nothing beyond this process's memory (Replicated
       // reads in place too, but its writes, deletes and flushes travel to its peers).
