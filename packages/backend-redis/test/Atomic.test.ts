@@ -198,9 +198,11 @@ describe("Redis atomic operations", () => {
       { fastCheck: { numRuns: 200 } }
     )
 
-    it.scoped("under another codec increment is derived from compare-and-set, and as exact", () =>
+    it.scoped("under a codec that keeps numbers as text, increment is derived from compare-and-set, and as exact", () =>
       Effect.gen(function*() {
-        const codec = Codec.fromSchema(Schema.Number) as Codec.Codec<unknown>
+        const server = yield* RedisServer.RedisServer
+        const raw = yield* rawClient(server.url)
+        const codec = Codec.fromSchema(Schema.NumberFromString) as Codec.Codec<unknown>
         const { name, store } = yield* open("incr-schema", codec)
         const other = yield* elsewhere(name, codec)
         const created = { expiresAt: null, tags: [] }
@@ -211,6 +213,7 @@ describe("Redis atomic operations", () => {
           }
         )
         assert.strictEqual(Option.getOrThrow(yield* store.get("n")).value, 40)
+        assert.isTrue((yield* promise(() => raw.get(new Keyspace("vela:", name, 1).entry("n"))))!.endsWith(`\n"40"`))
       }))
   })
 })

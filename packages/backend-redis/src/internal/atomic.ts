@@ -4,11 +4,12 @@
  * number of processes exactly one `take` gets an entry and no `increment` is lost.
  *
  * A snapshot's token is the payload as stored: `compareAndSet` writes only while Redis holds those
- * very bytes. `increment` is native only for `Codec.json`, whose text of a number Lua can read and
- * write back; under another codec `Backend.makeStore` derives it from the other two.
+ * very bytes. `increment` is native only under a codec that keeps numbers as JSON numbers (as
+ * `Codec.json` does, and the cache's wrapping of it), whose text Lua can read and write back; under
+ * another codec `Backend.makeStore` derives it from the other two.
  */
 import type { Backend, BackendError, CodecError } from "@vela/core"
-import { Codec, WrongType } from "@vela/core"
+import { WrongType } from "@vela/core"
 import { Effect, Either, Option } from "effect"
 import * as Entry from "./entry.js"
 import type { Namespace } from "./namespace.js"
@@ -147,6 +148,23 @@ export const make = (ns: Namespace): Atomic => {
     compareAndSet,
     take,
     touch,
-    increment: codec === Codec.json ? increment : undefined
+    increment: numbersAsJson(codec) ? increment : undefined
   }
 }
+
+/** Doubles whose texts differ in form: integer, fraction, exponent, negative, beyond 2^53. */
+const probes = [0, 42, -1.5, 0.1, 1e-7, 1.7976931348623157e308, 2 ** 53 + 2]
+
+/**
+ * Whether `codec` writes a number as its JSON text and reads any JSON text of a number (such as the
+ * `%.17g` the increment script writes) as that number: then a number's text is the script's to change.
+ */
+const numbersAsJson = (codec: Backend.OpenOptions["codec"]): boolean =>
+  probes.every((n) => {
+    const encoded = codec.encode("", n)
+    if (Either.isLeft(encoded) || !/^-?\d/.test(encoded.right) || JSON.parse(encoded.right) !== n) return false
+    return [String(n), n.toPrecision(17)].every((text) => {
+      const decoded = codec.decode("", text)
+      return Either.isRight(decoded) && decoded.right === n
+    })
+  })
