@@ -3,6 +3,7 @@ import { Redis } from "@vela/backend-redis"
 import { Backend, Codec } from "@vela/core"
 import { openOptions } from "@vela/core/testing"
 import { Clock, Context, Effect, FastCheck as fc, Fiber, Layer, Option, Schema, Stream, TestClock } from "effect"
+import { numbersAsJson } from "../src/internal/atomic.js"
 import { Keyspace } from "../src/internal/keys.js"
 import { failureTag, promise, rawClient, uniqueName } from "./utils/caches.js"
 import * as RedisServer from "./utils/RedisServer.js"
@@ -161,6 +162,15 @@ describe("Redis atomic operations", () => {
         assert.strictEqual(yield* promise(() => raw.exists(keys.tagSet("other", 0))), 0)
         const pttl = yield* promise(() => raw.pttl(keys.entry("n")))
         assert.isTrue(pttl > 600_000 && pttl <= 610_000, `PTTL ${pttl} kept`)
+        // The text is JSON's: integers stay integers, a fraction takes the digits it needs.
+        const text = (key: string) =>
+          promise(() => raw.get(keys.entry(key)).then((p) => p!.slice(p!.indexOf("\n") + 1)))
+        yield* store.increment("i", 2 ** 53, { expiresAt: null, tags: [] })
+        assert.strictEqual(yield* store.increment("i", -(2 ** 52), { expiresAt: null, tags: [] }), 2 ** 52)
+        assert.strictEqual(yield* text("i"), "4503599627370496")
+        yield* store.increment("f", 0.1, { expiresAt: null, tags: [] })
+        assert.strictEqual(yield* store.increment("f", 0.2, { expiresAt: null, tags: [] }), 0.1 + 0.2)
+        assert.strictEqual(yield* text("f"), JSON.stringify(0.1 + 0.2))
         yield* TestClock.adjust(10_000)
         assert.strictEqual(yield* store.increment("n", 1, { expiresAt: null, tags: [] }), 1, "expired: starts over")
         assert.isNull(Option.getOrThrow(yield* store.get("n")).expiresAt)
@@ -187,7 +197,8 @@ describe("Redis atomic operations", () => {
       [fc.double({ noNaN: true, noDefaultInfinity: true }), fc.double({ noNaN: true, noDefaultInfinity: true })],
       ([start, by]) =>
         Effect.scoped(Effect.gen(function*() {
-          const { store } = yield* open("incr-prop")
+          // Schema.Number keeps numbers as JSON numbers: the script adds (see the numbersAsJson test).
+          const { store } = yield* open("incr-prop", Codec.fromSchema(Schema.Number) as Codec.Codec<unknown>)
           yield* store.set("n", entry(start))
           const expected = start + by
           const result = yield* Effect.either(store.increment("n", by, { expiresAt: null, tags: [] }))
@@ -197,6 +208,15 @@ describe("Redis atomic operations", () => {
         })),
       { fastCheck: { numRuns: 200 } }
     )
+
+    it("increment is native under codecs that keep numbers as JSON numbers, and only those", () => {
+      const schema = (s: Schema.Schema<any, any>) => Codec.fromSchema(s) as Codec.Codec<unknown>
+      assert.isTrue(numbersAsJson(Codec.json))
+      assert.isTrue(numbersAsJson(schema(Schema.Number)))
+      assert.isFalse(numbersAsJson(schema(Schema.NumberFromString)), "numbers as JSON strings")
+      assert.isFalse(numbersAsJson(schema(Schema.Int)), "a sum may not decode")
+      assert.isFalse(numbersAsJson(schema(Schema.String)))
+    })
 
     it.scoped("under a codec that keeps numbers as text, increment is derived from compare-and-set, and as exact", () =>
       Effect.gen(function*() {

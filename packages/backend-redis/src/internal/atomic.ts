@@ -157,9 +157,9 @@ const probes = [0, 42, -1.5, 0.1, 1e-7, 1.7976931348623157e308, 2 ** 53 + 2]
 
 /**
  * Whether `codec` writes a number as its JSON text and reads any JSON text of a number (such as the
- * `%.17g` the increment script writes) as that number: then a number's text is the script's to change.
+ * `%.17g` the increment script may write) as that number: then a number's text is the script's to change.
  */
-const numbersAsJson = (codec: Backend.OpenOptions["codec"]): boolean =>
+export const numbersAsJson = (codec: Backend.OpenOptions["codec"]): boolean =>
   probes.every((n) => {
     const encoded = codec.encode("", n)
     if (Either.isLeft(encoded) || !/^-?\d/.test(encoded.right) || JSON.parse(encoded.right) !== n) return false

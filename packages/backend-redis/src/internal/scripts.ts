@@ -262,11 +262,12 @@ return 1
 )
 
 /**
- * For `Codec.json` values. KEYS: entry, lease, the tag sets of a created entry. ARGV: by, now, the
- * created entry's header, its px, channel, message. Adds `by` to the live entry's number, keeping
- * its header and TTL, or writes `by` under the created header when none is live. Returns
- * `{1, sum}` (the sum as text: `%.17g` round-trips a double, and Lua would truncate a number
- * reply), or `{0}` when the value is not a number or the sum is not finite (nothing changed).
+ * For values whose numbers are JSON numbers. KEYS: entry, lease, the tag sets of a created entry.
+ * ARGV: by, now, the created entry's header, its px, channel, message. Adds `by` to the live entry's
+ * number, keeping its header and TTL, or writes `by` under the created header when none is live.
+ * Returns `{1, sum}`, or `{0}` when the value is not a number or the sum is not finite (nothing
+ * changed). The sum is text, the shortest of `%.15g`, `%.16g`, `%.17g` that reads back as the same
+ * double (`%.17g` always does; an integer stays an integer), since Lua would truncate a number reply.
  */
 export const increment = script(
   "increment",
@@ -285,7 +286,11 @@ if v and live(expiry(v), tonumber(ARGV[2])) then
 end
 local sum = n + tonumber(ARGV[1])
 if not finite(sum) then return {0} end
-local text = string.format("%.17g", sum)
+local text
+for _, format in ipairs({"%.15g", "%.16g", "%.17g"}) do
+  text = string.format(format, sum)
+  if tonumber(text) == sum then break end
+end
 if header then
   redis.call("SET", KEYS[1], header .. "\\n" .. text, "KEEPTTL")
 else
