@@ -13,6 +13,7 @@ import type { BackendError, CacheError, ConfigError, FetchTimeout, NotFound } fr
 import type * as Options from "./internal/cache/config.js"
 import { fromEnvironment } from "./internal/cache/config.js"
 import * as Internal from "./internal/cache/make.js"
+import type * as Memoize from "./internal/cache/memoize.js"
 import * as Local from "./Local.js"
 import * as Memory from "./Memory.js"
 import type { Stats } from "./Stats.js"
@@ -43,6 +44,15 @@ export type PutOptions = Options.PutOptions
  * @category models
  */
 export type FetchOptions<V> = Options.FetchOptions<V>
+
+/**
+ * Options of `memoize`: those of `getOrFetch`, and `key`, the key of a call's arguments (default:
+ * their `Codec.json` encoding).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type MemoizeOptions<V, A extends ReadonlyArray<unknown>> = Memoize.MemoizeOptions<V, A>
 
 /**
  * A cache of values `V` under string keys; one per Tag.
@@ -108,6 +118,20 @@ export interface Cache<V> {
     f: (value: V) => V | Effect.Effect<V, E, R>,
     options?: PutOptions
   ) => Effect.Effect<Option.Option<V>, CacheError | E, R>
+  /**
+   * `fn` with its results cached: each call goes through `getOrFetch` under the key of its
+   * arguments (default: their `Codec.json` encoding; one that does not encode is `InvalidKey`).
+   */
+  readonly memoize: <A extends ReadonlyArray<unknown>, E = never, R = never>(
+    fn: (...args: A) => Effect.Effect<V, E, R>,
+    options?: MemoizeOptions<V, A>
+  ) => (...args: A) => Effect.Effect<V, E | FetchTimeout | CacheError, R>
+  /**
+   * A view whose keys live in the child namespace `name` (opened on first use, closed with this
+   * cache): its flush, size, invalidateTag and stats see only its own entries; it nests, and never
+   * shares an entry with its siblings, this cache or any other cache.
+   */
+  readonly namespace: (name: string) => Cache<V>
 }
 
 /**
@@ -139,7 +163,9 @@ export const make = <V = unknown, I = unknown>(
     touch: cache.touch,
     take: cache.take,
     increment: cache.increment,
-    update: (key, f, options) => cache.update(key, f, options)
+    update: (key, f, options) => cache.update(key, f, options),
+    memoize: cache.memoize,
+    namespace: cache.namespace
   }))
 
 /**
