@@ -125,8 +125,8 @@ export const make = (ns: Namespace): Atomic => {
     created: Backend.Created
   ): Effect.Effect<number, BackendError | WrongType> =>
     Effect.suspend((): Effect.Effect<number, BackendError | WrongType> => {
-      const wrongType = new WrongType({ key, operation: "increment", expected: "a finite number" })
-      if (!Number.isFinite(by)) return Effect.fail(wrongType)
+      const wrongType = () => new WrongType({ key, operation: "increment", expected: "a finite number" })
+      if (!Number.isFinite(by)) return Effect.fail(wrongType())
       const at = locate(key)
       const scriptKeys = [at.entry, at.lease, ...created.tags.map(at.tagSet)]
       return Effect.flatMap(
@@ -139,7 +139,7 @@ export const make = (ns: Namespace): Atomic => {
             channel,
             at.message()
           ]) as Promise<[0] | [1, string]>),
-        (reply) => reply[0] === 1 ? Effect.succeed(Number(reply[1])) : Effect.fail(wrongType)
+        (reply) => reply[0] === 1 ? Effect.succeed(Number(reply[1])) : Effect.fail(wrongType())
       )
     })
 

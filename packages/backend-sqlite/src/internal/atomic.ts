@@ -33,14 +33,6 @@ export const make = (ns: Namespace, writes: Writes): Atomic => {
   const { codec, fail, namespace, now, statements: s, writer } = ns
   const { report, writeRow } = writes
 
-  /** The row as the token keeps it: only the columns a write changes. */
-  const tokenOf = (row: Row): Row => ({
-    value: row.value,
-    expires_at: row.expires_at,
-    version: row.version,
-    tags: row.tags
-  })
-
   const decode = (key: string, row: Row | undefined): Effect.Effect<Option.Option<Backend.Entry>, CodecError> => {
     if (row === undefined) return Effect.succeed(Option.none())
     const entry = toEntry(codec, key, row)
@@ -56,7 +48,8 @@ export const make = (ns: Namespace, writes: Writes): Atomic => {
         return Effect.fail(fail("readForUpdate", cause))
       }
       if (row === undefined || !isLive(row.expires_at, now())) return Effect.succeed(Option.none())
-      const token = tokenOf(row)
+      // A fresh object of exactly the columns a write changes: the token is the row itself.
+      const token = row
       return Effect.map(decode(key, row), Option.map((entry): Backend.Snapshot => ({ entry, token })))
     })
 
@@ -119,7 +112,7 @@ export const make = (ns: Namespace, writes: Writes): Atomic => {
     created: Backend.Created
   ): Effect.Effect<number, BackendError | CodecError | WrongType> =>
     Effect.suspend(() => {
-      const wrongType = new WrongType({ key, operation: "increment", expected: "a finite number" })
+      const wrongType = () => new WrongType({ key, operation: "increment", expected: "a finite number" })
       return Effect.flatMap(
         writer.submit("increment", (): Either.Either<readonly [number, Counts], CodecError | WrongType> => {
           const row = s.locate.get(namespace, key)
@@ -128,12 +121,12 @@ export const make = (ns: Namespace, writes: Writes): Atomic => {
           if (row !== undefined && isLive(row.expires_at, now())) {
             const decoded = codec.decode(key, row.value)
             if (Either.isLeft(decoded)) return Either.left(decoded.left)
-            if (typeof decoded.right !== "number") return Either.left(wrongType)
+            if (typeof decoded.right !== "number") return Either.left(wrongType())
             current = decoded.right
             kept = { expiresAt: row.expires_at, tags: tagsOf(row.tags), version: row.version }
           }
           const sum = current + by
-          if (!Number.isFinite(sum)) return Either.left(wrongType)
+          if (!Number.isFinite(sum)) return Either.left(wrongType())
           const encoded = codec.encode(key, sum)
           if (Either.isLeft(encoded)) return Either.left(encoded.left)
           return Either.right([sum, writeRow(key, encoded.right, { ...kept, value: sum })] as const)
