@@ -100,21 +100,36 @@ describe("Redis atomic operations", () => {
         assert.strictEqual(yield* store.invalidateTag("t"), 0)
       }))
 
-    it.scoped("take of an expired entry gets nothing; take tells another connection's store", () =>
+    it.scoped("take of an expired entry gets nothing", () =>
       Effect.gen(function*() {
-        const { name, store } = yield* open("take-expiry")
-        const other = yield* elsewhere(name)
+        const { store } = yield* open("take-expiry")
         yield* store.set("gone", entry(1, [], (yield* Clock.currentTimeMillis) + 1_000))
         yield* TestClock.adjust(1_000)
         assert.isTrue(Option.isNone(yield* store.take("gone")))
         assert.isTrue(Option.isNone(yield* store.take("never")))
+      }))
+
+    it.scoped("every atomic write tells the stores of other connections (their near caches) which key changed", () =>
+      Effect.gen(function*() {
+        const server = yield* RedisServer.RedisServer
+        const raw = yield* rawClient(server.url)
+        const { keys, name, store } = yield* open("atomic-bus")
+        const other = yield* elsewhere(name)
+        // Written behind the stores' backs, so that only the atomic operations announce anything.
+        for (const key of ["t", "c", "u"]) {
+          yield* promise(() => raw.set(keys.entry(key), `\t0\t[]\n${JSON.stringify(key)}`))
+        }
         const heard = yield* Effect.fork(
-          Stream.runHead(Stream.filter(other.invalidations, (i) => i._tag === "Keys" && i.keys.includes("k")))
+          Stream.runCollect(Stream.take(Stream.filter(other.invalidations, (i) => i._tag === "Keys"), 4))
         )
-        yield* store.set("k", entry(1))
         yield* Effect.yieldNow()
-        assert.deepStrictEqual(Option.getOrThrow(yield* store.take("k")).value, 1)
-        assert.isTrue(Option.isSome(yield* Fiber.join(heard)))
+        assert.isTrue(Option.isSome(yield* store.take("t")))
+        const seen = Option.getOrThrow(yield* store.readForUpdate("c"))
+        assert.isTrue(yield* store.compareAndSet("c", seen, entry("new")))
+        assert.isTrue(yield* store.touch("u", null))
+        assert.strictEqual(yield* store.increment("i", 1, { expiresAt: null, tags: [] }), 1)
+        const announced = Array.from(yield* Fiber.join(heard)).flatMap((i) => i._tag === "Keys" ? i.keys : [])
+        assert.deepStrictEqual(announced.sort(), ["c", "i", "t", "u"])
       }))
 
     it.scoped("touch rewrites the expiry (header and Redis TTL), keeps value, tags and version", () =>
