@@ -107,7 +107,7 @@ describe("several processes", () => {
           const a = yield* cacheOn<number>({ url: server.url }, { name })
           assert.strictEqual(yield* a.get("n"), 3 * each)
         }),
-      30_000
+      60_000
     )
 
     it.scoped(
@@ -131,7 +131,7 @@ describe("several processes", () => {
           assert.strictEqual(yield* a.size(), 0)
           assert.strictEqual(yield* a.invalidateTag("all"), 0)
         }),
-      30_000
+      60_000
     )
   })
 })
