@@ -112,6 +112,18 @@ describe("Sqlite atomic operations", () => {
       assert.strictEqual(reported.expired, 1)
     }))
 
+  it.scoped("take of a row that does not decode fails with CodecError and leaves the row", () =>
+    Effect.gen(function*() {
+      const filename = yield* file
+      const { store: plain } = yield* storeOn(filename, "take-codec")
+      const { store: numbers } = yield* storeOn(filename, "take-codec", {
+        codec: Codec.fromSchema(Schema.Number) as Codec.Codec<unknown>
+      })
+      yield* plain.set("k", entry("not a number", ["t"]))
+      assert.strictEqual((yield* Effect.flip(numbers.take("k")))._tag, "CodecError")
+      assert.deepStrictEqual(Option.getOrThrow(yield* plain.take("k")), entry("not a number", ["t"]))
+    }))
+
   it.scoped("touch sets the expiry and keeps value, tags and version; false when nothing is live", () =>
     Effect.gen(function*() {
       const filename = yield* file

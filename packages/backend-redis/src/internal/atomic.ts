@@ -88,6 +88,10 @@ export const make = (ns: Namespace): Atomic => {
       )
     })
 
+  /**
+   * Lua cannot decode, so data that does not decode (another program's key, an old deploy's shape)
+   * is removed before its `CodecError` is known: `take` fails with it, and the key is empty.
+   */
   const take = (key: string): Effect.Effect<Option.Option<Backend.Entry>, BackendError | CodecError> =>
     Effect.suspend(() => {
       const at = locate(key)

@@ -83,18 +83,27 @@ export const make = (ns: Namespace, writes: Writes): Atomic => {
       )
     })
 
+  /** Decodes before it deletes: a row that does not decode stays, and `take` fails with its `CodecError`. */
   const take = (key: string): Effect.Effect<Option.Option<Backend.Entry>, BackendError | CodecError> =>
     Effect.flatMap(
-      writer.submit("take", (): Row | "expired" | undefined => {
+      writer.submit("take", (): Either.Either<Backend.Entry, CodecError> | "expired" | undefined => {
         const row = s.locate.get(namespace, key)
         if (row === undefined) return undefined
-        s.delete.run(row.id)
-        return isLive(row.expires_at, now()) ? row : "expired"
+        if (!isLive(row.expires_at, now())) {
+          s.delete.run(row.id)
+          return "expired"
+        }
+        const entry = toEntry(codec, key, row)
+        if (Either.isRight(entry)) s.delete.run(row.id)
+        return entry
       }),
-      (row) => {
-        if (row !== "expired") return decode(key, row)
-        report(oneExpired)
-        return Effect.succeed(Option.none())
+      (taken) => {
+        if (taken === undefined) return Effect.succeed(Option.none())
+        if (taken === "expired") {
+          report(oneExpired)
+          return Effect.succeed(Option.none())
+        }
+        return Either.isLeft(taken) ? Effect.fail(taken.left) : Effect.succeed(Option.some(taken.right))
       }
     )
 
