@@ -33,12 +33,6 @@ export const make = (ns: Namespace, writes: Writes): Atomic => {
   const { codec, fail, namespace, now, statements: s, writer } = ns
   const { report, writeRow } = writes
 
-  const decode = (key: string, row: Row | undefined): Effect.Effect<Option.Option<Backend.Entry>, CodecError> => {
-    if (row === undefined) return Effect.succeed(Option.none())
-    const entry = toEntry(codec, key, row)
-    return Either.isLeft(entry) ? Effect.fail(entry.left) : Effect.succeed(Option.some(entry.right))
-  }
-
   const readForUpdate = (key: string): Effect.Effect<Option.Option<Backend.Snapshot>, BackendError | CodecError> =>
     Effect.suspend((): Effect.Effect<Option.Option<Backend.Snapshot>, BackendError | CodecError> => {
       let row: Row | undefined
@@ -48,9 +42,11 @@ export const make = (ns: Namespace, writes: Writes): Atomic => {
         return Effect.fail(fail("readForUpdate", cause))
       }
       if (row === undefined || !isLive(row.expires_at, now())) return Effect.succeed(Option.none())
+      const entry = toEntry(codec, key, row)
       // A fresh object of exactly the columns a write changes: the token is the row itself.
-      const token = row
-      return Effect.map(decode(key, row), Option.map((entry): Backend.Snapshot => ({ entry, token })))
+      return Either.isLeft(entry)
+        ? Effect.fail(entry.left)
+        : Effect.succeed(Option.some({ entry: entry.right, token: row }))
     })
 
   const compareAndSet = (
