@@ -3,6 +3,7 @@
  * with stampede protection, stats, telemetry and a TTL sweeper; it is the one place where config
  * defaults are applied. The work lives in `internal/cache/`: `read.ts` and `write.ts` (the one
  * read and write path), `fetch.ts` and `stampede.ts` (`getOrFetch` and its coalescing), `batch.ts`,
+ * `atomic.ts` (`ttl`, `touch`, `take`, `increment`, `update`), `memoize.ts`, `namespace.ts`,
  * `config.ts`, and `make.ts`, which builds the object this module shows as a `Cache`.
  *
  * @since 0.1.0
@@ -37,8 +38,8 @@ export type Config<V = unknown, I = unknown> = Options.Config<V, I>
 export type PutOptions = Options.PutOptions
 
 /**
- * Options of `getOrFetch`: those of `put` for the fetched value, and how to fetch it (`grace`,
- * `softTimeout`, `hardTimeout`, `cacheIf`).
+ * Options of `getOrFetch`: those of `put` for the fetched value (each may be a function of the
+ * value instead), and how to fetch it (`grace`, `softTimeout`, `hardTimeout`, `cacheIf`).
  *
  * @since 0.1.0
  * @category models

@@ -77,8 +77,16 @@ export const atomic = (
         })
         assert.strictEqual(yield* cache.invalidateTag("t"), 1, "the tags stay")
         assert.isFalse(yield* cache.exists("k"))
+        yield* cache.put("shortened", "v", { ttl: "1 hour" })
+        assert.strictEqual(yield* cache.get("shortened"), "v")
+        assert.isTrue(yield* cache.touch("shortened", 100))
         yield* cache.put("short", "v", { ttl: 100 })
         yield* TestClock.adjust(100)
+        assert.deepStrictEqual(
+          Option.getOrUndefined(yield* cache.getOption("shortened")),
+          undefined,
+          "a shorter ttl holds everywhere"
+        )
         assert.isFalse(yield* cache.touch("short", "1 hour"), "an expired entry is not revived")
         assert.isFalse(yield* cache.exists("short"))
       })),
@@ -95,15 +103,17 @@ export const atomic = (
           assert.strictEqual(yield* failureTag(cache.take("k")), "Unsupported")
           return
         }
-        assert.deepStrictEqual(yield* cache.take("k"), Option.some("v"))
+        assert.strictEqual(yield* cache.get("k"), "v")
+        assert.deepStrictEqual(Option.getOrUndefined(yield* cache.take("k")), "v")
         assert.isFalse(yield* cache.exists("k"))
-        assert.deepStrictEqual(yield* cache.take("k"), Option.none())
+        assert.deepStrictEqual(Option.getOrUndefined(yield* cache.getOption("k")), undefined)
+        assert.deepStrictEqual(Option.getOrUndefined(yield* cache.take("k")), undefined)
         yield* cache.put("short", "v", { ttl: 100 })
         yield* TestClock.adjust(100)
-        assert.deepStrictEqual(yield* cache.take("short"), Option.none())
+        assert.deepStrictEqual(Option.getOrUndefined(yield* cache.take("short")), undefined)
         yield* cache.put("race", "prize")
         const taken = yield* concurrently(50, () => cache.take("race"))
-        assert.deepStrictEqual(taken.filter(Option.isSome), [Option.some("prize")])
+        assert.deepStrictEqual(taken.filter(Option.isSome).map(Option.getOrThrow), ["prize"])
         assert.strictEqual(yield* cache.size(), 0)
       })),
     timeout
@@ -119,7 +129,10 @@ export const atomic = (
           return
         }
         assert.strictEqual(yield* cache.increment("c"), 1)
+        // Reads between the writes: a near cache holds the key in L1 then, and must not serve it stale.
+        assert.strictEqual(yield* cache.get("c"), 1)
         assert.strictEqual(yield* cache.increment("c", 5), 6)
+        assert.strictEqual(yield* cache.get("c"), 6)
         assert.strictEqual(yield* cache.increment("c", -2.5), 3.5)
         assert.strictEqual(yield* cache.get("c"), 3.5)
         assert.isTrue(Option.exists(yield* cache.ttl("c"), Duration.equals(Duration.infinity)))
@@ -174,21 +187,26 @@ export const atomic = (
           assert.strictEqual(yield* failureTag(cache.update("n", (n) => n + 1)), "Unsupported")
           return
         }
-        assert.deepStrictEqual(yield* cache.update("missing", (n) => n + 1), Option.none())
+        assert.deepStrictEqual(Option.getOrUndefined(yield* cache.update("missing", (n) => n + 1)), undefined)
         assert.isFalse(yield* cache.exists("missing"))
-        assert.deepStrictEqual(yield* cache.update("n", (n) => n + 1), Option.some(2))
-        assert.deepStrictEqual(yield* cache.update("n", (n) => Effect.succeed(n * 10)), Option.some(20))
+        assert.strictEqual(yield* cache.get("n"), 1)
+        assert.deepStrictEqual(Option.getOrUndefined(yield* cache.update("n", (n) => n + 1)), 2)
+        assert.strictEqual(yield* cache.get("n"), 2)
+        assert.deepStrictEqual(Option.getOrUndefined(yield* cache.update("n", (n) => Effect.succeed(n * 10))), 20)
         assert.strictEqual(yield* cache.get("n"), 20)
         assert.strictEqual(yield* ttlMillis(cache, "n"), 10_000, "without options it keeps its ttl")
         assert.strictEqual(yield* Effect.flip(cache.update("n", () => Effect.fail("nope" as const))), "nope")
         assert.strictEqual(yield* cache.get("n"), 20, "a failing f leaves the value")
-        assert.deepStrictEqual(yield* cache.update("n", (n) => n + 1, { ttl: "1 hour", tags: ["b"] }), Option.some(21))
+        assert.deepStrictEqual(
+          Option.getOrUndefined(yield* cache.update("n", (n) => n + 1, { ttl: "1 hour", tags: ["b"] })),
+          21
+        )
         assert.strictEqual(yield* ttlMillis(cache, "n"), 3_600_000)
         assert.strictEqual(yield* cache.invalidateTag("a"), 0)
         assert.strictEqual(yield* cache.invalidateTag("b"), 1)
         yield* cache.put("short", 1, { ttl: 100 })
         yield* TestClock.adjust(100)
-        assert.deepStrictEqual(yield* cache.update("short", (n) => n + 1), Option.none())
+        assert.deepStrictEqual(Option.getOrUndefined(yield* cache.update("short", (n) => n + 1)), undefined)
         assert.deepStrictEqual(failureOf(yield* Effect.exit(cache.update("x", (n) => n, { ttl: -1 }))), {
           _tag: "ConfigError",
           field: "ttl"
@@ -270,7 +288,7 @@ type Command =
   | { readonly op: "increment"; readonly key: string; readonly by: number; readonly ttl?: number }
   | { readonly op: "update"; readonly key: string; readonly add: number; readonly ttl?: number }
   | { readonly op: "touch"; readonly key: string; readonly ttl?: number }
-  | { readonly op: "take" | "ttl" | "delete"; readonly key: string }
+  | { readonly op: "take" | "ttl" | "delete" | "get"; readonly key: string }
   | { readonly op: "adjust"; readonly millis: number }
 
 const ttl = fc.constantFrom(100, 1_000)
@@ -288,6 +306,8 @@ const command: fc.Arbitrary<Command> = fc.oneof(
   }),
   fc.record({ op: fc.constant("touch" as const), key: anyKey, ttl }, { requiredKeys: optionalTtl }),
   fc.record({ op: fc.constantFrom("take" as const, "ttl" as const, "delete" as const), key: anyKey }),
+  // Reads between the writes: a near cache then holds the key in L1, and must not serve it stale.
+  fc.record({ op: fc.constant("get" as const), key: anyKey }),
   fc.record({ op: fc.constant("adjust" as const), millis: fc.constantFrom(1, 99, 100, 900) })
 )
 
@@ -352,6 +372,9 @@ const runAtomicModel = (commands: ReadonlyArray<Command>) =>
         case "delete":
           yield* cache.delete(cmd.key)
           entries.delete(cmd.key)
+          break
+        case "get":
+          assert.strictEqual(Option.getOrUndefined(yield* cache.getOption(cmd.key)), live(cmd.key)?.value, where)
           break
         case "adjust":
           yield* TestClock.adjust(cmd.millis)
