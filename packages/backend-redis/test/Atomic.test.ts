@@ -193,12 +193,21 @@ describe("Redis atomic operations", () => {
 
     it.scoped("increment of a non-number, or to a non-finite sum, is WrongType and changes nothing", () =>
       Effect.gen(function*() {
-        const { store } = yield* open("incr-type")
+        const server = yield* RedisServer.RedisServer
+        const raw = yield* rawClient(server.url)
+        const { keys, store } = yield* open("incr-type")
         const created = { expiresAt: null, tags: [] }
         for (const value of ["5", { n: 1 }, [1], null, true, new Date(0)]) {
           yield* store.set("k", entry(value))
           assert.strictEqual(yield* failureTag(store.increment("k", 1, created)), "WrongType", JSON.stringify(value))
           assert.deepStrictEqual(Option.getOrThrow(yield* store.get("k")).value, value)
+        }
+        // Text another program left that Lua's tonumber would read, but JSON would not.
+        for (const text of ["0x10", " 5", "inf", "nan", "5 "]) {
+          const key = keys.entry("foreign")
+          yield* promise(() => raw.set(key, `\t0\t[]\n${text}`))
+          assert.strictEqual(yield* failureTag(store.increment("foreign", 1, created)), "WrongType", text)
+          assert.strictEqual(yield* promise(() => raw.get(key)), `\t0\t[]\n${text}`)
         }
         yield* store.set("big", entry(Number.MAX_VALUE))
         assert.strictEqual(yield* failureTag(store.increment("big", Number.MAX_VALUE, created)), "WrongType")

@@ -275,13 +275,18 @@ export const increment = script(
 local function finite(n)
   return n ~= nil and n == n and n ~= math.huge and n ~= -math.huge
 end
+-- Only JSON's number text: tonumber alone also reads hex, spaces, "inf" and "nan".
+local function number(text)
+  if text == nil or not string.match(text, "^%-?%d[%d%.eE+-]*$") then return nil end
+  return tonumber(text)
+end
 local v = redis.call("GET", KEYS[1])
 local n = 0
 local header = nil
 if v and live(expiry(v), tonumber(ARGV[2])) then
   local text
   header, text = string.match(v, "^([^\\n]*)\\n(.*)$")
-  n = tonumber(text)
+  n = number(text)
   if not finite(n) then return {0} end
 end
 local sum = n + tonumber(ARGV[1])
