@@ -85,5 +85,53 @@ describe("several processes", () => {
         assert.strictEqual(answers.reduce((sum, answer) => sum + answer.fetches, 0), 1)
         assert.strictEqual(new Set(answers.map((answer) => answer.value)).size, 1)
       }), 30_000) // three Node processes start slowly on a loaded machine
+
+    it.scoped(
+      "three processes (two plain, one behind a near cache) incrementing one key lose no increment",
+      () =>
+        Effect.gen(function*() {
+          const server = yield* RedisServer.RedisServer
+          const name = uniqueName("incr-procs")
+          const children = yield* Effect.all(
+            (["plain", "near", "plain"] as const).map((mode) => Child.start(server.url, name, mode)),
+            { concurrency: "unbounded" }
+          )
+          const each = 200
+          const sums = (yield* Effect.all(
+            children.map((child) => child.request({ op: "increment", key: "n", count: each })),
+            { concurrency: "unbounded" }
+          )) as ReadonlyArray<ReadonlyArray<number>>
+          // Every increment saw its own sum: 1 to 600, each once.
+          const all = sums.flat().sort((a, b) => a - b)
+          assert.deepStrictEqual(all, Array.from({ length: 3 * each }, (_, i) => i + 1))
+          const a = yield* cacheOn<number>({ url: server.url }, { name })
+          assert.strictEqual(yield* a.get("n"), 3 * each)
+        }),
+      60_000
+    )
+
+    it.scoped(
+      "three processes taking the same keys: each key goes to exactly one of them",
+      () =>
+        Effect.gen(function*() {
+          const server = yield* RedisServer.RedisServer
+          const name = uniqueName("take-procs")
+          const a = yield* cacheOn<number>({ url: server.url }, { name })
+          const keys = Array.from({ length: 100 }, (_, i) => `k${i}`)
+          yield* Effect.forEach(keys, (key, i) => a.put(key, i, { tags: ["all"] }), { discard: true })
+          const children = yield* Effect.all(
+            (["plain", "near", "plain"] as const).map((mode) => Child.start(server.url, name, mode)),
+            { concurrency: "unbounded" }
+          )
+          const won = (yield* Effect.all(
+            children.map((child) => child.request({ op: "take", keys })),
+            { concurrency: "unbounded" }
+          )) as ReadonlyArray<ReadonlyArray<string>>
+          assert.deepStrictEqual(won.flat().sort(), [...keys].sort())
+          assert.strictEqual(yield* a.size(), 0)
+          assert.strictEqual(yield* a.invalidateTag("all"), 0)
+        }),
+      60_000
+    )
   })
 })

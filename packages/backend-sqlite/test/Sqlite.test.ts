@@ -76,7 +76,7 @@ describe("Sqlite.layer construction", () => {
       assert.strictEqual(error?._tag, "BackendError")
       assert.strictEqual((error as any).operation, "migrate")
       assert.include(error!.message, "layout 99")
-    }))
+    }), 30_000) // a child process starts slowly on a loaded machine
 
   it.scoped("options that make no sense are a ConfigError naming the field", () =>
     Effect.gen(function*() {

@@ -13,6 +13,13 @@ import { runChild, spawnChild, tempDir, unprivileged } from "./utils/child.js"
 
 const last = (lines: ReadonlyArray<Line>) => lines[lines.length - 1]
 
+/** A cache on `filename`, living as long as the current scope. */
+const cacheOn = (filename: string, name: string) =>
+  Effect.flatMap(
+    Layer.build(Local.layer.pipe(Layer.provide(Sqlite.layer({ filename })))),
+    (context) => Effect.provide(Vela.make<number>({ name }), context)
+  )
+
 describe("Sqlite across processes", () => {
   it.scopedLive(
     "a restart keeps entries, tags and TTLs; what expired while down is gone",
@@ -95,6 +102,49 @@ describe("Sqlite across processes", () => {
         }
         const size = last(yield* runChild(["read", file, "shared", "0"])).size
         assert.isAtLeast(size, acked(a.lines).length + acked(b.lines).length)
+      }),
+    60_000
+  )
+
+  it.scopedLive(
+    "three processes incrementing one key at once lose no increment",
+    () =>
+      Effect.gen(function*() {
+        const file = path.join(yield* tempDir, "increment.db")
+        const each = 200
+        const at = String(Date.now() + 3_000)
+        const lines = yield* Effect.all(
+          [1, 2, 3].map(() => runChild(["increment", file, "counter", String(each), at])),
+          {
+            concurrency: "unbounded"
+          }
+        )
+        // Every increment saw its own sum: 1 to 600, each once.
+        const sums = lines.flatMap((child) => last(child).sums as Array<number>).sort((a, b) => a - b)
+        assert.deepStrictEqual(sums, Array.from({ length: 3 * each }, (_, i) => i + 1))
+        const cache = yield* cacheOn(file, "counter")
+        assert.strictEqual(yield* cache.get("n"), 3 * each)
+      }),
+    60_000
+  )
+
+  it.scopedLive(
+    "three processes taking the same keys at once: each key goes to exactly one",
+    () =>
+      Effect.gen(function*() {
+        const file = path.join(yield* tempDir, "take.db")
+        const keys = Array.from({ length: 100 }, (_, i) => `k${i}`)
+        const cache = yield* cacheOn(file, "queue")
+        yield* cache.putMany(keys.map((key, i) => [key, i] as const), { tags: ["all"] })
+        const at = String(Date.now() + 3_000)
+        const lines = yield* Effect.all(
+          [1, 2, 3].map(() => runChild(["take", file, "queue", String(keys.length), at])),
+          { concurrency: "unbounded" }
+        )
+        const won = lines.flatMap((child) => last(child).won as Array<string>).sort()
+        assert.deepStrictEqual(won, [...keys].sort())
+        assert.strictEqual(yield* cache.size(), 0)
+        assert.strictEqual(yield* cache.invalidateTag("all"), 0)
       }),
     60_000
   )

@@ -9,6 +9,10 @@ import { Either } from "effect"
 
 const noTags: ReadonlyArray<string> = []
 
+/** The header line of an entry (without its newline). */
+export const header = (expiresAt: number | null, version: number, tags: ReadonlyArray<string>): string =>
+  `${expiresAt ?? ""}\t${version}\t${tags.length === 0 ? "[]" : JSON.stringify(tags)}`
+
 export const encode = (
   codec: Backend.OpenOptions["codec"],
   key: string,
@@ -16,10 +20,7 @@ export const encode = (
 ): Either.Either<string, CodecError> =>
   Either.map(
     codec.encode(key, entry.value),
-    (text) =>
-      `${entry.expiresAt ?? ""}\t${entry.version}\t${
-        entry.tags.length === 0 ? "[]" : JSON.stringify(entry.tags)
-      }\n${text}`
+    (text) => `${header(entry.expiresAt, entry.version, entry.tags)}\n${text}`
   )
 
 /** Whether a payload (or its first bytes) is an entry that is live at `now`. */

@@ -48,6 +48,13 @@ export const make = (connection: Connection, options: Backend.OpenOptions): Name
 }
 
 /**
+ * The `PX` argument of a write of an entry expiring at `expiresAt` (`""`: no expiry): relative, so
+ * Redis expires it for every process alike, plus the connection's grace.
+ */
+export const pxOf = (ns: Namespace, expiresAt: number | null): string =>
+  expiresAt === null ? "" : String(Math.max(1, Math.ceil(expiresAt - ns.now())) + ns.connection.expiryGrace)
+
+/**
  * A fresh id for each command a fiber waits on. A fiber suspended on one command then looks
  * different from one suspended on the next, so `TestClock.adjust`, which waits until every fiber
  * stays suspended, does not mistake a fiber making progress through commands for an idle one.

@@ -39,6 +39,44 @@ end
 `
 
 /**
+ * For the scripts that write an entry: `store` sets it with its `PX` ("" for none); `index` adds it
+ * to a tag set that then lives at least as long as the entry; `unindex` takes it out of the sets
+ * of the tags in `v` (an entry's payload), `prefix` being the tag sets' key without the tag.
+ */
+const writing = `
+local function store(entry, payload, px)
+  if px == "" then
+    redis.call("SET", entry, payload)
+  else
+    redis.call("SET", entry, payload, "PX", px)
+  end
+end
+local function index(set, entry, px)
+  local fresh = redis.call("EXISTS", set) == 0
+  redis.call("SADD", set, entry)
+  if px == "" then
+    redis.call("PERSIST", set)
+  else
+    local left = redis.call("PTTL", set)
+    if fresh or (left >= 0 and left < tonumber(px)) then
+      redis.call("PEXPIRE", set, px)
+    end
+  end
+end
+local function tagsOf(v)
+  local tags = string.match(v, "^[^\\t]*\\t[^\\t]*\\t([^\\n]*)")
+  if tags == nil or tags == "[]" then return {} end
+  return cjson.decode(tags)
+end
+local function unindex(v, entry, prefix)
+  for _, t in ipairs(tagsOf(v)) do redis.call("SREM", prefix .. t, entry) end
+end
+local function expiry(v)
+  return string.match(v, "^[^\\t]*")
+end
+`
+
+/**
  * KEYS: entry, lease, tag sets. ARGV: payload, px ("" for none), channel ("" for none), message,
  * lease token. A put (token "") drops the key's lease, so a fetch in flight does not write over it;
  * a fetch's write (its token) stores only while the lease is still its own. Returns 1 when stored.
@@ -46,31 +84,15 @@ end
  */
 export const put = script(
   "put",
-  `
+  `${writing}
 if ARGV[5] == "" then
   redis.call("DEL", KEYS[2])
 elseif redis.call("GET", KEYS[2]) ~= ARGV[5] then
   if ARGV[3] ~= "" then redis.call("PUBLISH", ARGV[3], ARGV[4]) end
   return 0
 end
-local px = ARGV[2]
-if px == "" then
-  redis.call("SET", KEYS[1], ARGV[1])
-else
-  redis.call("SET", KEYS[1], ARGV[1], "PX", px)
-end
-for i = 3, #KEYS do
-  local fresh = redis.call("EXISTS", KEYS[i]) == 0
-  redis.call("SADD", KEYS[i], KEYS[1])
-  if px == "" then
-    redis.call("PERSIST", KEYS[i])
-  else
-    local left = redis.call("PTTL", KEYS[i])
-    if fresh or (left >= 0 and left < tonumber(px)) then
-      redis.call("PEXPIRE", KEYS[i], px)
-    end
-  end
-end
+store(KEYS[1], ARGV[1], ARGV[2])
+for i = 3, #KEYS do index(KEYS[i], KEYS[1], ARGV[2]) end
 if ARGV[3] ~= "" then redis.call("PUBLISH", ARGV[3], ARGV[4]) end
 return 1
 `
@@ -175,6 +197,117 @@ return n
 `
 )
 
+/**
+ * KEYS: entry, lease, the new entry's tag sets. ARGV: expected payload ("" for no live entry), now,
+ * new payload ("" to delete), px, tag-set prefix, channel, message. Writes only while the key holds
+ * exactly the expected payload, live (or, expecting none, holds no live entry); the old entry
+ * leaves its tag sets, the new one joins its own, the lease is dropped as by a put. Returns 1 when
+ * written.
+ */
+export const compareAndSet = script(
+  "compareAndSet",
+  `${helpers}${writing}
+local v = redis.call("GET", KEYS[1])
+local now = tonumber(ARGV[2])
+if ARGV[1] == "" then
+  if v and live(expiry(v), now) then return 0 end
+elseif v ~= ARGV[1] or not live(expiry(v), now) then
+  return 0
+end
+if v then unindex(v, KEYS[1], ARGV[5]) end
+if ARGV[3] == "" then
+  if v then redis.call("UNLINK", KEYS[1]) end
+else
+  store(KEYS[1], ARGV[3], ARGV[4])
+  for i = 3, #KEYS do index(KEYS[i], KEYS[1], ARGV[4]) end
+end
+redis.call("DEL", KEYS[2])
+if ARGV[6] ~= "" then redis.call("PUBLISH", ARGV[6], ARGV[7]) end
+return 1
+`
+)
+
+/**
+ * KEYS: entry, lease. ARGV: now, tag-set prefix, channel, message. Removes the live entry with its
+ * tag-set memberships and lease, and returns its payload; nil (and nothing changed) when none is live.
+ */
+export const take = script(
+  "take",
+  `${helpers}${writing}
+local v = redis.call("GET", KEYS[1])
+if not v or not live(expiry(v), tonumber(ARGV[1])) then return false end
+unindex(v, KEYS[1], ARGV[2])
+redis.call("UNLINK", KEYS[1])
+redis.call("DEL", KEYS[2])
+if ARGV[3] ~= "" then redis.call("PUBLISH", ARGV[3], ARGV[4]) end
+return v
+`
+)
+
+/**
+ * KEYS: entry. ARGV: now, new expiresAt ("" for none), px, tag-set prefix, channel, message.
+ * Rewrites the live entry's expiry (header and `PX`), value untouched, its tag sets living as long.
+ * Returns 1, or 0 when no entry is live.
+ */
+export const touch = script(
+  "touch",
+  `${helpers}${writing}
+local v = redis.call("GET", KEYS[1])
+if not v or not live(expiry(v), tonumber(ARGV[1])) then return 0 end
+store(KEYS[1], ARGV[2] .. string.sub(v, #expiry(v) + 1), ARGV[3])
+for _, t in ipairs(tagsOf(v)) do index(ARGV[4] .. t, KEYS[1], ARGV[3]) end
+if ARGV[5] ~= "" then redis.call("PUBLISH", ARGV[5], ARGV[6]) end
+return 1
+`
+)
+
+/**
+ * For values whose numbers are JSON numbers. KEYS: entry, lease, the tag sets of a created entry.
+ * ARGV: by, now, the created entry's header, its px, channel, message. Adds `by` to the live entry's
+ * number, keeping its header and TTL, or writes `by` under the created header when none is live.
+ * Returns `{1, sum}`, or `{0}` when the value is not a number or the sum is not finite (nothing
+ * changed). The sum is text, the shortest of `%.15g`, `%.16g`, `%.17g` that reads back as the same
+ * double (`%.17g` always does; an integer stays an integer), since Lua would truncate a number reply.
+ */
+export const increment = script(
+  "increment",
+  `${helpers}${writing}
+local function finite(n)
+  return n ~= nil and n == n and n ~= math.huge and n ~= -math.huge
+end
+-- Only JSON's number text: tonumber alone also reads hex, spaces, "inf" and "nan".
+local function number(text)
+  if text == nil or not string.match(text, "^%-?%d[%d%.eE+-]*$") then return nil end
+  return tonumber(text)
+end
+local v = redis.call("GET", KEYS[1])
+local n = 0
+local header = nil
+if v and live(expiry(v), tonumber(ARGV[2])) then
+  local text
+  header, text = string.match(v, "^([^\\n]*)\\n(.*)$")
+  n = number(text)
+  if not finite(n) then return {0} end
+end
+local sum = n + tonumber(ARGV[1])
+if not finite(sum) then return {0} end
+local text
+for _, format in ipairs({"%.15g", "%.16g", "%.17g"}) do
+  text = string.format(format, sum)
+  if tonumber(text) == sum then break end
+end
+if header then
+  redis.call("SET", KEYS[1], header .. "\\n" .. text, "KEEPTTL")
+else
+  store(KEYS[1], ARGV[3] .. "\\n" .. text, ARGV[4])
+  for i = 3, #KEYS do index(KEYS[i], KEYS[1], ARGV[4]) end
+end
+redis.call("DEL", KEYS[2])
+if ARGV[5] ~= "" then redis.call("PUBLISH", ARGV[5], ARGV[6]) end
+return {1, text}
+`
+)
+
 /** KEYS: any key of the bucket (routes the call). ARGV: channel, message. */
 export const publish = script(
   "publish",
@@ -194,7 +327,20 @@ return 1
 `
 )
 
-export const all: ReadonlyArray<Script> = [put, putMany, remove, invalidateTag, sweepTag, countLive, publish, release]
+export const all: ReadonlyArray<Script> = [
+  put,
+  putMany,
+  remove,
+  invalidateTag,
+  sweepTag,
+  countLive,
+  compareAndSet,
+  take,
+  touch,
+  increment,
+  publish,
+  release
+]
 
 /** Runs `script` by hash, loading it when the server does not know it (after a restart). */
 export const run = (

@@ -1,7 +1,7 @@
 /**
  * One cache's namespace on Redis (a single server or a cluster): the `Store` a `Backend.open` gives,
- * put together from its parts: `reads`, `writes`, `tags`, `scans` (clear, size), `leases` (single
- * flight) and `invalidations` (the bus).
+ * put together from its parts: `reads`, `writes`, `tags`, `atomic` (compare-and-set, take, touch,
+ * increment), `scans` (clear, size), `leases` (single flight) and `invalidations` (the bus).
  *
  * Expiry: Redis removes an entry by itself (`PX`, relative, so every process sees the same expiry
  * and a test clock at epoch 0 is no problem); every read also checks the stored `expiresAt` against
@@ -14,6 +14,7 @@ import type { BackendError } from "@vela/core"
 import { Backend, ConfigError } from "@vela/core"
 import type { Scope } from "effect"
 import { Effect } from "effect"
+import * as Atomic from "./atomic.js"
 import type { Connection } from "./connection.js"
 import * as Invalidations from "./invalidations.js"
 import * as Leases from "./leases.js"
@@ -50,6 +51,7 @@ export const open = (
       delete: writes.delete,
       deleteMany: writes.deleteMany,
       invalidateTag: (tag) => Tags.invalidateTag(ns, tag),
+      ...Atomic.make(ns),
       sweep: Tags.sweep(ns),
       clear: Scans.clear(ns),
       size: Scans.size(ns),

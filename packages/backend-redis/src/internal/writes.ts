@@ -9,7 +9,7 @@ import { BackendError } from "@vela/core"
 import { Effect, Either } from "effect"
 import * as Entry from "./entry.js"
 import type { Namespace } from "./namespace.js"
-import { waitingOn } from "./namespace.js"
+import { pxOf, waitingOn } from "./namespace.js"
 import * as Scripts from "./scripts.js"
 
 /** Most puts one script carries. */
@@ -42,7 +42,6 @@ interface Batch {
 
 export const make = (ns: Namespace): Writes => {
   const { announce, channel, client, codec, keys, now } = ns
-  const { expiryGrace } = ns.connection
   const failed = (operation: string, cause: unknown) =>
     new BackendError({ backend: ns.connection.name, operation, cause })
 
@@ -84,7 +83,7 @@ export const make = (ns: Namespace): Writes => {
     if (Either.isLeft(payload)) return done(payload.left)
     const bucket = keys.bucketOf(key)
     const entryKey = keys.entry(key, bucket)
-    const px = entry.expiresAt === null ? "" : String(Math.max(1, Math.ceil(entry.expiresAt - now())) + expiryGrace)
+    const px = pxOf(ns, entry.expiresAt)
     if (entry.tags.length === 0 && token === "") return enqueue(bucket, key, entryKey, payload.right, px, done)
     const scriptKeys = [entryKey, keys.lease(key, bucket)]
     for (const tag of entry.tags) scriptKeys.push(keys.tagSet(tag, bucket))

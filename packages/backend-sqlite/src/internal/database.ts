@@ -14,6 +14,8 @@ export type Row = {
   readonly tags: string | null
 }
 
+export type Located = Row & { readonly id: number }
+
 export type Found = { readonly id: number; readonly expires_at: number | null; readonly tags: string | null }
 
 /** The failure of `operation` on `filename`, with the file named in the message. */
@@ -94,11 +96,15 @@ const column = <P extends Array<unknown>, R>(db: Database, source: string): Stat
 export interface Statements {
   readonly get: Statement<[string, string], Row>
   readonly expiresAt: Statement<[string, string], number | null>
+  /** The whole row with its id, for the atomic operations' transactions. */
+  readonly locate: Statement<[string, string], Located>
   readonly find: Statement<[string, string], Found>
   readonly insert: Statement<[string, string, string, number | null, number, string | null, number, number]>
   /** The parameter before the id: 1 when the row held an expired entry, whose uses are not the new entry's. */
   readonly update: Statement<[string, number | null, number, string | null, number, number, number, number]>
   readonly touch: Statement<[number, number, string, string]>
+  /** Sets a row's `expires_at`, counting as a use. */
+  readonly retime: Statement<[number | null, number, number]>
   readonly tag: Statement<[string, string, number]>
   readonly untag: Statement<[number]>
   readonly delete: Statement<[number]>
@@ -125,6 +131,9 @@ const prepare = (db: Database): Statements => ({
     db,
     "SELECT expires_at FROM vela_entries WHERE namespace = ? AND key = ?"
   ),
+  locate: db.prepare(
+    "SELECT id, value, expires_at, version, tags FROM vela_entries WHERE namespace = ? AND key = ?"
+  ),
   find: db.prepare(
     "SELECT id, expires_at, tags FROM vela_entries WHERE namespace = ? AND key = ?"
   ),
@@ -140,6 +149,7 @@ const prepare = (db: Database): Statements => ({
   touch: db.prepare(
     "UPDATE vela_entries SET used = max(used, ?), uses = uses + ? WHERE namespace = ? AND key = ?"
   ),
+  retime: db.prepare("UPDATE vela_entries SET expires_at = ?, used = max(used, ?) WHERE id = ?"),
   tag: db.prepare(
     "INSERT OR IGNORE INTO vela_tags (namespace, tag, entry) VALUES (?, ?, ?)"
   ),

@@ -3,7 +3,7 @@
  * the cache's clock, so an expired row is never returned, whether or not the sweeper has run; a
  * read's use is recorded in memory (`Touches`) and written by the next write transaction.
  */
-import type { Backend, BackendError, CodecError } from "@vela/core"
+import type { Backend, BackendError, Codec, CodecError } from "@vela/core"
 import { Effect, Either, Option } from "effect"
 import type { Row } from "./database.js"
 import type { Namespace } from "./namespace.js"
@@ -31,6 +31,19 @@ export interface Reads {
   readonly sync: Backend.SyncStore
 }
 
+/** The entry a row holds. */
+export const toEntry = (codec: Codec.Codec<unknown>, key: string, row: Row): Either.Either<Entry, CodecError> =>
+  Either.map(codec.decode(key, row.value), (value) => ({
+    value,
+    expiresAt: row.expires_at,
+    tags: tagsOf(row.tags),
+    version: row.version
+  }))
+
+/** The tags of a row's `tags` column. */
+export const tagsOf = (text: string | null): ReadonlyArray<string> =>
+  text === null ? noTags : JSON.parse(text) as ReadonlyArray<string>
+
 export const make = (ns: Namespace): Reads => {
   const { codec, fail, namespace, now, statements: s, touches, writer } = ns
 
@@ -45,14 +58,6 @@ export const make = (ns: Namespace): Reads => {
     return row
   }
 
-  const toEntry = (key: string, row: Row): Either.Either<Entry, CodecError> =>
-    Either.map(codec.decode(key, row.value), (value) => ({
-      value,
-      expiresAt: row.expires_at,
-      tags: row.tags === null ? noTags : JSON.parse(row.tags) as ReadonlyArray<string>,
-      version: row.version
-    }))
-
   const get = (key: string): Effect.Effect<Option.Option<Entry>, BackendError | CodecError> =>
     Effect.suspend((): Effect.Effect<Option.Option<Entry>, BackendError | CodecError> => {
       let row: Row | undefined
@@ -62,7 +67,7 @@ export const make = (ns: Namespace): Reads => {
         return Effect.fail(fail("get", cause))
       }
       if (row === undefined) return Effect.succeed(Option.none())
-      const entry = toEntry(key, row)
+      const entry = toEntry(codec, key, row)
       return Either.isRight(entry) ? Effect.succeed(Option.some(entry.right)) : Effect.fail(entry.left)
     })
 
@@ -88,7 +93,7 @@ export const make = (ns: Namespace): Reads => {
             entries.push(Option.none())
             continue
           }
-          const entry = toEntry(key, row)
+          const entry = toEntry(codec, key, row)
           if (Either.isLeft(entry)) return Effect.fail(entry.left)
           entries.push(Option.some(entry.right))
         }
@@ -103,7 +108,7 @@ export const make = (ns: Namespace): Reads => {
       try {
         const row = readRow(key)
         if (row === undefined) return undefined
-        const entry = toEntry(key, row)
+        const entry = toEntry(codec, key, row)
         return Either.isRight(entry) ? entry.right : undefined
       } catch {
         return undefined

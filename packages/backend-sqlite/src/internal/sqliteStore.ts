@@ -1,12 +1,13 @@
 /**
  * One cache's namespace in a database file: a `Store` whose reads are synchronous prepared
- * statements (`reads`) and whose writes go through the database's `Writer` (`writes`), with the
- * expired rows counted and swept by `sweep`.
+ * statements (`reads`) and whose writes go through the database's `Writer` (`writes`, and the
+ * read-and-write transactions of `atomic`), with the expired rows counted and swept by `sweep`.
  *
  * Sequence numbers (eviction's ranking) start above the file's highest at each write, so several
  * processes on one file rank close to their real order; within one process the order is exact.
  */
 import { Backend } from "@vela/core"
+import * as Atomic from "./atomic.js"
 import type { Shared } from "./namespace.js"
 import * as Namespace from "./namespace.js"
 import * as Reads from "./reads.js"
@@ -28,6 +29,7 @@ export const makeStore = (shared: Shared, options: Backend.OpenOptions): Backend
     delete: writes.delete,
     deleteMany: writes.deleteMany,
     invalidateTag: writes.invalidateTag,
+    ...Atomic.make(ns, writes),
     clear: writes.clear,
     size: Sweep.size(ns),
     sweep: Sweep.sweep(ns)

@@ -27,7 +27,23 @@ export interface Writes {
   /** Counts only live rows. */
   readonly invalidateTag: (tag: string) => Effect.Effect<number, BackendError>
   readonly clear: Effect.Effect<void, BackendError>
+  /**
+   * Writes one entry from inside a write transaction, as a put does (eviction, tags); returns how
+   * many rows expired and were evicted to make room.
+   */
+  readonly writeRow: (key: string, text: string, entry: Entry) => Counts
+  /** Tells the cache what a committed transaction expired and evicted. */
+  readonly report: (counts: Counts) => void
 }
+
+/** Rows a transaction removed because they expired, or to make room. */
+export interface Counts {
+  readonly expired: number
+  readonly evicted: number
+}
+
+/** The `tags` column of an entry's tags. */
+const tagsText = (tags: ReadonlyArray<string>): string | null => tags.length === 0 ? null : JSON.stringify(tags)
 
 export const make = (ns: Namespace): Writes => {
   const { codec, namespace, now, options, statements: s, writer } = ns
@@ -39,7 +55,8 @@ export const make = (ns: Namespace): Writes => {
     : () => s.evictSoonest.run(namespace).changes || s.evictOldest.run(namespace).changes
 
   /** Writes one entry inside a batch; returns how many rows expired and were evicted to make room. */
-  const write = (key: string, text: string, entry: Entry, tagsText: string | null) => {
+  const write = (key: string, text: string, entry: Entry): Counts => {
+    const tags = tagsText(entry.tags)
     const at = now()
     const found = s.find.get(namespace, key)
     const used = ns.nextWrite()
@@ -50,8 +67,8 @@ export const make = (ns: Namespace): Writes => {
       const live = isLive(found.expires_at, at)
       if (!live) expired++
       id = found.id
-      s.update.run(text, entry.expiresAt, entry.version, tagsText, used, used, live ? 0 : 1, id)
-      if (found.tags === tagsText) return { expired, evicted }
+      s.update.run(text, entry.expiresAt, entry.version, tags, used, used, live ? 0 : 1, id)
+      if (found.tags === tags) return { expired, evicted }
       if (found.tags !== null) s.untag.run(id)
     } else {
       if (ns.bounded) {
@@ -64,7 +81,7 @@ export const make = (ns: Namespace): Writes => {
         }
       }
       id = Number(
-        s.insert.run(namespace, key, text, entry.expiresAt, entry.version, tagsText, used, used)
+        s.insert.run(namespace, key, text, entry.expiresAt, entry.version, tags, used, used)
           .lastInsertRowid
       )
     }
@@ -72,19 +89,24 @@ export const make = (ns: Namespace): Writes => {
     return { expired, evicted }
   }
 
+  const report = ({ evicted, expired }: Counts) => {
+    if (expired > 0) options.onExpire(expired)
+    if (evicted > 0) options.onEvict(evicted)
+  }
+
   const setMany = (
     entries: ReadonlyArray<readonly [string, Entry]>
   ): Effect.Effect<void, BackendError | CodecError> =>
     Effect.suspend((): Effect.Effect<void, BackendError | CodecError> => {
-      const rows: Array<readonly [string, string, Entry, string | null]> = []
+      const rows: Array<readonly [string, string, Entry]> = []
       for (const [key, entry] of entries) {
         const encoded = codec.encode(key, entry.value)
         if (Either.isLeft(encoded)) return Effect.fail(encoded.left)
-        rows.push([key, encoded.right, entry, entry.tags.length === 0 ? null : JSON.stringify(entry.tags)])
+        rows.push([key, encoded.right, entry])
       }
       const operation = rows.length === 1 ? "put" : "putMany"
       return Effect.map(
-        writer.submit(operation, () => rows.map(([key, text, entry, tagsText]) => write(key, text, entry, tagsText))),
+        writer.submit(operation, () => rows.map(([key, text, entry]) => write(key, text, entry))),
         (results) => {
           let expired = 0
           let evicted = 0
@@ -92,8 +114,7 @@ export const make = (ns: Namespace): Writes => {
             expired += result.expired
             evicted += result.evicted
           }
-          if (expired > 0) options.onExpire(expired)
-          if (evicted > 0) options.onEvict(evicted)
+          report({ expired, evicted })
         }
       )
     })
@@ -140,6 +161,8 @@ export const make = (ns: Namespace): Writes => {
     invalidateTag,
     clear: writer.submit("flush", () => {
       s.clear.run(namespace)
-    })
+    }),
+    writeRow: write,
+    report
   }
 }
