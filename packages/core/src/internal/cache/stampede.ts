@@ -38,7 +38,7 @@
  * `AsyncCache` `orTimeout`, and bentocache's distributed locks for layer (3).
  */
 import type { Clock, Fiber, Scope } from "effect"
-import { Duration, Effect, type Exit, FiberId } from "effect"
+import { Duration, Effect, type Exit, FiberId, Runtime } from "effect"
 
 /** A fetch's hold on its key. */
 export interface Lease {
@@ -55,12 +55,13 @@ export interface Wait<A, E> {
 export interface Coalescer {
   /**
    * Runs `fetch` for `key` unless a fetch of `key` is already running, in which case it calls
-   * `onJoin` and waits for that one instead; either way the caller waits as `wait` says.
+   * `onJoin` with that fetch's lease and waits for that one instead; either way the caller waits as
+   * `wait` says.
    */
   readonly run: <A, E, R, E2>(
     key: string,
     fetch: (lease: Lease) => Effect.Effect<A, E, R>,
-    onJoin: () => void,
+    onJoin: (lease: Lease) => void,
     wait: Wait<A, E2>
   ) => Effect.Effect<A, E | E2, R>
   /** Whether a fetch of `key` is running. */
@@ -83,13 +84,13 @@ export const makeCoalescer = (scope: Scope.Scope, clock: Clock.Clock, holdMillis
     run: <A, E, R, E2>(
       key: string,
       fetch: (lease: Lease) => Effect.Effect<A, E, R>,
-      onJoin: () => void,
+      onJoin: (lease: Lease) => void,
       wait: Wait<A, E2>
     ) =>
       Effect.suspend((): Effect.Effect<A, E | E2, R> => {
         const current = flights.get(key)
         if (current !== undefined) {
-          onJoin()
+          onJoin(current)
           return current.wait(wait) as Effect.Effect<A, E | E2>
         }
         const flight = new Flight(clock, scope, holdMillis)
@@ -99,10 +100,16 @@ export const makeCoalescer = (scope: Scope.Scope, clock: Clock.Clock, holdMillis
             release(key, flight)
             flight.settle(exit)
           })
-        return Effect.forkIn(Effect.onExit(fetch(flight), settle), scope).pipe(
-          Effect.tap((fiber) => flight.hold(fiber, () => release(key, flight))),
-          Effect.zipRight(flight.wait(wait) as Effect.Effect<A, E | E2>)
-        )
+        const fetching = Effect.onExit(fetch(flight), settle)
+        // The fetch starts now, inside this step, not queued behind the callers already scheduled: in a
+        // burst of callers its I/O is under way while they still join.
+        return Effect.flatMap(Effect.runtime<R>(), (runtime) => {
+          const fiber = Runtime.runFork(runtime, fetching, { scope })
+          return Effect.zipRight(
+            flight.hold(fiber, () => release(key, flight)),
+            flight.wait(wait) as Effect.Effect<A, E | E2>
+          )
+        })
       }),
     running: (key) => flights.has(key),
     release: (key) => release(key),
@@ -120,6 +127,11 @@ export const makeCoalescer = (scope: Scope.Scope, clock: Clock.Clock, holdMillis
  */
 export interface Flights {
   readonly coalescer: Coalescer
+  /**
+   * Shares the read of a remote store that comes before a fetch (and the fetch after it) among the
+   * callers that find a key neither here nor in flight: a burst of callers sends one read, not one each.
+   */
+  readonly lookups: Coalescer
   /** Runs a fetch of `key` without the coalescer, holding a lease a write of the key takes away. */
   readonly unshared: <A, E, R>(key: string, fetch: (lease: Lease) => Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
   /** Keys whose refresh failed, and until when their stale value is served without another try. */
@@ -131,10 +143,12 @@ export interface Flights {
 
 export const makeFlights = (scope: Scope.Scope, clock: Clock.Clock, holdMillis: number): Flights => {
   const coalescer = makeCoalescer(scope, clock, holdMillis)
+  const lookups = makeCoalescer(scope, clock, holdMillis)
   const leases = new Map<string, Set<{ held: boolean }>>()
   const backoff = new Map<string, number>()
   return {
     coalescer,
+    lookups,
     unshared: (key, fetch) =>
       Effect.suspend(() => {
         const lease = { held: true }
@@ -150,6 +164,7 @@ export const makeFlights = (scope: Scope.Scope, clock: Clock.Clock, holdMillis: 
     backoff,
     drop: (key) => {
       coalescer.release(key)
+      lookups.release(key)
       backoff.delete(key)
       const held = leases.get(key)
       if (held === undefined) return
@@ -158,6 +173,7 @@ export const makeFlights = (scope: Scope.Scope, clock: Clock.Clock, holdMillis: 
     },
     dropAll: () => {
       coalescer.releaseAll()
+      lookups.releaseAll()
       backoff.clear()
       for (const held of leases.values()) for (const lease of held) lease.held = false
       leases.clear()
@@ -193,8 +209,10 @@ class Flight implements Lease {
 
   wait<A, E>(wait: Wait<A, E>): Effect.Effect<unknown, unknown> {
     return Effect.suspend(() => {
-      if (this.#exit !== undefined) return this.#exit
+      // A caller that does not wait (softTimeout 0) takes its fallback even from a fetch that has ended,
+      // as it would had the fetch not started at once.
       if (wait.timeoutMillis <= 0 || this.#expired) return wait.onTimeout()
+      if (this.#exit !== undefined) return this.#exit
       const timeout = wait.timeoutMillis < this.holdMillis ? wait.timeoutMillis : Infinity
       const existing = this.#queues.get(timeout)
       const queue = existing ?? { waiters: [], first: 0 }
