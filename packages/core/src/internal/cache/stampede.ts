@@ -7,7 +7,9 @@
  * shared call covers the store read before the fetch too, which a remote store (Redis, a cluster)
  * would otherwise answer once per caller. (2) `Coalescer` (below) shares one fetch among the
  * `getOrFetch` calls of this cache that found the key missing or stale, whichever API they came
- * through: it owns the fetch's fiber, its hold on the key, and every waiter's deadline. (3) The
+ * through: it owns the fetch's fiber, its hold on the key, and every waiter's deadline. Where the
+ * store must be asked (remote, or a near cache's miss), a second one (`Flights.lookups`) shares that
+ * read and what follows it among the Effect API's callers, as (1) does for the facade's. (3) The
  * store's `singleFlight` shares one fetch among processes (a Redis lease, a cluster key's owner); it
  * is entered by the one fetch (2) lets run, so a process sends one lease request per key, not one
  * per caller. In-process stores have the default single flight, which runs the fetch and writes.
@@ -15,9 +17,11 @@
  * unchanged. Invariant: per key, at most one fetch per process runs under stampede protection, and
  * at most one per cluster where the store has a single flight.
  *
- * Concurrency: the first caller registers a flight under the key and forks the fetch into the
- * cache's scope, so the fetch belongs to no caller: a caller interrupted while it waits leaves it
- * running for everybody else. Every caller, the first included, then waits on the flight with
+ * Concurrency: the first caller registers a flight under the key and starts the fetch in a fiber of
+ * the cache's scope, so the fetch belongs to no caller: a caller interrupted while it waits leaves it
+ * running for everybody else. That fiber starts inside the caller's step rather than queued behind
+ * the fibers already scheduled, so in a burst of callers the fetch's I/O is under way while the
+ * rest still join. Every caller, the first included, then waits on the flight with
  * `Effect.async`, which costs no fiber. Invariant: a key is in the map exactly while its fetch runs;
  * it leaves when the fetch ends, however it ends (success, failure, interruption at close).
  *
