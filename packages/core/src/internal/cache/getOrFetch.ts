@@ -101,7 +101,9 @@ export const make = <V>(core: Core, reads: Reads<V>, fetches: Fetches<V>): GetOr
       if (joined.hit === undefined) joined.count++
       else countJoined(key, joined.hit, 1)
     }
-    return lookups.run(key, read, onJoin, { timeoutMillis: timeout, onTimeout: onTimeout(key) })
+    // Each caller waits for the read's own answer, which the fetch's or refresh's hold bounds: a
+    // stale value the refresh falls back to must reach the joiners too, not a timeout of their own.
+    return lookups.run(key, read, onJoin, { timeoutMillis: Infinity, onTimeout: onTimeout(key) })
   }
 
   return <E, R>(

@@ -43,6 +43,7 @@
  */
 import type { Clock, Fiber, Scope } from "effect"
 import { Duration, Effect, type Exit, FiberId, Runtime } from "effect"
+import { maxTimerMillis } from "../config.js"
 
 /** A fetch's hold on its key. */
 export interface Lease {
@@ -147,7 +148,9 @@ export interface Flights {
 
 export const makeFlights = (scope: Scope.Scope, clock: Clock.Clock, holdMillis: number): Flights => {
   const coalescer = makeCoalescer(scope, clock, holdMillis)
-  const lookups = makeCoalescer(scope, clock, holdMillis)
+  // A backstop for the read a caller leads: the fetch or refresh it leads to is held `holdMillis` by
+  // `coalescer`, whose timeout answer (FetchTimeout, or the stale value) is then the read's answer.
+  const lookups = makeCoalescer(scope, clock, Math.min(2 * holdMillis, maxTimerMillis))
   const leases = new Map<string, Set<{ held: boolean }>>()
   const backoff = new Map<string, number>()
   return {
