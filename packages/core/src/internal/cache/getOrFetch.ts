@@ -32,8 +32,6 @@ export const make = <V>(core: Core, reads: Reads<V>, fetches: Fetches<V>): GetOr
   const { emit } = core.observer
   // An authoritative in-process store answers a read at once: there is no read worth sharing.
   const shareReads = config.stampedeProtection && core.store.sync?.authoritative !== true
-  const timeout = config.stampedeTimeout
-  const onTimeout = (key: string) => () => Effect.fail(new FetchTimeout({ key, timeout }))
 
   const lookup = (key: string): Effect.Effect<Lookup<V>, CacheError> =>
     reads.lookup(key).pipe(
@@ -102,8 +100,12 @@ export const make = <V>(core: Core, reads: Reads<V>, fetches: Fetches<V>): GetOr
       else countJoined(key, joined.hit, 1)
     }
     // Each caller waits for the read's own answer, which the fetch's or refresh's hold bounds: a
-    // stale value the refresh falls back to must reach the joiners too, not a timeout of their own.
-    return lookups.run(key, read, onJoin, { timeoutMillis: Infinity, onTimeout: onTimeout(key) })
+    // stale value the refresh falls back to must reach the joiners too, not a timeout of their own
+    // (so `onTimeout` never runs: a wait without a deadline on a flight without a hold).
+    return lookups.run(key, read, onJoin, {
+      timeoutMillis: Infinity,
+      onTimeout: () => Effect.fail(new FetchTimeout({ key, timeout: config.stampedeTimeout }))
+    })
   }
 
   return <E, R>(

@@ -43,7 +43,6 @@
  */
 import type { Clock, Fiber, Scope } from "effect"
 import { Duration, Effect, type Exit, FiberId, Runtime } from "effect"
-import { maxTimerMillis } from "../config.js"
 
 /** A fetch's hold on its key. */
 export interface Lease {
@@ -77,7 +76,7 @@ export interface Coalescer {
   readonly releaseAll: () => void
 }
 
-/** A coalescer whose fetches hold their key `holdMillis` at most. */
+/** A coalescer whose fetches hold their key `holdMillis` at most (`Infinity`: unbounded, no timer). */
 export const makeCoalescer = (scope: Scope.Scope, clock: Clock.Clock, holdMillis: number): Coalescer => {
   const flights = new Map<string, Flight>()
   const release = (key: string, flight = flights.get(key)) => {
@@ -148,9 +147,10 @@ export interface Flights {
 
 export const makeFlights = (scope: Scope.Scope, clock: Clock.Clock, holdMillis: number): Flights => {
   const coalescer = makeCoalescer(scope, clock, holdMillis)
-  // A backstop for the read a caller leads: the fetch or refresh it leads to is held `holdMillis` by
-  // `coalescer`, whose timeout answer (FetchTimeout, or the stale value) is then the read's answer.
-  const lookups = makeCoalescer(scope, clock, Math.min(2 * holdMillis, maxTimerMillis))
+  // No hold of its own (no timer fiber per read, hits included): the fetch or refresh a read leads to
+  // is held by `coalescer`, whose timeout answer (FetchTimeout, or the stale value) is then the read's,
+  // and the read itself is bounded by the store, as each caller's own read was.
+  const lookups = makeCoalescer(scope, clock, Infinity)
   const leases = new Map<string, Set<{ held: boolean }>>()
   const backoff = new Map<string, number>()
   return {
@@ -246,7 +246,7 @@ class Flight implements Lease {
    * interrupt `fetch`, whose exit then reaches nobody.
    */
   hold(fetch: Fiber.RuntimeFiber<unknown, unknown>, letGo: () => void): Effect.Effect<void> {
-    if (this.#exit !== undefined) return Effect.void
+    if (this.#exit !== undefined || this.holdMillis === Infinity) return Effect.void
     const expire = Effect.sync(() => {
       if (this.#exit !== undefined) return
       this.#expired = true
