@@ -103,6 +103,24 @@ describe("getOrFetch over a store that must be asked", () => {
       assert.deepStrictEqual(yield* Fiber.join(burst), Array(10).fill("v1"))
     }))
 
+  it.scoped("callers waiting on a read whose caller is interrupted read again themselves", () =>
+    Effect.gen(function*() {
+      const { cache, reads } = yield* remote()
+      yield* cache.put("k", "v")
+      const first = yield* Effect.fork(cache.getOrFetch("k", () => Effect.succeed("fetched")))
+      yield* Effect.repeatN(Effect.yieldNow(), 20)
+      const joiners = yield* Effect.fork(Effect.all(
+        Array.from({ length: 5 }, () => cache.getOrFetch("k", () => Effect.succeed("fetched"))),
+        { concurrency: "unbounded" }
+      ))
+      yield* Effect.repeatN(Effect.yieldNow(), 20)
+      yield* Fiber.interrupt(first)
+      yield* tick("1 millis")
+      assert.deepStrictEqual(yield* Fiber.join(joiners), Array(5).fill("v"))
+      assert.strictEqual(reads(), 2, "the interrupted read, then one read for the five")
+      assert.strictEqual((yield* cache.stats()).hits, 5)
+    }))
+
   it.scoped("a put while a caller waits on its read and fetch: later callers read afresh, the fetch stores nothing", () =>
     Effect.gen(function*() {
       const { cache } = yield* remote()

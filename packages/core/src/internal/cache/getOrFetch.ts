@@ -1,19 +1,19 @@
 /**
  * `getOrFetch`: the read of `read.ts`, then on a miss or a stale value the fetches of `fetch.ts`.
  * A fetch of the key already running here is joined before any read of a remote store, and so is a
- * read of it already running here (with the fetch that follows it): a burst of callers of a key a
- * remote store must answer sends that store one read.
+ * read of it already running here: a burst of callers of a key a remote store must answer sends that
+ * store one read.
  */
-import { Effect, Either } from "effect"
-import type { CacheError } from "../../Errors.js"
-import { ConfigError, FetchTimeout } from "../../Errors.js"
+import { Effect, Either, Exit } from "effect"
+import type { CacheError, FetchTimeout } from "../../Errors.js"
+import { ConfigError } from "../../Errors.js"
 import { noStart } from "../observe.js"
 import type { FetchOptions, FetchPlan } from "./config.js"
 import type { Core } from "./core.js"
 import type { Fetch, Fetches } from "./fetch.js"
 import type { Lookup, Reads } from "./read.js"
 import { Miss, missing, Unknown } from "./read.js"
-import type { Lease } from "./stampede.js"
+import type { PendingRead } from "./stampede.js"
 
 /**
  * The cached value, or the fetched one. `known`: the answer of `reads.now` the caller already got
@@ -26,9 +26,13 @@ export type GetOrFetch<V> = <E = never, R = never>(
   known?: typeof Miss | typeof Unknown
 ) => Effect.Effect<V, E | FetchTimeout | CacheError, R>
 
+/** What waiters of a read get when its reader was interrupted: read again. */
+const Retry: unique symbol = Symbol("@vela/core/Retry")
+const retry = Effect.succeed(Retry)
+
 export const make = <V>(core: Core, reads: Reads<V>, fetches: Fetches<V>): GetOrFetch<V> => {
   const { check, config, counters } = core
-  const { coalescer, lookups } = core.flights
+  const { coalescer, reads: pendingReads } = core.flights
   const { emit } = core.observer
   // An authoritative in-process store answers a read at once: there is no read worth sharing.
   const shareReads = config.stampedeProtection && core.store.sync?.authoritative !== true
@@ -63,49 +67,49 @@ export const make = <V>(core: Core, reads: Reads<V>, fetches: Fetches<V>): GetOr
     }
   }
 
-  /**
-   * The callers that joined each shared read: counted when the read answers, as the read each skipped
-   * would have been (a hit, or a miss that joined the fetch), since a hit must not count as a miss.
-   */
-  const joiners = new WeakMap<Lease, { count: number; hit: boolean | undefined }>()
-
-  const countJoined = (key: string, hit: boolean, count: number) => {
-    for (let i = 0; i < count; i++) {
-      if (!hit) fetches.joined(key, true)
-      else {
-        counters.hits.add(1)
-        emit?.("get", noStart, { key, result: "hit" })
-      }
-    }
+  /** A caller that took another's read counts as that read found: a hit, or a miss (then it fetches or joins). */
+  const countJoined = (key: string, found: Lookup<V>) => {
+    const hit = found._tag === "Fresh"
+    if (hit) counters.hits.add(1)
+    else counters.misses.add(1)
+    emit?.("get", noStart, { key, result: hit ? "hit" : "miss" })
   }
 
-  /** The first caller reads (and fetches) for every caller that comes while it does. */
+  /**
+   * The first caller reads in its own fiber (a hit costs no more than an unshared read); callers that
+   * come while it does wait for what it finds and go on from there each (a fresh value, or the fetch
+   * the first one started). Should the first be interrupted, they try again.
+   */
   const sharedRead = <E, R>(
     key: string,
     fetch: Fetch<V, E, R>,
     plan: FetchPlan<V>
   ): Effect.Effect<V, E | FetchTimeout | CacheError, R> => {
-    const read = (lease: Lease) => {
-      const joined = { count: 0, hit: undefined as boolean | undefined }
-      joiners.set(lease, joined)
-      return Effect.flatMap(lookup(key), (current) => {
-        joined.hit = current._tag === "Fresh"
-        countJoined(key, joined.hit, joined.count)
-        return answer(key, current, fetch, plan)
-      })
+    const pending = pendingReads.get(key)
+    if (pending !== undefined) {
+      return Effect.flatMap(
+        Effect.async<Lookup<V> | typeof Retry, CacheError>((resume) => {
+          pending.waiters.push(resume as PendingRead["waiters"][number])
+        }),
+        (found) => {
+          if (found === Retry) return sharedRead(key, fetch, plan)
+          countJoined(key, found)
+          return answer(key, found, fetch, plan)
+        }
+      )
     }
-    const onJoin = (lease: Lease) => {
-      const joined = joiners.get(lease)!
-      if (joined.hit === undefined) joined.count++
-      else countJoined(key, joined.hit, 1)
-    }
-    // Each caller waits for the read's own answer, which the fetch's or refresh's hold bounds: a
-    // stale value the refresh falls back to must reach the joiners too, not a timeout of their own
-    // (so `onTimeout` never runs: a wait without a deadline on a flight without a hold).
-    return lookups.run(key, read, onJoin, {
-      timeoutMillis: Infinity,
-      onTimeout: () => Effect.fail(new FetchTimeout({ key, timeout: config.stampedeTimeout }))
-    })
+    const mine: PendingRead = { waiters: [] }
+    pendingReads.set(key, mine)
+    return lookup(key).pipe(
+      Effect.onExit((exit) =>
+        Effect.sync(() => {
+          if (pendingReads.get(key) === mine) pendingReads.delete(key)
+          const found = Exit.isInterrupted(exit) ? retry : exit
+          for (const resume of mine.waiters) resume(found)
+        })
+      ),
+      Effect.flatMap((current) => answer(key, current, fetch, plan))
+    )
   }
 
   return <E, R>(

@@ -8,8 +8,8 @@
  * would otherwise answer once per caller. (2) `Coalescer` (below) shares one fetch among the
  * `getOrFetch` calls of this cache that found the key missing or stale, whichever API they came
  * through: it owns the fetch's fiber, its hold on the key, and every waiter's deadline. Where the
- * store must be asked (remote, or a near cache's miss), a second one (`Flights.lookups`) shares that
- * read and what follows it among the Effect API's callers, as (1) does for the facade's. (3) The
+ * store must be asked (remote, or a near cache's miss), the read before it is shared too
+ * (`Flights.reads`): callers that come while it runs take what it finds instead of reading. (3) The
  * store's `singleFlight` shares one fetch among processes (a Redis lease, a cluster key's owner); it
  * is entered by the one fetch (2) lets run, so a process sends one lease request per key, not one
  * per caller. In-process stores have the default single flight, which runs the fetch and writes.
@@ -59,13 +59,12 @@ export interface Wait<A, E> {
 export interface Coalescer {
   /**
    * Runs `fetch` for `key` unless a fetch of `key` is already running, in which case it calls
-   * `onJoin` with that fetch's lease and waits for that one instead; either way the caller waits as
-   * `wait` says.
+   * `onJoin` and waits for that one instead; either way the caller waits as `wait` says.
    */
   readonly run: <A, E, R, E2>(
     key: string,
     fetch: (lease: Lease) => Effect.Effect<A, E, R>,
-    onJoin: (lease: Lease) => void,
+    onJoin: () => void,
     wait: Wait<A, E2>
   ) => Effect.Effect<A, E | E2, R>
   /** Whether a fetch of `key` is running. */
@@ -76,7 +75,7 @@ export interface Coalescer {
   readonly releaseAll: () => void
 }
 
-/** A coalescer whose fetches hold their key `holdMillis` at most (`Infinity`: unbounded, no timer). */
+/** A coalescer whose fetches hold their key `holdMillis` at most. */
 export const makeCoalescer = (scope: Scope.Scope, clock: Clock.Clock, holdMillis: number): Coalescer => {
   const flights = new Map<string, Flight>()
   const release = (key: string, flight = flights.get(key)) => {
@@ -88,13 +87,13 @@ export const makeCoalescer = (scope: Scope.Scope, clock: Clock.Clock, holdMillis
     run: <A, E, R, E2>(
       key: string,
       fetch: (lease: Lease) => Effect.Effect<A, E, R>,
-      onJoin: (lease: Lease) => void,
+      onJoin: () => void,
       wait: Wait<A, E2>
     ) =>
       Effect.suspend((): Effect.Effect<A, E | E2, R> => {
         const current = flights.get(key)
         if (current !== undefined) {
-          onJoin(current)
+          onJoin()
           return current.wait(wait) as Effect.Effect<A, E | E2>
         }
         const flight = new Flight(clock, scope, holdMillis)
@@ -123,6 +122,11 @@ export const makeCoalescer = (scope: Scope.Scope, clock: Clock.Clock, holdMillis
   }
 }
 
+/** A read in flight: the callers waiting for it, each resumed with what it found. */
+export interface PendingRead {
+  readonly waiters: Array<(found: Effect.Effect<unknown, unknown>) => void>
+}
+
 /**
  * What a cache holds of its keys' fetches: the coalescer, the leases of fetches run without
  * protection, and the refreshes that failed (until when their stale value is served without
@@ -132,10 +136,10 @@ export const makeCoalescer = (scope: Scope.Scope, clock: Clock.Clock, holdMillis
 export interface Flights {
   readonly coalescer: Coalescer
   /**
-   * Shares the read of a remote store that comes before a fetch (and the fetch after it) among the
-   * callers that find a key neither here nor in flight: a burst of callers sends one read, not one each.
+   * The reads of a store that must be asked (remote, or a near cache's miss) running for
+   * `getOrFetch`, each with the callers of its key that came while it ran and wait for what it finds.
    */
-  readonly lookups: Coalescer
+  readonly reads: Map<string, PendingRead>
   /** Runs a fetch of `key` without the coalescer, holding a lease a write of the key takes away. */
   readonly unshared: <A, E, R>(key: string, fetch: (lease: Lease) => Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
   /** Keys whose refresh failed, and until when their stale value is served without another try. */
@@ -147,15 +151,12 @@ export interface Flights {
 
 export const makeFlights = (scope: Scope.Scope, clock: Clock.Clock, holdMillis: number): Flights => {
   const coalescer = makeCoalescer(scope, clock, holdMillis)
-  // No hold of its own (no timer fiber per read, hits included): the fetch or refresh a read leads to
-  // is held by `coalescer`, whose timeout answer (FetchTimeout, or the stale value) is then the read's,
-  // and the read itself is bounded by the store, as each caller's own read was.
-  const lookups = makeCoalescer(scope, clock, Infinity)
+  const reads = new Map<string, PendingRead>()
   const leases = new Map<string, Set<{ held: boolean }>>()
   const backoff = new Map<string, number>()
   return {
     coalescer,
-    lookups,
+    reads,
     unshared: (key, fetch) =>
       Effect.suspend(() => {
         const lease = { held: true }
@@ -171,7 +172,7 @@ export const makeFlights = (scope: Scope.Scope, clock: Clock.Clock, holdMillis: 
     backoff,
     drop: (key) => {
       coalescer.release(key)
-      lookups.release(key)
+      reads.delete(key)
       backoff.delete(key)
       const held = leases.get(key)
       if (held === undefined) return
@@ -180,7 +181,7 @@ export const makeFlights = (scope: Scope.Scope, clock: Clock.Clock, holdMillis: 
     },
     dropAll: () => {
       coalescer.releaseAll()
-      lookups.releaseAll()
+      reads.clear()
       backoff.clear()
       for (const held of leases.values()) for (const lease of held) lease.held = false
       leases.clear()
@@ -246,7 +247,7 @@ class Flight implements Lease {
    * interrupt `fetch`, whose exit then reaches nobody.
    */
   hold(fetch: Fiber.RuntimeFiber<unknown, unknown>, letGo: () => void): Effect.Effect<void> {
-    if (this.#exit !== undefined || this.holdMillis === Infinity) return Effect.void
+    if (this.#exit !== undefined) return Effect.void
     const expire = Effect.sync(() => {
       if (this.#exit !== undefined) return
       this.#expired = true
