@@ -5,11 +5,14 @@
  * call). In one process for every contender (in-process and over Redis), then across 3 processes
  * (children running `packages/bench/scripts/stampede_child.mjs`, 3,334 callers each) over one Redis:
  * Vela's distributed single flight (the Redis store's lease) beside bentocache and raw ioredis.
+ * In process, a floor row parks each caller's fiber with `Effect.async` and nothing else: the
+ * runtime's own cost, under which no Effect API that gives each caller a fiber can wait.
  * Each run uses a key nobody has read. Run: `npm run bench -- stampede`.
  */
+import { Effect } from "effect"
 import { fileURLToPath } from "node:url"
 import { forkAll } from "./internal/children.js"
-import type { Contender, Factory } from "./internal/contenders.js"
+import type { Contender, Factory, Value } from "./internal/contenders.js"
 import * as Drive from "./internal/drive.js"
 import type { Env } from "./internal/env.js"
 import * as InProcessContenders from "./internal/inProcessContenders.js"
@@ -17,6 +20,56 @@ import { collect, full, percentile } from "./internal/measure.js"
 import * as RemoteContenders from "./internal/remoteContenders.js"
 import type { Chart, SuiteResult, Table } from "./internal/report.js"
 import { fmtMs, message, progress } from "./internal/report.js"
+
+/** The floor's one fetch of a key, and the callers parked until it answers. */
+interface Flight {
+  value: Value | undefined
+  readonly parked: Array<(answer: Effect.Effect<Value>) => void>
+}
+
+/**
+ * The lower bound of any Effect API here: one fetch, and each caller's fiber parked by `Effect.async`
+ * until it answers, with nothing else (no store, no timeout, no counting). What it waits is what the
+ * runtime costs to start and resume 10,000 fibers.
+ */
+const fiberFloor: Factory = {
+  name: "Effect fibers (floor)",
+  group: "in-process",
+  make: async () => {
+    const flights = new Map<string, Flight>()
+    return {
+      name: "Effect fibers (floor)",
+      group: "in-process",
+      floor: true,
+      usage: "one fetch per key, callers parked with Effect.async: no cache, the runtime's own cost",
+      api: {
+        _tag: "effect",
+        ops: {
+          get: () => Effect.succeedNone,
+          set: () => Effect.void,
+          getOrFetch: (key, fetch) =>
+            Effect.suspend(() => {
+              let flight = flights.get(key)
+              if (flight?.value !== undefined) return Effect.succeed(flight.value)
+              if (flight === undefined) {
+                const started: Flight = { value: undefined, parked: [] }
+                flights.set(key, flight = started)
+                void Effect.runPromise(fetch(key)).then((value) => {
+                  started.value = value
+                  for (const resume of started.parked) resume(Effect.succeed(value))
+                })
+              }
+              const parked = flight.parked
+              return Effect.async<Value>((resume) => {
+                parked.push(resume)
+              })
+            })
+        }
+      },
+      close: async () => flights.clear()
+    }
+  }
+}
 
 const CALLERS = 10_000
 const FETCH_MILLIS = 20
@@ -153,7 +206,9 @@ const table = (title: string, rows: ReadonlyArray<Row>): Table => ({
 export const run = async (env: Env): Promise<SuiteResult> => {
   const rows: Array<Row> = []
   const notes: Array<string> = []
-  for (const factory of InProcessContenders.inProcess(1_000)) await inOneProcess("in process", factory, rows)
+  for (const factory of [...InProcessContenders.inProcess(1_000), fiberFloor]) {
+    await inOneProcess("in process", factory, rows)
+  }
   const redis = await env.redis()
   if ("url" in redis) {
     for (const factory of RemoteContenders.onRedis(redis.url, 1_000)) {
@@ -201,6 +256,18 @@ export const run = async (env: Env): Promise<SuiteResult> => {
         }`
     }.`
   )
+  // Issue 18: the Effect API's p50 at most half Effect Cache's; the floor shows how low any fiber-per-caller API goes.
+  const p50Of = (contender: string) =>
+    rows.find((row) => row.setting === "in process" && row.contender === contender)?.p50
+  const [velaP50, effectCacheP50, floorP50] = ["Vela (Effect)", "Effect Cache", fiberFloor.name].map(p50Of)
+  if (velaP50 !== undefined && effectCacheP50 !== undefined && floorP50 !== undefined) {
+    const ratio = velaP50 / effectCacheP50
+    notes.push(
+      `Goal: Vela (Effect) wait p50 at most half Effect Cache's in process — ${ratio <= 0.5 ? "met" : "MISSED"}: ` +
+        `${fmtMs(velaP50)} vs ${fmtMs(effectCacheP50)} (${ratio.toFixed(2)}×); fibers parked with nothing else ` +
+        `(the floor) wait ${fmtMs(floorP50)} (${(floorP50 / effectCacheP50).toFixed(2)}×).`
+    )
+  }
   const settings = [...new Set(rows.map((row) => row.setting))]
   const chart: Chart = {
     file: "stampede.svg",

@@ -8,8 +8,9 @@
  * W-TinyLFU (Einziger, Friedman and Manes, "TinyLFU: A Highly Efficient Cache Admission Policy",
  * 2017): a 1% LRU window in front of a segmented LRU (20% probation, 80% protected), where an entry
  * leaving the window displaces the main region's victim only if a count-min sketch of recent
- * accesses has seen it more often. The store evicts before it inserts, so the entry being written is
- * never the victim.
+ * accesses has seen it more often (or, one time in 128, as often: Caffeine's guard against a flood
+ * that keeps the victim popular; the sketch's hash is seeded per cache for the same reason). The
+ * store evicts before it inserts, so the entry being written is never the victim.
  */
 import type { EvictionPolicy } from "../Backend.js"
 import type { ExpiryHeap } from "./expiryHeap.js"
@@ -188,6 +189,8 @@ class FrequencySketch {
   readonly #table: Uint8Array
   readonly #mask: number
   readonly #sampleSize: number
+  /** Unknown outside the process, so that nobody can pick keys that share a hot key's counters. */
+  readonly #seed = (Math.random() * 2 ** 32) >>> 0
   #additions = 0
 
   constructor(capacity: number) {
@@ -198,14 +201,14 @@ class FrequencySketch {
   }
 
   frequency(key: string): number {
-    const hash = hashOf(key)
+    const hash = hashOf(key, this.#seed)
     let min = 15
     for (let row = 0; row < 4; row++) min = Math.min(min, this.#counter(this.#slot(hash, row)))
     return min
   }
 
   increment(key: string): void {
-    const hash = hashOf(key)
+    const hash = hashOf(key, this.#seed)
     let added = false
     for (let row = 0; row < 4; row++) {
       const slot = this.#slot(hash, row)
@@ -233,12 +236,19 @@ class FrequencySketch {
   }
 }
 
-/** FNV-1a over the key's UTF-16 code units. */
-const hashOf = (key: string): number => {
-  let hash = 0x811c9dc5
+/** FNV-1a over the key's UTF-16 code units, from a seeded offset. */
+const hashOf = (key: string, seed: number): number => {
+  let hash = 0x811c9dc5 ^ seed
   for (let i = 0; i < key.length; i++) hash = Math.imul(hash ^ key.charCodeAt(i), 0x01000193)
   return hash >>> 0
 }
+
+/**
+ * Caffeine's defence against a flood of requests that keeps the main region's victim popular (or
+ * shares its counters) so that no candidate gets in: a warm candidate that loses still gets in one
+ * time in 128.
+ */
+const lucky = (candidateFrequency: number): boolean => candidateFrequency >= 6 && Math.random() < 1 / 128
 
 const tinyLfu = (maxSize: number): Policy => {
   const sketch = new FrequencySketch(maxSize)
@@ -282,8 +292,9 @@ const tinyLfu = (maxSize: number): Policy => {
       const candidate = window.head
       if (candidate === null) return mainVictim ?? undefined
       if (mainVictim === null) return candidate
-      if (sketch.frequency(candidate.key) <= sketch.frequency(mainVictim.key)) return candidate
-      // The candidate is more popular than the main region's victim: it is admitted in its place.
+      const candidateFrequency = sketch.frequency(candidate.key)
+      if (candidateFrequency <= sketch.frequency(mainVictim.key) && !lucky(candidateFrequency)) return candidate
+      // The candidate is more popular than the main region's victim (or lucky): it is admitted in its place.
       window.unlink(candidate)
       probation.append(candidate)
       return mainVictim

@@ -7,7 +7,9 @@
  * shared call covers the store read before the fetch too, which a remote store (Redis, a cluster)
  * would otherwise answer once per caller. (2) `Coalescer` (below) shares one fetch among the
  * `getOrFetch` calls of this cache that found the key missing or stale, whichever API they came
- * through: it owns the fetch's fiber, its hold on the key, and every waiter's deadline. (3) The
+ * through: it owns the fetch's fiber, its hold on the key, and every waiter's deadline. Where the
+ * store must be asked (remote, or a near cache's miss), the read before it is shared too
+ * (`Flights.reads`): callers that come while it runs take what it finds instead of reading. (3) The
  * store's `singleFlight` shares one fetch among processes (a Redis lease, a cluster key's owner); it
  * is entered by the one fetch (2) lets run, so a process sends one lease request per key, not one
  * per caller. In-process stores have the default single flight, which runs the fetch and writes.
@@ -15,9 +17,11 @@
  * unchanged. Invariant: per key, at most one fetch per process runs under stampede protection, and
  * at most one per cluster where the store has a single flight.
  *
- * Concurrency: the first caller registers a flight under the key and forks the fetch into the
- * cache's scope, so the fetch belongs to no caller: a caller interrupted while it waits leaves it
- * running for everybody else. Every caller, the first included, then waits on the flight with
+ * Concurrency: the first caller registers a flight under the key and starts the fetch in a fiber of
+ * the cache's scope, so the fetch belongs to no caller: a caller interrupted while it waits leaves it
+ * running for everybody else. That fiber starts inside the caller's step rather than queued behind
+ * the fibers already scheduled, so in a burst of callers the fetch's I/O is under way while the
+ * rest still join. Every caller, the first included, then waits on the flight with
  * `Effect.async`, which costs no fiber. Invariant: a key is in the map exactly while its fetch runs;
  * it leaves when the fetch ends, however it ends (success, failure, interruption at close).
  *
@@ -38,7 +42,7 @@
  * `AsyncCache` `orTimeout`, and bentocache's distributed locks for layer (3).
  */
 import type { Clock, Fiber, Scope } from "effect"
-import { Duration, Effect, type Exit, FiberId } from "effect"
+import { Duration, Effect, type Exit, FiberId, Runtime } from "effect"
 
 /** A fetch's hold on its key. */
 export interface Lease {
@@ -99,10 +103,16 @@ export const makeCoalescer = (scope: Scope.Scope, clock: Clock.Clock, holdMillis
             release(key, flight)
             flight.settle(exit)
           })
-        return Effect.forkIn(Effect.onExit(fetch(flight), settle), scope).pipe(
-          Effect.tap((fiber) => flight.hold(fiber, () => release(key, flight))),
-          Effect.zipRight(flight.wait(wait) as Effect.Effect<A, E | E2>)
-        )
+        const fetching = Effect.onExit(fetch(flight), settle)
+        // The fetch starts now, inside this step, not queued behind the callers already scheduled: in a
+        // burst of callers its I/O is under way while they still join.
+        return Effect.flatMap(Effect.runtime<R>(), (runtime) => {
+          const fiber = Runtime.runFork(runtime, fetching, { scope })
+          return Effect.zipRight(
+            flight.hold(fiber, () => release(key, flight)),
+            flight.wait(wait) as Effect.Effect<A, E | E2>
+          )
+        })
       }),
     running: (key) => flights.has(key),
     release: (key) => release(key),
@@ -110,6 +120,11 @@ export const makeCoalescer = (scope: Scope.Scope, clock: Clock.Clock, holdMillis
       for (const [key, flight] of flights) release(key, flight)
     }
   }
+}
+
+/** A read in flight: the callers waiting for it, each resumed with what it found. */
+export interface PendingRead {
+  readonly waiters: Array<(found: Effect.Effect<unknown, unknown>) => void>
 }
 
 /**
@@ -120,6 +135,11 @@ export const makeCoalescer = (scope: Scope.Scope, clock: Clock.Clock, holdMillis
  */
 export interface Flights {
   readonly coalescer: Coalescer
+  /**
+   * The reads of a store that must be asked (remote, or a near cache's miss) running for
+   * `getOrFetch`, each with the callers of its key that came while it ran and wait for what it finds.
+   */
+  readonly reads: Map<string, PendingRead>
   /** Runs a fetch of `key` without the coalescer, holding a lease a write of the key takes away. */
   readonly unshared: <A, E, R>(key: string, fetch: (lease: Lease) => Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
   /** Keys whose refresh failed, and until when their stale value is served without another try. */
@@ -131,10 +151,12 @@ export interface Flights {
 
 export const makeFlights = (scope: Scope.Scope, clock: Clock.Clock, holdMillis: number): Flights => {
   const coalescer = makeCoalescer(scope, clock, holdMillis)
+  const reads = new Map<string, PendingRead>()
   const leases = new Map<string, Set<{ held: boolean }>>()
   const backoff = new Map<string, number>()
   return {
     coalescer,
+    reads,
     unshared: (key, fetch) =>
       Effect.suspend(() => {
         const lease = { held: true }
@@ -150,6 +172,7 @@ export const makeFlights = (scope: Scope.Scope, clock: Clock.Clock, holdMillis: 
     backoff,
     drop: (key) => {
       coalescer.release(key)
+      reads.delete(key)
       backoff.delete(key)
       const held = leases.get(key)
       if (held === undefined) return
@@ -158,6 +181,7 @@ export const makeFlights = (scope: Scope.Scope, clock: Clock.Clock, holdMillis: 
     },
     dropAll: () => {
       coalescer.releaseAll()
+      reads.clear()
       backoff.clear()
       for (const held of leases.values()) for (const lease of held) lease.held = false
       leases.clear()
@@ -193,8 +217,10 @@ class Flight implements Lease {
 
   wait<A, E>(wait: Wait<A, E>): Effect.Effect<unknown, unknown> {
     return Effect.suspend(() => {
-      if (this.#exit !== undefined) return this.#exit
+      // A caller that does not wait (softTimeout 0) takes its fallback even from a fetch that has ended,
+      // as it would had the fetch not started at once.
       if (wait.timeoutMillis <= 0 || this.#expired) return wait.onTimeout()
+      if (this.#exit !== undefined) return this.#exit
       const timeout = wait.timeoutMillis < this.holdMillis ? wait.timeoutMillis : Infinity
       const existing = this.#queues.get(timeout)
       const queue = existing ?? { waiters: [], first: 0 }
