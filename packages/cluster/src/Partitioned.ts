@@ -47,6 +47,7 @@ import * as Batcher from "./internal/batcher.js"
 import { live } from "./internal/live.js"
 import * as Check from "./internal/options.js"
 import * as Apply from "./internal/partitioned/apply.js"
+import * as Atomic from "./internal/partitioned/atomic.js"
 import * as Handoff from "./internal/partitioned/handoff.js"
 import * as Near from "./internal/partitioned/near.js"
 import type { Partition } from "./internal/partitioned/partition.js"
@@ -103,6 +104,7 @@ export const make = (
       self: node.id,
       node,
       batcher: Batcher.make(node),
+      leaf: Batcher.make(node),
       ring: new Ring(node.id, node.currentMembers, copies, virtualNodes, grace),
       spaces: makeSpaces(backend, yield* Effect.scope, grace),
       replicas,
@@ -112,15 +114,16 @@ export const make = (
     }
     const near = Near.make(p)
     const apply = Apply.make(p, near)
+    const atomic = Atomic.make(p, apply)
     const here = Serve.makeHere(p, apply)
-    yield* Serve.serve(p, apply, here, near)
+    yield* Serve.serve(p, apply, atomic, here, near)
     yield* Handoff.start(p)
     return Topology.Topology.of({
       name: `partitioned (replicas ${replicas})`,
       open: (open) =>
         Effect.gen(function*() {
           const space = yield* p.spaces.open(open.namespace, open)
-          return Store.make(p, apply, here, space, open, yield* node.shareStats(open.namespace, open.stats))
+          return Store.make(p, apply, atomic, here, space, open, yield* node.shareStats(open.namespace, open.stats))
         })
     })
   })
