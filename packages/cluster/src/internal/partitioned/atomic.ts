@@ -36,9 +36,14 @@ export interface Applied {
 }
 
 export interface Atomic {
+  /**
+   * For `handoffGrace` after a membership change (otherwise nothing): keeps the newest copy of
+   * `key` the other members have, if newer than this node's. Run before `apply`.
+   */
+  readonly catchUp: (space: Space, now: number, key: string) => Effect.Effect<void>
   /** Applies `op` here as its key's owner, its answer taking at most `room` bytes of the reply. */
   readonly apply: (space: Space, from: string, now: number, op: AtomicOp, room: number) => Effect.Effect<Applied>
-  /** `apply`, then waiting for the replicas. */
+  /** `catchUp`, `apply`, then waiting for the replicas. */
   readonly run: (space: Space, from: string, now: number, op: AtomicOp) => Effect.Effect<OpResult>
 }
 
@@ -63,9 +68,8 @@ export const make = (p: Partition, apply: Apply): Atomic => {
     })
   }
 
-  /** Keeps the newest copy of `key` the other members have, if newer than this node's. */
-  const catchUp = (space: Space, now: number, key: string): Effect.Effect<void> => {
-    const others = ring.current().members.filter((m) => m !== self)
+  const catchUp: Atomic["catchUp"] = (space, now, key) => {
+    const others = ring.moving() ? ring.current().members.filter((m) => m !== self) : []
     if (others.length === 0) return Effect.void
     const ns = space.name
     return Effect.flatMap(
@@ -185,7 +189,7 @@ export const make = (p: Partition, apply: Apply): Atomic => {
           (entry) => decide(space, from, op, room, Option.getOrUndefined(entry))
         )
       }))
-    return (ring.moving() ? Effect.zipRight(catchUp(space, now, op.key), decided) : decided).pipe(
+    return decided.pipe(
       Effect.map(([result, copy]): Applied =>
         copy === undefined ? answered(result) : { result, replicated: replicate(op.key, now, copy, result) }
       ),
@@ -194,7 +198,12 @@ export const make = (p: Partition, apply: Apply): Atomic => {
   }
 
   return {
+    catchUp,
     apply: applyHere,
-    run: (space, from, now, op) => Effect.flatMap(applyHere(space, from, now, op, Infinity), (a) => a.replicated)
+    run: (space, from, now, op) =>
+      catchUp(space, now, op.key).pipe(
+        Effect.zipRight(applyHere(space, from, now, op, Infinity)),
+        Effect.flatMap((applied) => applied.replicated)
+      )
   }
 }

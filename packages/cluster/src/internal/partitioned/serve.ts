@@ -208,7 +208,17 @@ export const serve = (p: Partition, { apply, applySync }: Apply, atomic: Atomic,
           ? Effect.succeed(results)
           : Effect.as(Effect.all(replicated, { concurrency: "unbounded", discard: true }), results)
       }
-      return loop()
+      // While entries move, the owner first asks the others for the keys of the batch's atomic
+      // operations, all at once.
+      const atomics = p.ring.moving() ? ops.filter(isAtomic) : []
+      if (atomics.length === 0) return loop()
+      return Effect.zipRight(
+        Effect.forEach(atomics, (op) => inSpace(op, (space) => atomic.catchUp(space, now, op.key), () => undefined), {
+          concurrency: "unbounded",
+          discard: true
+        }),
+        Effect.suspend(loop)
+      )
     })
 
   return node.serve({
