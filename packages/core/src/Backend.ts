@@ -374,7 +374,9 @@ const atomicOperations = (primitives: StorePrimitives): Atomic => {
   /** Runs `attempt` on what the key holds until its write lands; `attempt` says what to write and return. */
   const optimistic = <A>(
     key: string,
-    attempt: (seen: Snapshot | undefined) => Effect.Effect<readonly [next: Entry | undefined | "keep", result: A], CacheError>
+    attempt: (
+      seen: Snapshot | undefined
+    ) => Effect.Effect<readonly [next: Entry | undefined | "keep", result: A], CacheError>
   ): Effect.Effect<A, CacheError> => {
     const loop: Effect.Effect<A, CacheError> = Effect.flatMap(readForUpdate(key), (read) => {
       const seen = Option.getOrUndefined(read)

@@ -5,6 +5,7 @@
 import { Effect, Layer, Option, Stream } from "effect"
 import type { OpenOptions, Store } from "./Backend.js"
 import { Backend, makeStore } from "./Backend.js"
+import { WrongType } from "./Errors.js"
 import { MemoryStore } from "./internal/memoryStore.js"
 import { yieldToEventLoop } from "./internal/yieldToEventLoop.js"
 
@@ -43,6 +44,18 @@ const openStore = (options: OpenOptions, sweepSliceMillis = 2): Store => {
     set: (key, entry) => Effect.sync(() => store.set(key, entry)),
     delete: (key) => Effect.sync(() => store.delete(key)),
     invalidateTag: (tag) => Effect.sync(() => store.invalidateTag(tag)),
+    readForUpdate: (key) => Effect.sync(() => Option.fromNullable(store.readForUpdate(key))),
+    compareAndSet: (key, expected, next) =>
+      Effect.sync(() => store.compareAndSet(key, expected?.token as number | undefined, next)),
+    take: (key) => Effect.sync(() => Option.fromNullable(store.take(key))),
+    touch: (key, expiresAt) => Effect.sync(() => store.touch(key, expiresAt)),
+    increment: (key, by, created) =>
+      Effect.suspend(() => {
+        const sum = store.increment(key, by, created)
+        return Number.isNaN(sum)
+          ? Effect.fail(new WrongType({ key, operation: "increment", expected: "a finite number" }))
+          : Effect.succeed(sum)
+      }),
     clear: Effect.sync(() => store.clear()),
     size: Effect.sync(() => store.size()),
     sweep,

@@ -86,6 +86,18 @@ const makeNear = (l2: Store, clock: { unsafeCurrentTimeMillis(): number }, ttl: 
       return write
     })
 
+  /**
+   * An atomic write of `key` on L2, whose result L1 cannot know: the key leaves L1 before and again
+   * after, so that a read that overlapped it promotes nothing it saw before the write landed.
+   */
+  const rewrite = <A, E>(key: string, write: Effect.Effect<A, E>) => {
+    const drop = Effect.sync(() => {
+      epoch++
+      l1.delete(key)
+    })
+    return Effect.zipRight(drop, Effect.ensuring(write, drop))
+  }
+
   const apply = (invalidation: Invalidation) => {
     epoch++
     switch (invalidation._tag) {
@@ -145,6 +157,12 @@ const makeNear = (l2: Store, clock: { unsafeCurrentTimeMillis(): number }, ttl: 
     },
     delete: (key) => change(() => l1.delete(key), l2.delete(key)),
     invalidateTag: (tag) => change(() => l1.invalidateTag(tag), l2.invalidateTag(tag)),
+    // The atomic operations are L2's: only there is a key's every write ordered.
+    readForUpdate: l2.readForUpdate,
+    compareAndSet: (key, expected, next) => rewrite(key, l2.compareAndSet(key, expected, next)),
+    take: (key) => rewrite(key, l2.take(key)),
+    touch: (key, expiresAt) => rewrite(key, l2.touch(key, expiresAt)),
+    increment: (key, by, created) => rewrite(key, l2.increment(key, by, created)),
     clear: change(() => l1.clear(), l2.clear),
     size: l2.size,
     sweep: Effect.zipRight(Effect.sync(() => l1.sweep(Infinity)), l2.sweep),

@@ -7,12 +7,13 @@
  *
  * @since 0.1.0
  */
-import type { Context, Option, Scope } from "effect"
+import type { Context, Duration, Option, Scope } from "effect"
 import { Effect, Layer } from "effect"
 import type { BackendError, CacheError, ConfigError, FetchTimeout, NotFound } from "./Errors.js"
 import type * as Options from "./internal/cache/config.js"
 import { fromEnvironment } from "./internal/cache/config.js"
 import * as Internal from "./internal/cache/make.js"
+import type * as Memoize from "./internal/cache/memoize.js"
 import * as Local from "./Local.js"
 import * as Memory from "./Memory.js"
 import type { Stats } from "./Stats.js"
@@ -43,6 +44,15 @@ export type PutOptions = Options.PutOptions
  * @category models
  */
 export type FetchOptions<V> = Options.FetchOptions<V>
+
+/**
+ * Options of `memoize`: those of `getOrFetch`, and `key`, the key of a call's arguments (default:
+ * their `Codec.json` encoding).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type MemoizeOptions<V, A extends ReadonlyArray<unknown>> = Memoize.MemoizeOptions<V, A>
 
 /**
  * A cache of values `V` under string keys; one per Tag.
@@ -80,6 +90,48 @@ export interface Cache<V> {
   ) => Effect.Effect<void, CacheError>
   /** Removes `keys` in one batch; returns how many live entries were removed. */
   readonly deleteMany: (keys: ReadonlyArray<string>) => Effect.Effect<number, CacheError>
+  /**
+   * The time `key` has left (`Duration.infinity`: no expiry), `None` when it has no live entry. An
+   * entry fetched with grace: the time until it turns stale.
+   */
+  readonly ttl: (key: string) => Effect.Effect<Option.Option<Duration.Duration>, CacheError>
+  /**
+   * Gives the live entry a new TTL from now (default: `defaultTtl`), value and tags unchanged;
+   * `false` when there is none. An entry fetched with grace: when it is dropped, not its freshness.
+   */
+  readonly touch: (key: string, ttl?: Duration.DurationInput | "infinity") => Effect.Effect<boolean, CacheError>
+  /** Gets and deletes the live entry as one step: of concurrent takers of a key, exactly one gets it. */
+  readonly take: (key: string) => Effect.Effect<Option.Option<V>, CacheError>
+  /**
+   * Adds `by` (default 1) to the number under `key` as one step and returns the sum; an absent key
+   * starts at 0, created with `options` (default: `defaultTtl`, no tags), a live counter keeps its
+   * TTL and tags. `WrongType` when the key holds a non-number; `ConfigError` for a non-finite `by`.
+   */
+  readonly increment: (key: string, by?: number, options?: PutOptions) => Effect.Effect<number, CacheError>
+  /**
+   * Replaces the live value with `f(value)` (optimistic: `f` may run more than once when another
+   * write races) and returns it; `None` when there is no live entry. `options` replace the entry's
+   * TTL and tags where given; otherwise it keeps its own.
+   */
+  readonly update: <E = never, R = never>(
+    key: string,
+    f: (value: V) => V | Effect.Effect<V, E, R>,
+    options?: PutOptions
+  ) => Effect.Effect<Option.Option<V>, CacheError | E, R>
+  /**
+   * `fn` with its results cached: each call goes through `getOrFetch` under the key of its
+   * arguments (default: their `Codec.json` encoding; one that does not encode is `InvalidKey`).
+   */
+  readonly memoize: <A extends ReadonlyArray<unknown>, E = never, R = never>(
+    fn: (...args: A) => Effect.Effect<V, E, R>,
+    options?: MemoizeOptions<V, A>
+  ) => (...args: A) => Effect.Effect<V, E | FetchTimeout | CacheError, R>
+  /**
+   * A view whose keys live in the child namespace `name` (opened on first use, closed with this
+   * cache): its flush, size, invalidateTag and stats see only its own entries; it nests, and never
+   * shares an entry with its siblings, this cache or any other cache.
+   */
+  readonly namespace: (name: string) => Cache<V>
 }
 
 /**
@@ -106,7 +158,14 @@ export const make = <V = unknown, I = unknown>(
     invalidateTag: cache.invalidateTag,
     getMany: cache.getMany,
     putMany: cache.putMany,
-    deleteMany: cache.deleteMany
+    deleteMany: cache.deleteMany,
+    ttl: cache.ttl,
+    touch: cache.touch,
+    take: cache.take,
+    increment: cache.increment,
+    update: (key, f, options) => cache.update(key, f, options),
+    memoize: cache.memoize,
+    namespace: cache.namespace
   }))
 
 /**

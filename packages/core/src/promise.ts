@@ -26,10 +26,12 @@ import {
   Runtime
 } from "effect"
 import type { Backend } from "./Backend.js"
-import { CacheClosed } from "./Errors.js"
+import { CacheClosed, ConfigError } from "./Errors.js"
 import { resolve } from "./internal/cache/config.js"
 import type { InternalCache } from "./internal/cache/make.js"
 import * as Internal from "./internal/cache/make.js"
+import * as Memoize from "./internal/cache/memoize.js"
+import * as Namespace from "./internal/cache/namespace.js"
 import { Miss, Unknown } from "./internal/cache/read.js"
 import * as Local from "./Local.js"
 import * as Memory from "./Memory.js"
@@ -109,6 +111,48 @@ export interface Cache<V> extends AsyncDisposable {
   ) => Promise<void>
   /** Removes `keys` in one batch; resolves to how many live entries were removed. */
   readonly deleteMany: (keys: ReadonlyArray<string>) => Promise<number>
+  /**
+   * The time `key` has left in milliseconds (`Infinity`: no expiry), or `undefined` when it has no
+   * live entry.
+   */
+  readonly ttl: (key: string) => Promise<number | undefined>
+  /**
+   * Gives the live entry a new TTL from now (default: `defaultTtl`), value and tags unchanged;
+   * `false` when there is none.
+   */
+  readonly touch: (key: string, ttl?: Duration.DurationInput | "infinity") => Promise<boolean>
+  /** Gets and deletes the live entry as one step: of concurrent takers of a key, exactly one gets it. */
+  readonly take: (key: string) => Promise<V | undefined>
+  /**
+   * Adds `by` (default 1) to the number under `key` as one step and resolves to the sum; an absent
+   * key starts at 0, created with `options`, a live counter keeps its TTL and tags.
+   */
+  readonly increment: (key: string, by?: number, options?: Vela.PutOptions) => Promise<number>
+  /**
+   * Replaces the live value with `f(value)` (optimistic: `f` may run more than once) and resolves
+   * to it, or to `undefined` when there is no live entry; `options` replace TTL and tags where given.
+   * When `f` throws or rejects, nothing changes and the call rejects with that same value.
+   */
+  readonly update: (
+    key: string,
+    f: (value: V) => V | PromiseLike<V>,
+    options?: Vela.PutOptions
+  ) => Promise<V | undefined>
+  /**
+   * `fn` with its results cached: each call goes through `getOrFetch` under the key of its
+   * arguments (default: their `Codec.json` encoding; one that does not encode rejects with
+   * `InvalidKey`); concurrent calls with the same arguments run `fn` once.
+   */
+  readonly memoize: <A extends ReadonlyArray<unknown>>(
+    fn: (...args: A) => V | PromiseLike<V>,
+    options?: Vela.MemoizeOptions<V, A>
+  ) => (...args: A) => Promise<V>
+  /**
+   * A view whose keys live in the child namespace `name`, opened on its first call and closed with
+   * this cache: its flush, size, invalidateTag and stats see only its own entries; it nests. A name
+   * that is not a non-empty string, or holds U+001F, throws `ConfigError`. Its `close` ends the view only.
+   */
+  readonly namespace: (name: string) => Cache<V>
   /** Calls `listener` for every telemetry event of this cache; returns the unsubscribe function. */
   readonly subscribe: (listener: (event: Telemetry.TelemetryEvent) => void) => () => void
   /** Stops the sweeper and releases the backend; later calls reject with `CacheClosed`. */
@@ -127,51 +171,99 @@ export const createCache = <V = unknown, I = V>(options: CacheOptions<V, I> = {}
   const name = config.name ?? "default"
   const resolved = resolve({ ...config, name })
   if (Either.isLeft(resolved)) throw resolved.left
-  const { stampedeProtection } = resolved.right
 
   const tag = Context.GenericTag<InternalCache<V>>(`@vela/core/promise/${name}`)
   const layer = runtimeLayer(options, Layer.scoped(tag, Internal.make<V, I>({ ...config, name })))
   const runtime = ManagedRuntime.make(layer)
 
-  let closed = false
   let closing: Promise<void> | undefined
+  let telemetry: Telemetry.Telemetry["Type"] | undefined
+  const pendingListeners = new Set<(event: Telemetry.TelemetryEvent) => void>()
+  const root: Root<InternalCache<V> | Telemetry.Telemetry> = {
+    runtime,
+    stampedeProtection: resolved.right.stampedeProtection,
+    closed: false,
+    subscribe: (listener) => {
+      if (telemetry !== undefined) return telemetry.subscribe(listener)
+      pendingListeners.add(listener)
+      return () => {
+        pendingListeners.delete(listener)
+        telemetry?.subscribe(listener)()
+      }
+    },
+    close: () => {
+      root.closed = true
+      closing ??= runtime.dispose()
+      return closing
+    }
+  }
+  const build = Effect.map(Effect.all([tag, Telemetry.Telemetry] as const), ([cache, built]) => {
+    if (telemetry === undefined) {
+      telemetry = built
+      for (const listener of pendingListeners) built.subscribe(listener)
+      pendingListeners.clear()
+    }
+    return cache
+  })
+  return facadeOf(root, name, build, true)
+}
+
+/** What a cache and its namespaces' facades share: the runtime, and whether the cache was closed. */
+interface Root<R> {
+  readonly runtime: ManagedRuntime.ManagedRuntime<R, unknown>
+  readonly stampedeProtection: boolean
+  closed: boolean
+  readonly subscribe: Cache<unknown>["subscribe"]
+  readonly close: () => Promise<void>
+}
+
+/**
+ * The facade of the cache `build` gives: the cache itself (`isRoot`), whose failure to build
+ * throws, or one of its namespaces, which opens on the runtime as its first call needs it.
+ */
+const facadeOf = <V, R>(
+  root: Root<R>,
+  name: string,
+  build: Effect.Effect<InternalCache<V>, unknown, R>,
+  isRoot: boolean
+): Cache<V> => {
+  const { runtime, stampedeProtection } = root
+  /** A namespace's facade closes alone; its store closes with the cache. */
+  let viewClosed = false
+  const isClosed = () => root.closed || viewClosed
   const closedError = new CacheClosed({ cache: name })
   let cache: InternalCache<V> | undefined
   /** The cache, once built, when calls may take the paths around the runtime (spans off). */
   let direct: InternalCache<V> | undefined
-  let telemetry: Telemetry.Telemetry["Type"] | undefined
-  const pendingListeners = new Set<(event: Telemetry.TelemetryEvent) => void>()
-  const ready = (built: readonly [InternalCache<V>, Telemetry.Telemetry["Type"]]) => {
-    cache = built[0]
+  const ready = (built: InternalCache<V>) => {
+    cache = built
     direct = cache.direct ? cache : undefined
-    telemetry = built[1]
-    for (const listener of pendingListeners) telemetry.subscribe(listener)
-    pendingListeners.clear()
   }
-  const build = Effect.all([tag, Telemetry.Telemetry] as const)
-  // A backend that builds synchronously (Memory) is ready before `createCache` returns.
-  const exit = runtime.runSyncExit(build)
-  if (Exit.isSuccess(exit)) ready(exit.value)
-  else if (!isAsync(exit.cause)) throw Cause.squash(exit.cause)
-  else runtime.runPromise(build).then(ready, () => {})
+  if (!root.closed) {
+    // A backend that builds synchronously (Memory) is ready before `createCache` returns.
+    const exit = runtime.runSyncExit(build)
+    if (Exit.isSuccess(exit)) ready(exit.value)
+    else if (isAsync(exit.cause)) runtime.runPromise(build).then(ready, () => {})
+    else if (isRoot) throw Cause.squash(exit.cause)
+  }
 
   const settle = <A>(exit: Exit.Exit<A, unknown>): A => {
     if (Exit.isSuccess(exit)) return exit.value
     // A call still running when the cache closed was interrupted by the close.
-    if (closed && Cause.isInterruptedOnly(exit.cause)) throw closedError
+    if (isClosed() && Cause.isInterruptedOnly(exit.cause)) throw closedError
     throw unwrap(Cause.squash(exit.cause))
   }
 
   /** Runs an operation on the runtime; may wait for I/O. */
-  const run = <A>(f: (cache: InternalCache<V>) => Effect.Effect<A, unknown, never>): Promise<A> => {
-    if (closed) return Promise.reject(closedError)
-    const effect = cache === undefined ? Effect.flatMap(tag, f) : f(cache)
+  const run = <A>(f: (cache: InternalCache<V>) => Effect.Effect<A, unknown>): Promise<A> => {
+    if (isClosed()) return Promise.reject(closedError)
+    const effect = cache === undefined ? Effect.flatMap(build, f) : f(cache)
     return runtime.runPromiseExit(effect).then(settle)
   }
 
   /** Runs an operation that never waits (no fetch) synchronously where the store allows it. */
   const runNow = <A>(f: (cache: InternalCache<V>) => Effect.Effect<A, unknown, never>): Promise<A> => {
-    if (closed || cache === undefined || !cache.synchronous) return run(f)
+    if (isClosed() || cache === undefined || !cache.synchronous) return run(f)
     try {
       return Promise.resolve(settle(runtime.runSyncExit(f(cache))))
     } catch (error) {
@@ -191,7 +283,7 @@ export const createCache = <V = unknown, I = V>(options: CacheOptions<V, I> = {}
   const forget = inflight.forget
 
   const getOrFetch = (key: string, fetch: (key: string) => V | PromiseLike<V>, putOptions?: Vela.FetchOptions<V>) => {
-    if (closed) return Promise.reject(closedError)
+    if (isClosed()) return Promise.reject(closedError)
     let found: unknown
     try {
       found = readNow(key)
@@ -215,7 +307,7 @@ export const createCache = <V = unknown, I = V>(options: CacheOptions<V, I> = {}
   const facade: Cache<V> = {
     name,
     get: (key) => {
-      if (closed) return Promise.reject(closedError)
+      if (isClosed()) return Promise.reject(closedError)
       try {
         const found = readNow(key)
         if (found === Miss) return resolvedUndefined
@@ -233,7 +325,7 @@ export const createCache = <V = unknown, I = V>(options: CacheOptions<V, I> = {}
     put: (key, value, putOptions) => {
       forget([key])
       const c = direct
-      if (closed || c === undefined) return run((c) => c.put(key, value, putOptions))
+      if (isClosed() || c === undefined) return run((c) => c.put(key, value, putOptions))
       return fromCallback<void>((done) => c.putCallback(key, value, putOptions, (failure) => done(failure, undefined)))
     },
     delete: (key) => {
@@ -261,18 +353,46 @@ export const createCache = <V = unknown, I = V>(options: CacheOptions<V, I> = {}
       if (Array.isArray(keys)) forget(keys)
       return runNow((c) => c.deleteMany(keys))
     },
-    subscribe: (listener) => {
-      if (telemetry !== undefined) return telemetry.subscribe(listener)
-      pendingListeners.add(listener)
-      return () => {
-        pendingListeners.delete(listener)
-        telemetry?.subscribe(listener)()
+    ttl: (key) =>
+      runNow((c) =>
+        Effect.map(c.ttl(key), Option.match({ onNone: () => undefined, onSome: (left) => Duration.toMillis(left) }))
+      ),
+    touch: (key, ttl) => runNow((c) => c.touch(key, ttl)),
+    take: (key) => {
+      forget([key])
+      return runNow((c) => Effect.map(c.take(key), Option.getOrUndefined))
+    },
+    increment: (key, by, putOptions) => {
+      forget([key])
+      return runNow((c) => c.increment(key, by, putOptions))
+    },
+    update: (key, f, putOptions) => {
+      forget([key])
+      // `f` may answer later: the update runs on the runtime, its throw or rejection carried as thrown
+      // (not a function: left to the cache's check).
+      const apply = typeof f === "function" ? (value: V) => orThrown(() => f(value)) : f
+      return run((c) => Effect.map(c.update(key, apply, putOptions), Option.getOrUndefined))
+    },
+    memoize: (fn, memoOptions) => {
+      const fetched = Memoize.fetchOptions(memoOptions)
+      return (...args) => {
+        const key = Memoize.keyOf(memoOptions, args)
+        if (Either.isLeft(key)) return Promise.reject(key.left)
+        if (typeof fn !== "function") {
+          return Promise.reject(new ConfigError({ field: "fn", reason: "expected a function of the arguments" }))
+        }
+        return getOrFetch(key.right, () => fn(...args), fetched)
       }
     },
+    namespace: (child) => {
+      const invalid = Namespace.checkName(child)
+      if (invalid !== undefined) throw invalid
+      return facadeOf(root, `${name}/${child}`, Effect.flatMap(build, (cache) => cache.child(child)), false)
+    },
+    subscribe: root.subscribe,
     close: () => {
-      closed = true
-      closing ??= runtime.dispose()
-      return closing
+      viewClosed = true
+      return isRoot ? root.close() : Promise.resolve()
     },
     [Symbol.asyncDispose]: () => facade.close()
   }
@@ -355,6 +475,22 @@ const fromCallback = <A>(call: (done: (failure: unknown, value: A) => void) => v
 class Thrown {
   constructor(readonly thrown: unknown) {}
 }
+
+/** What a user function gave, as an Effect: a value, a PromiseLike's result, or what it threw or rejected with. */
+const orThrown = <A>(f: () => A | PromiseLike<A>): Effect.Effect<A, Thrown> => {
+  try {
+    const result = f()
+    return isPromiseLike(result)
+      ? Effect.tryPromise({ try: async () => result, catch: (thrown) => new Thrown(thrown) })
+      : Effect.succeed(result)
+  } catch (thrown) {
+    return Effect.fail(new Thrown(thrown))
+  }
+}
+
+const isPromiseLike = (value: unknown): value is PromiseLike<unknown> =>
+  (typeof value === "object" || typeof value === "function") && value !== null &&
+  typeof (value as { then?: unknown }).then === "function"
 
 const unwrap = (error: unknown): unknown => error instanceof Thrown ? error.thrown : error
 

@@ -16,6 +16,7 @@ import type { Layer } from "effect"
 import { Clock, Effect, FastCheck as fc } from "effect"
 import type { EvictionPolicy, OpenOptions } from "./Backend.js"
 import * as Codec from "./Codec.js"
+import * as Atomic from "./internal/conformance/atomic.js"
 import * as Fetching from "./internal/conformance/fetching.js"
 import * as Model from "./internal/conformance/model.js"
 import * as Values from "./internal/conformance/values.js"
@@ -34,6 +35,11 @@ export interface ConformanceOptions {
   readonly eviction?: { readonly maxSize: number; readonly policy: EvictionPolicy } | undefined
   /** Per-test timeout in milliseconds (default 60,000). */
   readonly timeout?: number | undefined
+  /**
+   * Atomic operations the topology cannot do exactly: their cases check that they fail with
+   * `Unsupported` instead (and the atomic model is skipped).
+   */
+  readonly unsupported?: ReadonlyArray<"take" | "increment" | "update" | "touch"> | undefined
 }
 
 /**
@@ -64,6 +70,7 @@ export const conformance = <E>(
       Fetching.getOrFetch(it, timeout)
       Fetching.inFlight(it, timeout)
       Values.limits(it, timeout)
+      Atomic.atomic(it, timeout, Math.max(5, Math.round(runs / 4)), options.unsupported ?? [])
     })
   })
 }

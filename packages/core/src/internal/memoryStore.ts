@@ -94,6 +94,67 @@ export class MemoryStore {
     this.#policy.inserted(created)
   }
 
+  /** A copy of the live entry for `key` and its write's number (`seq`), without counting as a use. */
+  readForUpdate(key: string): { readonly entry: Entry; readonly token: number } | undefined {
+    const node = this.#live(key)
+    return node === undefined ? undefined : { entry: copy(node), token: node.seq }
+  }
+
+  /**
+   * When `key` still holds the write numbered `token` (`undefined`: no live entry), writes `next`
+   * (`undefined`: removes the key) and returns `true`; otherwise changes nothing.
+   */
+  compareAndSet(key: string, token: number | undefined, next: Entry | undefined): boolean {
+    const node = this.#live(key)
+    if (node?.seq !== token) return false
+    if (next !== undefined) this.set(key, next)
+    else if (node !== undefined) this.#remove(node)
+    return true
+  }
+
+  /** Removes the live entry for `key` and returns a copy of it. */
+  take(key: string): Entry | undefined {
+    const node = this.#live(key)
+    if (node === undefined) return undefined
+    this.#remove(node)
+    return copy(node)
+  }
+
+  /** Sets the live entry's expiry (keeping the heap in step); `false` when none is live. */
+  touch(key: string, expiresAt: number | null): boolean {
+    const node = this.#live(key)
+    if (node === undefined) return false
+    if (node.expiresAt !== null) this.#heap.remove(node)
+    node.expiresAt = expiresAt
+    node.seq = this.#seq++
+    if (expiresAt !== null) this.#heap.push(node)
+    this.#policy.used(node, true)
+    return true
+  }
+
+  /**
+   * Adds `by` to the number under `key` (absent: 0, written with `created`) and returns the sum;
+   * `NaN`, writing nothing, when the key holds a non-number or the sum is not finite.
+   */
+  increment(
+    key: string,
+    by: number,
+    created: { readonly expiresAt: number | null; readonly tags: ReadonlyArray<string> }
+  ): number {
+    const node = this.#live(key)
+    const current = node === undefined ? 0 : node.value
+    const sum = typeof current === "number" ? current + by : NaN
+    if (!Number.isFinite(sum)) return NaN
+    if (node === undefined) {
+      this.set(key, { value: sum, expiresAt: created.expiresAt, tags: created.tags, version: 0 })
+      return sum
+    }
+    node.value = sum
+    node.seq = this.#seq++
+    this.#policy.used(node, true)
+    return sum
+  }
+
   /** Removes `key`; `true` when a live entry was removed. */
   delete(key: string): boolean {
     const node = this.#map.get(key)
@@ -205,5 +266,12 @@ export class MemoryStore {
     }
   }
 }
+
+const copy = (node: Node): Entry => ({
+  value: node.value,
+  expiresAt: node.expiresAt,
+  tags: node.tags,
+  version: node.version
+})
 
 const isExpired = (node: Entry, now: number): boolean => node.expiresAt !== null && node.expiresAt <= now

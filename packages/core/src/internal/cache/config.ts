@@ -8,6 +8,7 @@ import type { EvictionPolicy } from "../../Backend.js"
 import * as Codec from "../../Codec.js"
 import { ConfigError } from "../../Errors.js"
 import * as Check from "../config.js"
+import { SEPARATOR } from "./namespace.js"
 
 export interface Config<V = unknown, I = unknown> {
   /** Namespace on the backend; default: the Tag's key. */
@@ -46,7 +47,14 @@ export interface PutOptions {
   readonly tags?: ReadonlyArray<string> | undefined
 }
 
-export interface FetchOptions<V> extends PutOptions {
+export interface FetchOptions<V> {
+  /**
+   * TTL of the fetched value (default: the cache's `defaultTtl`); a function of the value decides
+   * per value (`(user) => user.isAdmin ? "1 minute" : "1 hour"`).
+   */
+  readonly ttl?: Duration.DurationInput | "infinity" | ((value: V) => Duration.DurationInput | "infinity") | undefined
+  /** Tags of the fetched value, or a function of the value that gives them. */
+  readonly tags?: ReadonlyArray<string> | ((value: V) => ReadonlyArray<string>) | undefined
   /**
    * How long past its TTL the fetched entry is kept, to be served stale while a refresh runs
    * (stale-while-revalidate). Plain reads (`get`, `getOption`, `getMany`) treat it as expired.
@@ -90,6 +98,11 @@ export const resolve = <V, I>(
     if (unknown !== undefined) return yield* Either.left(unknown)
     if (typeof config.name !== "string" || config.name.length === 0) {
       return yield* Either.left(new ConfigError({ field: "name", reason: "expected a non-empty string" }))
+    }
+    if (config.name.includes(SEPARATOR)) {
+      return yield* Either.left(
+        new ConfigError({ field: "name", reason: "a name may not hold U+001F (it separates namespaces)" })
+      )
     }
     const prefix = config.telemetryPrefix ?? ["vela", "cache"]
     if (
@@ -153,6 +166,9 @@ export interface EntryOptions {
 
 /** What a `getOrFetch` does on a miss or a stale read, from its options and the config's defaults. */
 export interface FetchPlan<V> extends EntryOptions {
+  /** The ttl and tags of a fetched value, when options gave them as functions of it (else `ttl` and `tags`). */
+  readonly ttlOf: ((value: V) => unknown) | undefined
+  readonly tagsOf: ((value: V) => unknown) | undefined
   readonly grace: number
   readonly softTimeout: number
   readonly hardTimeout: number
@@ -177,12 +193,21 @@ export const makeOptions = (resolved: ResolvedConfig) => {
     grace: resolved.grace,
     softTimeout: resolved.softTimeout,
     hardTimeout: resolved.hardTimeout,
-    cacheIf: undefined
+    cacheIf: undefined,
+    ttlOf: undefined,
+    tagsOf: undefined
   }
   const plan = <V>(options: FetchOptions<V> | undefined): Either.Either<FetchPlan<V>, ConfigError> => {
     const malformed = Check.options("options", options, fetchFields)
     if (malformed !== undefined) return Either.left(malformed)
-    const parsed = entry(options)
+    const ttlOf = typeof options?.ttl === "function" ? options.ttl : undefined
+    const tagsOf = typeof options?.tags === "function" ? options.tags : undefined
+    const parsed = entry(
+      ttlOf === undefined && tagsOf === undefined ? options as PutOptions | undefined : {
+        ttl: ttlOf === undefined ? options?.ttl as PutOptions["ttl"] : undefined,
+        tags: tagsOf === undefined ? options?.tags as PutOptions["tags"] : undefined
+      }
+    )
     if (Either.isLeft(parsed)) return Either.left(parsed.left)
     if (options === undefined) return Either.right({ ...parsed.right, ...fetchDefaults })
     const grace = options.grace === undefined
@@ -205,7 +230,9 @@ export const makeOptions = (resolved: ResolvedConfig) => {
       grace: grace.right,
       softTimeout: softTimeout.right,
       hardTimeout: hardTimeout.right,
-      cacheIf: options.cacheIf
+      cacheIf: options.cacheIf,
+      ttlOf,
+      tagsOf
     })
   }
   return { entry, plan }

@@ -22,6 +22,8 @@ import { makeFlights } from "./stampede.js"
 
 export interface Core {
   readonly name: string
+  /** The cache's namespace on the backend: its name, or a namespace's path (see `namespace.ts`). */
+  readonly namespace: string
   readonly config: ResolvedConfig
   readonly options: ReturnType<typeof makeOptions>
   readonly clock: Clock.Clock
@@ -37,7 +39,8 @@ export interface Core {
 
 /** Opens the cache's namespace on the `Topology` in context and starts its sweeper, both for the scope's life. */
 export const make = (
-  config: ResolvedConfig
+  config: ResolvedConfig,
+  namespace: string = config.name
 ): Effect.Effect<Core, ConfigError | BackendError, Topology | Scope.Scope> =>
   Effect.gen(function*() {
     const topology = yield* Topology
@@ -49,7 +52,7 @@ export const make = (
     const observer = Observe.make(telemetry, clock, prefix, name)
     const { emit } = observer
     const store = yield* topology.open({
-      namespace: name,
+      namespace,
       clock,
       codec: Grace.codec(config.codec),
       maxSize: config.maxSize,
@@ -70,6 +73,7 @@ export const make = (
     yield* Effect.forkIn(sweeper(config, clock, store, flights, observer), scope)
     return {
       name,
+      namespace,
       config,
       options: makeOptions(config),
       clock,

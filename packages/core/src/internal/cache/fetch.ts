@@ -6,7 +6,7 @@
 import { Effect, Either, Exit } from "effect"
 import type { Entry } from "../../Backend.js"
 import type { CacheError } from "../../Errors.js"
-import { FetchTimeout } from "../../Errors.js"
+import { ConfigError, FetchTimeout } from "../../Errors.js"
 import * as Check from "../config.js"
 import { Graced } from "../grace.js"
 import { noStart } from "../observe.js"
@@ -17,6 +17,19 @@ import type { Writes } from "./write.js"
 
 /** A fetch of a key: what `getOrFetch` is given. */
 export type Fetch<V, E, R> = (key: string) => Effect.Effect<V, E, R>
+
+/** What an option given as a function of the fetched value says; a throw is a `ConfigError` naming the option. */
+const adaptive = <V>(field: string, of: (value: V) => unknown, value: V): Either.Either<unknown, ConfigError> => {
+  try {
+    return Either.right(of(value))
+  } catch (cause) {
+    return Either.left(
+      new ConfigError({ field, reason: `the function of the fetched value threw: ${describe(cause)}` })
+    )
+  }
+}
+
+const describe = (cause: unknown) => cause instanceof Error ? cause.message : String(cause)
 
 /** Stores a fetched entry, or leaves it out when the fetch no longer holds its key. */
 type Save = (entry: Entry) => Effect.Effect<void, CacheError>
@@ -48,23 +61,34 @@ export const make = <V>(core: Core, writes: Writes<V>): Fetches<V> => {
   const { emit, start } = core.observer
 
   /** The entry of a fetched value; with grace, kept `grace` past its TTL with its freshness inside. */
-  const fetchedEntry = (value: V, ttl: number, plan: FetchPlan<V>): Entry => {
+  const fetchedEntry = (value: V, ttl: number, tags: ReadonlyArray<string>, grace: number): Entry => {
     const now = clock.unsafeCurrentTimeMillis()
-    if (ttl === Infinity) return { value, expiresAt: null, tags: plan.tags, version: 0 }
-    if (plan.grace === 0) return { value, expiresAt: now + ttl, tags: plan.tags, version: 0 }
+    if (ttl === Infinity) return { value, expiresAt: null, tags, version: 0 }
+    if (grace === 0) return { value, expiresAt: now + ttl, tags, version: 0 }
     // A grace that reaches past the longest TTL keeps the stale value with no expiry.
-    const kept = ttl + plan.grace > Check.maxTtlMillis ? null : now + ttl + plan.grace
-    return { value: new Graced(value, now + ttl), expiresAt: kept, tags: plan.tags, version: 0 }
+    const kept = ttl + grace > Check.maxTtlMillis ? null : now + ttl + grace
+    return { value: new Graced(value, now + ttl), expiresAt: kept, tags, version: 0 }
   }
 
-  /** Stores a fetched value through `save` as `cacheIf` decides; `undefined` is never cached. */
+  /**
+   * Stores a fetched value through `save` as `cacheIf` decides (a duration it gives wins over
+   * `ttl`), with the ttl and tags the options give it; `undefined` is never cached.
+   */
   const storeFetched = (value: V, plan: FetchPlan<V>, save: Save): Effect.Effect<void, CacheError> => {
     if (value === undefined) return Effect.void
     const decision = plan.cacheIf === undefined ? true : plan.cacheIf(value)
     if (decision === false) return Effect.void
-    if (decision === true) return save(fetchedEntry(value, plan.ttl, plan))
-    const ttl = Check.ttl("cacheIf", decision)
-    return Either.isLeft(ttl) ? Effect.fail(ttl.left) : save(fetchedEntry(value, ttl.right, plan))
+    const ttl = decision !== true
+      ? Check.ttl("cacheIf", decision)
+      : plan.ttlOf === undefined
+      ? Either.right(plan.ttl)
+      : Either.flatMap(adaptive("ttl", plan.ttlOf, value), (ttl) => Check.ttl("ttl", ttl))
+    if (Either.isLeft(ttl)) return Effect.fail(ttl.left)
+    const tags = plan.tagsOf === undefined
+      ? Either.right(plan.tags)
+      : Either.flatMap(adaptive("tags", plan.tagsOf, value), Check.tags)
+    if (Either.isLeft(tags)) return Effect.fail(tags.left)
+    return save(fetchedEntry(value, ttl.right, tags.right, plan.grace))
   }
 
   /** Writes a fetched entry while `lease` holds the key: a `put` or `delete` since then wins. */

@@ -3,11 +3,14 @@
  * Promise facade holds whole, for the paths that skip the runtime (`now`, `lookupCallback`,
  * `putCallback`, a `getOrFetch` that does not read again).
  */
-import type { Option, Scope } from "effect"
-import { Effect } from "effect"
+import type { Option } from "effect"
+import { Effect, Scope } from "effect"
 import type { BackendError, CacheError, ConfigError, NotFound } from "../../Errors.js"
 import type { Stats } from "../../Stats.js"
 import type { Topology } from "../../Topology.js"
+import type * as Vela from "../../Vela.js"
+import type { Atomics } from "./atomic.js"
+import * as Atomic from "./atomic.js"
 import * as Batch from "./batch.js"
 import type { Config } from "./config.js"
 import { resolve } from "./config.js"
@@ -15,6 +18,8 @@ import * as Core from "./core.js"
 import * as Fetch from "./fetch.js"
 import type { GetOrFetch } from "./getOrFetch.js"
 import * as GetOrFetchOf from "./getOrFetch.js"
+import * as Memoize from "./memoize.js"
+import * as Namespace from "./namespace.js"
 import type { Reads } from "./read.js"
 import * as Read from "./read.js"
 import type { Writes } from "./write.js"
@@ -22,7 +27,7 @@ import * as Write from "./write.js"
 
 type Batches<V> = ReturnType<typeof Batch.make<V>>
 
-export interface InternalCache<V> extends Batches<V> {
+export interface InternalCache<V> extends Batches<V>, Atomics<V> {
   readonly name: string
   readonly get: (key: string) => Effect.Effect<V, NotFound | CacheError>
   readonly getOption: (key: string) => Effect.Effect<Option.Option<V>, CacheError>
@@ -46,6 +51,11 @@ export interface InternalCache<V> extends Batches<V> {
   readonly lookupCallback: Reads<V>["lookupCallback"]
   readonly putCallback: Writes<V>["putCallback"]
   readonly joined: Fetch.Fetches<V>["joined"]
+  readonly memoize: Vela.Cache<V>["memoize"]
+  /** The Effect API's view of the namespace `name`. */
+  readonly namespace: (name: string) => Vela.Cache<V>
+  /** The cache of the namespace `name`, opened on the first call. */
+  readonly child: (name: string) => Effect.Effect<InternalCache<V>, CacheError>
 }
 
 /**
@@ -53,17 +63,32 @@ export interface InternalCache<V> extends Batches<V> {
  * stops the sweeper and any running fetch, and every later call fails with `CacheClosed`.
  */
 export const make = <V = unknown, I = unknown>(
-  config: Config<V, I> & { readonly name: string }
+  config: Config<V, I> & { readonly name: string },
+  namespace?: string
 ): Effect.Effect<InternalCache<V>, ConfigError | BackendError, Topology | Scope.Scope> =>
   Effect.gen(function*() {
-    const core = yield* Core.make(yield* resolve(config))
+    const core = yield* Core.make(yield* resolve(config), namespace)
+    // A namespace opens later, on its first call: on what this cache runs on, in its scope.
+    const context = yield* Effect.context<Topology>()
+    const scope = yield* Effect.scope
+    const child = Namespace.children<V>(core.closed, (name) =>
+      make<V, I>({ ...config, name: `${core.name}/${name}` }, `${core.namespace}${Namespace.SEPARATOR}${name}`).pipe(
+        Scope.extend(scope),
+        Effect.provide(context),
+        Effect.withClock(core.clock)
+      ))
+    const getOrFetchSpan: InternalCache<V>["getOrFetch"] = (key, fetch, options, known) =>
+      core.observer.span("get_or_fetch", key, getOrFetch(key, fetch, options, known))
     const reads = Read.make<V>(core)
     const writes = Write.make<V>(core)
     const fetches = Fetch.make(core, writes)
     const getOrFetch = GetOrFetchOf.make(core, reads, fetches)
     const batches = Batch.make(core, reads)
+    const atomics = Atomic.make<V>(core, writes)
     const { span, spans } = core.observer
-    const stats = core.store.stats ?? Effect.sync(() => core.counters.snapshot())
+    const stats = core.store.stats ?? Effect.sync(() =>
+      core.counters.snapshot()
+    )
     return {
       name: core.name,
       get: (key) => span("get", key, reads.get(key)),
@@ -74,11 +99,16 @@ export const make = <V = unknown, I = unknown>(
       flush: () => span("flush", undefined, writes.flush),
       size: () => span("size", undefined, writes.size),
       stats: () => stats,
-      getOrFetch: (key, fetch, options, known) => span("get_or_fetch", key, getOrFetch(key, fetch, options, known)),
+      getOrFetch: getOrFetchSpan,
       invalidateTag: (tag) => span("invalidate_tag", undefined, writes.invalidateTag(tag), tag),
       getMany: (keys) => span("get_many", undefined, batches.getMany(keys)),
       putMany: (entries, options) => span("put_many", undefined, batches.putMany(entries, options)),
       deleteMany: (keys) => span("delete_many", undefined, batches.deleteMany(keys)),
+      ttl: (key) => span("ttl", key, atomics.ttl(key)),
+      touch: (key, ttl) => span("touch", key, atomics.touch(key, ttl)),
+      take: (key) => span("take", key, atomics.take(key)),
+      increment: (key, by, options) => span("increment", key, atomics.increment(key, by, options)),
+      update: (key, f, options) => span("update", key, atomics.update(key, f, options)),
       direct: !spans,
       // A synchronous write marks a store that does nothing beyond this process's memory (Replicated
       // reads in place too, but its writes, deletes and flushes travel to its peers).
@@ -87,6 +117,9 @@ export const make = <V = unknown, I = unknown>(
       now: reads.now,
       lookupCallback: reads.lookupCallback,
       putCallback: writes.putCallback,
-      joined: fetches.joined
+      joined: fetches.joined,
+      memoize: Memoize.make(getOrFetchSpan),
+      namespace: (name) => Namespace.view(`${core.name}/${name}`, child(name)),
+      child
     }
   })

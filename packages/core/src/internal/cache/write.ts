@@ -15,7 +15,17 @@ import type { PutOptions } from "./config.js"
 import { putFields } from "./config.js"
 import type { Core } from "./core.js"
 
+/** Where a new entry goes: its expiry and its tags. */
+export interface Placement {
+  readonly expiresAt: number | null
+  readonly tags: ReadonlyArray<string>
+}
+
 export interface Writes<V> {
+  /** The expiry and tags of a write with `options` (a `put`'s, checked as `put` checks them). */
+  readonly placement: (options: PutOptions | undefined) => Either.Either<Placement, CacheError>
+  /** The expiry of an entry written now with a TTL of `ttl` milliseconds (`Infinity`: none). */
+  readonly expiresAt: (ttl: number) => number | null
   /** The entry a `put` writes, or why it cannot be written. */
   readonly prepare: (key: string, value: V, options: PutOptions | undefined) => Either.Either<Entry, CacheError>
   /**
@@ -54,18 +64,16 @@ export const make = <V>(core: Core): Writes<V> => {
     if (value === undefined) {
       return Either.left(new CodecError({ key, direction: "encode", cause: "undefined cannot be stored" }))
     }
+    return Either.map(placement(options), ({ expiresAt, tags }) => ({ value, expiresAt, tags, version: 0 }))
+  }
+
+  const placement = (options: PutOptions | undefined): Either.Either<Placement, CacheError> => {
     const malformed = Check.options("options", options, putFields)
     if (malformed !== undefined) return Either.left(malformed)
-    const parsed = core.options.entry(options)
-    if (Either.isLeft(parsed)) return Either.left(parsed.left)
-    const { tags, ttl } = parsed.right
-    return Either.right({
-      value,
-      expiresAt: ttl === Infinity ? null : clock.unsafeCurrentTimeMillis() + ttl,
-      tags,
-      version: 0
-    })
+    return Either.map(core.options.entry(options), ({ tags, ttl }) => ({ expiresAt: expiresAt(ttl), tags }))
   }
+
+  const expiresAt = (ttl: number): number | null => ttl === Infinity ? null : clock.unsafeCurrentTimeMillis() + ttl
 
   const wrote = (key: string, entry: Entry, started: bigint) => {
     counters.writes.add(1)
@@ -165,6 +173,8 @@ export const make = <V>(core: Core): Writes<V> => {
     }))
 
   return {
+    placement,
+    expiresAt,
     prepare,
     write,
     writeCallback,
