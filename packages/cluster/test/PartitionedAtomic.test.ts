@@ -1,9 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
 import { ClusterNode } from "@vela/cluster"
 import type { Backend } from "@vela/core"
-import { NodeUnavailable } from "@vela/core"
+import { Codec, NodeUnavailable } from "@vela/core"
 import { openOptions } from "@vela/core/testing"
-import { Effect, Option } from "effect"
+import { Effect, Option, Schema } from "effect"
 import { pack } from "msgpackr"
 import * as HashRing from "../src/HashRing.js"
 import type { Op } from "../src/internal/protocol.js"
@@ -53,13 +53,15 @@ const laneBatch = (node: ClusterNode.ClusterNode["Type"], peer: string, ops: Rea
   Effect.async<unknown>((resume) => node.batch(peer, 0, ops as ReadonlyArray<Op>, (a) => resume(Effect.succeed(a))))
 
 describe("Partitioned atomic operations", () => {
-  for (const replicas of [0, 1]) {
+  // With the JSON codec the owner adds; with any other, compare-and-set rounds from the requester.
+  const codecs = [["Codec.json", Codec.json], ["another codec", Codec.fromSchema(Schema.Unknown)]] as const
+  for (const [replicas, [codecName, codec]] of [0, 1].flatMap((r) => codecs.map((c) => [r, c] as const))) {
     it.live(
-      `replicas ${replicas}: increments from every node add up exactly; copies agree`,
+      `replicas ${replicas}, ${codecName}: increments from every node add up exactly; copies agree`,
       () =>
         Effect.scoped(Effect.gen(function*() {
           const nodes = yield* cluster((seeds) => startPartitioned(seeds, { replicas }), 3)
-          const stores = yield* Effect.forEach(nodes, open)
+          const stores = yield* Effect.forEach(nodes, (n) => n.topology.open({ ...openOptions(ns), codec }))
           // Owned by each node in turn: every store increments keys it owns and keys of its peers.
           const keys = keysOwnedBy(nodes, 2)
           yield* Effect.forEach(
@@ -86,10 +88,19 @@ describe("Partitioned atomic operations", () => {
           const wrong = yield* Effect.flip(stores[1].increment("text", 1, created))
           assert.strictEqual(wrong._tag, "WrongType")
           assert.strictEqual(Option.getOrThrow(yield* stores[2].get("text")).value, "abc")
+          // A counter keeps its expiry and tags; an absent one starts with those given.
+          const at = Date.now() + 60_000
+          assert.strictEqual(yield* stores[0].increment("fresh", 5, { expiresAt: at, tags: ["t"] }), 5)
+          assert.strictEqual(yield* stores[1].increment("fresh", -2, created), 3)
+          const counter = Option.getOrThrow(yield* stores[2].get("fresh"))
+          assert.deepStrictEqual([counter.value, counter.expiresAt, counter.tags], [3, at, ["t"]])
+          assert.strictEqual((yield* Effect.flip(stores[2].increment("fresh", Infinity, created)))._tag, "WrongType")
         })),
       60_000
     )
+  }
 
+  for (const replicas of [0, 1]) {
     it.live(
       `replicas ${replicas}: of racing takes of a key, exactly one wins; every copy is gone`,
       () =>
@@ -178,12 +189,24 @@ describe("Partitioned atomic operations", () => {
         assert.instanceOf(yield* laneBatch(intruder, a.node.id, [take]), NodeUnavailable)
         // A raw frame with the new operations, before (or instead of) the handshake: closed.
         const port = Number(a.node.id.split(":")[1])
-        for (const op of [take, cas, { _tag: "Touch", ns, key, expiresAt: 1 }, { _tag: "ReadForUpdate", ns, key }]) {
+        const increment = { _tag: "Increment", ns, key, by: 1, expiresAt: null, tags: [] }
+        for (
+          const op of [take, cas, increment, { _tag: "Touch", ns, key, expiresAt: 1 }, {
+            _tag: "ReadForUpdate",
+            ns,
+            key
+          }]
+        ) {
           assert.isTrue((yield* sendRaw(port, lane(pack([0, 0, [op]])), 5_000)).closed)
         }
         // A member's frame whose new operation does not match its Schema closes the lane.
         const b = nodes[1].node
-        for (const bad of [{ _tag: "Take", ns }, { ...cas, expected: 1 }, { _tag: "Touch", ns, key, expiresAt: "x" }]) {
+        for (
+          const bad of [{ _tag: "Take", ns }, { ...cas, expected: 1 }, { _tag: "Touch", ns, key, expiresAt: "x" }, {
+            ...increment,
+            by: "1"
+          }]
+        ) {
           assert.instanceOf(yield* laneBatch(b, a.node.id, [bad]), NodeUnavailable)
         }
         assert.strictEqual(Option.getOrThrow(yield* store.get(key)).value, "kept")

@@ -78,6 +78,18 @@ export const Op = Schema.Union(
   }),
   /** Partitioned, to the owner: removes the live entry and answers it (`Found`), or `Missing`. */
   Schema.TaggedStruct("Take", { ns: Schema.String, key: Schema.String }),
+  /**
+   * Partitioned, to the owner, for a cache whose codec is `Codec.json` (a finite number is its JSON
+   * text): adds `by` to the number the key holds (absent: 0, written with `expiresAt` and `tags`) and
+   * answers the sum (`Sum`), or `Bool` false when the key holds no number or the sum is not finite.
+   */
+  Schema.TaggedStruct("Increment", {
+    ns: Schema.String,
+    key: Schema.String,
+    by: Schema.Number,
+    expiresAt: Schema.NullOr(Schema.Number),
+    tags: Schema.Array(Schema.String)
+  }),
   /** Partitioned, to the owner: gives the live entry this `expiresAt` (`Bool`: whether one was live). */
   Schema.TaggedStruct("Touch", { ns: Schema.String, key: Schema.String, expiresAt: Schema.NullOr(Schema.Number) }),
   /**
@@ -159,6 +171,8 @@ export const OpResult = Schema.Union(
   Schema.TaggedStruct("Bool", { value: Schema.Boolean }),
   /** An entry with the stamp of its write (`entry.version`, `origin`). */
   Schema.TaggedStruct("Stamped", { entry: WireEntry, origin: Schema.String }),
+  /** What an `Increment` added up to. */
+  Schema.TaggedStruct("Sum", { value: Schema.Number }),
   /** The stamp of the write an atomic operation made. */
   Schema.TaggedStruct("Written", { version: Schema.Number, origin: Schema.String }),
   /**

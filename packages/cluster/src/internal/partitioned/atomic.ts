@@ -1,6 +1,6 @@
 /**
  * The atomic operations on the owner of their key (`ReadForUpdate`, `CompareAndSet`, `Take`,
- * `Touch`): the owner orders them with the key's other writes (in the space's write section),
+ * `Touch`, `Increment`): the owner orders them with the key's other writes (in the space's write section),
  * gives what they write or delete a fresh stamp, newer than anything the key shows here, and sends
  * that write on to the key's replicas as a put or a delete is sent, answering once all applied it.
  * The token of `ReadForUpdate` and `CompareAndSet` is the stamp of the key's write on its owner.
@@ -24,10 +24,17 @@ import type { Partition } from "./partition.js"
 import type { SetOp, Space } from "./space.js"
 import { done, later, missing, no, serialized, versionAfter } from "./space.js"
 
-export type AtomicOp = Extract<Op, { readonly _tag: "ReadForUpdate" | "CompareAndSet" | "Take" | "Touch" }>
+export type AtomicOp = Extract<
+  Op,
+  { readonly _tag: "ReadForUpdate" | "CompareAndSet" | "Take" | "Touch" | "Increment" }
+>
 
 export const isAtomic = (op: Op): op is AtomicOp =>
-  op._tag === "ReadForUpdate" || op._tag === "CompareAndSet" || op._tag === "Take" || op._tag === "Touch"
+  op._tag === "ReadForUpdate" || op._tag === "CompareAndSet" || op._tag === "Take" || op._tag === "Touch" ||
+  op._tag === "Increment"
+
+/** The text `Codec.json` makes of a finite number, and only of one. */
+const JSON_NUMBER = /^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?$/
 
 /** An atomic operation applied on the owner: its answer, and what waits for the replicas, then answers. */
 export interface Applied {
@@ -152,6 +159,14 @@ export const make = (p: Partition, apply: Apply): Atomic => {
           version: versionAfter(space, key, entry.tags)
         }
         return Effect.map(write(space, from, key, wire, false), (copy) => [done, copy] as const)
+      }
+      case "Increment": {
+        const text = entry === undefined ? "0" : heldOf(entry).text
+        const sum = JSON_NUMBER.test(text) ? (JSON.parse(text) as number) + op.by : NaN
+        if (!Number.isFinite(sum)) return Effect.succeed([no, undefined])
+        const { expiresAt, tags } = entry ?? op
+        const wire: WireEntry = { value: JSON.stringify(sum), expiresAt, tags, version: versionAfter(space, key, tags) }
+        return Effect.map(write(space, from, key, wire, false), (copy) => [{ _tag: "Sum", value: sum }, copy] as const)
       }
       case "CompareAndSet": {
         const { expected, next } = op
