@@ -5,8 +5,11 @@
  * that write on to the key's replicas as a put or a delete is sent, answering once all applied it.
  * The token of `ReadForUpdate` and `CompareAndSet` is the stamp of the key's write on its owner.
  *
- * Ownership: a node applies them only to keys it owns by its own ring; another answers
- * `Unavailable` with nothing applied. For `handoffGrace` after a membership change, the owner first
+ * Ownership: a node applies them only to keys it owns by its own ring, for requesters in that
+ * ring, and not before it met the cluster of its seeds; otherwise it answers `Unavailable` with
+ * nothing applied (the requester fails with `NodeUnavailable`). Left open: a node that sees some
+ * members but not yet all (while it joins) may own a key by its ring that another member holds,
+ * and apply an operation there without that member's copy. For `handoffGrace` after a membership change, the owner first
  * asks the other members for the key and keeps a newer copy than its own (a handoff that has not
  * arrived), so the operation applies to the key's latest write, not to a miss.
  *
@@ -36,10 +39,13 @@ export const isAtomic = (op: Op): op is AtomicOp =>
 /** The text `Codec.json` makes of a finite number, and only of one. */
 const JSON_NUMBER = /^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?$/
 
-/** An atomic operation applied on the owner: its answer, and what waits for the replicas, then answers. */
+/**
+ * An atomic operation applied on the owner: its answer, and what waits for the replicas, then
+ * answers (`undefined`: it wrote nothing).
+ */
 export interface Applied {
   readonly result: OpResult
-  readonly replicated: Effect.Effect<OpResult>
+  readonly replicated: Effect.Effect<OpResult> | undefined
 }
 
 export interface Atomic {
@@ -57,7 +63,7 @@ export interface Atomic {
 export const make = (p: Partition, apply: Apply): Atomic => {
   const { ring, self } = p
 
-  const answered = (result: OpResult): Applied => ({ result, replicated: Effect.succeed(result) })
+  const answered = (result: OpResult): Applied => ({ result, replicated: undefined })
 
   /** Sends the owner's write `op` of `key` to the key's other holders; `result` once they all applied it. */
   const replicate = (key: string, now: number, op: Op, result: OpResult): Effect.Effect<OpResult> => {
@@ -188,11 +194,16 @@ export const make = (p: Partition, apply: Apply): Atomic => {
   const applyHere: Atomic["apply"] = (space, from, now, op, room) => {
     // Every answer but an entry takes this much: only an entry's is measured.
     if (replyWeight(done) > room) return Effect.succeed(answered(later))
-    if (ring.ownerOf(op.key) !== self) {
+    // A requester this node does not see yet routes by a ring this node has not caught up with;
+    // a node with seeds that has not met them yet owns every key by its own ring, wrongly.
+    if (
+      ring.ownerOf(op.key) !== self || (from !== self && !ring.current().members.includes(from)) ||
+      (p.node.seeded && !ring.met)
+    ) {
       return Effect.succeed(answered({
         _tag: "Unavailable",
         node: self,
-        message: `${self} does not own key ${JSON.stringify(op.key)} (the ring changed)`,
+        message: `${self} does not own key ${JSON.stringify(op.key)} by its view of the members`,
         applied: false
       }))
     }
@@ -218,7 +229,7 @@ export const make = (p: Partition, apply: Apply): Atomic => {
     run: (space, from, now, op) =>
       catchUp(space, now, op.key).pipe(
         Effect.zipRight(applyHere(space, from, now, op, Infinity)),
-        Effect.flatMap((applied) => applied.replicated)
+        Effect.flatMap((applied) => applied.replicated ?? Effect.succeed(applied.result))
       )
   }
 }

@@ -30,11 +30,15 @@ export class Ring {
     this.settled = this.#ring
   }
 
+  /** Whether this node has seen another member since it started: until then it has not joined its cluster. */
+  met = false
+
   /** The ring of the members this node sees now. */
   current(): HashRing.HashRing {
     const members = this.members()
     if (members !== this.#source) {
       this.#source = members
+      if (members.length > 1) this.met = true
       const next = HashRing.withMembers(this.#ring, members)
       if (next !== this.#ring) {
         this.#ring = next

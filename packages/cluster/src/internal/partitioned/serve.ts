@@ -176,13 +176,10 @@ export const serve = (p: Partition, { apply, applySync }: Apply, atomic: Atomic,
           inSpace(
             op,
             (space) => atomic.apply(space, from, now, op, room),
-            (message): Applied => {
-              const result: OpResult = { _tag: "Failed", message }
-              return { result, replicated: Effect.succeed(result) }
-            }
+            (message): Applied => ({ result: { _tag: "Failed", message }, replicated: undefined })
           ),
           ({ replicated: copied, result }) => {
-            if (result !== later) {
+            if (copied !== undefined) {
               replicated.push(Effect.map(copied, (final) => {
                 results[at] = final
               }))
