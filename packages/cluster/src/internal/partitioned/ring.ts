@@ -26,12 +26,13 @@ export class Ring {
     readonly grace: number
   ) {
     this.#source = members()
+    this.met = this.#source.length > 1
     this.#ring = HashRing.make(this.#source, { virtualNodes })
     this.settled = this.#ring
   }
 
   /** Whether this node has seen another member since it started: until then it has not joined its cluster. */
-  met = false
+  met: boolean
 
   /** The ring of the members this node sees now. */
   current(): HashRing.HashRing {
