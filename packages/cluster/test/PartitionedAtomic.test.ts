@@ -1,14 +1,14 @@
 import { assert, describe, it } from "@effect/vitest"
 import { ClusterNode } from "@vela/cluster"
 import type { Backend } from "@vela/core"
-import { Codec, NodeUnavailable } from "@vela/core"
+import { Codec, NearCache, NodeUnavailable, Topology } from "@vela/core"
 import { openOptions } from "@vela/core/testing"
-import { Effect, Option, Schema } from "effect"
+import { Context, Data, Effect, Equal, Layer, Option, Schema } from "effect"
 import { pack } from "msgpackr"
 import * as HashRing from "../src/HashRing.js"
 import type { Op } from "../src/internal/protocol.js"
 import type { Started } from "./utils.js"
-import { cluster, connected, heldText, sendRaw, startPartitioned } from "./utils.js"
+import { cacheOn, cluster, connected, eventually, heldText, sendRaw, startPartitioned } from "./utils.js"
 
 const ns = "atomic"
 const open = (started: Started) => started.topology.open(openOptions(ns))
@@ -165,6 +165,39 @@ describe("Partitioned atomic operations", () => {
       60_000
     )
   }
+
+  it.live(
+    "near caches on other nodes drop what increment, take and update change",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const nodes = yield* cluster((seeds) => startPartitioned(seeds, { replicas: 1 }), 3)
+        const near = (topology: Topology.Topology["Type"]) =>
+          Layer.build(
+            NearCache.layer({ ttl: "1 minute" }).pipe(Layer.provide(Layer.succeed(Topology.Topology, topology)))
+          )
+            .pipe(Effect.map((context) => Context.get(context, Topology.Topology)))
+        const [ca, cb] = yield* Effect.forEach(
+          nodes.slice(0, 2),
+          (n) => Effect.flatMap(near(n.topology), (t) => cacheOn<number>(t, "counters"))
+        )
+        const cc = yield* cacheOn<number>(nodes[2].topology, "counters")
+        const keys = Array.from({ length: 15 }, (_, i) => `n${i}`)
+        yield* Effect.forEach(keys, (key) => ca.put(key, 1))
+        // Both near caches hold every key.
+        yield* Effect.forEach(keys, (key) => Effect.zip(ca.get(key), cb.get(key)))
+        yield* Effect.forEach(keys.slice(0, 5), (key) => cc.increment(key, 1))
+        yield* Effect.forEach(keys.slice(5, 10), (key) => cc.take(key))
+        yield* Effect.forEach(keys.slice(10), (key) => cc.update(key, (n) => n + 10))
+        const expected = keys.map((_, i) => i < 5 ? Option.some(2) : i < 10 ? Option.none() : Option.some(11))
+      for (const cache of [ca, cb]) {
+          yield* eventually(Effect.flatMap(
+            Effect.forEach(keys, (key) => cache.getOption(key)),
+            (seen) => Equal.equals(Data.array(seen), Data.array(expected)) ? Effect.void : Effect.fail(seen)
+          ))
+        }
+      })),
+    30_000
+  )
 
   it.live(
     "a node joins while keys are incremented: the new owner continues from the handed-over counts",
