@@ -189,7 +189,7 @@ describe("Partitioned atomic operations", () => {
         yield* Effect.forEach(keys.slice(5, 10), (key) => cc.take(key))
         yield* Effect.forEach(keys.slice(10), (key) => cc.update(key, (n) => n + 10))
         const expected = keys.map((_, i) => i < 5 ? Option.some(2) : i < 10 ? Option.none() : Option.some(11))
-      for (const cache of [ca, cb]) {
+        for (const cache of [ca, cb]) {
           yield* eventually(Effect.flatMap(
             Effect.forEach(keys, (key) => cache.getOption(key)),
             (seen) => Equal.equals(Data.array(seen), Data.array(expected)) ? Effect.void : Effect.fail(seen)
