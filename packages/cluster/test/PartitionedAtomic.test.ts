@@ -251,8 +251,8 @@ describe("Partitioned atomic operations", () => {
         const store = yield* open(a)
         const key = keysOwnedBy(nodes, 1)[0]
         yield* store.set(key, entry("kept"))
-        const take = { _tag: "Take", ns, key }
-        const cas = { _tag: "CompareAndSet", ns, key, expected: null, next: null, watch: false }
+        const take = { _tag: "Take", ns, key, view: 0 }
+        const cas = { _tag: "CompareAndSet", ns, key, expected: null, next: null, watch: false, view: 0 }
         // A node that does not know the secret: its lane is refused before any operation runs.
         const intruder = yield* ClusterNode.make({
           host: "127.0.0.1",
@@ -265,9 +265,9 @@ describe("Partitioned atomic operations", () => {
         assert.instanceOf(yield* laneBatch(intruder, a.node.id, [take]), NodeUnavailable)
         // A raw frame with the new operations, before (or instead of) the handshake: closed.
         const port = Number(a.node.id.split(":")[1])
-        const increment = { _tag: "Increment", ns, key, by: 1, expiresAt: null, tags: [] }
+        const increment = { _tag: "Increment", ns, key, by: 1, expiresAt: null, tags: [], view: 0 }
         for (
-          const op of [take, cas, increment, { _tag: "Touch", ns, key, expiresAt: 1 }, {
+          const op of [take, cas, increment, { _tag: "Touch", ns, key, expiresAt: 1, view: 0 }, {
             _tag: "ReadForUpdate",
             ns,
             key
@@ -278,7 +278,13 @@ describe("Partitioned atomic operations", () => {
         // A member's frame whose new operation does not match its Schema closes the lane.
         const b = nodes[1].node
         for (
-          const bad of [{ _tag: "Take", ns }, { ...cas, expected: 1 }, { _tag: "Touch", ns, key, expiresAt: "x" }, {
+          const bad of [{ _tag: "Take", ns }, { ...cas, expected: 1 }, {
+            _tag: "Touch",
+            ns,
+            key,
+            expiresAt: "x",
+            view: 0
+          }, {
             ...increment,
             by: "1"
           }]

@@ -61,9 +61,10 @@ export const Op = Schema.Union(
   /**
    * Partitioned, to the key's owner (others answer `Unavailable`), which orders these with the
    * key's writes and sends what they write or delete on to the key's replicas, stamped afresh, as
-   * a put or a delete would: the live entry with its stamp (`Stamped`), or `Missing`.
+   * a put or a delete would: the live entry with its stamp (`Stamped`), or `Missing`. `view`, on
+   * each of these: the requester's members, hashed; an owner that sees others refuses them.
    */
-  Schema.TaggedStruct("ReadForUpdate", { ns: Schema.String, key: Schema.String }),
+  Schema.TaggedStruct("ReadForUpdate", { ns: Schema.String, key: Schema.String, view: Schema.Number }),
   /**
    * Partitioned, to the owner: when the key still shows the write stamped `expected` (`null`: no
    * live entry), writes `next` (`null`: deletes it) and answers its stamp (`Written`); otherwise
@@ -74,10 +75,11 @@ export const Op = Schema.Union(
     key: Schema.String,
     expected: Schema.NullOr(Stamp),
     next: Schema.NullOr(WireEntry),
-    watch: Schema.Boolean
+    watch: Schema.Boolean,
+    view: Schema.Number
   }),
   /** Partitioned, to the owner: removes the live entry and answers it (`Found`), or `Missing`. */
-  Schema.TaggedStruct("Take", { ns: Schema.String, key: Schema.String }),
+  Schema.TaggedStruct("Take", { ns: Schema.String, key: Schema.String, view: Schema.Number }),
   /**
    * Partitioned, to the owner, for a cache whose codec is `Codec.json` (a finite number is its JSON
    * text): adds `by` to the number the key holds (absent: 0, written with `expiresAt` and `tags`) and
@@ -88,10 +90,16 @@ export const Op = Schema.Union(
     key: Schema.String,
     by: Schema.Number,
     expiresAt: Schema.NullOr(Schema.Number),
-    tags: Schema.Array(Schema.String)
+    tags: Schema.Array(Schema.String),
+    view: Schema.Number
   }),
   /** Partitioned, to the owner: gives the live entry this `expiresAt` (`Bool`: whether one was live). */
-  Schema.TaggedStruct("Touch", { ns: Schema.String, key: Schema.String, expiresAt: Schema.NullOr(Schema.Number) }),
+  Schema.TaggedStruct("Touch", {
+    ns: Schema.String,
+    key: Schema.String,
+    expiresAt: Schema.NullOr(Schema.Number),
+    view: Schema.Number
+  }),
   /**
    * Partitioned, to any holder: what it has of the key, with the stamp (`Stamped`, or `Missing`
    * with a recent delete's), for an owner that gained the key lately and may not have it yet.

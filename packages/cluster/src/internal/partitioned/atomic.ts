@@ -5,11 +5,11 @@
  * that write on to the key's replicas as a put or a delete is sent, answering once all applied it.
  * The token of `ReadForUpdate` and `CompareAndSet` is the stamp of the key's write on its owner.
  *
- * Ownership: a node applies them only to keys it owns by its own ring, for requesters in that
- * ring, and not before it met the cluster of its seeds; otherwise it answers `Unavailable` with
- * nothing applied (the requester fails with `NodeUnavailable`). Left open: a node that sees some
- * members but not yet all (while it joins) may own a key by its ring that another member holds,
- * and apply an operation there without that member's copy. For `handoffGrace` after a membership change, the owner first
+ * Ownership: a node applies them only to keys it owns by its own ring, for requesters that see
+ * the same members (`view`), and not before it met the cluster of its seeds; otherwise it answers
+ * `Unavailable` with nothing applied (the requester fails with `NodeUnavailable`). Left open: a
+ * node that sees some members but not yet all (while it joins) may own a key by its ring that
+ * another member holds, and apply its own operation there without that member's copy. For `handoffGrace` after a membership change, the owner first
  * asks the other members for the key and keeps a newer copy than its own (a handoff that has not
  * arrived), so the operation applies to the key's latest write, not to a miss.
  *
@@ -194,12 +194,9 @@ export const make = (p: Partition, apply: Apply): Atomic => {
   const applyHere: Atomic["apply"] = (space, from, now, op, room) => {
     // Every answer but an entry takes this much: only an entry's is measured.
     if (replyWeight(done) > room) return Effect.succeed(answered(later))
-    // A requester this node does not see yet routes by a ring this node has not caught up with;
-    // a node with seeds that has not met them yet owns every key by its own ring, wrongly.
-    if (
-      ring.ownerOf(op.key) !== self || (from !== self && !ring.current().members.includes(from)) ||
-      (p.node.seeded && !ring.met)
-    ) {
+    // A requester that sees other members routes by another ring (one of the two has not caught
+    // up yet); a node with seeds that has not met them yet owns every key by its own ring, wrongly.
+    if (ring.ownerOf(op.key) !== self || (from !== self && op.view !== ring.view()) || (p.node.seeded && !ring.met)) {
       return Effect.succeed(answered({
         _tag: "Unavailable",
         node: self,

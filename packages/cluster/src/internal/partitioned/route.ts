@@ -34,8 +34,11 @@ export interface Route {
    * Applies an atomic operation on the key's owner (in place when that is this node), which copies
    * its write to the replicas; `NodeUnavailable` when the owner cannot be reached or changed under it.
    */
-  readonly atomic: (key: string, op: AtomicOp, operation: string) => Effect.Effect<OpResult, CacheError>
+  readonly atomic: (key: string, op: Unviewed, operation: string) => Effect.Effect<OpResult, CacheError>
 }
+
+/** An atomic operation before the requester's `view` is added, as it is sent. */
+export type Unviewed = AtomicOp extends infer O ? O extends AtomicOp ? Omit<O, "view"> : never : never
 
 /** The routes of the cache of `space`, whose clock is `nowOf`. */
 export const make = (
@@ -118,11 +121,12 @@ export const make = (
 
   // An owner that does not own the key by its ring applied nothing: the operation is sent once
   // more, if this node's ring has changed owner meanwhile; otherwise the rings disagree for now.
-  const atomic = (key: string, op: AtomicOp, operation: string): Effect.Effect<OpResult, CacheError> => {
+  const atomic = (key: string, unviewed: Unviewed, operation: string): Effect.Effect<OpResult, CacheError> => {
     const attempt = (retried: boolean): Effect.Effect<OpResult, CacheError> =>
       Effect.suspend(() => {
         const owner = ring.ownerOf(key)
         const now = nowOf()
+        const op = { ...unviewed, view: ring.view() } as AtomicOp
         const sent = owner === self ? atomics.run(space, self, now, op) : batcher.run(owner, now, op)
         return Effect.flatMap(sent, (result) => {
           if (result._tag === "Failed") return Effect.fail(failed(owner, operation, result))

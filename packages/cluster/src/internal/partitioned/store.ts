@@ -13,7 +13,7 @@ import type { Stamp } from "../replica.js"
 import { setMany } from "../setMany.js"
 import { decodeHeld, encodeForWire, heldOf } from "../wire.js"
 import type { Apply } from "./apply.js"
-import type { Atomic, AtomicOp } from "./atomic.js"
+import type { Atomic } from "./atomic.js"
 import * as FanOut from "./fanOut.js"
 import * as Increments from "./increments.js"
 import { singleFlight } from "./leases.js"
@@ -79,7 +79,7 @@ export const make = (
         if (!("value" in encoded)) return Effect.fail(encoded)
         wire = encoded
       }
-      const op: AtomicOp = { _tag: "CompareAndSet", ns, key, expected: token, next: wire, watch: space.watched }
+      const op: Route.Unviewed = { _tag: "CompareAndSet", ns, key, expected: token, next: wire, watch: space.watched }
       type Outcome = Effect.Effect.Success<ReturnType<Increments.CompareAndSet>>
       return Effect.flatMap(atomic(key, op, "compareAndSet"), (result): Effect.Effect<Outcome, CodecError> => {
         if (result._tag === "Written") {
@@ -159,7 +159,7 @@ export const make = (
         Effect.suspend(() => {
           const checked = encodeForWire(codec, ns, key, { ...created, value: by, version: 0 }, 0, node.maxFrameBytes)
           if (!("value" in checked)) return Effect.fail(checked)
-          const op: AtomicOp = { _tag: "Increment", ns, key, by, ...created }
+          const op: Route.Unviewed = { _tag: "Increment", ns, key, by, ...created }
           return Effect.flatMap(atomic(key, op, "increment"), (result) =>
             result._tag === "Sum"
               ? Effect.succeed(result.value)
