@@ -35,6 +35,19 @@
  * misses on the owner also asks the other members, so reads stay correct while entries move.
  * Invariant: in a settled ring, every live key is held by exactly its `1 + replicas` holders.
  *
+ * Atomic operations (`take`, `touch`, `increment`, `readForUpdate`/`compareAndSet`, and `update`
+ * built on the last two): the key's owner applies each, in order with the key's other writes, and
+ * sends the write or delete it made to the replicas with a fresh stamp, as a put or delete is sent;
+ * the operation returns once they all applied it. The token of `readForUpdate` is the owner's stamp
+ * of the key's write. `increment` is added up on the owner when the cache's codec is `Codec.json`
+ * (a number is its JSON text); with any other codec, only the cache can read the value, so it is a
+ * compare-and-set loop from the requester, the increments of one key on a node combined into one
+ * write per round. An owner refuses (nothing applied, `NodeUnavailable`) what reaches it from a
+ * requester that sees other members, or before it met its seeds' cluster; for `handoffGrace` after
+ * a change it first takes a newer copy of the key from the other members, if one has it. A write
+ * that a replica did not acknowledge fails with `NodeUnavailable` although the owner applied it, as
+ * a put's does.
+ *
  * Near caches: a holder remembers which nodes read a key for a near cache and tells them when the
  * key changes; tag invalidations and flushes reach every node; a node that loses every peer emits
  * `Disconnected`, so a near cache over it stops serving what it cannot verify.
@@ -47,6 +60,7 @@ import * as Batcher from "./internal/batcher.js"
 import { live } from "./internal/live.js"
 import * as Check from "./internal/options.js"
 import * as Apply from "./internal/partitioned/apply.js"
+import * as Atomic from "./internal/partitioned/atomic.js"
 import * as Handoff from "./internal/partitioned/handoff.js"
 import * as Near from "./internal/partitioned/near.js"
 import type { Partition } from "./internal/partitioned/partition.js"
@@ -103,6 +117,7 @@ export const make = (
       self: node.id,
       node,
       batcher: Batcher.make(node),
+      leaf: Batcher.make(node),
       ring: new Ring(node.id, node.currentMembers, copies, virtualNodes, grace),
       spaces: makeSpaces(backend, yield* Effect.scope, grace),
       replicas,
@@ -112,15 +127,16 @@ export const make = (
     }
     const near = Near.make(p)
     const apply = Apply.make(p, near)
+    const atomic = Atomic.make(p, apply)
     const here = Serve.makeHere(p, apply)
-    yield* Serve.serve(p, apply, here, near)
+    yield* Serve.serve(p, apply, atomic, here, near)
     yield* Handoff.start(p)
     return Topology.Topology.of({
       name: `partitioned (replicas ${replicas})`,
       open: (open) =>
         Effect.gen(function*() {
           const space = yield* p.spaces.open(open.namespace, open)
-          return Store.make(p, apply, here, space, open, yield* node.shareStats(open.namespace, open.stats))
+          return Store.make(p, apply, atomic, here, space, open, yield* node.shareStats(open.namespace, open.stats))
         })
     })
   })

@@ -22,6 +22,16 @@
  *
  * Expiry is by the absolute `expiresAt` every node keeps, so nodes whose clocks agree expire an
  * entry at the same moment.
+ *
+ * Atomic operations: no node orders a key's writes (each node takes writes, the newest stamp
+ * wins), so a read-modify-write could silently lose a concurrent write made elsewhere: `take`,
+ * `increment`, `update` and `readForUpdate`/`compareAndSet` fail with the typed `Unsupported`
+ * (store "Replicated"). `touch` is exact: it puts the value of the write it saw again, with the new
+ * expiry, at a stamp right after that write's (the same version, its origin extended by a separator
+ * no node id holds, then this node's clock and id), which sorts before every other later write of
+ * the key. So a touch never replaces a write it did not see (that write wins wherever they meet),
+ * a later delete, tag invalidation or flush removes it, and concurrent touches of one write all
+ * carry its value (the last by stamp sets the expiry).
  */
 import { Backend, ConfigError, Topology } from "@vela/core"
 import type { Duration, Scope } from "effect"

@@ -5,7 +5,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { FastCheck as fc } from "effect"
 import type { Stamp } from "../src/internal/replica.js"
-import { compare, Hlc, Replica } from "../src/internal/replica.js"
+import { compare, Hlc, Replica, touchOf } from "../src/internal/replica.js"
 
 type Write =
   | { readonly _tag: "Put"; readonly key: string; readonly tags: ReadonlyArray<string>; readonly stamp: Stamp }
@@ -118,6 +118,67 @@ describe("Replicated merge rule", () => {
       assert.strictEqual(JSON.stringify(a.digest()) === JSON.stringify(b.digest()), same)
     },
     { fastCheck: { numRuns: 300 } }
+  )
+
+  it.prop(
+    "touches (a put of a write's value at touchOf its stamp) in any order give stamp order, where a touch " +
+      "sets the expiry of the write it saw if the key still shows it, and does nothing otherwise",
+    [
+      writes,
+      fc.array(fc.record({ pick: fc.nat(), clock: fc.integer({ min: 1, max: 20 }), by: fc.constantFrom(...nodes) }), {
+        maxLength: 10
+      }),
+      fc.array(fc.nat(), { maxLength: 40 })
+    ],
+    ([all, picks, order]) => {
+      const puts = all.filter((w): w is Extract<Write, { _tag: "Put" }> => w._tag === "Put")
+      type Touch = Extract<Write, { _tag: "Put" }> & { readonly of: Stamp }
+      const touches = new Map<string, Touch>()
+      if (puts.length > 0) {
+        for (const { by, clock, pick } of picks) {
+          const put = puts[pick % puts.length]
+          const at = touchOf(put.stamp, clock, by)
+          touches.set(`${at.version}/${at.origin}`, { ...put, stamp: at, of: put.stamp })
+        }
+      }
+      // The reference: in stamp order, a touch replaces the write it saw (or a touch of it) only.
+      const byStamp: Array<Write | Touch> = [...all, ...touches.values()].sort((x, y) => compare(x.stamp, y.stamp))
+      const shown = new Map<string, { readonly tags: ReadonlyArray<string>; readonly stamp: Stamp }>()
+      for (const w of byStamp) {
+        if ("of" in w) {
+          const now = shown.get(w.key)
+          if (now !== undefined && now.stamp.version === w.of.version && now.stamp.origin.startsWith(w.of.origin)) {
+            shown.set(w.key, { tags: w.tags, stamp: w.stamp })
+          }
+          continue
+        }
+        switch (w._tag) {
+          case "Put":
+            shown.set(w.key, { tags: w.tags, stamp: w.stamp })
+            break
+          case "Delete":
+            shown.delete(w.key)
+            break
+          case "Tag":
+            for (const [k, v] of Array.from(shown)) if (v.tags.includes(w.tag)) shown.delete(k)
+            break
+          case "Flush":
+            shown.clear()
+        }
+      }
+      const expected: Record<string, string> = {}
+      for (const k of Array.from(shown.keys()).sort()) {
+        expected[k] = `${shown.get(k)!.stamp.version}/${shown.get(k)!.stamp.origin}`
+      }
+      const pending: Array<Write> = [...all, ...touches.values()]
+      const delivery: Array<Write> = []
+      for (const pick of order) if (pending.length > 0) delivery.push(pending.splice(pick % pending.length, 1)[0])
+      delivery.push(...pending)
+      const replica = new Replica()
+      for (const w of delivery) apply(replica, w)
+      assert.deepStrictEqual(visible(replica), expected)
+    },
+    { fastCheck: { numRuns: 500 } }
   )
 
   it("an expired put becomes a tombstone, so an older put of the key stays out", () => {

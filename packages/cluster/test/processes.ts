@@ -35,6 +35,8 @@ export const spawnNode = (
     readonly PORT?: string
     /** `"replicated"` for the Replicated topology; Partitioned otherwise. */
     readonly TOPOLOGY?: string
+    /** Partitioned's `handoffGrace` (default 10 s). */
+    readonly HANDOFF_GRACE?: string
     readonly FAILURE_TIMEOUT?: string
     /** `connectTimeout` in milliseconds. */
     readonly CONNECT_TIMEOUT?: string

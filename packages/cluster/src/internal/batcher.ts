@@ -220,4 +220,8 @@ export const make = (
 
 /** About how many bytes `op` adds to a frame. */
 const weight = (op: Op): number =>
-  op._tag === "Set" || op._tag === "ReplicaPut" ? 64 + wireBytes(op.ns, op.key, op.entry) : 64 + op.ns.length
+  op._tag === "Set" || op._tag === "ReplicaPut"
+    ? 64 + wireBytes(op.ns, op.key, op.entry)
+    : op._tag === "CompareAndSet" && op.next !== null
+    ? 64 + wireBytes(op.ns, op.key, op.next)
+    : 64 + op.ns.length

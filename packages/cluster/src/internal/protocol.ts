@@ -32,6 +32,9 @@ export const WireEntry = Schema.Struct({
 })
 export type WireEntry = typeof WireEntry.Type
 
+/** The stamp of a write: its version, then the node that made it. */
+export const Stamp = Schema.Struct({ version: Schema.Number, origin: Schema.String })
+
 /** One key operation of a batch. `ns` is the cache's namespace. */
 export const Op = Schema.Union(
   /** `watch`: the reader keeps the value in a near cache; tell it when the key changes. */
@@ -55,6 +58,53 @@ export const Op = Schema.Union(
     version: Schema.Number,
     origin: Schema.String
   }),
+  /**
+   * Partitioned, to the key's owner (others answer `Unavailable`), which orders these with the
+   * key's writes and sends what they write or delete on to the key's replicas, stamped afresh, as
+   * a put or a delete would: the live entry with its stamp (`Stamped`), or `Missing`. `view`, on
+   * each of these: the requester's members, hashed; an owner that sees others refuses them.
+   */
+  Schema.TaggedStruct("ReadForUpdate", { ns: Schema.String, key: Schema.String, view: Schema.Number }),
+  /**
+   * Partitioned, to the owner: when the key still shows the write stamped `expected` (`null`: no
+   * live entry), writes `next` (`null`: deletes it) and answers its stamp (`Written`); otherwise
+   * answers what the key shows (`Stamped` or `Missing`). `next.version` is the owner's to give.
+   */
+  Schema.TaggedStruct("CompareAndSet", {
+    ns: Schema.String,
+    key: Schema.String,
+    expected: Schema.NullOr(Stamp),
+    next: Schema.NullOr(WireEntry),
+    watch: Schema.Boolean,
+    view: Schema.Number
+  }),
+  /** Partitioned, to the owner: removes the live entry and answers it (`Found`), or `Missing`. */
+  Schema.TaggedStruct("Take", { ns: Schema.String, key: Schema.String, view: Schema.Number }),
+  /**
+   * Partitioned, to the owner, for a cache whose codec is `Codec.json` (a finite number is its JSON
+   * text): adds `by` to the number the key holds (absent: 0, written with `expiresAt` and `tags`) and
+   * answers the sum (`Sum`), or `Bool` false when the key holds no number or the sum is not finite.
+   */
+  Schema.TaggedStruct("Increment", {
+    ns: Schema.String,
+    key: Schema.String,
+    by: Schema.Number,
+    expiresAt: Schema.NullOr(Schema.Number),
+    tags: Schema.Array(Schema.String),
+    view: Schema.Number
+  }),
+  /** Partitioned, to the owner: gives the live entry this `expiresAt` (`Bool`: whether one was live). */
+  Schema.TaggedStruct("Touch", {
+    ns: Schema.String,
+    key: Schema.String,
+    expiresAt: Schema.NullOr(Schema.Number),
+    view: Schema.Number
+  }),
+  /**
+   * Partitioned, to any holder: what it has of the key, with the stamp (`Stamped`, or `Missing`
+   * with a recent delete's), for an owner that gained the key lately and may not have it yet.
+   */
+  Schema.TaggedStruct("Peek", { ns: Schema.String, key: Schema.String }),
   /** Replicated: a put, with the node that made it (its version and `origin` order it). */
   Schema.TaggedStruct("ReplicaPut", { ns: Schema.String, key: Schema.String, entry: WireEntry, origin: Schema.String }),
   /** Replicated: a delete, kept as a tombstone at its stamp. */
@@ -75,9 +125,6 @@ export const Op = Schema.Union(
   Schema.TaggedStruct("ReplicaFlush", { ns: Schema.String, version: Schema.Number, origin: Schema.String })
 )
 export type Op = typeof Op.Type
-
-/** The stamp of a replicated write: its version, then the node that made it. */
-export const Stamp = Schema.Struct({ version: Schema.Number, origin: Schema.String })
 
 /** A node's state of one namespace in brief, for anti-entropy: per-bucket hashes and counts, and its floors. */
 export const SpaceDigest = Schema.Struct({
@@ -130,6 +177,17 @@ export const OpResult = Schema.Union(
     deleted: Schema.optional(Schema.Struct({ version: Schema.Number, origin: Schema.String }))
   }),
   Schema.TaggedStruct("Bool", { value: Schema.Boolean }),
+  /** An entry with the stamp of its write (`entry.version`, `origin`). */
+  Schema.TaggedStruct("Stamped", { entry: WireEntry, origin: Schema.String }),
+  /** What an `Increment` added up to. */
+  Schema.TaggedStruct("Sum", { value: Schema.Number }),
+  /** The stamp of the write an atomic operation made. */
+  Schema.TaggedStruct("Written", { version: Schema.Number, origin: Schema.String }),
+  /**
+   * An atomic operation that reached a node not owning its key (not `applied`), or whose write the
+   * owner applied but could not copy to a replica (`node`): the requester fails with `NodeUnavailable`.
+   */
+  Schema.TaggedStruct("Unavailable", { node: Schema.String, message: Schema.String, applied: Schema.Boolean }),
   Schema.TaggedStruct("Failed", { message: Schema.String }),
   Schema.TaggedStruct("Later", {})
 )

@@ -48,6 +48,20 @@ export interface Meta extends Stamp {
 /** The outcome of a write for the key's stored value. */
 export type Outcome = "stored" | "removed" | "stale"
 
+/** Ends the origin of a write in the stamps of touches of it (no node id holds it). */
+const TOUCHED = "\u0000"
+
+/**
+ * The stamp of a touch of the write stamped `of`, made by node `by` at `version` of its clock:
+ * right after `of` (the same version, its origin extended), so before every other write that
+ * comes after `of`; touches of one write (or of its touches) are ordered among themselves by
+ * `version`, then `by`.
+ */
+export const touchOf = (of: Stamp, version: number, by: string): Stamp => ({
+  version: of.version,
+  origin: `${of.origin.split(TOUCHED, 1)[0]}${TOUCHED}${String(version).padStart(17, "0")}${by}`
+})
+
 /** A hybrid logical clock: strictly increasing, never behind the wall clock nor any version seen. */
 export class Hlc {
   #last = 0

@@ -90,8 +90,8 @@ export const encodeForWire = (
  * before a frame cannot hold it (the results left out are answered `Later`).
  */
 export const replyWeight = (result: OpResult): number => {
-  if (result._tag !== "Found") return 16
-  let units = result.entry.value.length
+  if (result._tag !== "Found" && result._tag !== "Stamped") return 16
+  let units = result.entry.value.length + (result._tag === "Stamped" ? result.origin.length : 0)
   for (const tag of result.entry.tags) units += tag.length + 3
   return 32 + 3 * units
 }

@@ -29,6 +29,8 @@ export interface Apply {
   readonly applyCallback: (space: Space, from: string, now: number, op: Op, done: (result: OpResult) => void) => void
   /** Removes `key` and leaves a tombstone at `stamp`; whether a live entry was removed. */
   readonly remove: (space: Space, from: string, key: string, stamp: Stamp) => Effect.Effect<boolean, CacheError>
+  /** A `Set` from `from`, now in the store: indexes it and tells who must know. */
+  readonly stored: (space: Space, from: string, op: SetOp) => void
 }
 
 export const make = (p: Partition, near: Near): Apply => {
@@ -134,6 +136,11 @@ export const make = (p: Partition, near: Near): Apply => {
         return settle(space.store.get(op.key), (entry) => found(space, from, op, Option.getOrUndefined(entry)))
       case "Has":
         return settle(space.store.has(op.key), (value) => ({ _tag: "Bool", value }))
+      case "Peek":
+        return settle(space.store.get(op.key), (entry) =>
+          Option.isNone(entry)
+            ? missingHere(space, op.key)
+            : { _tag: "Stamped", entry: toWire(entry.value), origin: space.index.get(op.key)?.origin ?? "" })
       case "Set":
         return setHere(space, from, now, op)
       case "Delete":
@@ -165,5 +172,5 @@ export const make = (p: Partition, near: Near): Apply => {
     )
   }
 
-  return { applySync, apply, applyCallback, remove }
+  return { applySync, apply, applyCallback, remove, stored }
 }

@@ -11,6 +11,12 @@ export interface Partition {
   readonly self: string
   readonly node: ClusterNode["Type"]
   readonly batcher: Batcher
+  /**
+   * The owner's own requests while it serves an atomic operation (copies to the replicas, reads of
+   * a key it gained lately): their batches hold only operations served without waiting on another
+   * node, so no reply waits on a batch that waits on it (the `batcher`'s may carry atomic ones).
+   */
+  readonly leaf: Batcher
   readonly ring: Ring
   readonly spaces: Spaces<Space>
   /** Copies of each key beyond its owner. */

@@ -4,6 +4,7 @@
  * rebalancer last handled; the difference between the two is what is still moving.
  */
 import * as HashRing from "../../HashRing.js"
+import { murmur3 } from "../hash.js"
 import { live } from "../live.js"
 
 export class Ring {
@@ -26,8 +27,21 @@ export class Ring {
     readonly grace: number
   ) {
     this.#source = members()
+    this.met = this.#source.length > 1
+    this.#view = viewOf(this.#source)
     this.#ring = HashRing.make(this.#source, { virtualNodes })
     this.settled = this.#ring
+  }
+
+  /** Whether this node has seen another member since it started: until then it has not joined its cluster. */
+  met: boolean
+
+  #view = 0
+
+  /** The members this node sees now, hashed: requester and owner of an atomic operation must agree on them. */
+  view(): number {
+    this.current()
+    return this.#view
   }
 
   /** The ring of the members this node sees now. */
@@ -35,6 +49,8 @@ export class Ring {
     const members = this.members()
     if (members !== this.#source) {
       this.#source = members
+      this.#view = viewOf(members)
+      if (members.length > 1) this.met = true
       const next = HashRing.withMembers(this.#ring, members)
       if (next !== this.#ring) {
         this.#ring = next
@@ -96,3 +112,5 @@ export class Ring {
     })
   }
 }
+
+const viewOf = (members: ReadonlyArray<string>): number => murmur3([...members].sort().join("\n"))

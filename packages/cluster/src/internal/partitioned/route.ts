@@ -17,6 +17,7 @@ import { Effect } from "effect"
 import * as HashRing from "../../HashRing.js"
 import type { Op, OpResult } from "../protocol.js"
 import type { Apply } from "./apply.js"
+import type { Atomic, AtomicOp } from "./atomic.js"
 import type { Partition } from "./partition.js"
 import type { Space } from "./space.js"
 import { missing } from "./space.js"
@@ -29,10 +30,24 @@ export interface Route {
   readonly read: (key: string, op: Op, operation: string, done: ReadDone) => void
   /** Applies `op` on every holder; fails unless all of them applied it. */
   readonly writeAll: (key: string, op: Op, operation: string) => Effect.Effect<ReadonlyArray<OpResult>, CacheError>
+  /**
+   * Applies an atomic operation on the key's owner (in place when that is this node), which copies
+   * its write to the replicas; `NodeUnavailable` when the owner cannot be reached or changed under it.
+   */
+  readonly atomic: (key: string, op: Unviewed, operation: string) => Effect.Effect<OpResult, CacheError>
 }
 
+/** An atomic operation before the requester's `view` is added, as it is sent. */
+export type Unviewed = AtomicOp extends infer O ? O extends AtomicOp ? Omit<O, "view"> : never : never
+
 /** The routes of the cache of `space`, whose clock is `nowOf`. */
-export const make = (p: Partition, { apply, applyCallback }: Apply, space: Space, nowOf: () => number): Route => {
+export const make = (
+  p: Partition,
+  { apply, applyCallback }: Apply,
+  atomics: Atomic,
+  space: Space,
+  nowOf: () => number
+): Route => {
   const { batcher, copies, ring, self } = p
 
   const exec = (peer: string, now: number, op: Op, done: (result: OpResult | NodeUnavailable) => void) =>
@@ -104,7 +119,26 @@ export const make = (p: Partition, { apply, applyCallback }: Apply, space: Space
       return isHere ? Effect.flatMap(apply(space, self, now, op), collect) : collect(undefined)
     })
 
-  return { read, writeAll }
+  // An owner that does not own the key by its ring applied nothing: the operation is sent once
+  // more, if this node's ring has changed owner meanwhile; otherwise the rings disagree for now.
+  const atomic = (key: string, unviewed: Unviewed, operation: string): Effect.Effect<OpResult, CacheError> => {
+    const attempt = (retried: boolean): Effect.Effect<OpResult, CacheError> =>
+      Effect.suspend(() => {
+        const owner = ring.ownerOf(key)
+        const now = nowOf()
+        const op = { ...unviewed, view: ring.view() } as AtomicOp
+        const sent = owner === self ? atomics.run(space, self, now, op) : batcher.run(owner, now, op)
+        return Effect.flatMap(sent, (result) => {
+          if (result._tag === "Failed") return Effect.fail(failed(owner, operation, result))
+          if (result._tag !== "Unavailable") return Effect.succeed(result)
+          if (!result.applied && !retried && ring.ownerOf(key) !== owner) return attempt(true)
+          return Effect.fail(new NodeUnavailable({ node: result.node, cause: result.message }))
+        })
+      })
+    return attempt(false)
+  }
+
+  return { read, writeAll, atomic }
 }
 
 /** A miss, or a `has` that found nothing. */

@@ -13,6 +13,8 @@ import type { Stamp } from "../replica.js"
 import { compare } from "../replica.js"
 import { describe, frameBudget, replyWeight } from "../wire.js"
 import type { Apply } from "./apply.js"
+import type { Applied, Atomic } from "./atomic.js"
+import { isAtomic } from "./atomic.js"
 import { leaseHere, releaseHere } from "./leases.js"
 import type { Near } from "./near.js"
 import type { Partition } from "./partition.js"
@@ -101,7 +103,7 @@ export const makeHere = (p: Partition, { remove }: Apply): Here => ({
 })
 
 /** Serves peers while the scope is open. */
-export const serve = (p: Partition, { apply, applySync }: Apply, here: Here, near: Near): Effect.Effect<
+export const serve = (p: Partition, { apply, applySync }: Apply, atomic: Atomic, here: Here, near: Near): Effect.Effect<
   void,
   never,
   Scope.Scope
@@ -144,21 +146,47 @@ export const serve = (p: Partition, { apply, applySync }: Apply, here: Here, nea
       let bytes = 0
       const record = (result: OpResult) => {
         bytes += replyWeight(result)
-        if (i > 0 && bytes > replyBudget) {
+        // An atomic operation answers `Later` itself, unapplied, when its answer would not fit.
+        if (result === later || (i > 0 && bytes > replyBudget)) {
           results.fill(later, i)
           i = ops.length
         } else {
           results[i++] = result
         }
       }
-      const slow = (op: Op): Effect.Effect<OpResult> => {
+      // Atomic operations are applied in order, one after another; the copies to their replicas
+      // are awaited together, at the end of the batch.
+      const replicated: Array<Effect.Effect<void>> = []
+      const inSpace = <A>(op: Op, f: (space: Space) => Effect.Effect<A>, failed: (message: string) => A) => {
         const space = spaces.ready.get(op.ns)
         return space !== undefined
-          ? apply(space, from, now, op)
-          : Effect.flatMap(Effect.either(spaces.open(op.ns)), (found) =>
-            Either.isRight(found)
-              ? apply(found.right, from, now, op)
-              : Effect.succeed<OpResult>({ _tag: "Failed", message: describe(found.left) }))
+          ? f(space)
+          : Effect.flatMap(
+            Effect.either(spaces.open(op.ns)),
+            (found) => Either.isRight(found) ? f(found.right) : Effect.succeed(failed(describe(found.left)))
+          )
+      }
+      const slow = (op: Op): Effect.Effect<OpResult> => {
+        if (!isAtomic(op)) {
+          return inSpace(op, (space) => apply(space, from, now, op), (message) => ({ _tag: "Failed", message }))
+        }
+        const at = i
+        const room = at === 0 ? Infinity : replyBudget - bytes
+        return Effect.map(
+          inSpace(
+            op,
+            (space) => atomic.apply(space, from, now, op, room),
+            (message): Applied => ({ result: { _tag: "Failed", message }, replicated: undefined })
+          ),
+          ({ replicated: copied, result }) => {
+            if (copied !== undefined) {
+              replicated.push(Effect.map(copied, (final) => {
+                results[at] = final
+              }))
+            }
+            return result
+          }
+        )
       }
       const loop = (): Effect.Effect<ReadonlyArray<OpResult>> => {
         while (i < ops.length) {
@@ -173,9 +201,21 @@ export const serve = (p: Partition, { apply, applySync }: Apply, here: Here, nea
           }
           record(fast)
         }
-        return Effect.succeed(results)
+        return replicated.length === 0
+          ? Effect.succeed(results)
+          : Effect.as(Effect.all(replicated, { concurrency: "unbounded", discard: true }), results)
       }
-      return loop()
+      // While entries move, the owner first asks the others for the keys of the batch's atomic
+      // operations, all at once.
+      const atomics = p.ring.moving() ? ops.filter(isAtomic) : []
+      if (atomics.length === 0) return loop()
+      return Effect.zipRight(
+        Effect.forEach(atomics, (op) => inSpace(op, (space) => atomic.catchUp(space, now, op.key), () => undefined), {
+          concurrency: "unbounded",
+          discard: true
+        }),
+        Effect.suspend(loop)
+      )
     })
 
   return node.serve({

@@ -138,12 +138,27 @@ export const serialized = <A, E>(space: Space, write: () => Effect.Effect<A, E>)
 let lastVersion = 0
 /**
  * The version of a write's stamp: wall-clock microseconds, made strictly increasing in this
- * process; the writer's node id breaks ties between processes.
+ * process (and above `after`); the writer's node id breaks ties between processes.
  */
-export const nextVersion = (): number => {
-  const candidate = live.unsafeCurrentTimeMillis() * 1000
+export const nextVersion = (after = 0): number => {
+  const candidate = Math.max(live.unsafeCurrentTimeMillis() * 1000, after + 1)
   lastVersion = candidate > lastVersion ? candidate : lastVersion + 1
   return lastVersion
+}
+
+/**
+ * A version for the owner's write of `key` carrying `tags`: newer than what the key shows here and
+ * than any flush or invalidation of those tags here, so that the write lands, whatever the clocks
+ * of the nodes that made those.
+ */
+export const versionAfter = (space: Space, key: string, tags: ReadonlyArray<string>): number => {
+  let after = stampHere(space, key)?.version ?? 0
+  if (fresh(space.flushFloor)) after = Math.max(after, space.flushFloor.version)
+  for (const tag of tags) {
+    const floor = space.tagFloors.get(tag)
+    if (fresh(floor)) after = Math.max(after, floor.version)
+  }
+  return nextVersion(after)
 }
 
 export type SetOp = Extract<Op, { readonly _tag: "Set" }>

@@ -3,15 +3,19 @@
  * the rest. Its Effect `get` is the callback read of `route.ts`, and `sync` serves the keys this
  * node owns without any callback at all.
  */
-import type { BackendError, CacheError, Codec, Stats } from "@vela/core"
-import { Backend, CodecError } from "@vela/core"
+import type { BackendError, CacheError, Stats } from "@vela/core"
+import { Backend, Codec, CodecError, WrongType } from "@vela/core"
 import type { Clock } from "effect"
-import { Effect, Either, Stream } from "effect"
+import { Effect, Either, Option, Stream } from "effect"
 import * as HashRing from "../../HashRing.js"
+import type { OpResult, WireEntry } from "../protocol.js"
+import type { Stamp } from "../replica.js"
 import { setMany } from "../setMany.js"
 import { decodeHeld, encodeForWire, heldOf } from "../wire.js"
 import type { Apply } from "./apply.js"
+import type { Atomic } from "./atomic.js"
 import * as FanOut from "./fanOut.js"
+import * as Increments from "./increments.js"
 import { singleFlight } from "./leases.js"
 import type { Partition } from "./partition.js"
 import * as Route from "./route.js"
@@ -22,6 +26,7 @@ import { nextVersion, prune } from "./space.js"
 export const make = (
   p: Partition,
   apply: Apply,
+  atomics: Atomic,
   here: Here,
   space: Space,
   options: Backend.OpenOptions,
@@ -34,7 +39,60 @@ export const make = (
   const nowOf = () => clock.unsafeCurrentTimeMillis()
   const fanOut = FanOut.make(p, here, space, nowOf)
 
-  const { read, writeAll } = Route.make(p, apply, space, nowOf)
+  const { atomic, read, writeAll } = Route.make(p, apply, atomics, space, nowOf)
+
+  /** The decoded entry of `wire`, as the requester reads it. */
+  const decode = (key: string, wire: WireEntry): Effect.Effect<Backend.Entry, CodecError> =>
+    Effect.map(
+      codec.decode(key, wire.value),
+      (value) => ({ value, expiresAt: wire.expiresAt, tags: wire.tags, version: wire.version })
+    )
+
+  /** What the owner showed of `key`: an entry with its stamp, or no live entry. */
+  const snapshotOf = (key: string, result: OpResult): Effect.Effect<Backend.Snapshot | undefined, CodecError> =>
+    result._tag === "Stamped"
+      ? Effect.map(decode(key, result.entry), (entry) => ({
+        entry,
+        token: { version: result.entry.version, origin: result.origin } satisfies Stamp
+      }))
+      : Effect.succeed(undefined)
+
+  const readForUpdate = (key: string) =>
+    Effect.flatMap(
+      atomic(key, { _tag: "ReadForUpdate", ns, key }, "readForUpdate"),
+      (result) => Effect.map(snapshotOf(key, result), Option.fromNullable)
+    )
+
+  /**
+   * `compareAndSet` that also says what the key holds after it: the write it made, or what the
+   * owner showed instead (the base of the next attempt, without reading again).
+   */
+  const compareAndSet: Increments.CompareAndSet = (key, expected, next) =>
+    Effect.suspend(() => {
+      const token = expected === undefined ? null : expected.token
+      if (token !== null && !isStamp(token)) {
+        return Effect.die(new TypeError("compareAndSet: a snapshot of another store"))
+      }
+      let wire: WireEntry | null = null
+      if (next !== undefined) {
+        const encoded = encodeForWire(codec, ns, key, next, 0, node.maxFrameBytes)
+        if (!("value" in encoded)) return Effect.fail(encoded)
+        wire = encoded
+      }
+      const op: Route.Unviewed = { _tag: "CompareAndSet", ns, key, expected: token, next: wire, watch: space.watched }
+      type Outcome = Effect.Effect.Success<ReturnType<Increments.CompareAndSet>>
+      return Effect.flatMap(atomic(key, op, "compareAndSet"), (result): Effect.Effect<Outcome, CodecError> => {
+        if (result._tag === "Written") {
+          const stamp: Stamp = { version: result.version, origin: result.origin }
+          return Effect.succeed({
+            landed: true,
+            holds: next === undefined ? undefined : { entry: { ...next, version: result.version }, token: stamp }
+          })
+        }
+        if (result._tag === "Bool") return Effect.succeed({ landed: result.value, holds: undefined })
+        return Effect.map(snapshotOf(key, result), (holds) => ({ landed: false, holds }))
+      })
+    })
 
   /** The write of `entry`, or why it cannot be made: its value does not encode, or no frame holds it. */
   const setOp = (key: string, entry: Backend.Entry, version = nextVersion()): SetOp | CodecError | BackendError => {
@@ -83,6 +141,31 @@ export const make = (
         writeAll(key, { _tag: "Delete", ns, key, version: nextVersion(), origin: self }, "delete"),
         (results) => results.some((r) => r._tag === "Bool" && r.value)
       ),
+    readForUpdate,
+    compareAndSet: (key, expected, next) => Effect.map(compareAndSet(key, expected, next), (cas) => cas.landed),
+    take: (key) =>
+      Effect.flatMap(
+        atomic(key, { _tag: "Take", ns, key }, "take"),
+        (result) => result._tag === "Found" ? Effect.asSome(decode(key, result.entry)) : Effect.succeedNone
+      ),
+    touch: (key, expiresAt) =>
+      Effect.map(
+        atomic(key, { _tag: "Touch", ns, key, expiresAt }, "touch"),
+        (result) => result._tag === "Bool" && result.value
+      ),
+    // With the JSON codec the owner can read and write numbers itself: one request, no retries.
+    increment: codec === Codec.json
+      ? (key, by, created) =>
+        Effect.suspend(() => {
+          const checked = encodeForWire(codec, ns, key, { ...created, value: by, version: 0 }, 0, node.maxFrameBytes)
+          if (!("value" in checked)) return Effect.fail(checked)
+          const op: Route.Unviewed = { _tag: "Increment", ns, key, by, ...created }
+          return Effect.flatMap(atomic(key, op, "increment"), (result) =>
+            result._tag === "Sum"
+              ? Effect.succeed(result.value)
+              : Effect.fail(new WrongType({ key, operation: "increment", expected: "a finite number" })))
+        })
+      : Increments.make(p, compareAndSet, readForUpdate),
     invalidateTag: fanOut.invalidateTag,
     clear: fanOut.clear,
     size: fanOut.size,
@@ -135,3 +218,7 @@ const ownedView = (
     }
   }
 }
+
+const isStamp = (token: unknown): token is Stamp =>
+  typeof token === "object" && token !== null && typeof (token as Stamp).version === "number" &&
+  typeof (token as Stamp).origin === "string"

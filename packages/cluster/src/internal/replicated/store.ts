@@ -6,12 +6,13 @@
  * Reads: written once, as a callback over the local store (its synchronous view when it is an
  * authoritative one, so no read enters the runtime); the Effect `get` is that callback.
  */
-import type { BackendError, Codec, Stats } from "@vela/core"
+import type { BackendError, CacheError, Codec, Stats } from "@vela/core"
 import { Backend, CodecError } from "@vela/core"
-import { Effect, Stream } from "effect"
+import { Effect, Option, Stream } from "effect"
 import type { Op } from "../protocol.js"
+import { touchOf } from "../replica.js"
 import { setMany } from "../setMany.js"
-import { decodeHeld, encodeForWire } from "../wire.js"
+import { decodeHeld, encodeForWire, toWire } from "../wire.js"
 import { applyDelete, applyFlush, applyPut, applyTag, sweepSpace } from "./apply.js"
 import type { Replication } from "./replication.js"
 import { peers, stamp } from "./replication.js"
@@ -46,7 +47,7 @@ export const make = (
     return "value" in wire ? { _tag: "ReplicaPut", ns, key, entry: wire, origin: self } : wire
   }
 
-  const write = (op: PutOp) => Effect.zipRight(applyPut(r, space, op.key, op.entry, self), replicate(op))
+  const write = (op: PutOp) => Effect.zipRight(applyPut(r, space, op.key, op.entry, op.origin), replicate(op))
 
   const remove = (key: string) =>
     Effect.suspend(() => {
@@ -58,6 +59,24 @@ export const make = (
   const readHeld: Backend.GetCallback = localSync?.authoritative === true
     ? (key, done) => done(localSync.get(key))
     : local.getCallback
+
+  /**
+   * Touch: a put of the touched write's value at a stamp right after that write's, before any other
+   * write of the key (`touchOf`), so that it never replaces a write it did not see, and loses to
+   * every later one, wherever they meet.
+   */
+  const touch = (key: string, expiresAt: number | null, again = true): Effect.Effect<boolean, CacheError> =>
+    Effect.flatMap(local.get(key), (found) => {
+      const meta = space.replica.get(key)
+      if (Option.isNone(found) || meta === undefined || meta.tombstone) return Effect.succeed(false)
+      const held = found.value
+      // A write came between the two reads: touch that one. Twice: a newer write is landing, which
+      // a touch ordered before it loses to anyway.
+      if (held.version !== meta.version) return again ? touch(key, expiresAt, false) : Effect.succeed(true)
+      const { origin } = touchOf(meta, hlc.next(), self)
+      const op: PutOp = { _tag: "ReplicaPut", ns, key, entry: { ...toWire(held), expiresAt }, origin }
+      return Effect.as(write(op), true)
+    })
 
   const invalidations = Stream.fromPubSub(space.changes)
   const store = Backend.makeStore({
@@ -89,6 +108,12 @@ export const make = (
         return op._tag === "ReplicaPut" ? write(op) : Effect.fail(op)
       }),
     delete: remove,
+    touch: (key, expiresAt) => touch(key, expiresAt),
+    unsupported: {
+      store: "Replicated",
+      reason: "every node takes writes and keeps the newest by its stamp: no single node orders a key's " +
+        "writes, so a read-modify-write (take, increment, update, compare-and-set) could lose a concurrent write"
+    },
     invalidateTag: (tag) =>
       Effect.suspend(() => {
         const at = stamp(r)
