@@ -3,7 +3,6 @@ import { Redis } from "@vela/backend-redis"
 import { Backend, Codec } from "@vela/core"
 import { openOptions } from "@vela/core/testing"
 import { Clock, Context, Effect, FastCheck as fc, Fiber, Layer, Option, Schema, Stream, TestClock } from "effect"
-import { numbersAsJson } from "../src/internal/atomic.js"
 import { Keyspace } from "../src/internal/keys.js"
 import { failureTag, promise, rawClient, uniqueName } from "./utils/caches.js"
 import * as RedisServer from "./utils/RedisServer.js"
@@ -235,11 +234,11 @@ describe("Redis atomic operations", () => {
 
     it("increment is native under codecs that keep numbers as JSON numbers, and only those", () => {
       const schema = (s: Schema.Schema<any, any>) => Codec.fromSchema(s) as Codec.Codec<unknown>
-      assert.isTrue(numbersAsJson(Codec.json))
-      assert.isTrue(numbersAsJson(schema(Schema.Number)))
-      assert.isFalse(numbersAsJson(schema(Schema.NumberFromString)), "numbers as JSON strings")
-      assert.isFalse(numbersAsJson(schema(Schema.Int)), "a sum may not decode")
-      assert.isFalse(numbersAsJson(schema(Schema.String)))
+      assert.isTrue(Codec.numbersAsJson(Codec.json))
+      assert.isTrue(Codec.numbersAsJson(schema(Schema.Number)))
+      assert.isFalse(Codec.numbersAsJson(schema(Schema.NumberFromString)), "numbers as JSON strings")
+      assert.isFalse(Codec.numbersAsJson(schema(Schema.Int)), "a sum may not decode")
+      assert.isFalse(Codec.numbersAsJson(schema(Schema.String)))
     })
 
     it.scoped("under a codec that keeps numbers as text, increment is derived from compare-and-set, and as exact", () =>

@@ -39,9 +39,9 @@
  * built on the last two): the key's owner applies each, in order with the key's other writes, and
  * sends the write or delete it made to the replicas with a fresh stamp, as a put or delete is sent;
  * the operation returns once they all applied it. The token of `readForUpdate` is the owner's stamp
- * of the key's write. `increment` is added up on the owner when the cache's codec is `Codec.json`
- * (a number is its JSON text); with any other codec, only the cache can read the value, so it is a
- * compare-and-set loop from the requester, the increments of one key on a node combined into one
+ * of the key's write. `increment` is added up on the owner when the cache's codec keeps numbers
+ * as their JSON text (`Codec.numbersAsJson`: the default does); with any other codec, only the
+ * cache can read the value, so it is a compare-and-set loop from the requester, the increments of one key on a node combined into one
  * write per round. An owner refuses (nothing applied, `NodeUnavailable`) what reaches it from a
  * requester that sees other members, or before it met its seeds' cluster; for `handoffGrace` after
  * a change it first takes a newer copy of the key from the other members, if one has it. A write

@@ -149,3 +149,25 @@ const setOwn = (out: Record<string, unknown>, k: string, v: unknown): void => {
     Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true })
   } else out[k] = v
 }
+
+/**
+ * Whether `codec` writes a number as its JSON text and reads any JSON text of a number (`%.17g`
+ * included) back as that number: then a store may add to a number's text where it keeps it (a
+ * Redis script, a cluster owner) instead of decoding it. `Codec.json` and `Schema.Number` do;
+ * `Schema.NumberFromString` and `Schema.Int` (a sum may not decode) do not.
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export const numbersAsJson = (codec: Codec): boolean =>
+  probes.every((n) => {
+    const encoded = codec.encode("", n)
+    if (Either.isLeft(encoded) || !/^-?\d/.test(encoded.right) || JSON.parse(encoded.right) !== n) return false
+    return [String(n), n.toPrecision(17)].every((text) => {
+      const decoded = codec.decode("", text)
+      return Either.isRight(decoded) && decoded.right === n
+    })
+  })
+
+/** Doubles whose texts differ in form: integer, fraction, exponent, negative, beyond 2^53. */
+const probes = [0, 42, -1.5, 0.1, 1e-7, 1.7976931348623157e308, 2 ** 53 + 2]

@@ -9,7 +9,7 @@
  * another codec `Backend.makeStore` derives it from the other two.
  */
 import type { Backend, BackendError, CodecError } from "@vela/core"
-import { WrongType } from "@vela/core"
+import { Codec, WrongType } from "@vela/core"
 import { Effect, Either, Option } from "effect"
 import * as Entry from "./entry.js"
 import type { Namespace } from "./namespace.js"
@@ -152,23 +152,6 @@ export const make = (ns: Namespace): Atomic => {
     compareAndSet,
     take,
     touch,
-    increment: numbersAsJson(codec) ? increment : undefined
+    increment: Codec.numbersAsJson(codec) ? increment : undefined
   }
 }
-
-/** Doubles whose texts differ in form: integer, fraction, exponent, negative, beyond 2^53. */
-const probes = [0, 42, -1.5, 0.1, 1e-7, 1.7976931348623157e308, 2 ** 53 + 2]
-
-/**
- * Whether `codec` writes a number as its JSON text and reads any JSON text of a number (such as the
- * `%.17g` the increment script may write) as that number: then a number's text is the script's to change.
- */
-export const numbersAsJson = (codec: Backend.OpenOptions["codec"]): boolean =>
-  probes.every((n) => {
-    const encoded = codec.encode("", n)
-    if (Either.isLeft(encoded) || !/^-?\d/.test(encoded.right) || JSON.parse(encoded.right) !== n) return false
-    return [String(n), n.toPrecision(17)].every((text) => {
-      const decoded = codec.decode("", text)
-      return Either.isRight(decoded) && decoded.right === n
-    })
-  })

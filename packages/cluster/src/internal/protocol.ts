@@ -81,8 +81,8 @@ export const Op = Schema.Union(
   /** Partitioned, to the owner: removes the live entry and answers it (`Found`), or `Missing`. */
   Schema.TaggedStruct("Take", { ns: Schema.String, key: Schema.String, view: Schema.Number }),
   /**
-   * Partitioned, to the owner, for a cache whose codec is `Codec.json` (a finite number is its JSON
-   * text): adds `by` to the number the key holds (absent: 0, written with `expiresAt` and `tags`) and
+   * Partitioned, to the owner, for a cache whose codec keeps numbers as their JSON text
+   * (`Codec.numbersAsJson`): adds `by` to the number the key holds (absent: 0, written with `expiresAt` and `tags`) and
    * answers the sum (`Sum`), or `Bool` false when the key holds no number or the sum is not finite.
    */
   Schema.TaggedStruct("Increment", {

@@ -153,8 +153,8 @@ export const make = (
         atomic(key, { _tag: "Touch", ns, key, expiresAt }, "touch"),
         (result) => result._tag === "Bool" && result.value
       ),
-    // With the JSON codec the owner can read and write numbers itself: one request, no retries.
-    increment: codec === Codec.json
+    // With a codec that keeps numbers as JSON text the owner adds to them itself: one request, no retries.
+    increment: Codec.numbersAsJson(codec)
       ? (key, by, created) =>
         Effect.suspend(() => {
           const checked = encodeForWire(codec, ns, key, { ...created, value: by, version: 0 }, 0, node.maxFrameBytes)
