@@ -2,7 +2,10 @@
  * The in-memory backend, the default: entries live in this process's heap, values are kept by
  * reference (no copy, no encoding). Fastest, and gone when the process ends.
  */
-import { Effect, Layer, Option, Stream } from "effect"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
 import type { OpenOptions, Store } from "./Backend.js"
 import { Backend, makeStore } from "./Backend.js"
 import { WrongType } from "./Errors.js"

@@ -2,7 +2,8 @@
  * `getOrFetch`: the read of `read.ts`, then on a miss or a stale value the fetches of `fetch.ts`.
  * A fetch of the key already running here is joined before any read of a remote store.
  */
-import { Effect, Either } from "effect"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import type { CacheError, FetchTimeout } from "../../Errors.js"
 import { ConfigError } from "../../Errors.js"
 import type { FetchOptions } from "./config.js"

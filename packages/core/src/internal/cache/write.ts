@@ -6,7 +6,8 @@
  * Effect API and `store.setCallback` for callers without the runtime. `wrote` counts and reports it.
  * Removals (`delete`, `flush`, `invalidateTag`) live here too.
  */
-import { Effect, Either } from "effect"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import type { Entry } from "../../Backend.js"
 import type { CacheError } from "../../Errors.js"
 import { CodecError, ConfigError } from "../../Errors.js"
@@ -14,6 +15,8 @@ import * as Check from "../config.js"
 import type { PutOptions } from "./config.js"
 import { putFields } from "./config.js"
 import type { Core } from "./core.js"
+
+const noTags: ReadonlyArray<string> = []
 
 /** Where a new entry goes: its expiry and its tags. */
 export interface Placement {
@@ -38,6 +41,11 @@ export interface Writes<V> {
   /** Counts and reports a write the store made. */
   readonly wrote: (key: string, entry: Entry, started: bigint) => void
   readonly put: (key: string, value: V, options?: PutOptions) => Effect.Effect<void, CacheError>
+  /**
+   * `put` at once, for callers without the runtime, where the store writes synchronously (else
+   * `undefined`): the failure, or `undefined` once written.
+   */
+  readonly putNow: ((key: string, value: V, options: PutOptions | undefined) => CacheError | undefined) | undefined
   /** `put` for callers without the runtime, as `writeCallback`. */
   readonly putCallback: (
     key: string,
@@ -55,7 +63,7 @@ export interface Writes<V> {
 export const make = <V>(core: Core): Writes<V> => {
   const { check, clock, counters, store } = core
   const { drop, dropAll } = core.flights
-  const { emit, start } = core.observer
+  const { emit, start, watching } = core.observer
   const syncSet = store.sync?.set
 
   const prepare = (key: string, value: V, options: PutOptions | undefined): Either.Either<Entry, CacheError> => {
@@ -70,6 +78,11 @@ export const make = <V>(core: Core): Writes<V> => {
   const placement = (options: PutOptions | undefined): Either.Either<Placement, CacheError> => {
     const malformed = Check.options("options", options, putFields)
     if (malformed !== undefined) return Either.left(malformed)
+    // The common case, a TTL in milliseconds and no tags, without parsing a duration.
+    const ttl = options?.ttl
+    if (typeof ttl === "number" && ttl > 0 && ttl <= Check.maxTtlMillis && options!.tags === undefined) {
+      return Either.right({ expiresAt: clock.unsafeCurrentTimeMillis() + ttl, tags: noTags })
+    }
     return Either.map(core.options.entry(options), ({ tags, ttl }) => ({ expiresAt: expiresAt(ttl), tags }))
   }
 
@@ -77,6 +90,7 @@ export const make = <V>(core: Core): Writes<V> => {
 
   const wrote = (key: string, entry: Entry, started: bigint) => {
     counters.writes.add(1)
+    if (!watching()) return
     emit?.("put", started, {
       key,
       ttl: entry.expiresAt === null ? "infinity" : entry.expiresAt - clock.unsafeCurrentTimeMillis()
@@ -124,6 +138,16 @@ export const make = <V>(core: Core): Writes<V> => {
     if (Either.isLeft(prepared)) return done(prepared.left)
     drop(key)
     writeCallback(key, prepared.right, done)
+  }
+
+  const putNow = syncSet === undefined ? undefined : (key: string, value: V, options: PutOptions | undefined) => {
+    const prepared = prepare(key, value, options)
+    if (Either.isLeft(prepared)) return prepared.left
+    drop(key)
+    const started = start()
+    syncSet(key, prepared.right)
+    wrote(key, prepared.right, started)
+    return undefined
   }
 
   const remove = (key: string): Effect.Effect<void, CacheError> =>
@@ -180,6 +204,7 @@ export const make = <V>(core: Core): Writes<V> => {
     writeCallback,
     wrote,
     put,
+    putNow,
     putCallback,
     remove,
     exists,
