@@ -94,9 +94,10 @@ export interface SyncStore {
   /**
    * Writes an entry, for stores where that is all a write takes (an authoritative in-memory store).
    * Present only when every operation of the store completes without waiting: the facade then runs
-   * them synchronously.
+   * them synchronously. `now`: the clock as the caller read it to make the entry (epoch ms), so that
+   * the store need not read it again.
    */
-  readonly set?: ((key: string, entry: Entry) => void) | undefined
+  readonly set?: ((key: string, entry: Entry, now?: number) => void) | undefined
 }
 
 /**

@@ -63,7 +63,7 @@ const openStore = (options: OpenOptions, sweepSliceMillis = 2): Store => {
     size: Effect.sync(() => store.size()),
     sweep,
     invalidations: Stream.empty,
-    sync: { get: (key) => store.get(key), set: (key, entry) => store.set(key, entry), authoritative: true },
+    sync: { get: (key) => store.get(key), set: (key, entry, now) => store.set(key, entry, now), authoritative: true },
     getMany: (keys) => Effect.sync(() => keys.map((key) => Option.fromNullable(store.get(key)))),
     setMany: (entries) =>
       Effect.sync(() => {

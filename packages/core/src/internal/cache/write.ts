@@ -33,9 +33,10 @@ export interface Writes<V> {
   readonly prepare: (key: string, value: V, options: PutOptions | undefined) => Either.Either<Entry, CacheError>
   /**
    * Writes a prepared entry, counted and reported: on an in-memory store at once, when called (so
-   * call it when the write is due), otherwise when the returned Effect runs.
+   * call it when the write is due), otherwise when the returned Effect runs. `now`: the clock as read
+   * to make the entry, if it was just read.
    */
-  readonly write: (key: string, entry: Entry) => Effect.Effect<void, CacheError>
+  readonly write: (key: string, entry: Entry, now?: number) => Effect.Effect<void, CacheError>
   /** `write` for callers without the runtime: `done` is called once, synchronously on an in-memory store. */
   readonly writeCallback: (key: string, entry: Entry, done: (failure?: CacheError) => void) => void
   /** Counts and reports a write the store made. */
@@ -65,6 +66,11 @@ export const make = <V>(core: Core): Writes<V> => {
   const { drop, dropAll } = core.flights
   const { emit, start, watching } = core.observer
   const syncSet = store.sync?.set
+  /**
+   * The clock as `placement` read it (undefined: it did not), for a put to hand to its synchronous
+   * write right after its `prepare`: a put with a TTL reads the clock once, not twice.
+   */
+  let placedAt: number | undefined
 
   const prepare = (key: string, value: V, options: PutOptions | undefined): Either.Either<Entry, CacheError> => {
     const invalid = check(key)
@@ -81,12 +87,13 @@ export const make = <V>(core: Core): Writes<V> => {
     // The common case, a TTL in milliseconds and no tags, without parsing a duration.
     const ttl = options?.ttl
     if (typeof ttl === "number" && ttl > 0 && ttl <= Check.maxTtlMillis && options!.tags === undefined) {
-      return Either.right({ expiresAt: clock.unsafeCurrentTimeMillis() + ttl, tags: noTags })
+      return Either.right({ expiresAt: expiresAt(ttl)!, tags: noTags })
     }
     return Either.map(core.options.entry(options), ({ tags, ttl }) => ({ expiresAt: expiresAt(ttl), tags }))
   }
 
-  const expiresAt = (ttl: number): number | null => ttl === Infinity ? null : clock.unsafeCurrentTimeMillis() + ttl
+  const expiresAt = (ttl: number): number | null =>
+    ttl === Infinity ? null : (placedAt = clock.unsafeCurrentTimeMillis()) + ttl
 
   const wrote = (key: string, entry: Entry, started: bigint) => {
     counters.writes.add(1)
@@ -97,10 +104,10 @@ export const make = <V>(core: Core): Writes<V> => {
     })
   }
 
-  const write = (key: string, entry: Entry): Effect.Effect<void, CacheError> => {
+  const write = (key: string, entry: Entry, now?: number): Effect.Effect<void, CacheError> => {
     const started = start()
     if (syncSet !== undefined) {
-      syncSet(key, entry)
+      syncSet(key, entry, now)
       wrote(key, entry, started)
       return Effect.void
     }
@@ -122,10 +129,12 @@ export const make = <V>(core: Core): Writes<V> => {
 
   const put = (key: string, value: V, options?: PutOptions): Effect.Effect<void, CacheError> =>
     Effect.suspend(() => {
+      placedAt = undefined
       const prepared = prepare(key, value, options)
       if (Either.isLeft(prepared)) return Effect.fail(prepared.left)
+      const now = placedAt
       drop(key)
-      return write(key, prepared.right)
+      return write(key, prepared.right, now)
     })
 
   const putCallback = (
@@ -141,11 +150,13 @@ export const make = <V>(core: Core): Writes<V> => {
   }
 
   const putNow = syncSet === undefined ? undefined : (key: string, value: V, options: PutOptions | undefined) => {
+    placedAt = undefined
     const prepared = prepare(key, value, options)
     if (Either.isLeft(prepared)) return prepared.left
+    const now = placedAt
     drop(key)
     const started = start()
-    syncSet(key, prepared.right)
+    syncSet(key, prepared.right, now)
     wrote(key, prepared.right, started)
     return undefined
   }
