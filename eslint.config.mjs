@@ -38,5 +38,10 @@ export default tseslint.config(
     // Libraries report through Telemetry, never the console; the bench and the examples are programs.
     files: ["packages/{core,cluster,backend-redis,backend-sqlite,keyv}/src/**/*.ts"],
     rules: { "no-console": "error" }
+  },
+  {
+    // Deep imports (effect/Effect, not the barrel): the barrel alone costs the facade's import ~0.75 s.
+    files: ["packages/core/src/**/*.ts"],
+    rules: { "@effect/no-import-from-barrel-package": ["error", { packageNames: ["effect"] }] }
   }
 )

@@ -15,6 +15,7 @@ import type { SuiteResult } from "./internal/report.js"
 
 const KEYS = 10_000
 const OPS = 200_000
+const TTL = 3_600_000
 const keys = Array.from({ length: KEYS }, (_, i) => `key:${i}`)
 const missing = Array.from({ length: KEYS }, (_, i) => `missing:${i}`)
 
@@ -60,12 +61,19 @@ const effectApi = async (): Promise<Array<Measurement>> => {
 const promiseApi = async (): Promise<Array<Measurement>> => {
   const vela = createCache<number>({ name: "bench" })
   const lru = new LRUCache<string, number>({ max: KEYS * 2 })
+  // The config users run: a bound and a policy, entries with a TTL; lru-cache set up alike.
+  const bounded = createCache<number>({ name: "bounded", maxSize: KEYS * 2, evictionPolicy: "lru" })
+  const lruTtl = new LRUCache<string, number>({ max: KEYS * 2, ttl: TTL })
   const map = new Map<string, number>()
   for (let i = 0; i < KEYS; i++) {
     await vela.put(keys[i], i)
+    await bounded.put(keys[i], i, { ttl: TTL })
     lru.set(keys[i], i)
+    lruTtl.set(keys[i], i, { ttl: TTL })
     map.set(keys[i], i)
   }
+  check("bounded facade get", await bounded.get(keys[7]), 7)
+  check("lru-cache (ttl) get", lruTtl.get(keys[7]), 7)
   check("facade get", await vela.get(keys[7]), 7)
   check("lru-cache get", lru.get(keys[7]), 7)
   const awaited = (name: string, op: (i: number) => unknown) =>
@@ -79,9 +87,14 @@ const promiseApi = async (): Promise<Array<Measurement>> => {
     await awaited("Vela (facade) await getOrFetch hit", (i) => vela.getOrFetch(keys[i], () => i)),
     await awaited("lru-cache await get hit", (i) => lru.get(keys[i])),
     await awaited("lru-cache await set", (i) => lru.set(keys[i], i)),
+    await awaited("Vela (facade, maxSize+lru) await get hit", (i) => bounded.get(keys[i])),
+    await awaited("Vela (facade, maxSize+lru) await put with TTL", (i) => bounded.put(keys[i], i, { ttl: TTL })),
+    await awaited("lru-cache (max+ttl) await get hit", (i) => lruTtl.get(keys[i])),
+    await awaited("lru-cache (max+ttl) await set with ttl", (i) => lruTtl.set(keys[i], i, { ttl: TTL })),
     await awaited("Map await get (floor)", (i) => map.get(keys[i]))
   ]
   await vela.close()
+  await bounded.close()
   return rows
 }
 
@@ -92,7 +105,8 @@ export const run = async (): Promise<SuiteResult> => {
     name: "get",
     title: "get_bench: the original's get_bench.exs",
     description: "Hit, miss, put and getOrFetch (hit) through the Effect API (in a running fiber) and the Promise " +
-      "facade (one await per call), beside lru-cache, Effect's Cache and a Map; 10,000 keys preloaded without TTL, " +
+      "facade (one await per call), beside lru-cache, Effect's Cache and a Map; 10,000 keys preloaded without TTL " +
+      "(and, for the maxSize+lru facade and lru-cache with max+ttl, the config users run, with a 1 h TTL), " +
       "read round-robin, 200,000 operations per round, 7 rounds after a warm-up; median and slowest–fastest round.",
     tables: [
       toTable("get_bench: Effect API, in a running fiber", effect, "Effect Cache.get hit"),

@@ -2,8 +2,14 @@
  * The storage engine behind caches: string keys, `Entry` values, no knowledge of topology. One
  * backend serves many caches; each cache opens its own namespace on it and gets a `Store`.
  */
-import type { Clock, Scope } from "effect"
-import { Cause, Context, Effect, Exit, Option, Stream } from "effect"
+import * as Cause from "effect/Cause"
+import type * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 import type { Codec } from "./Codec.js"
 import type { CacheError, ConfigError, FetchTimeout } from "./Errors.js"
 import { BackendError, Unsupported, WrongType } from "./Errors.js"
@@ -88,9 +94,10 @@ export interface SyncStore {
   /**
    * Writes an entry, for stores where that is all a write takes (an authoritative in-memory store).
    * Present only when every operation of the store completes without waiting: the facade then runs
-   * them synchronously.
+   * them synchronously. `now`: the clock as the caller read it to make the entry (epoch ms), so that
+   * the store need not read it again.
    */
-  readonly set?: ((key: string, entry: Entry) => void) | undefined
+  readonly set?: ((key: string, entry: Entry, now?: number) => void) | undefined
 }
 
 /**

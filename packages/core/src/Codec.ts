@@ -3,8 +3,9 @@
  * encode values to text with a `Codec`: the cache's value `Schema` when it has one, otherwise
  * `Codec.json`, a JSON dialect that also round-trips `Date`, `Uint8Array`, `bigint`, `Map` and `Set`.
  */
-import type { ParseResult } from "effect"
-import { Either, Schema } from "effect"
+import * as Either from "effect/Either"
+import * as ParseResult from "effect/ParseResult"
+import type * as Schema from "effect/Schema"
 import { CodecError } from "./Errors.js"
 
 /**
@@ -52,10 +53,11 @@ export const json: Codec<unknown> = {
  * @category constructors
  */
 export const fromSchema = <V, I>(schema: Schema.Schema<V, I>): Codec<V> => {
-  const encode = Schema.encodeEither(schema)
-  const decode = Schema.decodeUnknownEither(schema)
-  const failure = (key: string, direction: "encode" | "decode") => (error: ParseResult.ParseError) =>
-    new CodecError({ key, direction, cause: error })
+  // Through `ParseResult`, not `Schema`: a cache without a value Schema does not load all of Schema.
+  const encode = ParseResult.encodeUnknownEither(schema)
+  const decode = ParseResult.decodeUnknownEither(schema)
+  const failure = (key: string, direction: "encode" | "decode") => (issue: ParseResult.ParseIssue) =>
+    new CodecError({ key, direction, cause: ParseResult.parseError(issue) })
   return {
     encode: (key, value) =>
       Either.flatMap(Either.mapLeft(encode(value), failure(key, "encode")), (encoded) => json.encode(key, encoded)),

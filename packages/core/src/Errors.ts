@@ -2,7 +2,7 @@
  * The typed failures of a cache. Every error is a `Data.TaggedError`, so it is also an `Error`
  * with a readable `message`: the Promise facade throws these same instances.
  */
-import { Data } from "effect"
+import * as Data from "effect/Data"
 
 /**
  * `get` of a key that is missing or expired.

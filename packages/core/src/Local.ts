@@ -1,5 +1,6 @@
 /** The single-process topology: every operation goes straight to the `Backend`. */
-import { Effect, Layer } from "effect"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import { Backend } from "./Backend.js"
 import { Topology } from "./Topology.js"
 

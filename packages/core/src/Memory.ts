@@ -2,7 +2,10 @@
  * The in-memory backend, the default: entries live in this process's heap, values are kept by
  * reference (no copy, no encoding). Fastest, and gone when the process ends.
  */
-import { Effect, Layer, Option, Stream } from "effect"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
 import type { OpenOptions, Store } from "./Backend.js"
 import { Backend, makeStore } from "./Backend.js"
 import { WrongType } from "./Errors.js"
@@ -60,7 +63,7 @@ const openStore = (options: OpenOptions, sweepSliceMillis = 2): Store => {
     size: Effect.sync(() => store.size()),
     sweep,
     invalidations: Stream.empty,
-    sync: { get: (key) => store.get(key), set: (key, entry) => store.set(key, entry), authoritative: true },
+    sync: { get: (key) => store.get(key), set: (key, entry, now) => store.set(key, entry, now), authoritative: true },
     getMany: (keys) => Effect.sync(() => keys.map((key) => Option.fromNullable(store.get(key)))),
     setMany: (entries) =>
       Effect.sync(() => {

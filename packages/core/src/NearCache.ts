@@ -11,8 +11,11 @@
  * bypassed until they resume (`Connected`), so an outage never serves a stale value.
  * Invariant: an L1 entry never outlives its L2 entry's `expiresAt` nor the L1 `ttl`.
  */
-import type { Duration } from "effect"
-import { Effect, Layer, Option, Stream } from "effect"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
 import type { Entry, Invalidation, Store } from "./Backend.js"
 import { makeStore } from "./Backend.js"
 import type { ConfigError } from "./Errors.js"

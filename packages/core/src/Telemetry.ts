@@ -3,7 +3,11 @@
  * original's `:telemetry` events, tracing spans, and (opt-in) latency histograms and a size gauge.
  * Absent the layer, a cache pays for none of them.
  */
-import { Context, Effect, Layer, PubSub, Stream } from "effect"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as PubSub from "effect/PubSub"
+import * as Stream from "effect/Stream"
 
 /**
  * `{ event: [...prefix, op, "stop"], measurements, metadata }`, as `:telemetry` has it.

@@ -2,8 +2,9 @@
  * Where a cache's operations run. `Local` sends them to the `Backend`; the cluster topologies send
  * them to the nodes that own the keys; `NearCache` wraps any topology with an in-memory L1.
  */
-import type { Effect, Scope } from "effect"
-import { Context } from "effect"
+import * as Context from "effect/Context"
+import type * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
 import type { OpenOptions, Store } from "./Backend.js"
 import type { BackendError, ConfigError } from "./Errors.js"
 

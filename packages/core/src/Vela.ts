@@ -8,8 +8,12 @@
  *
  * @since 0.1.0
  */
-import type { Context, Duration, Option, Scope } from "effect"
-import { Effect, Layer } from "effect"
+import type * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
 import type { BackendError, CacheError, ConfigError, FetchTimeout, NotFound } from "./Errors.js"
 import type * as Options from "./internal/cache/config.js"
 import { fromEnvironment } from "./internal/cache/config.js"

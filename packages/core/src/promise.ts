@@ -11,20 +11,18 @@
  * await cache.close()
  * ```
  */
-import {
-  Cause,
-  Clock,
-  Context,
-  Duration,
-  Effect,
-  Either,
-  Exit,
-  Layer,
-  Logger,
-  ManagedRuntime,
-  Option,
-  Runtime
-} from "effect"
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as ManagedRuntime from "effect/ManagedRuntime"
+import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
 import type { Backend } from "./Backend.js"
 import { CacheClosed, ConfigError } from "./Errors.js"
 import { resolve } from "./internal/cache/config.js"
@@ -280,7 +278,7 @@ const facadeOf = <V, R>(
   }
 
   const inflight = makeShared<V>()
-  const forget = inflight.forget
+  const { forget, forgetKey } = inflight
 
   const getOrFetch = (key: string, fetch: (key: string) => V | PromiseLike<V>, putOptions?: Vela.FetchOptions<V>) => {
     if (isClosed()) return Promise.reject(closedError)
@@ -323,13 +321,17 @@ const facadeOf = <V, R>(
     },
     getOrThrow: (key) => runNow((c) => c.get(key)),
     put: (key, value, putOptions) => {
-      forget([key])
+      forgetKey(key)
       const c = direct
       if (isClosed() || c === undefined) return run((c) => c.put(key, value, putOptions))
+      if (c.putNow !== undefined) {
+        const failure = c.putNow(key, value, putOptions)
+        return failure === undefined ? resolvedUndefined : Promise.reject(failure)
+      }
       return fromCallback<void>((done) => c.putCallback(key, value, putOptions, (failure) => done(failure, undefined)))
     },
     delete: (key) => {
-      forget([key])
+      forgetKey(key)
       return runNow((c) => c.delete(key))
     },
     exists: (key) => runNow((c) => c.exists(key)),
@@ -359,15 +361,15 @@ const facadeOf = <V, R>(
       ),
     touch: (key, ttl) => runNow((c) => c.touch(key, ttl)),
     take: (key) => {
-      forget([key])
+      forgetKey(key)
       return runNow((c) => Effect.map(c.take(key), Option.getOrUndefined))
     },
     increment: (key, by, putOptions) => {
-      forget([key])
+      forgetKey(key)
       return runNow((c) => c.increment(key, by, putOptions))
     },
     update: (key, f, putOptions) => {
-      forget([key])
+      forgetKey(key)
       // `f` may answer later: the update runs on the runtime, its throw or rejection carried as thrown
       // (not a function: left to the cache's check).
       const apply = typeof f === "function" ? (value: V) => orThrown(() => f(value)) : f
@@ -427,6 +429,9 @@ const makeShared = <V>() => {
     },
     forget: (keys: Iterable<unknown>) => {
       for (const key of keys) inflight.delete(key as string)
+    },
+    forgetKey: (key: string) => {
+      inflight.delete(key)
     },
     clear: () => inflight.clear()
   }
@@ -501,9 +506,35 @@ const isAsync = (cause: Cause.Cause<unknown>): boolean => Runtime.isAsyncFiberEx
  * close its caches still exits, as with lru-cache.
  */
 const live = Clock.make()
+
+/**
+ * The wall clock as read at most once a millisecond and once per `COARSE_READS` reads, as
+ * lru-cache's `ttlResolution`: where a clock read is a system call (containers without a vDSO),
+ * it cost a hit with a TTL more than everything else. An entry may outlive its TTL by about 1 ms
+ * (longer only while one synchronous stretch of code holds the event loop, for at most 256 reads).
+ */
+let coarseMillis = -1
+let coarseReads = 0
+let coarseTimer = false
+const COARSE_READS = 256
+const forgetMillis = () => {
+  coarseMillis = -1
+  coarseTimer = false
+}
+const currentMillis = (): number => {
+  if (coarseMillis >= 0 && ++coarseReads < COARSE_READS) return coarseMillis
+  coarseMillis = live.unsafeCurrentTimeMillis()
+  coarseReads = 0
+  if (!coarseTimer) {
+    coarseTimer = true
+    setTimeout(forgetMillis, 1).unref()
+  }
+  return coarseMillis
+}
+
 const unrefClock: Clock.Clock = {
   [Clock.ClockTypeId]: Clock.ClockTypeId,
-  unsafeCurrentTimeMillis: () => live.unsafeCurrentTimeMillis(),
+  unsafeCurrentTimeMillis: currentMillis,
   unsafeCurrentTimeNanos: () => live.unsafeCurrentTimeNanos(),
   currentTimeMillis: live.currentTimeMillis,
   currentTimeNanos: live.currentTimeNanos,

@@ -12,8 +12,10 @@
  * It needs `vitest` and `@effect/vitest` (peer dependencies of this entry only).
  */
 import { describe, layer } from "@effect/vitest"
-import type { Layer } from "effect"
-import { Clock, Effect, FastCheck as fc } from "effect"
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as fc from "effect/FastCheck"
+import type * as Layer from "effect/Layer"
 import type { EvictionPolicy, OpenOptions } from "./Backend.js"
 import * as Codec from "./Codec.js"
 import * as Atomic from "./internal/conformance/atomic.js"

@@ -1,5 +1,6 @@
 /** Validation of cache config and call options: every nonsensical value becomes a `ConfigError`. */
-import { Duration, Either } from "effect"
+import * as Duration from "effect/Duration"
+import * as Either from "effect/Either"
 import type { EvictionPolicy } from "../Backend.js"
 import { ConfigError, InvalidKey } from "../Errors.js"
 

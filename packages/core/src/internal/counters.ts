@@ -2,7 +2,8 @@
  * The counters behind a cache's `Stats`: one field per counter, mirrored into an Effect `Metric`,
  * so that a hot path adds to a number and to the metric's hook, nothing more.
  */
-import { Metric } from "effect"
+import * as Metric from "effect/Metric"
+import * as MetricKey from "effect/MetricKey"
 import type { Stats } from "../Stats.js"
 import { sum } from "../Stats.js"
 
@@ -35,7 +36,11 @@ export type Counters = { readonly [K in Counter]: Count } & { readonly snapshot:
 export const makeCounters = (prefix: ReadonlyArray<string>, cache: string, enabled: boolean): Counters => {
   const name = prefix.join("_")
   const count = (counter: Counter) => {
-    const metric = Metric.counter(`${name}_${snakeCase(counter)}`).pipe(Metric.tagged("cache", cache))
+    // The tag goes into the key, not onto the metric: a tagged metric builds its key and looks up its
+    // hook on every update, a metric of a tagged key looks it up once.
+    const metric = Metric.fromMetricKey(
+      MetricKey.tagged(MetricKey.counter(`${name}_${snakeCase(counter)}`), "cache", cache)
+    )
     return enabled ? new Count(metric) : new DroppedCount(metric)
   }
   const all = Object.fromEntries(counters.map((counter) => [counter, count(counter)])) as Record<Counter, Count>

@@ -4,7 +4,7 @@
  * fresh. Wrapping the value (not the `Entry`) lets every backend keep grace without knowing of it:
  * in memory the wrapper is stored as it is, and `codec` carries it through backends that store text.
  */
-import { Either } from "effect"
+import * as Either from "effect/Either"
 import type { Codec } from "../Codec.js"
 import { CodecError } from "../Errors.js"
 

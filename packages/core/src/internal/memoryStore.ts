@@ -69,19 +69,20 @@ export class MemoryStore {
     return this.#live(key)
   }
 
-  set(key: string, entry: Entry): void {
+  /** Writes `entry`; `now`, when given, is the time to judge the entry it replaces by (a clock read saved). */
+  set(key: string, entry: Entry, now?: number): void {
     const tags = entry.tags.length === 0 ? noTags : entry.tags
-    const node = this.#live(key)
+    const node = this.#live(key, now)
     if (node !== undefined) {
-      this.#untag(node)
-      if (node.expiresAt !== null) this.#heap.remove(node)
+      if (node.tags.length > 0) this.#untag(node)
+      const timed = node.expiresAt !== null
       node.value = entry.value
       node.expiresAt = entry.expiresAt
       node.tags = tags
       node.version = entry.version
       node.seq = this.#seq++
-      if (entry.expiresAt !== null) this.#heap.push(node)
-      this.#tag(node)
+      this.#retime(node, timed)
+      if (tags.length > 0) this.#tag(node)
       this.#policy.used(node, true)
       return
     }
@@ -124,10 +125,10 @@ export class MemoryStore {
   touch(key: string, expiresAt: number | null): boolean {
     const node = this.#live(key)
     if (node === undefined) return false
-    if (node.expiresAt !== null) this.#heap.remove(node)
+    const timed = node.expiresAt !== null
     node.expiresAt = expiresAt
     node.seq = this.#seq++
-    if (expiresAt !== null) this.#heap.push(node)
+    this.#retime(node, timed)
     this.#policy.used(node, true)
     return true
   }
@@ -215,15 +216,22 @@ export class MemoryStore {
     this.#policy.clear()
   }
 
-  #live(key: string): Node | undefined {
+  #live(key: string, now?: number): Node | undefined {
     const node = this.#map.get(key)
     if (node === undefined) return undefined
-    if (this.#expired(node)) {
+    if (node.expiresAt !== null && node.expiresAt <= (now ?? this.#now())) {
       this.#remove(node)
       this.#onExpire(1)
       return undefined
     }
     return node
+  }
+
+  /** Keeps the heap in step with a node whose expiry or write number changed (`timed`: it had an expiry). */
+  #retime(node: Node, timed: boolean): void {
+    if (node.expiresAt === null) {
+      if (timed) this.#heap.remove(node)
+    } else this.#heap.retime(node)
   }
 
   #makeRoom(): void {

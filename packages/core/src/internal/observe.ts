@@ -4,8 +4,13 @@
  * spans that carry the operation's outcome. Without `Telemetry` every hook is absent or the
  * identity, and the hot paths pay nothing for them.
  */
-import type { Clock } from "effect"
-import { Effect, Fiber, Metric, MetricBoundaries, Option } from "effect"
+import type * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Metric from "effect/Metric"
+import * as MetricBoundaries from "effect/MetricBoundaries"
+import * as MetricKey from "effect/MetricKey"
+import * as Option from "effect/Option"
 import type { Telemetry, TelemetryEvent } from "../Telemetry.js"
 
 /** The start of an operation nobody observes (or one that took no time of its own). */
@@ -23,6 +28,11 @@ export interface Observer {
   readonly start: () => bigint
   /** Reports a finished operation: its event, its histogram sample, its outcome on the current span. */
   readonly emit: Emit | undefined
+  /**
+   * Whether an `emit` now would reach anything (a listener, a histogram, a span): hot paths ask
+   * before they build an event's metadata.
+   */
+  readonly watching: () => boolean
   /** Whether operations run in spans. */
   readonly spans: boolean
   /** Runs `self` in a span named `<prefix>.<op>` when spans are on, with the cache, key and tag. */
@@ -51,6 +61,7 @@ export const make = (
     return {
       start: () => noStart,
       emit: undefined,
+      watching: () => false,
       spans: false,
       span: (_op, _key, self) => self,
       recordSize: undefined
@@ -61,9 +72,12 @@ export const make = (
   const histogram = (op: string) => {
     let found = histograms.get(op)
     if (found === undefined) {
-      found = Metric.histogram(`${metricName}_duration_ms`, latencyBoundaries, "latency of cache operations").pipe(
-        Metric.tagged("cache", cache),
-        Metric.tagged("operation", op)
+      // Tags on the key, so that the metric looks its hook up once (see `counters.ts`).
+      found = Metric.fromMetricKey(
+        MetricKey.histogram(`${metricName}_duration_ms`, latencyBoundaries, "latency of cache operations").pipe(
+          MetricKey.tagged("cache", cache),
+          MetricKey.tagged("operation", op)
+        )
       )
       histograms.set(op, found)
     }
@@ -86,13 +100,16 @@ export const make = (
     telemetry.emit(event)
   }
   const size = metrics
-    ? Metric.gauge(`${metricName}_size`, { description: "live entries of the cache" }).pipe(
-      Metric.tagged("cache", cache)
+    ? Metric.fromMetricKey(
+      MetricKey.gauge(`${metricName}_size`, { description: "live entries of the cache" }).pipe(
+        MetricKey.tagged("cache", cache)
+      )
     )
     : undefined
   return {
     start: () => metrics || telemetry.active() ? clock.unsafeCurrentTimeNanos() : noStart,
     emit,
+    watching: spans || metrics ? () => true : () => telemetry.active(),
     spans,
     span: spans
       ? (op, key, self, tag) =>

@@ -1,4 +1,4 @@
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 
 /**
  * Lets timers and I/O run before the fiber continues. `Effect.yieldNow` alone may resume on a

@@ -14,7 +14,10 @@
  * counts a delete, `update` that wrote and `increment` count a write. `ttl` and `touch` count
  * nothing, as `exists` does not.
  */
-import { Duration, Effect, Either, Option } from "effect"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
 import type { Entry, Snapshot } from "../../Backend.js"
 import type { CacheError } from "../../Errors.js"
 import { CodecError, ConfigError } from "../../Errors.js"

@@ -3,7 +3,9 @@
  * on the store (one `MGET`, one SQL statement, one RPC per node), counted and reported per key as
  * the single-key operations of `read.ts` and `write.ts` are.
  */
-import { Effect, Either, Option } from "effect"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
 import type { Entry } from "../../Backend.js"
 import type { CacheError } from "../../Errors.js"
 import { CodecError, ConfigError } from "../../Errors.js"

@@ -2,8 +2,12 @@
  * A cache's config and call options: their shapes, their defaults, their checks (the first
  * nonsensical field is a `ConfigError` naming it) and their overrides from Effect `Config`.
  */
-import type { Duration } from "effect"
-import { Config as EffectConfig, Effect, Either, Option, Schema } from "effect"
+import * as EffectConfig from "effect/Config"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import type * as Schema from "effect/Schema"
 import type { EvictionPolicy } from "../../Backend.js"
 import * as Codec from "../../Codec.js"
 import { ConfigError } from "../../Errors.js"
@@ -111,7 +115,7 @@ export const resolve = <V, I>(
     ) {
       return yield* Either.left(new ConfigError({ field: "telemetryPrefix", reason: "expected non-empty strings" }))
     }
-    if (config.value !== undefined && !Schema.isSchema(config.value)) {
+    if (config.value !== undefined && !isSchema(config.value)) {
       return yield* Either.left(new ConfigError({ field: "value", reason: "expected a Schema" }))
     }
     return {
@@ -296,3 +300,16 @@ const parseOverride = (field: keyof typeof environment, text: string): Effect.Ef
       return Effect.succeed(text)
   }
 }
+
+/**
+ * `Schema.isSchema`, without loading `effect/Schema` (about 100 KB) into every cache: a Schema
+ * carries an object under the symbol `effect/Schema`.
+ */
+const isSchema = (u: unknown): boolean => {
+  const variance = typeof u === "function" || (typeof u === "object" && u !== null)
+    ? (u as Record<symbol, unknown>)[SchemaTypeId]
+    : undefined
+  return (typeof variance === "object" && variance !== null) || typeof variance === "function"
+}
+
+const SchemaTypeId = Symbol.for("effect/Schema")

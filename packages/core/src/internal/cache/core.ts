@@ -3,8 +3,11 @@
  * instrumentation, whether it is closed, and what it knows of its keys' fetches. Built once per
  * cache; the reads, writes, fetches and batches are functions of it.
  */
-import type { Clock, Scope } from "effect"
-import { Effect, Option, Schedule } from "effect"
+import type * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
 import type { Store } from "../../Backend.js"
 import type { BackendError, CacheError, ConfigError } from "../../Errors.js"
 import { CacheClosed } from "../../Errors.js"

@@ -3,7 +3,9 @@
  * stale value within its grace a refresh in the background (stale-while-revalidate). A fetched
  * value is stored only while its fetch still holds the key.
  */
-import { Effect, Either, Exit } from "effect"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
 import type { Entry } from "../../Backend.js"
 import type { CacheError } from "../../Errors.js"
 import { ConfigError, FetchTimeout } from "../../Errors.js"

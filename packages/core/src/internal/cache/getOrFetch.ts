@@ -4,7 +4,9 @@
  * read of it already running here: a burst of callers of a key a remote store must answer sends that
  * store one read.
  */
-import { Effect, Either, Exit } from "effect"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
 import type { CacheError, FetchTimeout } from "../../Errors.js"
 import { ConfigError } from "../../Errors.js"
 import { noStart } from "../observe.js"

@@ -3,8 +3,9 @@
  * Promise facade holds whole, for the paths that skip the runtime (`now`, `lookupCallback`,
  * `putCallback`, a `getOrFetch` that does not read again).
  */
-import type { Option } from "effect"
-import { Effect, Scope } from "effect"
+import * as Effect from "effect/Effect"
+import type * as Option from "effect/Option"
+import * as Scope from "effect/Scope"
 import type { BackendError, CacheError, ConfigError, NotFound } from "../../Errors.js"
 import type { Stats } from "../../Stats.js"
 import type { Topology } from "../../Topology.js"
@@ -49,6 +50,7 @@ export interface InternalCache<V> extends Batches<V>, Atomics<V> {
   readonly check: Core.Core["check"]
   readonly now: Reads<V>["now"]
   readonly lookupCallback: Reads<V>["lookupCallback"]
+  readonly putNow: Writes<V>["putNow"]
   readonly putCallback: Writes<V>["putCallback"]
   readonly joined: Fetch.Fetches<V>["joined"]
   readonly memoize: Vela.Cache<V>["memoize"]
@@ -116,6 +118,7 @@ export const make = <V = unknown, I = unknown>(
       check: core.check,
       now: reads.now,
       lookupCallback: reads.lookupCallback,
+      putNow: writes.putNow,
       putCallback: writes.putCallback,
       joined: fetches.joined,
       memoize: Memoize.make(getOrFetchSpan),

@@ -3,7 +3,8 @@
  * under a key made of its arguments (by default their `Codec.json` encoding), so that concurrent
  * calls with the same arguments run the function once. Its keys share the cache with other keys.
  */
-import { Effect, Either } from "effect"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Codec from "../../Codec.js"
 import type { CacheError, FetchTimeout } from "../../Errors.js"
 import { ConfigError, InvalidKey } from "../../Errors.js"

@@ -7,7 +7,7 @@
  * back from it: two different paths (siblings, a child and its parent, a child and any cache) never
  * share a namespace, whatever their names hold otherwise.
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import type { CacheError } from "../../Errors.js"
 import { ConfigError } from "../../Errors.js"
 import { sum } from "../../Stats.js"

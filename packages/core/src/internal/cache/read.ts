@@ -5,7 +5,8 @@
  * through `store.getCallback` for callers without the runtime. Either way the answer is counted,
  * reported and told fresh from stale in one place (`classify`).
  */
-import { Effect, Option } from "effect"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import type { Entry } from "../../Backend.js"
 import type { CacheError } from "../../Errors.js"
 import { NotFound } from "../../Errors.js"
@@ -42,7 +43,7 @@ export interface Reads<V> {
 
 export const make = <V>(core: Core): Reads<V> => {
   const { check, clock, counters, store } = core
-  const { emit, start } = core.observer
+  const { emit, start, watching } = core.observer
   const sync = store.sync
 
   const now = (key: string): V | typeof Miss | typeof Unknown => {
@@ -56,12 +57,12 @@ export const make = <V>(core: Core): Reads<V> => {
         value = value.value
       }
       counters.hits.add(1)
-      emit?.("get", started, { key, result: "hit" })
+      if (watching()) emit?.("get", started, { key, result: "hit" })
       return value as V
     }
     if (!sync.authoritative) return Unknown
     counters.misses.add(1)
-    emit?.("get", started, { key, result: "miss" })
+    if (watching()) emit?.("get", started, { key, result: "miss" })
     return Miss
   }
 
@@ -78,7 +79,7 @@ export const make = <V>(core: Core): Reads<V> => {
     const hit = found._tag === "Fresh"
     if (hit) counters.hits.add(1)
     else counters.misses.add(1)
-    emit?.("get", started, { key, result: hit ? "hit" : "miss" })
+    if (watching()) emit?.("get", started, { key, result: hit ? "hit" : "miss" })
     return found
   }
 

@@ -41,8 +41,14 @@
  * Follows the `singleflight` of Go's groupcache, with per-waiter deadlines as in Caffeine's
  * `AsyncCache` `orTimeout`, and bentocache's distributed locks for layer (3).
  */
-import type { Clock, Fiber, Scope } from "effect"
-import { Duration, Effect, type Exit, FiberId, Runtime } from "effect"
+import type * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import type * as Exit from "effect/Exit"
+import type * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
+import * as Runtime from "effect/Runtime"
+import type * as Scope from "effect/Scope"
 
 /** A fetch's hold on its key. */
 export interface Lease {

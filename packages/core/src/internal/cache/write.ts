@@ -6,7 +6,8 @@
  * Effect API and `store.setCallback` for callers without the runtime. `wrote` counts and reports it.
  * Removals (`delete`, `flush`, `invalidateTag`) live here too.
  */
-import { Effect, Either } from "effect"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import type { Entry } from "../../Backend.js"
 import type { CacheError } from "../../Errors.js"
 import { CodecError, ConfigError } from "../../Errors.js"
@@ -14,6 +15,8 @@ import * as Check from "../config.js"
 import type { PutOptions } from "./config.js"
 import { putFields } from "./config.js"
 import type { Core } from "./core.js"
+
+const noTags: ReadonlyArray<string> = []
 
 /** Where a new entry goes: its expiry and its tags. */
 export interface Placement {
@@ -30,14 +33,20 @@ export interface Writes<V> {
   readonly prepare: (key: string, value: V, options: PutOptions | undefined) => Either.Either<Entry, CacheError>
   /**
    * Writes a prepared entry, counted and reported: on an in-memory store at once, when called (so
-   * call it when the write is due), otherwise when the returned Effect runs.
+   * call it when the write is due), otherwise when the returned Effect runs. `now`: the clock as read
+   * to make the entry, if it was just read.
    */
-  readonly write: (key: string, entry: Entry) => Effect.Effect<void, CacheError>
+  readonly write: (key: string, entry: Entry, now?: number) => Effect.Effect<void, CacheError>
   /** `write` for callers without the runtime: `done` is called once, synchronously on an in-memory store. */
   readonly writeCallback: (key: string, entry: Entry, done: (failure?: CacheError) => void) => void
   /** Counts and reports a write the store made. */
   readonly wrote: (key: string, entry: Entry, started: bigint) => void
   readonly put: (key: string, value: V, options?: PutOptions) => Effect.Effect<void, CacheError>
+  /**
+   * `put` at once, for callers without the runtime, where the store writes synchronously (else
+   * `undefined`): the failure, or `undefined` once written.
+   */
+  readonly putNow: ((key: string, value: V, options: PutOptions | undefined) => CacheError | undefined) | undefined
   /** `put` for callers without the runtime, as `writeCallback`. */
   readonly putCallback: (
     key: string,
@@ -55,8 +64,13 @@ export interface Writes<V> {
 export const make = <V>(core: Core): Writes<V> => {
   const { check, clock, counters, store } = core
   const { drop, dropAll } = core.flights
-  const { emit, start } = core.observer
+  const { emit, start, watching } = core.observer
   const syncSet = store.sync?.set
+  /**
+   * The clock as `placement` read it (undefined: it did not), for a put to hand to its synchronous
+   * write right after its `prepare`: a put with a TTL reads the clock once, not twice.
+   */
+  let placedAt: number | undefined
 
   const prepare = (key: string, value: V, options: PutOptions | undefined): Either.Either<Entry, CacheError> => {
     const invalid = check(key)
@@ -70,23 +84,30 @@ export const make = <V>(core: Core): Writes<V> => {
   const placement = (options: PutOptions | undefined): Either.Either<Placement, CacheError> => {
     const malformed = Check.options("options", options, putFields)
     if (malformed !== undefined) return Either.left(malformed)
+    // The common case, a TTL in milliseconds and no tags, without parsing a duration.
+    const ttl = options?.ttl
+    if (typeof ttl === "number" && ttl > 0 && ttl <= Check.maxTtlMillis && options!.tags === undefined) {
+      return Either.right({ expiresAt: expiresAt(ttl)!, tags: noTags })
+    }
     return Either.map(core.options.entry(options), ({ tags, ttl }) => ({ expiresAt: expiresAt(ttl), tags }))
   }
 
-  const expiresAt = (ttl: number): number | null => ttl === Infinity ? null : clock.unsafeCurrentTimeMillis() + ttl
+  const expiresAt = (ttl: number): number | null =>
+    ttl === Infinity ? null : (placedAt = clock.unsafeCurrentTimeMillis()) + ttl
 
   const wrote = (key: string, entry: Entry, started: bigint) => {
     counters.writes.add(1)
+    if (!watching()) return
     emit?.("put", started, {
       key,
       ttl: entry.expiresAt === null ? "infinity" : entry.expiresAt - clock.unsafeCurrentTimeMillis()
     })
   }
 
-  const write = (key: string, entry: Entry): Effect.Effect<void, CacheError> => {
+  const write = (key: string, entry: Entry, now?: number): Effect.Effect<void, CacheError> => {
     const started = start()
     if (syncSet !== undefined) {
-      syncSet(key, entry)
+      syncSet(key, entry, now)
       wrote(key, entry, started)
       return Effect.void
     }
@@ -108,10 +129,12 @@ export const make = <V>(core: Core): Writes<V> => {
 
   const put = (key: string, value: V, options?: PutOptions): Effect.Effect<void, CacheError> =>
     Effect.suspend(() => {
+      placedAt = undefined
       const prepared = prepare(key, value, options)
       if (Either.isLeft(prepared)) return Effect.fail(prepared.left)
+      const now = placedAt
       drop(key)
-      return write(key, prepared.right)
+      return write(key, prepared.right, now)
     })
 
   const putCallback = (
@@ -124,6 +147,18 @@ export const make = <V>(core: Core): Writes<V> => {
     if (Either.isLeft(prepared)) return done(prepared.left)
     drop(key)
     writeCallback(key, prepared.right, done)
+  }
+
+  const putNow = syncSet === undefined ? undefined : (key: string, value: V, options: PutOptions | undefined) => {
+    placedAt = undefined
+    const prepared = prepare(key, value, options)
+    if (Either.isLeft(prepared)) return prepared.left
+    const now = placedAt
+    drop(key)
+    const started = start()
+    syncSet(key, prepared.right, now)
+    wrote(key, prepared.right, started)
+    return undefined
   }
 
   const remove = (key: string): Effect.Effect<void, CacheError> =>
@@ -180,6 +215,7 @@ export const make = <V>(core: Core): Writes<V> => {
     writeCallback,
     wrote,
     put,
+    putNow,
     putCallback,
     remove,
     exists,

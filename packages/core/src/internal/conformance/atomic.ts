@@ -5,7 +5,11 @@
  */
 import type { Vitest } from "@effect/vitest"
 import { assert } from "@effect/vitest"
-import { Duration, Effect, FastCheck as fc, Option, TestClock } from "effect"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as fc from "effect/FastCheck"
+import * as Option from "effect/Option"
+import * as TestClock from "effect/TestClock"
 import type { Topology } from "../../Topology.js"
 import type * as Vela from "../../Vela.js"
 import { failureOf, failureTag, fresh, key as anyKey, keys } from "./model.js"

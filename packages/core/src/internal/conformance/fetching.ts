@@ -1,7 +1,11 @@
 /** The conformance suite's cases on `getOrFetch` (`testing.ts` registers them). */
 import type { Vitest } from "@effect/vitest"
 import { assert } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Option, TestClock } from "effect"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Option from "effect/Option"
+import * as TestClock from "effect/TestClock"
 import type { Topology } from "../../Topology.js"
 import { eventually, failureTag, fetchInFlight, fresh, realSleep } from "./model.js"
 

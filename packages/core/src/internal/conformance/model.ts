@@ -1,6 +1,13 @@
 /** The conformance suite's model of a cache and its helpers (`testing.ts` runs them on every implementation). */
 import { assert } from "@effect/vitest"
-import { Cause, Deferred, Effect, Exit, FastCheck as fc, Option, Schema, TestClock } from "effect"
+import * as Cause from "effect/Cause"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as fc from "effect/FastCheck"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import * as TestClock from "effect/TestClock"
 import type { EvictionPolicy } from "../../Backend.js"
 import * as Vela from "../../Vela.js"
 

@@ -1,7 +1,8 @@
 /** The conformance suite's cases on keys, values, TTLs and namespaces (`testing.ts` registers them). */
 import type { Vitest } from "@effect/vitest"
 import { assert } from "@effect/vitest"
-import { Effect, TestClock } from "effect"
+import * as Effect from "effect/Effect"
+import * as TestClock from "effect/TestClock"
 import type { Topology } from "../../Topology.js"
 import * as Vela from "../../Vela.js"
 import { failureOf, failureTag, fresh, uniqueName, User } from "./model.js"
