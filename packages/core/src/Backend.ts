@@ -14,6 +14,7 @@ import type { Codec } from "./Codec.js"
 import type { CacheError, ConfigError, FetchTimeout } from "./Errors.js"
 import { BackendError, Unsupported, WrongType } from "./Errors.js"
 import * as Check from "./internal/config.js"
+import { conflictBackoff } from "./internal/conflictBackoff.js"
 import * as Yield from "./internal/yieldToEventLoop.js"
 import type { Stats } from "./Stats.js"
 
@@ -361,7 +362,8 @@ type Atomic = Pick<Store, "readForUpdate" | "compareAndSet" | "take" | "touch" |
 
 /**
  * The atomic operations a store lacks, as loops of `readForUpdate` then `compareAndSet` that start
- * over when another write came between the two (some write always wins, so the loop ends). A store
+ * over, after a random pause, when another write came between the two (some write always wins, so
+ * the loop ends). A store
  * without those two fails every atomic operation it has not written with `Unsupported`.
  */
 const atomicOperations = (primitives: StorePrimitives): Atomic => {
@@ -385,14 +387,19 @@ const atomicOperations = (primitives: StorePrimitives): Atomic => {
       seen: Snapshot | undefined
     ) => Effect.Effect<readonly [next: Entry | undefined | "keep", result: A], CacheError>
   ): Effect.Effect<A, CacheError> => {
-    const loop: Effect.Effect<A, CacheError> = Effect.flatMap(readForUpdate(key), (read) => {
-      const seen = Option.getOrUndefined(read)
-      return Effect.flatMap(attempt(seen), ([next, result]) =>
-        next === "keep"
-          ? Effect.succeed(result)
-          : Effect.flatMap(compareAndSet(key, seen, next), (landed) => landed ? Effect.succeed(result) : loop))
-    })
-    return loop
+    const loop = (conflicts: number): Effect.Effect<A, CacheError> =>
+      Effect.flatMap(readForUpdate(key), (read) => {
+        const seen = Option.getOrUndefined(read)
+        return Effect.flatMap(attempt(seen), ([next, result]) =>
+          next === "keep"
+            ? Effect.succeed(result)
+            : Effect.flatMap(
+              compareAndSet(key, seen, next),
+              (landed) =>
+                landed ? Effect.succeed(result) : Effect.zipRight(conflictBackoff(conflicts), loop(conflicts + 1))
+            ))
+      })
+    return loop(0)
   }
   return {
     readForUpdate,

@@ -22,6 +22,7 @@ import type { Entry, Snapshot } from "../../Backend.js"
 import type { CacheError } from "../../Errors.js"
 import { CodecError, ConfigError } from "../../Errors.js"
 import * as Check from "../config.js"
+import { conflictBackoff } from "../conflictBackoff.js"
 import { Graced } from "../grace.js"
 import type { PutOptions } from "./config.js"
 import { putFields } from "./config.js"
@@ -184,25 +185,26 @@ export const make = <V>(core: Core, writes: Writes<V>): Atomics<V> => {
           read(key, true, started, "update")
           return Option.some(next)
         })
-      const attempt: Effect.Effect<Option.Option<V>, CacheError | E, R> = Effect.flatMap(
-        store.readForUpdate(key),
-        (current) => {
-          if (Option.isNone(current)) return miss
-          const seen = current.value
-          const found = freshValue(seen.entry)
-          if (found === undefined) return miss
-          return Effect.flatMap(apply(found.value), (next) => {
-            if (next === undefined) {
-              return Effect.fail(new CodecError({ key, direction: "encode", cause: "undefined cannot be stored" }))
-            }
-            return Effect.flatMap(
-              store.compareAndSet(key, seen, write(seen, next)),
-              (landed) => landed ? wrote(next) : attempt
-            )
-          })
-        }
-      )
-      return attempt
+      const attempt = (conflicts: number): Effect.Effect<Option.Option<V>, CacheError | E, R> =>
+        Effect.flatMap(
+          store.readForUpdate(key),
+          (current) => {
+            if (Option.isNone(current)) return miss
+            const seen = current.value
+            const found = freshValue(seen.entry)
+            if (found === undefined) return miss
+            return Effect.flatMap(apply(found.value), (next) => {
+              if (next === undefined) {
+                return Effect.fail(new CodecError({ key, direction: "encode", cause: "undefined cannot be stored" }))
+              }
+              return Effect.flatMap(
+                store.compareAndSet(key, seen, write(seen, next)),
+                (landed) => landed ? wrote(next) : Effect.zipRight(conflictBackoff(conflicts), attempt(conflicts + 1))
+              )
+            })
+          }
+        )
+      return attempt(0)
     })
 
   return { ttl, touch, take, increment, update }
