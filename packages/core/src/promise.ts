@@ -506,35 +506,9 @@ const isAsync = (cause: Cause.Cause<unknown>): boolean => Runtime.isAsyncFiberEx
  * close its caches still exits, as with lru-cache.
  */
 const live = Clock.make()
-
-/**
- * The wall clock as read at most once a millisecond and once per `COARSE_READS` reads, as
- * lru-cache's `ttlResolution`: where a clock read is a system call (containers without a vDSO),
- * it cost a hit with a TTL more than everything else. An entry may outlive its TTL by about 1 ms
- * (longer only while one synchronous stretch of code holds the event loop, for at most 256 reads).
- */
-let coarseMillis = -1
-let coarseReads = 0
-let coarseTimer = false
-const COARSE_READS = 256
-const forgetMillis = () => {
-  coarseMillis = -1
-  coarseTimer = false
-}
-const currentMillis = (): number => {
-  if (coarseMillis >= 0 && ++coarseReads < COARSE_READS) return coarseMillis
-  coarseMillis = live.unsafeCurrentTimeMillis()
-  coarseReads = 0
-  if (!coarseTimer) {
-    coarseTimer = true
-    setTimeout(forgetMillis, 1).unref()
-  }
-  return coarseMillis
-}
-
 const unrefClock: Clock.Clock = {
   [Clock.ClockTypeId]: Clock.ClockTypeId,
-  unsafeCurrentTimeMillis: currentMillis,
+  unsafeCurrentTimeMillis: () => live.unsafeCurrentTimeMillis(),
   unsafeCurrentTimeNanos: () => live.unsafeCurrentTimeNanos(),
   currentTimeMillis: live.currentTimeMillis,
   currentTimeNanos: live.currentTimeNanos,
