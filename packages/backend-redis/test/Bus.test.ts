@@ -2,6 +2,7 @@ import { assert, describe, it, layer } from "@effect/vitest"
 import type { NearCache } from "@vela/core"
 import { Codec } from "@vela/core"
 import { Chunk, Effect, Either, Fiber, Option, Stream } from "effect"
+import type { BusMessage } from "../src/internal/bus.js"
 import { Inbox, Mailbox, Sequences } from "../src/internal/bus.js"
 import * as Entry from "../src/internal/entry.js"
 import { Keyspace } from "../src/internal/keys.js"
@@ -95,6 +96,35 @@ describe("invalidation bus", () => {
         assert.isUndefined(
           yield* eventually(Effect.map(b.getOption("x"), Option.getOrUndefined), (v) => v === undefined)
         )
+      }))
+
+    it.scoped("a put heard by no other connection is not published; once one listens, every put is, in sequence", () =>
+      Effect.gen(function*() {
+        const server = yield* RedisServer.RedisServer
+        const name = uniqueName("unheard")
+        const a = yield* cacheOn<string>({ url: server.url }, { name })
+        const raw = yield* rawClient(server.url)
+        const keys = new Keyspace("vela:", name, 1)
+        const published = Effect.map(
+          promise(() => raw.info("commandstats")),
+          (text) => Number(/cmdstat_publish:calls=(\d+)/.exec(text)?.[1] ?? 0)
+        )
+        const before = yield* published
+        yield* a.put("alone", "1")
+        yield* a.put("tagged", "2", { tags: ["group"] })
+        yield* a.putMany([["x", "3"], ["y", "4"]])
+        assert.strictEqual(yield* published, before, "only A's own bus connection listens: nothing published")
+
+        const listener = yield* rawClient(server.url)
+        const heard: Array<BusMessage> = []
+        listener.on("message", (_channel: string, text: string) => heard.push(JSON.parse(text)))
+        yield* promise(() => listener.subscribe(keys.channel))
+        yield* a.put("heard", "5")
+        yield* a.put("tagged", "6", { tags: ["group"] })
+        yield* a.putMany([["x", "7"], ["y", "8"]])
+        const messages = yield* eventually(Effect.sync(() => heard.slice()), (found) => found.length >= 3)
+        assert.deepStrictEqual(messages.map((message) => message.k), [["heard"], ["tagged"], ["x", "y"]])
+        assert.deepStrictEqual(messages.map((message) => message.s! - messages[0].s!), [0, 1, 2])
       }))
 
     it.scoped("a dropped bus connection clears and bypasses L1 until it is back", () =>

@@ -86,6 +86,15 @@ export const run = async (env: Env): Promise<SuiteResult> => {
   for (const concurrency of [1, 64]) {
     const on = figure("Vela Redis (Effect)", concurrency)
     const off = figure("Vela Redis (Effect, bus off)", concurrency)
+    const raw = figure("ioredis (raw)", concurrency)
+    if (concurrency === 1 && on !== undefined && raw !== undefined) {
+      const share = on.opsPerSec / raw.opsPerSec
+      notes.push(
+        `Goal (issue 18): Vela Redis (Effect) put at concurrency 1 ≥ 90% of raw ioredis — ${
+          (share * 100).toFixed(1)
+        }% (${share >= 0.9 ? "met" : "MISSED"}).`
+      )
+    }
     if (on !== undefined && off !== undefined) {
       notes.push(
         `put at concurrency ${concurrency}: bus on runs at ${

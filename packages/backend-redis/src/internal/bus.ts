@@ -16,6 +16,7 @@
 import type { Backend } from "@vela/core"
 import { Chunk, Effect, Stream } from "effect"
 import type { Redis } from "ioredis"
+import { randomBytes } from "node:crypto"
 
 type Invalidation = Backend.Invalidation
 
@@ -58,9 +59,30 @@ export class Subscriber {
   #attempts = 0
   #timer: ReturnType<typeof setTimeout> | undefined
   #firstReady: Array<(ok: boolean) => void> = []
+  /**
+   * On a single server, a channel of this connection alone, subscribed on every (re)connection
+   * with the others in one `SUBSCRIBE`: a script that counts one subscriber on it (this connection
+   * is up) and one on a store's channel (which this connection holds while the store is open)
+   * knows no other process listens (see `announcing` in scripts.ts). `""` on a cluster (counts are per node).
+   */
+  readonly #self: string
 
-  constructor(connect: ReadonlyArray<() => Redis>) {
+  constructor(connect: ReadonlyArray<() => Redis>, prefix: string | undefined) {
     this.#connect = connect
+    this.#self = prefix === undefined ? "" : `${prefix}vela-bus-self:${randomBytes(8).toString("hex")}`
+  }
+
+  /**
+   * What a write of the store `id` passes its script so that the script may leave out a message
+   * no other store would hear: this connection's own channel while `id` is the only listener here
+   * on `channel`, else `""` (always publish).
+   */
+  self(channel: string, id: string): string {
+    if (this.#self === "") return ""
+    const listeners = this.#channels.get(channel)
+    if (listeners === undefined || listeners.size !== 1) return ""
+    for (const listener of listeners) if (listener.id !== id) return ""
+    return this.#self
   }
 
   get connected(): boolean {
@@ -130,6 +152,7 @@ export class Subscriber {
     redis.on("message", (channel: string, text: string) => this.#dispatch(channel, text))
     redis.once("ready", () => {
       const channels = Array.from(this.#channels.keys())
+      if (this.#self !== "") channels.push(this.#self)
       const subscribed = channels.length === 0 ? Promise.resolve() : redis.subscribe(...channels)
       subscribed.then(
         () => {

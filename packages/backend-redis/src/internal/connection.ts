@@ -66,7 +66,7 @@ export const server = (
     if (own) yield* connect("redis", () => client.connect())
     else if (client.status === "ready") load()
     const subscriber = settings.bus
-      ? yield* startSubscriber([() => unrefSocket(client.duplicate(subscriberOptions(settings)))])
+      ? yield* startSubscriber([() => unrefSocket(client.duplicate(subscriberOptions(settings)))], settings.prefix)
       : undefined
     return {
       name: "redis",
@@ -121,7 +121,8 @@ export const cluster = (
       ).then(() => undefined))
     const subscriber = settings.bus
       ? yield* startSubscriber(
-        nodes.map((node) => () => unrefSocket(new Redis({ ...node, ...subscriberOptions(settings) })))
+        nodes.map((node) => () => unrefSocket(new Redis({ ...node, ...subscriberOptions(settings) }))),
+        undefined
       )
       : undefined
     return {
@@ -175,10 +176,11 @@ const connect = (backend: string, run: () => Promise<void>) =>
     catch: (cause) => new BackendError({ backend, operation: "connect", cause })
   })
 
-const startSubscriber = (connect: ReadonlyArray<() => Redis>) =>
+/** `prefix` for a single server (see `Subscriber.self`); none on a cluster, whose pub/sub spans nodes. */
+const startSubscriber = (connect: ReadonlyArray<() => Redis>, prefix: string | undefined) =>
   Effect.tap(
     Effect.acquireRelease(
-      Effect.sync(() => new Subscriber(connect)),
+      Effect.sync(() => new Subscriber(connect, prefix)),
       (subscriber) => Effect.sync(() => subscriber.close())
     ),
     // Not connected yet is no failure: stores then start with `Disconnected` and the bus catches up.

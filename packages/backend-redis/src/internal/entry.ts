@@ -57,8 +57,8 @@ export const decode = (
       return Either.left(new CodecError({ key, direction: "decode", cause }))
     }
   }
-  return Either.map(
-    codec.decode(key, payload.slice(newline + 1)),
-    (value): Backend.Entry => ({ value, expiresAt: expires, tags, version })
-  )
+  const value = codec.decode(key, payload.slice(newline + 1))
+  return Either.isLeft(value)
+    ? Either.left(value.left)
+    : Either.right({ value: value.right, expiresAt: expires, tags, version })
 }

@@ -45,6 +45,9 @@ export const make = (ns: Namespace): Writes => {
   const failed = (operation: string, cause: unknown) =>
     new BackendError({ backend: ns.connection.name, operation, cause })
 
+  const { subscriber } = ns.connection
+  const self = () => subscriber === undefined || channel === "" ? "" : subscriber.self(channel, ns.id)
+
   const pending = new Array<Batch | undefined>(ns.buckets.length)
   const flush = (bucket: number) => {
     const batch = pending[bucket]
@@ -53,6 +56,7 @@ export const make = (ns: Namespace): Writes => {
     Scripts.run(client, Scripts.putMany, batch.scriptKeys, [
       channel,
       announce(bucket, `"k":${JSON.stringify(batch.names)}`),
+      self(),
       ...batch.args
     ]).then(
       () => {
@@ -92,7 +96,8 @@ export const make = (ns: Namespace): Writes => {
       px,
       channel,
       announce(bucket, `"k":[${JSON.stringify(key)}]`),
-      token
+      token,
+      self()
     ]).then((stored) => done(undefined, stored === 1), (cause) => done(failed("set", cause)))
   }
 
