@@ -169,7 +169,7 @@ const makeNode = (options: ClusterNodeOptions) =>
     })
     const id = options.advertise ?? `${options.host}:${listening.port}`
     const incarnation = live.unsafeCurrentTimeMillis() * 1000 + Math.floor(Math.random() * 1000)
-    const membership = yield* Membership.make({ id, incarnation }, settings.failureTimeout)
+    const membership = yield* Membership.make({ id, incarnation }, settings.failureTimeout, settings.heartbeatInterval)
     const stats = SharedStats.make()
     // Finalizers run in reverse: gossip stops and the leave is announced, then the pool, the server
     // and the port close.

@@ -45,6 +45,30 @@ describe("ClusterNode", () => {
     })), 20_000)
 
   it.live(
+    "a pause of this process longer than the failure timeout drops no member",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const a = yield* start([])
+        const b = yield* start([a.id])
+        yield* Effect.all([awaitMembers(a, [a.id, b.id]), awaitMembers(b, [a.id, b.id])])
+        // Both nodes share this event loop: block it for more than twice the failure timeout (a long
+        // GC, a CPU-bound stretch). Neither heard the other meanwhile, and neither could listen.
+        const end = Date.now() + 2_000
+        while (Date.now() < end) { /* blocked */ }
+        const seen = new Set<string>()
+        yield* Effect.repeatN(
+          Effect.zipRight(
+            Effect.sync(() => seen.add(`${a.currentMembers().length},${b.currentMembers().length}`)),
+            Effect.sleep("10 millis")
+          ),
+          100
+        )
+        assert.deepStrictEqual([...seen], ["2,2"])
+      })),
+    20_000
+  )
+
+  it.live(
     "shared stats add up the counters of the members live when they are read, not when they were shared",
     () =>
       Effect.scoped(Effect.gen(function*() {

@@ -46,6 +46,7 @@ export const start = (
       })
 
     const round = Effect.gen(function*() {
+      membership.ticked(now())
       const discovered = discovery._tag === "Some" ? yield* discovery.value.seeds : []
       const at = now()
       const targets = new Set<string>()

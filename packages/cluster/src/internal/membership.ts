@@ -3,8 +3,14 @@
  * directly (a gossip answered or received) within `failureTimeout`; liveness is never taken from
  * hearsay, which only makes a peer known (and so gossiped with). `incarnation` (the start time)
  * tells a restarted process at the same address apart from the one that left, so it rejoins.
- * Invariant: `members` holds this node and exactly the peers heard from within `failureTimeout`
- * that have not left, sorted by id.
+ * Invariant: `members` holds this node and exactly the peers heard from within `failureTimeout` (of
+ * listening: see Pauses) that have not left, sorted by id.
+ *
+ * Pauses: silence counts only while this node could listen. When its own heartbeat comes more than
+ * half a `failureTimeout` late (its event loop was blocked, a long GC), the peers' silence meanwhile
+ * says nothing about them: each has `failureTimeout` from then on to be heard from (Cassandra's
+ * failure detector ignores local pauses the same way). Without it, one blocked turn of the loop
+ * dropped every peer at once, and the ring moved twice (every key handed over) for nothing.
  */
 import { Effect, SubscriptionRef } from "effect"
 import { live } from "./live.js"
@@ -36,6 +42,8 @@ export interface Membership {
   readonly view: () => ReadonlyArray<MemberRecord>
   /** Recomputes the live set and publishes it when it changed. */
   readonly publish: Effect.Effect<void>
+  /** The heartbeat ran at `at`: a pause since the last one (`ticked` late) restarts every peer's silence. */
+  readonly ticked: (at: number) => void
   /** Direct contact with `member`. */
   readonly heard: (member: MemberRecord) => void
   /** Hearsay: members another node lists; they become live only once heard from directly. */
@@ -44,16 +52,29 @@ export interface Membership {
   readonly left: (member: MemberRecord) => void
 }
 
-export const make = (self: MemberRecord, failureTimeout: number): Effect.Effect<Membership> =>
+export const make = (
+  self: MemberRecord,
+  failureTimeout: number,
+  heartbeatInterval: number
+): Effect.Effect<Membership> =>
   Effect.gen(function*() {
     const id = self.id
     const now = () => live.unsafeCurrentTimeMillis()
     const peers = new Map<string, PeerState>()
     const members = yield* SubscriptionRef.make<ReadonlyArray<string>>([id])
     let published: ReadonlyArray<string> = [id]
+    /** The longest gap between two heartbeats that is not a pause. */
+    const pauseLimit = heartbeatInterval + failureTimeout / 2
+    let lastTick = now()
+    /** When this node last came back from a pause. */
+    let resumedAt = 0
 
-    const isLive = (peer: PeerState, at: number) =>
-      peer.leftIncarnation < peer.incarnation && peer.lastHeard > 0 && at - peer.lastHeard < failureTimeout
+    const isLive = (peer: PeerState, at: number) => {
+      if (peer.leftIncarnation >= peer.incarnation || peer.lastHeard === 0) return false
+      // In a pause its heartbeat has not noticed yet (something else runs first), it is just back.
+      const since = at - lastTick > pauseLimit ? at : resumedAt
+      return at - Math.max(peer.lastHeard, since) < failureTimeout
+    }
 
     const liveIds = (at: number) => {
       const ids = [id]
@@ -126,6 +147,10 @@ export const make = (self: MemberRecord, failureTimeout: number): Effect.Effect<
       current: () => published,
       isLive,
       liveIds,
+      ticked: (at) => {
+        if (at - lastTick > pauseLimit) resumedAt = at
+        lastTick = at
+      },
       view,
       publish,
       heard,
