@@ -2,19 +2,16 @@
  * The storage engine behind caches: string keys, `Entry` values, no knowledge of topology. One
  * backend serves many caches; each cache opens its own namespace on it and gets a `Store`.
  */
-import * as Cause from "effect/Cause"
 import type * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
-import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
-import * as Option from "effect/Option"
+import type * as Effect from "effect/Effect"
+import type * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
-import * as Stream from "effect/Stream"
+import type * as Stream from "effect/Stream"
 import type { Codec } from "./Codec.js"
-import type { CacheError, ConfigError, FetchTimeout } from "./Errors.js"
-import { BackendError, Unsupported, WrongType } from "./Errors.js"
+import type { BackendError, CacheError, ConfigError, FetchTimeout } from "./Errors.js"
 import * as Check from "./internal/config.js"
-import { conflictBackoff } from "./internal/conflictBackoff.js"
+import * as Derive from "./internal/makeStore.js"
 import * as Yield from "./internal/yieldToEventLoop.js"
 import type { Stats } from "./Stats.js"
 
@@ -285,44 +282,7 @@ export type StorePrimitives =
  * @since 0.2.0
  * @category constructors
  */
-export const makeStore = (primitives: StorePrimitives): Store => {
-  const get = primitives.get ?? fromGetCallback(primitives.getCallback)
-  const set = primitives.set ?? fromSetCallback(primitives.setCallback)
-  const getMany: Store["getMany"] = primitives.getMany ??
-    ((keys) => Effect.forEach(keys, get, { concurrency: batchConcurrency }))
-  const atomic = atomicOperations(primitives)
-  return {
-    get,
-    getCallback: primitives.getCallback ?? gatheredGetCallback(get, getMany),
-    has: primitives.has ?? ((key) => Effect.map(get(key), Option.isSome)),
-    set,
-    setCallback: primitives.setCallback ?? toSetCallback(set),
-    delete: primitives.delete,
-    getMany,
-    setMany: primitives.setMany ??
-      ((entries) =>
-        Effect.forEach(entries, ([key, entry]) => set(key, entry), { concurrency: batchConcurrency, discard: true })),
-    deleteMany: primitives.deleteMany ??
-      ((keys) =>
-        Effect.map(
-          Effect.forEach(keys, primitives.delete, { concurrency: batchConcurrency }),
-          (removed) => removed.filter(Boolean).length
-        )),
-    invalidateTag: primitives.invalidateTag,
-    ...atomic,
-    clear: primitives.clear,
-    size: primitives.size,
-    sweep: primitives.sweep,
-    // Read when asked for, not here: a topology learns from the asking that a near cache is watching.
-    get invalidations() {
-      return primitives.invalidations ?? Stream.empty
-    },
-    sync: primitives.sync,
-    singleFlight: primitives.singleFlight ??
-      ((key, fetch) => fetch((entry) => Effect.as(set(key, entry), true))),
-    stats: primitives.stats
-  }
-}
+export const makeStore: (primitives: StorePrimitives) => Store = Derive.makeStore
 
 /**
  * For backend and topology layers: `ConfigError` when `options` is not an object (or `undefined`),
@@ -353,139 +313,3 @@ export class Backend extends Context.Tag("@vela/core/Backend")<Backend, {
   readonly name: string
   readonly open: (options: OpenOptions) => Effect.Effect<Store, BackendError | ConfigError, Scope.Scope>
 }>() {}
-
-// internal
-
-const batchConcurrency = 16
-
-type Atomic = Pick<Store, "readForUpdate" | "compareAndSet" | "take" | "touch" | "increment">
-
-/**
- * The atomic operations a store lacks, as loops of `readForUpdate` then `compareAndSet` that start
- * over, after a random pause, when another write came between the two (some write always wins, so
- * the loop ends). A store
- * without those two fails every atomic operation it has not written with `Unsupported`.
- */
-const atomicOperations = (primitives: StorePrimitives): Atomic => {
-  const { compareAndSet, readForUpdate } = primitives
-  if (readForUpdate === undefined || compareAndSet === undefined) {
-    const { reason, store } = primitives.unsupported ??
-      { store: "this store", reason: "it has no atomic compare-and-set" }
-    const unsupported = (operation: string) => Effect.fail(new Unsupported({ operation, store, reason }))
-    return {
-      readForUpdate: primitives.readForUpdate ?? (() => unsupported("readForUpdate")),
-      compareAndSet: primitives.compareAndSet ?? (() => unsupported("compareAndSet")),
-      take: primitives.take ?? (() => unsupported("take")),
-      touch: primitives.touch ?? (() => unsupported("touch")),
-      increment: primitives.increment ?? (() => unsupported("increment"))
-    }
-  }
-  /** Runs `attempt` on what the key holds until its write lands; `attempt` says what to write and return. */
-  const optimistic = <A>(
-    key: string,
-    attempt: (
-      seen: Snapshot | undefined
-    ) => Effect.Effect<readonly [next: Entry | undefined | "keep", result: A], CacheError>
-  ): Effect.Effect<A, CacheError> => {
-    const loop = (conflicts: number): Effect.Effect<A, CacheError> =>
-      Effect.flatMap(readForUpdate(key), (read) => {
-        const seen = Option.getOrUndefined(read)
-        return Effect.flatMap(attempt(seen), ([next, result]) =>
-          next === "keep"
-            ? Effect.succeed(result)
-            : Effect.flatMap(
-              compareAndSet(key, seen, next),
-              (landed) =>
-                landed ? Effect.succeed(result) : Effect.zipRight(conflictBackoff(conflicts), loop(conflicts + 1))
-            ))
-      })
-    return loop(0)
-  }
-  return {
-    readForUpdate,
-    compareAndSet,
-    take: primitives.take ?? ((key) =>
-      optimistic(key, (seen) =>
-        Effect.succeed(
-          seen === undefined ? ["keep", Option.none()] as const : [undefined, Option.some(seen.entry)] as const
-        ))),
-    touch: primitives.touch ?? ((key, expiresAt) =>
-      optimistic(key, (seen) =>
-        Effect.succeed(
-          seen === undefined ? ["keep", false] as const : [{ ...seen.entry, expiresAt }, true] as const
-        ))),
-    increment: primitives.increment ?? ((key, by, created) =>
-      optimistic(key, (seen) => {
-        const current = seen === undefined ? 0 : seen.entry.value
-        const sum = typeof current === "number" ? current + by : NaN
-        if (!Number.isFinite(sum)) {
-          return Effect.fail(new WrongType({ key, operation: "increment", expected: "a finite number" }))
-        }
-        const next: Entry = seen === undefined
-          ? { value: sum, expiresAt: created.expiresAt, tags: created.tags, version: 0 }
-          : { ...seen.entry, value: sum }
-        return Effect.succeed([next, sum] as const)
-      }))
-  }
-}
-
-const fromGetCallback = (getCallback: GetCallback): Store["get"] => (key) =>
-  Effect.async((resume) =>
-    getCallback(
-      key,
-      (entry, failure) =>
-        resume(failure === undefined ? Effect.succeed(Option.fromNullable(entry)) : Effect.fail(failure))
-    )
-  )
-
-const fromSetCallback = (setCallback: SetCallback): Store["set"] => (key, entry) =>
-  Effect.async((resume) =>
-    setCallback(key, entry, (failure) => resume(failure === undefined ? Effect.void : Effect.fail(failure)))
-  )
-
-type Done = Parameters<GetCallback>[1]
-
-const getAlone = (get: Store["get"], key: string, done: Done) =>
-  Effect.runCallback(get(key), {
-    onExit: (exit) =>
-      Exit.isSuccess(exit) ? done(Option.getOrUndefined(exit.value)) : done(undefined, failureOf("get", exit.cause))
-  })
-
-/**
- * `getCallback` for a store whose reads are Effects: the reads of one tick are gathered and run as
- * one `getMany` (one fiber, one batch for all of them). When the batch fails, each key is read
- * alone, so a failure (a value that no longer decodes) reaches only its own caller.
- */
-const gatheredGetCallback = (get: Store["get"], getMany: Store["getMany"]): GetCallback => {
-  let keys: Array<string> = []
-  let waiting: Array<Done> = []
-  const flush = () => {
-    const batch = keys
-    const callers = waiting
-    keys = []
-    waiting = []
-    if (batch.length === 1) return getAlone(get, batch[0], callers[0])
-    Effect.runCallback(getMany(batch), {
-      onExit: (exit) => {
-        if (Exit.isSuccess(exit)) callers.forEach((done, i) => done(Option.getOrUndefined(exit.value[i])))
-        else batch.forEach((key, i) => getAlone(get, key, callers[i]))
-      }
-    })
-  }
-  return (key, done) => {
-    waiting.push(done)
-    if (keys.push(key) === 1) queueMicrotask(flush)
-  }
-}
-
-const toSetCallback = (set: Store["set"]): SetCallback => (key, entry, done) =>
-  Effect.runCallback(set(key, entry), {
-    onExit: (exit) => Exit.isSuccess(exit) ? done() : done(failureOf("set", exit.cause))
-  })
-
-/** A store's operations fail only with `CacheError`; a defect (a bug in the store) is reported as one, not lost. */
-const failureOf = (operation: string, cause: Cause.Cause<CacheError>): CacheError =>
-  Option.getOrElse(
-    Cause.failureOption(cause),
-    () => new BackendError({ backend: "store", operation, cause: Cause.squash(cause) })
-  )
