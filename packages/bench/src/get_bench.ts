@@ -11,6 +11,7 @@ import { LRUCache } from "lru-cache"
 import { fileURLToPath } from "node:url"
 import type { Measurement } from "./internal/measure.js"
 import { measure, table, toPanel, toTable } from "./internal/measure.js"
+import { fmtRatio } from "./internal/report.js"
 import type { SuiteResult } from "./internal/report.js"
 
 const KEYS = 10_000
@@ -98,6 +99,36 @@ const promiseApi = async (): Promise<Array<Measurement>> => {
   return rows
 }
 
+/** Issue #18's goals for these rows, each as met or missed with the figure measured in this run. */
+const goals = (effect: ReadonlyArray<Measurement>, promise: ReadonlyArray<Measurement>): Array<string> => {
+  const ns = (rows: ReadonlyArray<Measurement>, name: string) => rows.find((row) => row.name === name)?.nsPerOp ?? NaN
+  const verdict = (met: boolean) => met ? "met" : "missed"
+  const versus = (what: string, vela: string, lru: string, plainLru: string, goal: number) => {
+    const ratio = ns(promise, vela) / ns(promise, lru)
+    return `Goal: facade ${what} (maxSize + lru, 1 h TTL) ≤ ${goal}× lru-cache's (max + ttl): ${fmtRatio(ratio)} — ${
+      verdict(ratio <= goal)
+    } (${fmtRatio(ns(promise, vela) / ns(promise, plainLru))} lru-cache's without max or ttl).`
+  }
+  const effectGet = ns(effect, "Vela (Effect) get hit")
+  return [
+    versus(
+      "`await get` hit",
+      "Vela (facade, maxSize+lru) await get hit",
+      "lru-cache (max+ttl) await get hit",
+      "lru-cache await get hit",
+      1.25
+    ),
+    versus(
+      "put with TTL",
+      "Vela (facade, maxSize+lru) await put with TTL",
+      "lru-cache (max+ttl) await set with ttl",
+      "lru-cache await set",
+      1.5
+    ),
+    `Goal: Effect API \`yield* get\` hit ≤ 250 ns: ${effectGet.toFixed(1)} ns — ${verdict(effectGet <= 250)}.`
+  ]
+}
+
 export const run = async (): Promise<SuiteResult> => {
   const effect = await effectApi()
   const promise = await promiseApi()
@@ -117,7 +148,7 @@ export const run = async (): Promise<SuiteResult> => {
       title: "get_bench (ns/op, lower is better)",
       panels: [toPanel("Effect API, in a running fiber", effect), toPanel("Promise API, one await per call", promise)]
     }],
-    notes: [],
+    notes: goals(effect, promise),
     data: { effect, promise }
   }
 }

@@ -7,12 +7,21 @@ import NodeCache from "node-cache"
 import type { Factory, Fetch, Value } from "./contenders.js"
 import { HOUR, naive, promiseContender, valueOf, velaEffect, velaFacade } from "./contenders.js"
 
+/** Vela bounded as lru-cache and ttlcache are (`max`), with the policy users pick for it. */
+const bounded = (capacity: number) => ({ maxSize: capacity, evictionPolicy: "lru" as const })
+
 /** The in-process contenders, in the order of the tables. `capacity` bounds the caches that need a bound. */
 export const inProcess = (capacity: number): ReadonlyArray<Factory> => [
   {
     name: "Vela (facade)",
     group: "in-process",
-    make: async () => velaFacade("Vela (facade)", "in-process", "createCache() (Memory, Local): get / put / getOrFetch")
+    make: async () =>
+      velaFacade(
+        "Vela (facade)",
+        "in-process",
+        "createCache({ maxSize, evictionPolicy: \"lru\" }) (Memory, Local): get / put / getOrFetch",
+        bounded(capacity)
+      )
   },
   {
     name: "Vela (Effect)",
@@ -21,8 +30,9 @@ export const inProcess = (capacity: number): ReadonlyArray<Factory> => [
       velaEffect(
         "Vela (Effect)",
         "in-process",
-        "Vela.make on Local + Memory, run in fibers: getOption / put / getOrFetch",
-        Local.layer.pipe(Layer.provide(Memory.layer()))
+        "Vela.make({ maxSize, evictionPolicy: \"lru\" }) on Local + Memory, run in fibers: getOption / put / getOrFetch",
+        Local.layer.pipe(Layer.provide(Memory.layer())),
+        bounded(capacity)
       )
   },
   {
