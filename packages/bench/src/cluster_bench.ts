@@ -28,7 +28,7 @@ import * as Contenders from "./internal/contenders.js"
 import * as Drive from "./internal/drive.js"
 import type { Env } from "./internal/env.js"
 import type { CaseFigure } from "./internal/measure.js"
-import { collect, full, timeInterleaved } from "./internal/measure.js"
+import { collect, full, stallGoal, timeInterleaved } from "./internal/measure.js"
 import * as RemoteContenders from "./internal/remoteContenders.js"
 import type { Chart, SuiteResult, Table } from "./internal/report.js"
 import { fmtMs, fmtOps, fmtRatio, message, progress } from "./internal/report.js"
@@ -352,6 +352,45 @@ const goal = (rows: ReadonlyArray<Row>): string | undefined => {
   }).`
 }
 
+/**
+ * Issue 18's goals: no round of any case slower than a third of its median (a stall, not a cost);
+ * Replicated put at least half Partitioned r1's at concurrency 64; remote get p99 at concurrency 64
+ * at most twice raw ioredis GET's.
+ */
+const issue18Goals = (rows: ReadonlyArray<Row>): Array<string> => {
+  const lines = [
+    stallGoal(
+      rows,
+      (row) => `${row.case} · ${row.name} at c=${row.concurrency}`,
+      (row) => row.name.startsWith("ioredis") || row.name === LOCAL
+    )
+  ]
+  const replicated = figureOf(rows, `Replicated (${1 + PEERS} holders)`, 64)
+  const r1 = figureOf(rows, "Partitioned r1 (2 holders)", 64)
+  if (replicated !== undefined && r1 !== undefined) {
+    const share = replicated.opsPerSec / r1.opsPerSec
+    lines.push(
+      `Goal (issue 18): Replicated put ≥ 50% of Partitioned r1 put at concurrency 64 — ${(share * 100).toFixed(0)}% (${
+        share >= 0.5 ? "met" : "MISSED"
+      }).`
+    )
+  }
+  const ioredis = figureOf(rows, IOREDIS_GET, 64)
+  if (ioredis !== undefined) {
+    const remote = rows.filter((row) =>
+      row.case === "remote get" && row.concurrency === 64 && !row.name.startsWith("ioredis") &&
+      row.figure !== undefined && row.failed === undefined
+    )
+    const over = remote.filter((row) => row.figure!.p99 > 2 * ioredis.p99)
+    lines.push(
+      `Goal (issue 18): remote get p99 at concurrency 64 ≤ 2× raw ioredis GET's (${fmtMs(ioredis.p99)}) — ${
+        remote.map((row) => `${row.name} ${fmtRatio(row.figure!.p99 / ioredis.p99)}`).join(", ")
+      } (${over.length === 0 ? "met" : over.length === remote.length ? "MISSED" : "met by some only"}).`
+    )
+  }
+  return lines
+}
+
 const chart = (cases: ReadonlyArray<Case>, rows: ReadonlyArray<Row>): Chart => ({
   file: "cluster.svg",
   title: "cluster_bench: 3 processes on loopback, concurrency 64 (ops/s, higher is better)",
@@ -383,6 +422,7 @@ export const run = async (env: Env): Promise<SuiteResult> => {
   const cases = setup?.cases ?? []
   const line = goal(rows)
   if (line !== undefined) notes.push(line)
+  notes.push(...issue18Goals(rows))
   for (const [topology, { owned, remote }] of Object.entries(setup?.counts ?? {})) {
     notes.push(`${topology}: ${fmtOps(remote)} of the keys are remote to A, ${fmtOps(owned)} are A's own.`)
   }

@@ -110,7 +110,7 @@ const figureOf = (rows: ReadonlyArray<Row>, contender: string, name: string, con
     row.contender === contender && row.case === name && row.concurrency === concurrency && row.failed === undefined
   )?.figure
 
-/** The goals of issue 8, met or not, with the figures. */
+/** The goals of issues 8 and 18, met or not, with the figures. */
 const goals = (rows: ReadonlyArray<Row>): Array<string> => {
   const lines: Array<string> = []
   const ratio = (a: CaseFigure | undefined, b: CaseFigure | undefined) =>
@@ -138,11 +138,13 @@ const goals = (rows: ReadonlyArray<Row>): Array<string> => {
       const raw = figureOf(rows, "ioredis (raw)", name, concurrency)
       for (const vela of ["Vela Redis (facade)", "Vela Redis (Effect)"]) {
         const r = ratio(figureOf(rows, vela, name, concurrency), raw)
+        // Issue 8 asked 80% everywhere; issue 18 asks 90% of the Effect API at concurrency 1.
+        const [issue, share] = concurrency === 1 && vela === "Vela Redis (Effect)" ? [18, 0.9] : [8, 0.8]
         if (r !== undefined) {
           lines.push(
-            `Goal: ${vela} ${name} at concurrency ${concurrency} ≥ 80% of raw ioredis — ${(r * 100).toFixed(1)}% (${
-              r >= 0.8 ? "met" : "MISSED"
-            }).`
+            `Goal (issue ${issue}): ${vela} ${name} at concurrency ${concurrency} ≥ ${share * 100}% of raw ioredis — ${
+              (r * 100).toFixed(1)
+            }% (${r >= share ? "met" : "MISSED"}).`
           )
         }
       }

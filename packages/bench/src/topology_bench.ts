@@ -14,7 +14,7 @@ import type { Contender } from "./internal/contenders.js"
 import * as Contenders from "./internal/contenders.js"
 import * as Drive from "./internal/drive.js"
 import type { CaseFigure } from "./internal/measure.js"
-import { collect, full, timeCase } from "./internal/measure.js"
+import { collect, full, stallGoal, timeCase } from "./internal/measure.js"
 import { freePort } from "./internal/redisServer.js"
 import type { SuiteResult, Table } from "./internal/report.js"
 import { fmtMs, fmtOps, message, progress } from "./internal/report.js"
@@ -191,6 +191,13 @@ export const run = async (): Promise<SuiteResult> => {
       }
     }
   }
+  notes.push(
+    stallGoal(
+      rows,
+      (row) => `${row.case} · ${row.topology} at c=${row.concurrency}`,
+      (row) => row.topology.endsWith("Local")
+    )
+  )
   notes.push(
     "The 3 nodes run in this one process and share its event loop and cores: a cluster of separate machines " +
       "would serve each node's share in parallel, so the Partitioned figures are a lower bound."

@@ -104,6 +104,38 @@ export interface CaseFigure {
   readonly wrong: number
 }
 
+/** Issue 18's test for a stall: a round slower than a third of the median is not a cost but a wait. */
+export const stalled = (figure: CaseFigure) => figure.minOpsPerSec < figure.opsPerSec / 3
+
+/**
+ * The goal line of issue 18 for stalls over the cluster's `rows` (named by `label`): met, or every
+ * stalled row with its slowest round and median. Stalls of the `control` rows (a local cache, raw
+ * ioredis) are listed apart: they are the machine's, and any stall of the same run may be too.
+ */
+export const stallGoal = <R extends { readonly figure?: CaseFigure | undefined; readonly failed?: string | undefined }>(
+  rows: ReadonlyArray<R>,
+  label: (row: R) => string,
+  control: (row: R) => boolean
+): string => {
+  const measured = rows.filter((row) => row.figure !== undefined && row.failed === undefined)
+  const describe = (slow: ReadonlyArray<R>) =>
+    slow.map((row) =>
+      `${label(row)} (slowest round ${Math.round(row.figure!.minOpsPerSec)} ops/s, median ${
+        Math.round(row.figure!.opsPerSec)
+      })`
+    ).join("; ")
+  const cluster = measured.filter((row) => !control(row))
+  const slow = cluster.filter((row) => stalled(row.figure!))
+  const slowControls = measured.filter((row) => control(row) && stalled(row.figure!))
+  return `Goal (issue 18): no round of any cluster case slower than a third of its median — ${
+    slow.length === 0 ? `met (${cluster.length} rows)` : `MISSED: ${describe(slow)}`
+  }.${
+    slowControls.length === 0
+      ? " No control row stalled."
+      : ` Control rows stalled as well (the machine held this process): ${describe(slowControls)}.`
+  }`
+}
+
 /**
  * Times `run(n)` (which performs n operations and resolves to its wrong answers): a calibration
  * round that is also the warm-up, then `rounds` rounds sized to about `targetMs` each, then one
