@@ -4,8 +4,10 @@
  * same tick share one transaction; an acknowledged write is on disk.
  */
 import { Backend, BackendError, ConfigError } from "@vela/core"
-import type { Scope } from "effect"
-import { Duration, Effect, Layer } from "effect"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
 import * as Database from "./internal/database.js"
 import { makeStore } from "./internal/sqliteStore.js"
 import { Touches } from "./internal/touches.js"

@@ -11,7 +11,9 @@
  */
 import type { Backend, BackendError, CodecError } from "@vela/core"
 import { WrongType } from "@vela/core"
-import { Effect, Either, Option } from "effect"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
 import type { Row } from "./database.js"
 import type { Namespace } from "./namespace.js"
 import { isLive } from "./namespace.js"

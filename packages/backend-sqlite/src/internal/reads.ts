@@ -4,7 +4,9 @@
  * read's use is recorded in memory (`Touches`) and written by the next write transaction.
  */
 import type { Backend, BackendError, Codec, CodecError } from "@vela/core"
-import { Effect, Either, Option } from "effect"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
 import type { Row } from "./database.js"
 import type { Namespace } from "./namespace.js"
 import { isLive } from "./namespace.js"

@@ -6,7 +6,7 @@
  */
 import type { BackendError } from "@vela/core"
 import { Backend } from "@vela/core"
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import type { Namespace } from "./namespace.js"
 
 /** The number of live rows. */

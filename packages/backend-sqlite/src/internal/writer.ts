@@ -22,7 +22,7 @@
  */
 import type { BackendError } from "@vela/core"
 import type { Database } from "better-sqlite3"
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 
 interface Op {
   readonly operation: string

@@ -11,7 +11,8 @@
  * Invariant: a namespace holds at most `maxSize` rows after every committed write.
  */
 import type { Backend, BackendError, CodecError } from "@vela/core"
-import { Effect, Either } from "effect"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import type { Namespace } from "./namespace.js"
 import { isLive } from "./namespace.js"
 

@@ -3,11 +3,11 @@ import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
-import * as Stream from "effect/Stream"
 import type { GetCallback, SetCallback, Store, StorePrimitives } from "../Backend.js"
 import type { CacheError } from "../Errors.js"
 import { BackendError } from "../Errors.js"
 import { atomicOperations } from "./atomicOperations.js"
+import { emptyStream } from "./emptyStream.js"
 
 export const makeStore = (primitives: StorePrimitives): Store => {
   const get = primitives.get ?? fromGetCallback(primitives.getCallback)
@@ -39,7 +39,7 @@ export const makeStore = (primitives: StorePrimitives): Store => {
     sweep: primitives.sweep,
     // Read when asked for, not here: a topology learns from the asking that a near cache is watching.
     get invalidations() {
-      return primitives.invalidations ?? Stream.empty
+      return primitives.invalidations ?? emptyStream
     },
     sync: primitives.sync,
     singleFlight: primitives.singleFlight ??
