@@ -65,7 +65,7 @@ let checkedNow: unknown
 let nowIsNative = false
 
 const currentMillis = (): number => {
-  if (coarseLeft > 0 && Date.now === coarseNow && globalThis.setTimeout === coarseTimer) {
+  if (coarseLeft > 0 && Date.now === coarseNow && setTimeout === coarseTimer) {
     coarseLeft--
     return coarseMillis
   }
@@ -83,7 +83,7 @@ const readMillis = (): number => {
     coarseLeft = 0
     return millis
   }
-  const schedule = globalThis.setTimeout
+  const schedule = setTimeout
   // A timer still pending from this `setTimeout` clears the new value too, and sooner.
   if (!coarsePending || schedule !== coarseTimer) {
     const epoch = ++coarseEpoch
