@@ -86,10 +86,18 @@ export class List {
     this.size--
   }
 
+  /** Moves a node of this list to its tail, touching only the links (a hit's bump: no `list` or `size` writes). */
   moveToTail(node: PolicyNode): void {
-    if (this.tail === node) return
-    this.unlink(node)
-    this.append(node)
+    const tail = this.tail!
+    if (tail === node) return
+    const { next, prev } = node
+    if (prev === null) this.head = next
+    else prev.next = next
+    next!.prev = prev
+    node.prev = tail
+    node.next = null
+    tail.next = node
+    this.tail = node
   }
 
   clear(): void {

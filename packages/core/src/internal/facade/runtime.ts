@@ -42,9 +42,68 @@ export const runtimeLayer = <V, I, A>(options: CacheOptions<V, I>, cache: Layer.
  * close its caches still exits, as with lru-cache.
  */
 const live = Clock.make()
+
+/**
+ * The wall clock read at most once a millisecond, as lru-cache's `ttlResolution`: a clock read
+ * (~50 ns here) cost more than the rest of a hit. The value read is kept until a 1 ms timer clears
+ * it, for at most `COARSE_READS` reads (a synchronous stretch holds the timer back), and only while
+ * nothing replaced the clock or the timers since: a faked `Date.now` (fake timers, `setSystemTime`,
+ * a spy) is read on every call, and a timer scheduled through a `setTimeout` that has since been
+ * replaced (fake timers installed or removed, which may drop it) no longer vouches for the value.
+ */
+const COARSE_READS = 64
+let coarseMillis = 0
+/** Reads left of `coarseMillis`; 0: none is kept. */
+let coarseLeft = 0
+/** The `Date.now` and `setTimeout` that read `coarseMillis` and scheduled its clearing. */
+let coarseNow: unknown
+let coarseTimer: unknown
+/** Tells the clearing timer of the value kept now from older timers that outlived theirs. */
+let coarseEpoch = 0
+let coarsePending = false
+let checkedNow: unknown
+let nowIsNative = false
+
+const currentMillis = (): number => {
+  if (coarseLeft > 0 && Date.now === coarseNow && setTimeout === coarseTimer) {
+    coarseLeft--
+    return coarseMillis
+  }
+  return readMillis()
+}
+
+const readMillis = (): number => {
+  const now = Date.now
+  const millis = now.call(Date)
+  if (now !== checkedNow) {
+    checkedNow = now
+    nowIsNative = Function.prototype.toString.call(now).includes("[native code]")
+  }
+  if (!nowIsNative) {
+    coarseLeft = 0
+    return millis
+  }
+  const schedule = setTimeout
+  // A timer still pending from this `setTimeout` clears the new value too, and sooner.
+  if (!coarsePending || schedule !== coarseTimer) {
+    const epoch = ++coarseEpoch
+    coarsePending = true
+    schedule(() => {
+      if (coarseEpoch !== epoch) return
+      coarseLeft = 0
+      coarsePending = false
+    }, 1).unref?.()
+  }
+  coarseMillis = millis
+  coarseLeft = COARSE_READS - 1
+  coarseNow = now
+  coarseTimer = schedule
+  return millis
+}
+
 const unrefClock: Clock.Clock = {
   [Clock.ClockTypeId]: Clock.ClockTypeId,
-  unsafeCurrentTimeMillis: () => live.unsafeCurrentTimeMillis(),
+  unsafeCurrentTimeMillis: currentMillis,
   unsafeCurrentTimeNanos: () => live.unsafeCurrentTimeNanos(),
   currentTimeMillis: live.currentTimeMillis,
   currentTimeNanos: live.currentTimeNanos,
