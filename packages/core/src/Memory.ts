@@ -5,7 +5,6 @@
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Stream from "effect/Stream"
 import type { OpenOptions, Store } from "./Backend.js"
 import { Backend, makeStore } from "./Backend.js"
 import { WrongType } from "./Errors.js"
@@ -62,7 +61,6 @@ const openStore = (options: OpenOptions, sweepSliceMillis = 2): Store => {
     clear: Effect.sync(() => store.clear()),
     size: Effect.sync(() => store.size()),
     sweep,
-    invalidations: Stream.empty,
     sync: { get: (key) => store.get(key), set: (key, entry, now) => store.set(key, entry, now), authoritative: true },
     getMany: (keys) => Effect.sync(() => keys.map((key) => Option.fromNullable(store.get(key)))),
     setMany: (entries) =>

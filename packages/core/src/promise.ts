@@ -25,15 +25,15 @@ import * as Internal from "./internal/cache/make.js"
 import type { Root } from "./internal/facade/facade.js"
 import { facadeOf } from "./internal/facade/facade.js"
 import { configOf, runtimeLayer } from "./internal/facade/runtime.js"
+import * as Telemetry from "./internal/telemetry.js"
 import type * as NearCache from "./NearCache.js"
 import type { Stats } from "./Stats.js"
-import * as Telemetry from "./Telemetry.js"
 import type { Topology } from "./Topology.js"
 import type * as Vela from "./Vela.js"
 
 export * from "./Errors.js"
+export type { TelemetryEvent } from "./internal/telemetry.js"
 export type { Stats } from "./Stats.js"
-export type { TelemetryEvent } from "./Telemetry.js"
 
 /**
  * A cache's config, plus where it runs.

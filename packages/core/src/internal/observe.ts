@@ -11,7 +11,7 @@ import * as Metric from "effect/Metric"
 import * as MetricBoundaries from "effect/MetricBoundaries"
 import * as MetricKey from "effect/MetricKey"
 import * as Option from "effect/Option"
-import type { Telemetry, TelemetryEvent } from "../Telemetry.js"
+import type { Telemetry, TelemetryEvent } from "./telemetry.js"
 
 /** The start of an operation nobody observes (or one that took no time of its own). */
 export const noStart = BigInt(-1)

@@ -6,11 +6,10 @@ import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as Local from "../../Local.js"
 import * as Memory from "../../Memory.js"
-import * as NearCache from "../../NearCache.js"
 import type { CacheOptions } from "../../promise.js"
-import * as Telemetry from "../../Telemetry.js"
 import type { Topology } from "../../Topology.js"
 import type * as Vela from "../../Vela.js"
+import * as Telemetry from "../telemetry.js"
 
 /** The cache's own config: the options without where it runs. */
 export const configOf = <V, I>(
@@ -23,11 +22,15 @@ export const runtimeLayer = <V, I, A>(options: CacheOptions<V, I>, cache: Layer.
   const { backend, logger, metrics, nearCache, observability, spans, topology } = options
   const withNear = nearCache === undefined || nearCache === false
     ? cache
-    : cache.pipe(Layer.provide(NearCache.layer(nearCache === true ? {} : nearCache)))
+    : cache.pipe(Layer.provide(Layer.unwrapEffect(Effect.map(
+      // Loaded when asked for: it reads invalidations as a stream, and `effect/Stream` is large.
+      Effect.promise(() => import("../../NearCache.js")),
+      (NearCache) => NearCache.layer(nearCache === true ? {} : nearCache)
+    ))))
   return withNear.pipe(
     Layer.provide(topology ?? Local.layer),
     Layer.provide(backend ?? Memory.layer()),
-    Layer.provideMerge(Telemetry.layer({ spans: spans === true, metrics: metrics === true })),
+    Layer.provideMerge(Telemetry.listenersLayer({ spans: spans === true, metrics: metrics === true })),
     Layer.provide(Layer.setClock(unrefClock)),
     Layer.merge(Layer.setClock(unrefClock)),
     Layer.provideMerge(Layer.mergeAll(
