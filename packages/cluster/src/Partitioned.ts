@@ -136,7 +136,16 @@ export const make = (
       open: (open) =>
         Effect.gen(function*() {
           const space = yield* p.spaces.open(open.namespace, open)
-          return Store.make(p, apply, atomic, here, space, open, yield* node.shareStats(open.namespace, open.stats))
+          return Store.make(
+            p,
+            apply,
+            atomic,
+            here,
+            near,
+            space,
+            open,
+            yield* node.shareStats(open.namespace, open.stats)
+          )
         })
     })
   })

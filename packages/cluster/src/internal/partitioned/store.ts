@@ -17,6 +17,7 @@ import type { Atomic } from "./atomic.js"
 import * as FanOut from "./fanOut.js"
 import * as Increments from "./increments.js"
 import { singleFlight } from "./leases.js"
+import type { Near } from "./near.js"
 import type { Partition } from "./partition.js"
 import * as Route from "./route.js"
 import type { Here } from "./serve.js"
@@ -28,6 +29,7 @@ export const make = (
   apply: Apply,
   atomics: Atomic,
   here: Here,
+  near: Near,
   space: Space,
   options: Backend.OpenOptions,
   stats: Effect.Effect<Stats.Stats>
@@ -39,7 +41,7 @@ export const make = (
   const nowOf = () => clock.unsafeCurrentTimeMillis()
   const fanOut = FanOut.make(p, here, space, nowOf)
 
-  const { atomic, read, writeAll } = Route.make(p, apply, atomics, space, nowOf)
+  const { atomic, read, writeAll } = Route.make(p, apply, atomics, near, space, nowOf)
 
   /** The decoded entry of `wire`, as the requester reads it. */
   const decode = (key: string, wire: WireEntry): Effect.Effect<Backend.Entry, CodecError> =>
