@@ -24,7 +24,8 @@
  * can answer.
  */
 import { NodeUnavailable } from "@vela/core"
-import { Effect, Exit } from "effect"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import type { ClusterNode } from "../ClusterNode.js"
 import type { Op, OpResult } from "./protocol.js"
 import { wireBytes } from "./wire.js"

@@ -18,7 +18,8 @@
  * `Later` before it changes anything, so it is applied once, when it is sent again.
  */
 import type { Backend, CacheError, NodeUnavailable } from "@vela/core"
-import { Effect, Option } from "effect"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import type { Op, OpResult, WireEntry } from "../protocol.js"
 import type { Stamp } from "../replica.js"
 import { compare } from "../replica.js"

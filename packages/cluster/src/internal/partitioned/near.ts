@@ -6,7 +6,10 @@
  * past `requestTimeout`, or cut off for a moment) is sent again, up to six times backing off from
  * 250 ms: a near cache that never hears of a change would serve the old value until its `ttl`.
  */
-import { Effect, Option, PubSub, Schedule } from "effect"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as PubSub from "effect/PubSub"
+import * as Schedule from "effect/Schedule"
 import type { Change } from "../protocol.js"
 import type { Partition } from "./partition.js"
 import type { Space } from "./space.js"

@@ -13,7 +13,7 @@
  */
 import type { CacheError } from "@vela/core"
 import { BackendError, NodeUnavailable } from "@vela/core"
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import * as HashRing from "../../HashRing.js"
 import type { Op, OpResult } from "../protocol.js"
 import type { Apply } from "./apply.js"

@@ -8,8 +8,10 @@
  * Invariant: a write applies only over an older stamp than the one its key shows here.
  */
 import type { Backend } from "@vela/core"
-import type { Deferred, PubSub, Scope } from "effect"
-import { Effect } from "effect"
+import type * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import type * as PubSub from "effect/PubSub"
+import type * as Scope from "effect/Scope"
 import { KeyIndex } from "../keyIndex.js"
 import { live } from "../live.js"
 import type { Op, OpResult } from "../protocol.js"

@@ -5,8 +5,11 @@
  */
 import type { BackendError, CacheError, Stats } from "@vela/core"
 import { Backend, Codec, CodecError, WrongType } from "@vela/core"
-import type { Clock } from "effect"
-import { Effect, Either, Option, Stream } from "effect"
+import type * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
 import * as HashRing from "../../HashRing.js"
 import type { OpResult, WireEntry } from "../protocol.js"
 import type { Stamp } from "../replica.js"
