@@ -21,8 +21,13 @@
  * (the pool of peers and their lanes), `sharedStats`.
  */
 import type { BackendError, ConfigError, Stats } from "@vela/core"
-import type { Duration, Redacted, Scope, SubscriptionRef } from "effect"
-import { Context, Effect, Layer } from "effect"
+import * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Redacted from "effect/Redacted"
+import type * as Scope from "effect/Scope"
+import type * as SubscriptionRef from "effect/SubscriptionRef"
 import { Discovery } from "./Discovery.js"
 import { secretOf } from "./internal/auth.js"
 import * as Connections from "./internal/connections.js"

@@ -4,8 +4,11 @@
  * per ready pod). The node asks for the current seeds on every heartbeat; gossip does the rest.
  */
 import { ConfigError } from "@vela/core"
-import type { Duration } from "effect"
-import { Context, Effect, Layer, Schedule } from "effect"
+import * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Schedule from "effect/Schedule"
 import * as Dns from "node:dns"
 import * as Check from "./internal/options.js"
 

@@ -53,8 +53,11 @@
  * `Disconnected`, so a near cache over it stops serving what it cannot verify.
  */
 import { Backend, ConfigError, Topology } from "@vela/core"
-import type { Duration, Scope } from "effect"
-import { Effect, Layer, Runtime } from "effect"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Runtime from "effect/Runtime"
+import type * as Scope from "effect/Scope"
 import * as ClusterNode from "./ClusterNode.js"
 import * as Batcher from "./internal/batcher.js"
 import { live } from "./internal/live.js"
@@ -136,7 +139,16 @@ export const make = (
       open: (open) =>
         Effect.gen(function*() {
           const space = yield* p.spaces.open(open.namespace, open)
-          return Store.make(p, apply, atomic, here, space, open, yield* node.shareStats(open.namespace, open.stats))
+          return Store.make(
+            p,
+            apply,
+            atomic,
+            here,
+            near,
+            space,
+            open,
+            yield* node.shareStats(open.namespace, open.stats)
+          )
         })
     })
   })

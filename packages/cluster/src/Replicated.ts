@@ -34,8 +34,10 @@
  * carry its value (the last by stamp sets the expiry).
  */
 import { Backend, ConfigError, Topology } from "@vela/core"
-import type { Duration, Scope } from "effect"
-import { Effect, Layer } from "effect"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
 import * as ClusterNode from "./ClusterNode.js"
 import * as Batcher from "./internal/batcher.js"
 import { live } from "./internal/live.js"

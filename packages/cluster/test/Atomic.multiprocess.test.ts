@@ -1,9 +1,11 @@
 /**
  * The atomic operations of the Partitioned topology across three `node` processes on loopback
  * (test/fixtures/node.mjs over the built `dist`), started and stopped by the test: increments from
- * every process add up exactly, each applied once; of racing takes, exactly one wins each key.
+ * every process add up exactly, each applied once; of racing takes, exactly one wins each key; an
+ * increment whose answer is lost fails, and is applied once, not sent again.
  */
 import { assert, describe, it } from "@effect/vitest"
+import { HashRing } from "@vela/cluster"
 import { Effect } from "effect"
 import { spawnThree } from "./utils.js"
 
@@ -71,4 +73,37 @@ describe("multi-process atomic operations (Partitioned)", () => {
       120_000
     )
   }
+
+  it.live(
+    "an increment applied on its owner whose answer was lost (its replica stalled) fails, and is not sent again",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const nodes = yield* spawnThree({
+          REPLICAS: "1",
+          HANDOFF_GRACE: "500 millis",
+          REQUEST_TIMEOUT: "500",
+          FAILURE_TIMEOUT: "20 seconds"
+        })
+        yield* Effect.sleep("600 millis")
+        const ring = HashRing.make(nodes.map((n) => n.id))
+        // A key owned by one process, copied to a second: the third asks.
+        const key = Array.from({ length: 64 }, (_, i) => `n${i}`).find((k) =>
+          !HashRing.holders(ring, k, 2).includes(nodes[0].id)
+        )!
+        const [owner, replica] = HashRing.holders(ring, key, 2).map((id) => nodes.find((n) => n.id === id)!)
+        const requester = nodes[0]
+        // The owner waits on the stalled replica past the requester's requestTimeout: the answer is lost.
+        replica.child.kill("SIGSTOP")
+        const stalled = yield* Effect.ensuring(
+          requester.request<Increments>("increment", { keys: [key], times: 1, concurrency: 1 }),
+          Effect.sync(() => replica.child.kill("SIGCONT"))
+        )
+        assert.strictEqual(stalled.failures.length, 1, JSON.stringify(stalled))
+        // Applied once on the owner, though the requester was told it failed: never twice.
+        assert.deepStrictEqual(yield* owner.request("atomicRead", { keys: [key] }), [1])
+        const next = yield* requester.request<Increments>("increment", { keys: [key], times: 1, concurrency: 1 })
+        assert.deepStrictEqual(next, { sums: { [key]: [2] }, failures: [] })
+      })),
+    60_000
+  )
 })

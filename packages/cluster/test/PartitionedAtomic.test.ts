@@ -167,6 +167,32 @@ describe("Partitioned atomic operations", () => {
   }
 
   it.live(
+    "a touch does not win over a write made before it but delivered after: the write's value stays, on every copy",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const nodes = yield* cluster((seeds) => startPartitioned(seeds, { replicas: 1 }), 3)
+        const [a] = yield* Effect.forEach(nodes, open)
+        for (const key of keysOwnedBy(nodes, 1)) {
+          yield* a.set(key, entry(1))
+          const { token } = Option.getOrThrow(yield* a.readForUpdate(key))
+          const { version } = token as { readonly version: number }
+          // A put stamped just after the value it replaces, still on its way while the touch lands.
+          const late = { value: JSON.stringify(2), expiresAt: null, tags: [], version: version + 10 }
+          const later = Date.now() + 60_000
+          assert.isTrue(yield* a.touch(key, later))
+          const holders = HashRing.holders(HashRing.make(nodes.map((n) => n.node.id), { virtualNodes: 128 }), key, 2)
+          for (const holder of holders) {
+            const from = nodes.find((n) => n.node.id !== holder)!
+            yield* laneBatch(from.node, holder, [{ _tag: "Set", ns, key, entry: late, origin: "n9", watch: false }])
+          }
+          assert.deepStrictEqual(yield* copies(nodes, key), ["2", "2"], key)
+          assert.strictEqual(Option.getOrThrow(yield* a.get(key)).value, 2)
+        }
+      })),
+    30_000
+  )
+
+  it.live(
     "near caches on other nodes drop what increment, take and update change",
     () =>
       Effect.scoped(Effect.gen(function*() {

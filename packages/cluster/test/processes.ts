@@ -40,6 +40,8 @@ export const spawnNode = (
     readonly FAILURE_TIMEOUT?: string
     /** `connectTimeout` in milliseconds. */
     readonly CONNECT_TIMEOUT?: string
+    /** `requestTimeout` in milliseconds. */
+    readonly REQUEST_TIMEOUT?: string
     readonly MAX_CONNECTIONS?: string
     /** The `"host:port"` peers dial, when not the node's own. */
     readonly ADVERTISE?: string

@@ -6,7 +6,7 @@
  * exchange in its own frames (`lane.ts`). Every other request on an RPC connection that has not
  * authenticated fails with `Unauthorized`, logged once per connection.
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto"
 import type { Client } from "./connections.js"
 import type { MemberRecord } from "./protocol.js"

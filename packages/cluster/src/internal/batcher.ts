@@ -7,8 +7,9 @@
  *
  * Concurrency: the queue of a peer is flushed on `setImmediate`, after the I/O callbacks of the
  * turn, so every fiber that ran in that turn has had its chance to join. At most `maxInflight`
- * batches per peer are on the wire; operations that arrive meanwhile wait for one to come back and
- * leave together (Nagle's idea), so under load batches grow instead of the number of small writes.
+ * flushes per peer are on the wire (each one request per request time); operations that arrive
+ * meanwhile wait for one to come back and leave together (Nagle's idea), so under load batches grow
+ * instead of the number of small writes.
  * A caller interrupted while it waits leaves its operation in the batch; the answer is dropped.
  *
  * Cost: an operation is a plain record in a queue; no fiber, `Deferred` or Schema work per
@@ -24,7 +25,8 @@
  * can answer.
  */
 import { NodeUnavailable } from "@vela/core"
-import { Effect, Exit } from "effect"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import type { ClusterNode } from "../ClusterNode.js"
 import type { Op, OpResult } from "./protocol.js"
 import { wireBytes } from "./wire.js"
@@ -69,6 +71,11 @@ interface Queue {
   items: Array<Pending>
 }
 
+/** The requests sent to a peer by one flush, counted as one against `maxInflight`. */
+interface Flight {
+  requests: number
+}
+
 interface Peer {
   /** One queue per request time: operations of caches on different clocks do not share a batch. */
   queues: Array<Queue>
@@ -108,13 +115,12 @@ export const make = (
     setImmediate(flush, peer)
   }
 
-  const send = (peer: string, state: Peer, now: number, batch: ReadonlyArray<Pending>) => {
-    state.inflight++
+  const send = (peer: string, state: Peer, now: number, batch: ReadonlyArray<Pending>, flight: Flight) => {
+    flight.requests++
     const ops = new Array<Op>(batch.length)
     for (let i = 0; i < batch.length; i++) ops[i] = batch[i].op
     node.batch(peer, now, ops, (answer) => {
-      state.inflight--
-      schedule(peer, state)
+      land(peer, state, flight)
       if (answer instanceof NodeUnavailable) {
         for (const pending of batch) settle(pending, answer)
         return
@@ -129,11 +135,25 @@ export const make = (
     })
   }
 
+  /** One of the requests of `flight` came back: once all have, the flight no longer counts. */
+  const land = (peer: string, state: Peer, flight: Flight) => {
+    if (--flight.requests > 0) return
+    state.inflight--
+    schedule(peer, state)
+  }
+
+  // Everything queued leaves at once, as one of the `maxInflight` flights: a request per request
+  // time (and per `maxBatch` operations or `maxBatchBytes`). One request per flight left the
+  // operations of every later millisecond waiting a round trip each.
   const flush = (peer: string) => {
     const state = peers.get(peer)
     if (state === undefined) return
     state.scheduled = false
-    while (state.inflight < maxInflight && state.queued > 0) {
+    if (state.inflight >= maxInflight || state.queued === 0) return
+    state.inflight++
+    // Held until every request is sent, so that one answered at once does not end the flight early.
+    const flight: Flight = { requests: 1 }
+    while (state.queued > 0) {
       const queue = state.queues[0]
       // At most `maxBatch` operations and `maxBatchBytes`, or one operation alone.
       let count = 0
@@ -147,8 +167,9 @@ export const make = (
       const batch = count === queue.items.length ? queue.items : queue.items.splice(0, count)
       if (batch === queue.items) state.queues.shift()
       state.queued -= batch.length
-      send(peer, state, queue.now, batch)
+      send(peer, state, queue.now, batch, flight)
     }
+    land(peer, state, flight)
   }
 
   const requeue = (peer: string, state: Peer, now: number, items: Array<Pending>) => {

@@ -8,8 +8,13 @@ import * as Socket from "@effect/platform/Socket"
 import { RpcClient, RpcClientError, RpcSerialization } from "@effect/rpc"
 import type { RpcGroup } from "@effect/rpc"
 import { NodeUnavailable } from "@vela/core"
-import type { Scope } from "effect"
-import { Deferred, Effect, ExecutionStrategy, Exit, FiberId, Schedule, Scope as ScopeModule } from "effect"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as ExecutionStrategy from "effect/ExecutionStrategy"
+import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
+import * as Schedule from "effect/Schedule"
+import * as Scope from "effect/Scope"
 import * as Net from "node:net"
 import type { Secret } from "./auth.js"
 import { authenticate } from "./auth.js"
@@ -54,7 +59,7 @@ export interface Connections {
 
 interface Connection {
   readonly client: Client
-  readonly scope: ScopeModule.CloseableScope
+  readonly scope: Scope.CloseableScope
   /** The pool slot this connection fills. */
   slot?: Deferred.Deferred<Connection, NodeUnavailable>
 }
@@ -67,14 +72,14 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connections, nev
     const { connectTimeout, self } = options
     const pool = new Map<string, Deferred.Deferred<Connection, NodeUnavailable>>()
     // The pool has its own scope: it must still accept connections while the leave is announced.
-    const poolScope = yield* ScopeModule.make()
-    yield* Effect.addFinalizer((exit) => ScopeModule.close(poolScope, exit))
+    const poolScope = yield* Scope.make()
+    yield* Effect.addFinalizer((exit) => Scope.close(poolScope, exit))
 
     const connect = (peer: string): Effect.Effect<Connection, NodeUnavailable> =>
       Effect.gen(function*() {
         const target = Check.parseAddress(peer)
         if (target === undefined) return yield* unavailable(peer, "not a host:port address")
-        const scope = yield* ScopeModule.fork(poolScope, ExecutionStrategy.sequential)
+        const scope = yield* Scope.fork(poolScope, ExecutionStrategy.sequential)
         return yield* Effect.gen(function*() {
           const socket = yield* (options.tls === undefined
             ? NodeSocket.makeNet({ host: target.host, port: target.port, noDelay: true, openTimeout: connectTimeout })
@@ -89,9 +94,9 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connections, nev
           yield* authenticate(client, options.secret, self, peer)
           return { client, scope }
         }).pipe(
-          ScopeModule.extend(scope),
+          Scope.extend(scope),
           Effect.timeoutFail({ duration: connectTimeout, onTimeout: () => "connection timed out" }),
-          Effect.tapError(() => ScopeModule.close(scope, Exit.void)),
+          Effect.tapError(() => Scope.close(scope, Exit.void)),
           Effect.mapError((cause) => unavailable(peer, cause))
         )
       })
@@ -112,7 +117,7 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connections, nev
     const drop = (peer: string, dropped: Connection) =>
       Effect.suspend(() => {
         if (dropped.slot !== undefined && pool.get(peer) === dropped.slot) pool.delete(peer)
-        return ScopeModule.close(dropped.scope, Exit.void)
+        return Scope.close(dropped.scope, Exit.void)
       })
 
     const call: Connections["call"] = <A, E>(

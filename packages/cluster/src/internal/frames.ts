@@ -5,7 +5,7 @@
  * re-parse a growing prefix on every read (what MessagePack's own self-delimiting framing costs).
  */
 import { RpcSerialization } from "@effect/rpc"
-import { Data } from "effect"
+import * as Data from "effect/Data"
 import { Packr, Unpackr } from "msgpackr"
 
 const packr = new Packr({ useRecords: true })

@@ -8,8 +8,8 @@
  * compile; any other throws when the guard is built, so a Schema that gains a refinement or a
  * transformation fails as the module loads, never passes unchecked.
  */
-import type { Schema } from "effect"
-import { SchemaAST as AST } from "effect"
+import type * as Schema from "effect/Schema"
+import * as AST from "effect/SchemaAST"
 
 type Guard = (u: unknown) => boolean
 

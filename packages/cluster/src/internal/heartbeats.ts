@@ -4,8 +4,11 @@
  * enough to learn everyone. The dead are forgotten after ten failure timeouts unless they are seeds.
  * When the scope closes the node stops gossiping and tells every live peer it leaves.
  */
-import type { Option, Scope } from "effect"
-import { Effect, FiberSet, Schedule } from "effect"
+import * as Effect from "effect/Effect"
+import * as FiberSet from "effect/FiberSet"
+import type * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
 import type { Discovery } from "../Discovery.js"
 import type { Connections } from "./connections.js"
 import { live } from "./live.js"

@@ -1,4 +1,4 @@
 /** The live clock the cluster runs on, whatever `Clock` the caller's context holds. */
-import { Clock } from "effect"
+import * as Clock from "effect/Clock"
 
 export const live: Clock.Clock = Clock.make()

@@ -12,7 +12,8 @@
  * failure detector ignores local pauses the same way). Without it, one blocked turn of the loop
  * dropped every peer at once, and the ring moved twice (every key handed over) for nothing.
  */
-import { Effect, SubscriptionRef } from "effect"
+import * as Effect from "effect/Effect"
+import * as SubscriptionRef from "effect/SubscriptionRef"
 import { live } from "./live.js"
 import type { MemberRecord } from "./protocol.js"
 

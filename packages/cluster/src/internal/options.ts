@@ -1,6 +1,7 @@
 /** Option parsing shared by the cluster layers: durations and `host:port` addresses. */
 import { ConfigError } from "@vela/core"
-import { Duration, Either } from "effect"
+import * as Duration from "effect/Duration"
+import * as Either from "effect/Either"
 import * as Net from "node:net"
 
 /** A positive duration in milliseconds, or a `ConfigError` naming `field`. */

@@ -5,7 +5,7 @@
  * which names its namespace. Key operations (`Op`) travel in batches on the data lane (`lane.ts`).
  */
 import { Rpc, RpcGroup } from "@effect/rpc"
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 import { compile } from "./guard.js"
 
 /** A request from a connection that has not proved the shared secret. */

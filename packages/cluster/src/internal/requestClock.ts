@@ -3,7 +3,9 @@
  * expiry by the requester's clock, so every holder of a key agrees with the cache that wrote it
  * (and a `TestClock` suite stays valid across nodes). Sleeping uses the live clock.
  */
-import { Clock, Duration, Effect } from "effect"
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
 
 export class RequestClock implements Clock.Clock {
   readonly [Clock.ClockTypeId]: Clock.ClockTypeId = Clock.ClockTypeId

@@ -6,7 +6,7 @@
  */
 import type { Backend, CacheError } from "@vela/core"
 import { BackendError, CodecError } from "@vela/core"
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 
 export const setMany = <W>(
   entries: ReadonlyArray<readonly [string, Backend.Entry]>,

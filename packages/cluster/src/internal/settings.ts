@@ -1,6 +1,7 @@
 /** A node's options, checked once and with their defaults filled in. */
 import { ConfigError } from "@vela/core"
-import { Effect, Redacted } from "effect"
+import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
 import type { ClusterNodeOptions } from "../ClusterNode.js"
 import * as Check from "./options.js"
 

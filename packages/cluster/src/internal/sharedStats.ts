@@ -1,7 +1,7 @@
 /** The counters of the caches open in this process, by namespace, and their sum over the cluster. */
 import { Stats } from "@vela/core"
-import type { Scope } from "effect"
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
 import type { Connections } from "./connections.js"
 
 export interface SharedStats {

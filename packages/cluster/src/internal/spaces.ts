@@ -4,8 +4,15 @@
  * users wait for the same opening. A failed opening is forgotten, so the next use tries again.
  */
 import type { Backend, BackendError, ConfigError } from "@vela/core"
-import type { Clock, Option } from "effect"
-import { Deferred, Effect, Either, Exit, FiberId, PubSub, Scope } from "effect"
+import type * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
+import type * as Option from "effect/Option"
+import * as PubSub from "effect/PubSub"
+import * as Scope from "effect/Scope"
 import { text } from "./wire.js"
 
 export interface Spaces<S> {

@@ -4,7 +4,7 @@
  */
 import { NodeSocket } from "@effect/platform-node"
 import * as Socket from "@effect/platform/Socket"
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import type * as Net from "node:net"
 import * as Tls from "node:tls"
 

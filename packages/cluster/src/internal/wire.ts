@@ -1,7 +1,7 @@
 /** How holders keep entries that crossed the wire: as the text the writer's codec produced. */
 import type { Backend, Codec } from "@vela/core"
 import { BackendError, CodecError } from "@vela/core"
-import { Either } from "effect"
+import * as Either from "effect/Either"
 import type { OpResult, WireEntry } from "./protocol.js"
 
 /**

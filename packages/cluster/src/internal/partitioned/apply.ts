@@ -4,7 +4,10 @@
  * serialized with the space's other writes.
  */
 import type { Backend, CacheError } from "@vela/core"
-import { Cause, Effect, Exit, Option } from "effect"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
 import type { Op, OpResult } from "../protocol.js"
 import type { Stamp } from "../replica.js"
 import { describe, fromWire, toWire } from "../wire.js"

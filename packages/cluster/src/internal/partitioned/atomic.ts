@@ -1,7 +1,8 @@
 /**
  * The atomic operations on the owner of their key (`ReadForUpdate`, `CompareAndSet`, `Take`,
  * `Touch`, `Increment`): the owner orders them with the key's other writes (in the space's write section),
- * gives what they write or delete a fresh stamp, newer than anything the key shows here, and sends
+ * gives what they write or delete a fresh stamp, newer than anything the key shows here (a touch's
+ * only just newer: it must not win over a concurrent put of a new value), and sends
  * that write on to the key's replicas as a put or a delete is sent, answering once all applied it.
  * The token of `ReadForUpdate` and `CompareAndSet` is the stamp of the key's write on its owner.
  *
@@ -17,7 +18,8 @@
  * `Later` before it changes anything, so it is applied once, when it is sent again.
  */
 import type { Backend, CacheError, NodeUnavailable } from "@vela/core"
-import { Effect, Option } from "effect"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import type { Op, OpResult, WireEntry } from "../protocol.js"
 import type { Stamp } from "../replica.js"
 import { compare } from "../replica.js"
@@ -25,7 +27,7 @@ import { describe, fromWire, heldOf, replyWeight, toWire } from "../wire.js"
 import type { Apply } from "./apply.js"
 import type { Partition } from "./partition.js"
 import type { SetOp, Space } from "./space.js"
-import { done, later, missing, no, serialized, versionAfter } from "./space.js"
+import { done, later, missing, no, serialized, versionAfter, versionJustAfter } from "./space.js"
 
 export type AtomicOp = Extract<
   Op,
@@ -162,7 +164,7 @@ export const make = (p: Partition, apply: Apply): Atomic => {
           value: heldOf(entry).text,
           expiresAt: op.expiresAt,
           tags: entry.tags,
-          version: versionAfter(space, key, entry.tags)
+          version: versionJustAfter(space, key, entry.tags)
         }
         return Effect.map(write(space, from, key, wire, false), (copy) => [done, copy] as const)
       }

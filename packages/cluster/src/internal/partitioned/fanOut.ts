@@ -10,7 +10,8 @@
  */
 import type { CacheError, ConfigError, NodeUnavailable } from "@vela/core"
 import { BackendError } from "@vela/core"
-import { Effect, Either } from "effect"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import type * as HashRing from "../../HashRing.js"
 import type { ClearRequest, InvalidateTagRequest, RemoteFailure, SizeRequest } from "../protocol.js"
 import type { Partition } from "./partition.js"

@@ -7,8 +7,13 @@
  * Invariant: in a settled ring, every live key is held by exactly its `1 + replicas` holders.
  */
 import type { Backend, NodeUnavailable } from "@vela/core"
-import type { Scope } from "effect"
-import { Effect, Either, Option, PubSub, Schedule, Stream } from "effect"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import * as PubSub from "effect/PubSub"
+import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 import * as HashRing from "../../HashRing.js"
 import { live } from "../live.js"
 import type { OpResult } from "../protocol.js"

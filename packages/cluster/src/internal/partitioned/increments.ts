@@ -8,7 +8,9 @@
  */
 import type { Backend, CacheError } from "@vela/core"
 import { WrongType } from "@vela/core"
-import { Effect, Exit, Option } from "effect"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
 import type { Partition } from "./partition.js"
 
 /**

@@ -6,8 +6,11 @@
  */
 import type { Backend, CacheError, NodeUnavailable } from "@vela/core"
 import { FetchTimeout } from "@vela/core"
-import type { Option } from "effect"
-import { Deferred, Effect, Exit, FiberId } from "effect"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
+import type * as Option from "effect/Option"
 import { live } from "../live.js"
 import type { LeaseOutcome, RemoteFailure } from "../protocol.js"
 import type { Partition } from "./partition.js"

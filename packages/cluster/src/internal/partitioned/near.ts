@@ -2,9 +2,14 @@
  * Near caches over the Partitioned topology: a holder remembers which nodes read a key for a near
  * cache and tells them when the key changes, a few keys per RPC (every invalidation of one turn of
  * the event loop for one reader leaves together); changes made by peers reach this node's own near
- * caches through the space's `changes`.
+ * caches through the space's `changes`. An invalidation that does not reach its reader (stalled
+ * past `requestTimeout`, or cut off for a moment) is sent again, up to six times backing off from
+ * 250 ms: a near cache that never hears of a change would serve the old value until its `ttl`.
  */
-import { Effect, Option, PubSub } from "effect"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as PubSub from "effect/PubSub"
+import * as Schedule from "effect/Schedule"
 import type { Change } from "../protocol.js"
 import type { Partition } from "./partition.js"
 import type { Space } from "./space.js"
@@ -14,11 +19,16 @@ export interface Near {
   readonly addReader: (space: Space, key: string, reader: string) => void
   /** A key changed on this node by `from`: tell its local near caches and the nodes that read it. */
   readonly changed: (space: Space, from: string, key: string) => void
-  /** A write that a newer one had already replaced: its writer's near cache must not keep its value. */
+  /**
+   * A value the near caches of `from` must not keep: a write that a newer one had already replaced,
+   * or a read of a copy beyond the key's holders (no holder would tell of its next change).
+   */
   readonly lost: (space: Space, from: string, key: string) => void
   /** A peer's tag invalidation or flush, for this node's near caches. */
   readonly notify: (ns: string, from: string, change: Change) => Effect.Effect<void>
 }
+
+const redelivery = Schedule.intersect(Schedule.exponential("250 millis"), Schedule.recurs(6))
 
 export const make = ({ node, runFork, self, spaces }: Partition): Near => {
   const pending = new Map<string, Map<string, Set<string>>>()
@@ -40,8 +50,9 @@ export const make = ({ node, runFork, self, spaces }: Partition): Near => {
     if (byNs === undefined) return
     for (const [ns, keys] of byNs) {
       runFork(
-        Effect.ignore(
-          node.call(reader, (client) => client.Invalidate({ ns, change: { _tag: "Keys", keys: Array.from(keys) } }))
+        node.call(reader, (client) => client.Invalidate({ ns, change: { _tag: "Keys", keys: Array.from(keys) } })).pipe(
+          Effect.retry(redelivery),
+          Effect.ignore
         )
       )
     }

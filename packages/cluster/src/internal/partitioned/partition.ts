@@ -1,5 +1,7 @@
 /** What every part of the Partitioned topology on this node shares. */
-import type { Effect, Fiber, Runtime } from "effect"
+import type * as Effect from "effect/Effect"
+import type * as Fiber from "effect/Fiber"
+import type * as Runtime from "effect/Runtime"
 import type { ClusterNode } from "../../ClusterNode.js"
 import type { Batcher } from "../batcher.js"
 import type { Spaces } from "../spaces.js"

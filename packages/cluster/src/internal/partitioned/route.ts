@@ -13,11 +13,12 @@
  */
 import type { CacheError } from "@vela/core"
 import { BackendError, NodeUnavailable } from "@vela/core"
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import * as HashRing from "../../HashRing.js"
 import type { Op, OpResult } from "../protocol.js"
 import type { Apply } from "./apply.js"
 import type { Atomic, AtomicOp } from "./atomic.js"
+import type { Near } from "./near.js"
 import type { Partition } from "./partition.js"
 import type { Space } from "./space.js"
 import { missing } from "./space.js"
@@ -45,6 +46,7 @@ export const make = (
   p: Partition,
   { apply, applyCallback }: Apply,
   atomics: Atomic,
+  near: Near,
   space: Space,
   nowOf: () => number
 ): Route => {
@@ -75,7 +77,8 @@ export const make = (
     }
     // While entries move after a membership change, a miss may only mean "not here yet": ask every
     // other member, one after another, before calling it a miss. A copy older than a delete the
-    // owner knows of is one a handoff has not dropped yet, not the key's value.
+    // owner knows of is one a handoff has not dropped yet, not the key's value. They are asked
+    // quietly, so no holder knows of this read: the near caches here must not keep what it found.
     const askOthers = (others: ReadonlyArray<string>, miss: OpResult) => {
       const quiet: Op = op._tag === "Get" ? { ...op, watch: false } : op
       const deleted = miss._tag === "Missing" ? miss.deleted : undefined
@@ -86,7 +89,9 @@ export const make = (
           const found = other._tag === "Found"
             ? deleted === undefined || other.entry.version > deleted.version
             : other._tag === "Bool" && other.value && deleted === undefined
-          return found ? done(other) : ask(j + 1)
+          if (!found) return ask(j + 1)
+          if (op._tag === "Get" && op.watch) near.lost(space, self, key)
+          done(other)
         })
       }
       ask(0)

@@ -4,8 +4,9 @@
  * `clear`) and of the leases. The parts of the fan-outs are also what the requester runs here.
  */
 import type { BackendError, CacheError, ConfigError } from "@vela/core"
-import type { Scope } from "effect"
-import { Effect, Either } from "effect"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import type * as Scope from "effect/Scope"
 import * as HashRing from "../../HashRing.js"
 import type { ClearRequest, InvalidateTagRequest, Op, OpResult, SizeRequest } from "../protocol.js"
 import { RemoteFailure } from "../protocol.js"

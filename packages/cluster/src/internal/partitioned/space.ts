@@ -8,8 +8,10 @@
  * Invariant: a write applies only over an older stamp than the one its key shows here.
  */
 import type { Backend } from "@vela/core"
-import type { Deferred, PubSub, Scope } from "effect"
-import { Effect } from "effect"
+import type * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import type * as PubSub from "effect/PubSub"
+import type * as Scope from "effect/Scope"
 import { KeyIndex } from "../keyIndex.js"
 import { live } from "../live.js"
 import type { Op, OpResult } from "../protocol.js"
@@ -151,14 +153,26 @@ export const nextVersion = (after = 0): number => {
  * than any flush or invalidation of those tags here, so that the write lands, whatever the clocks
  * of the nodes that made those.
  */
-export const versionAfter = (space: Space, key: string, tags: ReadonlyArray<string>): number => {
+export const versionAfter = (space: Space, key: string, tags: ReadonlyArray<string>): number =>
+  nextVersion(newestHere(space, key, tags))
+
+/**
+ * The version of a touch of `key` (carrying `tags`): just above what the key shows here, not the
+ * current time, so that a write of the key made before the touch but delivered after it still
+ * replaces it (a touch changes the expiry, not the value).
+ */
+export const versionJustAfter = (space: Space, key: string, tags: ReadonlyArray<string>): number =>
+  newestHere(space, key, tags) + 1
+
+/** The newest version a write of `key` carrying `tags` must beat here. */
+const newestHere = (space: Space, key: string, tags: ReadonlyArray<string>): number => {
   let after = stampHere(space, key)?.version ?? 0
   if (fresh(space.flushFloor)) after = Math.max(after, space.flushFloor.version)
   for (const tag of tags) {
     const floor = space.tagFloors.get(tag)
     if (fresh(floor)) after = Math.max(after, floor.version)
   }
-  return nextVersion(after)
+  return after
 }
 
 export type SetOp = Extract<Op, { readonly _tag: "Set" }>

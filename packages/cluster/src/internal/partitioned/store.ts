@@ -5,8 +5,11 @@
  */
 import type { BackendError, CacheError, Stats } from "@vela/core"
 import { Backend, Codec, CodecError, WrongType } from "@vela/core"
-import type { Clock } from "effect"
-import { Effect, Either, Option, Stream } from "effect"
+import type * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
 import * as HashRing from "../../HashRing.js"
 import type { OpResult, WireEntry } from "../protocol.js"
 import type { Stamp } from "../replica.js"
@@ -17,6 +20,7 @@ import type { Atomic } from "./atomic.js"
 import * as FanOut from "./fanOut.js"
 import * as Increments from "./increments.js"
 import { singleFlight } from "./leases.js"
+import type { Near } from "./near.js"
 import type { Partition } from "./partition.js"
 import * as Route from "./route.js"
 import type { Here } from "./serve.js"
@@ -28,6 +32,7 @@ export const make = (
   apply: Apply,
   atomics: Atomic,
   here: Here,
+  near: Near,
   space: Space,
   options: Backend.OpenOptions,
   stats: Effect.Effect<Stats.Stats>
@@ -39,7 +44,7 @@ export const make = (
   const nowOf = () => clock.unsafeCurrentTimeMillis()
   const fanOut = FanOut.make(p, here, space, nowOf)
 
-  const { atomic, read, writeAll } = Route.make(p, apply, atomics, space, nowOf)
+  const { atomic, read, writeAll } = Route.make(p, apply, atomics, near, space, nowOf)
 
   /** The decoded entry of `wire`, as the requester reads it. */
   const decode = (key: string, wire: WireEntry): Effect.Effect<Backend.Entry, CodecError> =>

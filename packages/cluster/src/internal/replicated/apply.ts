@@ -3,7 +3,8 @@
  * into an authoritative in-memory store is applied at once, without the runtime.
  */
 import type { Backend, CacheError } from "@vela/core"
-import { Effect, PubSub } from "effect"
+import * as Effect from "effect/Effect"
+import * as PubSub from "effect/PubSub"
 import { live } from "../live.js"
 import type { WireEntry } from "../protocol.js"
 import type { Outcome, Stamp } from "../replica.js"

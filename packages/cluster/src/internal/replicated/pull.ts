@@ -5,8 +5,13 @@
  * before, so a node back from a crash or a partition converges.
  */
 import type { Backend } from "@vela/core"
-import type { Scope } from "effect"
-import { Effect, Either, Option, PubSub, Schedule, Stream } from "effect"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import * as PubSub from "effect/PubSub"
+import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 import { live } from "../live.js"
 import { BUCKETS } from "../replica.js"
 import { applyDelete, applyFlush, applyPut, applyTag, publish, sweepSpace } from "./apply.js"

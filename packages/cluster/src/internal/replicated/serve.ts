@@ -2,8 +2,10 @@
  * What this node serves to its peers: batches of replicated writes (puts into an open in-memory
  * space in a plain loop), the digest of every namespace, and pulls of the buckets a peer lacks.
  */
-import type { Scope } from "effect"
-import { Effect, Either, Option } from "effect"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
 import type { Op, OpResult, PullRequest, ReplicaItem, SpaceDigest } from "../protocol.js"
 import { RemoteFailure } from "../protocol.js"
 import { describe, frameBudget, toWire, wireBytes } from "../wire.js"

@@ -1,7 +1,10 @@
 /** A namespace held on this node by the Replicated topology: its store, its replica of the merge rule, its near caches. */
 import type { Backend } from "@vela/core"
-import type { Duration, PubSub, Scope } from "effect"
-import { Clock, Effect } from "effect"
+import * as Clock from "effect/Clock"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import type * as PubSub from "effect/PubSub"
+import type * as Scope from "effect/Scope"
 import { live } from "../live.js"
 import { Replica } from "../replica.js"
 import * as Spaces from "../spaces.js"

@@ -8,7 +8,9 @@
  */
 import type { BackendError, CacheError, Codec, Stats } from "@vela/core"
 import { Backend, CodecError } from "@vela/core"
-import { Effect, Option, Stream } from "effect"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
 import type { Op } from "../protocol.js"
 import { touchOf } from "../replica.js"
 import { setMany } from "../setMany.js"
