@@ -10,7 +10,9 @@
  */
 import type { Backend, BackendError, CodecError } from "@vela/core"
 import { Codec, WrongType } from "@vela/core"
-import { Effect, Either, Option } from "effect"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
 import * as Entry from "./entry.js"
 import type { Namespace } from "./namespace.js"
 import { attempt, pxOf } from "./namespace.js"

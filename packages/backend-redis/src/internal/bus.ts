@@ -14,7 +14,9 @@
  * `Flush`, a listener has reported every change of every other publisher it heard from.
  */
 import type { Backend } from "@vela/core"
-import { Chunk, Effect, Stream } from "effect"
+import * as Chunk from "effect/Chunk"
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
 import type { Redis } from "ioredis"
 import { randomBytes } from "node:crypto"
 

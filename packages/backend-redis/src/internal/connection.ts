@@ -4,8 +4,8 @@
  * replayed after the caller saw them fail; the connections this backend opens do not keep Node alive.
  */
 import { BackendError, ConfigError } from "@vela/core"
-import type { Scope } from "effect"
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
 import type { ClusterNode, RedisOptions as IORedisOptions } from "ioredis"
 import { Cluster, Redis } from "ioredis"
 import type { ClusterOptions, RedisOptions } from "../Redis.js"

@@ -5,7 +5,7 @@
  */
 import type { Backend } from "@vela/core"
 import { CodecError } from "@vela/core"
-import { Either } from "effect"
+import * as Either from "effect/Either"
 
 const noTags: ReadonlyArray<string> = []
 

@@ -5,7 +5,9 @@
  */
 import type { Backend, CodecError } from "@vela/core"
 import { BackendError } from "@vela/core"
-import { Effect, Either, Option } from "effect"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
 import * as Entry from "./entry.js"
 import type { Namespace } from "./namespace.js"
 import { attempt, waitingOn } from "./namespace.js"
