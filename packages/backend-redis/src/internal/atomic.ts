@@ -45,7 +45,7 @@ export const make = (ns: Namespace): Atomic => {
     at: number
   ): Effect.Effect<Option.Option<Backend.Entry>, CodecError> => {
     const decoded = Entry.decode(codec, key, payload, at)
-    return Either.isLeft(decoded) ? Effect.fail(decoded.left) : Effect.succeed(Option.fromNullable(decoded.right))
+    return Entry.isFailure(decoded) ? Effect.fail(decoded) : Effect.succeed(Option.fromNullable(decoded))
   }
 
   const readForUpdate = (key: string): Effect.Effect<Option.Option<Backend.Snapshot>, BackendError | CodecError> =>
