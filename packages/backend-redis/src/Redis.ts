@@ -13,8 +13,10 @@
  */
 import type { BackendError, ConfigError } from "@vela/core"
 import { Backend } from "@vela/core"
-import type { Duration, Scope } from "effect"
-import { Effect, Layer } from "effect"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
 import type { Redis } from "ioredis"
 import * as Connection from "./internal/connection.js"
 import * as Settings from "./internal/settings.js"

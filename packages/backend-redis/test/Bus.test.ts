@@ -1,9 +1,12 @@
 import { assert, describe, it, layer } from "@effect/vitest"
+import { Redis } from "@vela/backend-redis"
 import type { NearCache } from "@vela/core"
 import { Codec } from "@vela/core"
-import { Chunk, Effect, Either, Fiber, Option, Stream } from "effect"
-import type { BusMessage } from "../src/internal/bus.js"
-import { Inbox, Mailbox, Sequences } from "../src/internal/bus.js"
+import { openOptions } from "@vela/core/testing"
+import { Chunk, Effect, Either, Exit, Fiber, Option, Scope, Stream } from "effect"
+import { Redis as IORedis } from "ioredis"
+import type { BusListener, BusMessage } from "../src/internal/bus.js"
+import { Inbox, Mailbox, Sequences, Subscriber } from "../src/internal/bus.js"
 import * as Entry from "../src/internal/entry.js"
 import { Keyspace } from "../src/internal/keys.js"
 import { cacheOn, eventually, failureTag, promise, rawClient, uniqueName } from "./utils/caches.js"
@@ -125,6 +128,28 @@ describe("invalidation bus", () => {
         const messages = yield* eventually(Effect.sync(() => heard.slice()), (found) => found.length >= 3)
         assert.deepStrictEqual(messages.map((message) => message.k), [["heard"], ["tagged"], ["x", "y"]])
         assert.deepStrictEqual(messages.map((message) => message.s! - messages[0].s!), [0, 1, 2])
+
+        // A restart drops every subscription: A's bus comes back with the channel and its marker.
+        listener.disconnect()
+        yield* server.stop
+        yield* server.start
+        const fresh = yield* rawClient(server.url)
+        const publishedNow = Effect.map(
+          promise(() => fresh.info("commandstats")),
+          (text) => Number(/cmdstat_publish:calls=(\d+)/.exec(text)?.[1] ?? 0)
+        )
+        const putPublishes = Effect.flatMap(
+          publishedNow,
+          (before) => Effect.zipRight(a.put("after", "9"), Effect.map(publishedNow, (after) => after - before))
+        )
+        yield* eventually(putPublishes, (added) => added === 0)
+        const again = yield* rawClient(server.url)
+        const heardAgain: Array<BusMessage> = []
+        again.on("message", (_channel: string, text: string) => heardAgain.push(JSON.parse(text)))
+        yield* promise(() => again.subscribe(keys.channel))
+        yield* a.put("heard again", "11")
+        const after = yield* eventually(Effect.sync(() => heardAgain.slice()), (found) => found.length >= 1)
+        assert.deepStrictEqual(after.map((message) => message.k), [["heard again"]])
       }))
 
     it.scoped("a dropped bus connection clears and bypasses L1 until it is back", () =>
@@ -145,6 +170,126 @@ describe("invalidation bus", () => {
           yield* eventually(Effect.map(b.getOption("k"), Option.getOrUndefined), (v) => v === "again"),
           "again"
         )
+      }))
+  })
+})
+
+/** A listener that records the first key of every message it hears. */
+const recorder = (id: string) => {
+  const heard: Array<string> = []
+  const listener: BusListener = {
+    id,
+    onMessage: (message) => heard.push(message.k?.[0] ?? ""),
+    onConnected: () => {},
+    onDisconnected: () => {}
+  }
+  return { heard, listener }
+}
+
+const message = (key: string) => JSON.stringify({ p: "elsewhere", b: 0, k: [key] })
+
+/**
+ * A bare bus subscriber on `url`, closed with the scope; `onReady` runs once its connection is
+ * ready, on the next tick: after the subscriber sent its SUBSCRIBE, before the reply can arrive.
+ */
+const subscriberOn = (url: string, onReady: () => void = () => {}) =>
+  Effect.acquireRelease(
+    Effect.sync(() =>
+      new Subscriber([() => {
+        const redis = new IORedis(url, {
+          lazyConnect: true,
+          retryStrategy: null,
+          autoResubscribe: false,
+          enableOfflineQueue: false,
+          maxRetriesPerRequest: 0
+        })
+        redis.once("ready", () => process.nextTick(onReady))
+        return redis
+      }], true)
+    ),
+    (subscriber) => Effect.sync(() => subscriber.close())
+  )
+
+describe("bus subscriptions", () => {
+  layer(RedisServer.layer, { excludeTestServices: true })((it) => {
+    /**
+     * Publishes `key` on `channel`, then a fence on `fence` from the same connection: once the
+     * fence is heard, the first message has been delivered too, if the channel was subscribed.
+     */
+    const publishFenced = (raw: IORedis, channel: string, key: string, fence: string, fenced: () => boolean) =>
+      Effect.gen(function*() {
+        yield* promise(() => raw.publish(channel, message(key)))
+        yield* promise(() => raw.publish(fence, message("fence")))
+        yield* eventually(Effect.sync(fenced), (done) => done)
+      })
+
+    it.scoped("a channel left and joined again before its SUBSCRIBE is confirmed stays subscribed", () =>
+      Effect.gen(function*() {
+        const server = yield* RedisServer.RedisServer
+        const raw = yield* rawClient(server.url)
+        const subscriber = yield* subscriberOn(server.url)
+        assert.isTrue(yield* promise(() => subscriber.start()))
+        const channel = uniqueName("rejoin")
+        const fence = recorder("fence")
+        yield* promise(() => subscriber.add(`${channel}:fence`, fence.listener))
+        const a = recorder("a")
+        const b = recorder("b")
+        const first = subscriber.add(channel, a.listener)
+        subscriber.remove(channel, a.listener)
+        yield* promise(() => subscriber.add(channel, b.listener))
+        yield* promise(() => first)
+        yield* publishFenced(raw, channel, "x", `${channel}:fence`, () => fence.heard.length > 0)
+        assert.deepStrictEqual(b.heard, ["x"], "B hears the other connection's message")
+        assert.deepStrictEqual(a.heard, [])
+      }))
+
+    it.scoped("a channel joined while the connection's own SUBSCRIBE is unconfirmed is subscribed too", () =>
+      Effect.gen(function*() {
+        const server = yield* RedisServer.RedisServer
+        const raw = yield* rawClient(server.url)
+        const channel = uniqueName("early")
+        const late = recorder("late")
+        let joined: Promise<void> | undefined
+        const subscriber = yield* subscriberOn(server.url, () => {
+          joined = subscriber.add(channel, late.listener)
+        })
+        const fence = recorder("fence")
+        yield* promise(() => subscriber.add(`${channel}:fence`, fence.listener))
+        assert.isTrue(yield* promise(() => subscriber.start()))
+        assert.isDefined(joined)
+        yield* promise(() => joined!)
+        yield* publishFenced(raw, channel, "x", `${channel}:fence`, () => fence.heard.length > 0)
+        assert.deepStrictEqual(late.heard, ["x"])
+      }))
+
+    it.scoped("a put still in flight when its store closes is published if another connection listens", () =>
+      Effect.gen(function*() {
+        const server = yield* RedisServer.RedisServer
+        const name = uniqueName("closing")
+        const keys = new Keyspace("vela:", name, 1)
+        const raw = yield* rawClient(server.url)
+        const listener = yield* rawClient(server.url)
+        const heard: Array<string> = []
+        listener.on("message", (_channel: string, text: string) => heard.push(JSON.parse(text).k[0]))
+        yield* promise(() => listener.subscribe(keys.channel))
+        const backend = yield* Redis.make({ url: server.url })
+        const scope = yield* Scope.make()
+        const store = yield* Scope.extend(backend.open(openOptions(name)), scope)
+        // The put reaches Redis, which holds it (a script is a write) while the store closes.
+        yield* promise(() => raw.client("PAUSE", 10_000, "WRITE"))
+        const put = yield* Effect.fork(store.set("k", { value: "v", expiresAt: null, tags: [], version: 0 }))
+        yield* eventually(promise(() => raw.info("clients")), (text) => /blocked_clients:1\b/.test(text))
+        yield* Scope.close(scope, Exit.void)
+        // The store's own subscription is gone: only the listener is left on the channel.
+        yield* eventually(
+          promise(() => raw.pubsub("NUMSUB", keys.channel)),
+          (counts) => Number(counts[1]) === 1
+        )
+        yield* promise(() => raw.client("UNPAUSE"))
+        yield* Fiber.join(put)
+        yield* promise(() => raw.publish(keys.channel, message("fence")))
+        yield* eventually(Effect.sync(() => heard.includes("fence")), (done) => done)
+        assert.deepStrictEqual(heard, ["k", "fence"])
       }))
   })
 })

@@ -10,7 +10,9 @@
  */
 import type { Backend, BackendError, CodecError } from "@vela/core"
 import { Codec, WrongType } from "@vela/core"
-import { Effect, Either, Option } from "effect"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
 import * as Entry from "./entry.js"
 import type { Namespace } from "./namespace.js"
 import { attempt, pxOf } from "./namespace.js"
@@ -43,7 +45,7 @@ export const make = (ns: Namespace): Atomic => {
     at: number
   ): Effect.Effect<Option.Option<Backend.Entry>, CodecError> => {
     const decoded = Entry.decode(codec, key, payload, at)
-    return Either.isLeft(decoded) ? Effect.fail(decoded.left) : Effect.succeed(Option.fromNullable(decoded.right))
+    return Entry.isFailure(decoded) ? Effect.fail(decoded) : Effect.succeed(Option.fromNullable(decoded))
   }
 
   const readForUpdate = (key: string): Effect.Effect<Option.Option<Backend.Snapshot>, BackendError | CodecError> =>

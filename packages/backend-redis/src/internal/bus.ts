@@ -14,7 +14,9 @@
  * `Flush`, a listener has reported every change of every other publisher it heard from.
  */
 import type { Backend } from "@vela/core"
-import { Chunk, Effect, Stream } from "effect"
+import * as Chunk from "effect/Chunk"
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
 import type { Redis } from "ioredis"
 import { randomBytes } from "node:crypto"
 
@@ -46,12 +48,22 @@ export interface BusListener {
 /**
  * One subscriber connection per backend, shared by its stores. It reconnects by itself (rotating
  * through `connect`, for clusters), subscribes again to every channel, then reports `Connected`.
+ *
+ * Subscribing: the first store to join a channel sends `SUBSCRIBE`, the last to leave it
+ * `UNSUBSCRIBE`; a store that joins again after that sends `SUBSCRIBE` again, so the commands reach
+ * Redis in the order of the joins and leaves, and the connection ends up subscribed exactly to the
+ * channels that have stores (whatever was still unconfirmed at the time).
  */
 export class Subscriber {
   readonly #connect: ReadonlyArray<() => Redis>
   readonly #channels = new Map<string, Set<BusListener>>()
-  /** Subscriptions sent and not yet confirmed: a second listener waits for the first one's. */
-  readonly #subscribing = new Map<string, Promise<void>>()
+  /**
+   * Every channel of `#channels` once `#live` is set, with the reply to the `SUBSCRIBE` last sent
+   * for it on `#live` (it settles, never fails): a store that joins waits for it.
+   */
+  #subscribed = new Map<string, Promise<void>>()
+  /** The connection that has sent its `SUBSCRIBE` of every channel (on `ready`); else `undefined`. */
+  #live: Redis | undefined
   #next = 0
   #current: Redis | undefined
   #connected = false
@@ -60,29 +72,29 @@ export class Subscriber {
   #timer: ReturnType<typeof setTimeout> | undefined
   #firstReady: Array<(ok: boolean) => void> = []
   /**
-   * On a single server, a channel of this connection alone, subscribed on every (re)connection
-   * with the others in one `SUBSCRIBE`: a script that counts one subscriber on it (this connection
-   * is up) and one on a store's channel (which this connection holds while the store is open)
-   * knows no other process listens (see `announcing` in scripts.ts). `""` on a cluster (counts are per node).
+   * On a single server, the suffix of each channel's marker: a channel of this subscriber alone,
+   * always subscribed and unsubscribed in the same command as its channel, so that a script that
+   * counts one subscriber on a channel and one on its marker knows the one is this connection and
+   * no other process listens (see `announcing` in scripts.ts). `""` on a cluster (counts are per node).
    */
-  readonly #self: string
+  readonly #marker: string
 
-  constructor(connect: ReadonlyArray<() => Redis>, prefix: string | undefined) {
+  constructor(connect: ReadonlyArray<() => Redis>, singleServer: boolean) {
     this.#connect = connect
-    this.#self = prefix === undefined ? "" : `${prefix}vela-bus-self:${randomBytes(8).toString("hex")}`
+    this.#marker = singleServer ? `self:${randomBytes(8).toString("hex")}` : ""
   }
 
   /**
    * What a write of the store `id` passes its script so that the script may leave out a message
-   * no other store would hear: this connection's own channel while `id` is the only listener here
-   * on `channel`, else `""` (always publish).
+   * no other store would hear: the marker of `channel` while `id` is the only listener here on
+   * `channel`, else `""` (always publish).
    */
   self(channel: string, id: string): string {
-    if (this.#self === "") return ""
+    if (this.#marker === "") return ""
     const listeners = this.#channels.get(channel)
     if (listeners === undefined || listeners.size !== 1) return ""
     for (const listener of listeners) if (listener.id !== id) return ""
-    return this.#self
+    return channel + this.#marker
   }
 
   get connected(): boolean {
@@ -98,26 +110,22 @@ export class Subscriber {
   }
 
   /** Listens on `channel`; resolves once subscribed (or at once while disconnected). */
-  async add(channel: string, listener: BusListener): Promise<void> {
+  add(channel: string, listener: BusListener): Promise<void> {
     let listeners = this.#channels.get(channel)
     if (listeners === undefined) {
       listeners = new Set()
       this.#channels.set(channel, listeners)
     }
     listeners.add(listener)
-    const current = this.#current
-    if (!this.#connected || current === undefined) return
-    let subscribing = this.#subscribing.get(channel)
-    if (subscribing === undefined) {
-      if (listeners.size > 1) return
-      subscribing = current.subscribe(channel).then(
-        () => {},
-        // The connection is unhealthy: start over, which reports Disconnected and later Connected.
-        () => current.disconnect()
-      ).finally(() => this.#subscribing.delete(channel))
-      this.#subscribing.set(channel, subscribing)
+    const live = this.#live
+    // Not ready yet: the channel goes with the others in the connection's first SUBSCRIBE.
+    if (live === undefined) return Promise.resolve()
+    let subscribed = this.#subscribed.get(channel)
+    if (subscribed === undefined) {
+      subscribed = this.#subscribe(live, [channel]).then(() => {})
+      this.#subscribed.set(channel, subscribed)
     }
-    await subscribing
+    return subscribed
   }
 
   remove(channel: string, listener: BusListener): void {
@@ -126,7 +134,7 @@ export class Subscriber {
     listeners.delete(listener)
     if (listeners.size > 0) return
     this.#channels.delete(channel)
-    if (this.#connected) this.#current?.unsubscribe(channel).catch(() => {})
+    if (this.#subscribed.delete(channel)) this.#live?.unsubscribe(...this.#names([channel])).catch(() => {})
   }
 
   close(): void {
@@ -134,8 +142,31 @@ export class Subscriber {
     if (this.#timer !== undefined) clearTimeout(this.#timer)
     this.#current?.disconnect()
     this.#current = undefined
+    this.#live = undefined
+    this.#subscribed = new Map()
     this.#connected = false
     this.#settleFirst(false)
+  }
+
+  /** The channels and their markers. */
+  #names(channels: ReadonlyArray<string>): Array<string> {
+    if (this.#marker === "") return channels.slice()
+    const names: Array<string> = []
+    for (const channel of channels) names.push(channel, channel + this.#marker)
+    return names
+  }
+
+  /** `SUBSCRIBE`s `channels` with their markers; `false` when it failed, and the connection is dropped. */
+  #subscribe(redis: Redis, channels: ReadonlyArray<string>): Promise<boolean> {
+    if (channels.length === 0) return Promise.resolve(true)
+    return redis.subscribe(...this.#names(channels)).then(
+      () => true,
+      // The connection is unhealthy: start over, which reports Disconnected and later Connected.
+      () => {
+        redis.disconnect()
+        return false
+      }
+    )
   }
 
   #settleFirst(ok: boolean) {
@@ -151,23 +182,25 @@ export class Subscriber {
     redis.on("error", () => {})
     redis.on("message", (channel: string, text: string) => this.#dispatch(channel, text))
     redis.once("ready", () => {
+      if (this.#current !== redis) return
+      this.#live = redis
       const channels = Array.from(this.#channels.keys())
-      if (this.#self !== "") channels.push(this.#self)
-      const subscribed = channels.length === 0 ? Promise.resolve() : redis.subscribe(...channels)
-      subscribed.then(
-        () => {
-          if (this.#current !== redis) return
-          this.#attempts = 0
-          this.#connected = true
-          this.#settleFirst(true)
-          for (const listeners of this.#channels.values()) for (const listener of listeners) listener.onConnected()
-        },
-        () => redis.disconnect()
-      )
+      const subscribed = this.#subscribe(redis, channels)
+      const settled = subscribed.then(() => {})
+      for (const channel of channels) this.#subscribed.set(channel, settled)
+      subscribed.then((ok) => {
+        if (!ok || this.#current !== redis) return
+        this.#attempts = 0
+        this.#connected = true
+        this.#settleFirst(true)
+        for (const listeners of this.#channels.values()) for (const listener of listeners) listener.onConnected()
+      })
     })
     redis.once("end", () => {
       if (this.#current !== redis) return
       this.#current = undefined
+      this.#live = undefined
+      this.#subscribed = new Map()
       const was = this.#connected
       this.#connected = false
       if (was) {

@@ -4,8 +4,8 @@
  * replayed after the caller saw them fail; the connections this backend opens do not keep Node alive.
  */
 import { BackendError, ConfigError } from "@vela/core"
-import type { Scope } from "effect"
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
 import type { ClusterNode, RedisOptions as IORedisOptions } from "ioredis"
 import { Cluster, Redis } from "ioredis"
 import type { ClusterOptions, RedisOptions } from "../Redis.js"
@@ -66,7 +66,7 @@ export const server = (
     if (own) yield* connect("redis", () => client.connect())
     else if (client.status === "ready") load()
     const subscriber = settings.bus
-      ? yield* startSubscriber([() => unrefSocket(client.duplicate(subscriberOptions(settings)))], settings.prefix)
+      ? yield* startSubscriber([() => unrefSocket(client.duplicate(subscriberOptions(settings)))], true)
       : undefined
     return {
       name: "redis",
@@ -122,7 +122,7 @@ export const cluster = (
     const subscriber = settings.bus
       ? yield* startSubscriber(
         nodes.map((node) => () => unrefSocket(new Redis({ ...node, ...subscriberOptions(settings) }))),
-        undefined
+        false
       )
       : undefined
     return {
@@ -176,11 +176,11 @@ const connect = (backend: string, run: () => Promise<void>) =>
     catch: (cause) => new BackendError({ backend, operation: "connect", cause })
   })
 
-/** `prefix` for a single server (see `Subscriber.self`); none on a cluster, whose pub/sub spans nodes. */
-const startSubscriber = (connect: ReadonlyArray<() => Redis>, prefix: string | undefined) =>
+/** `singleServer`: whether a script may count subscribers (see `Subscriber.self`); not on a cluster, whose pub/sub spans nodes. */
+const startSubscriber = (connect: ReadonlyArray<() => Redis>, singleServer: boolean) =>
   Effect.tap(
     Effect.acquireRelease(
-      Effect.sync(() => new Subscriber(connect, prefix)),
+      Effect.sync(() => new Subscriber(connect, singleServer)),
       (subscriber) => Effect.sync(() => subscriber.close())
     ),
     // Not connected yet is no failure: stores then start with `Disconnected` and the bus catches up.

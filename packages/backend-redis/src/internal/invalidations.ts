@@ -4,8 +4,9 @@
  * out of sequence means one was missed: it reads as a `Flush`.
  */
 import type { Backend } from "@vela/core"
-import type { Scope } from "effect"
-import { Effect, Stream } from "effect"
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 import type { BusListener, BusMessage } from "./bus.js"
 import { Inbox, Sequences } from "./bus.js"
 import type { Leases } from "./leases.js"

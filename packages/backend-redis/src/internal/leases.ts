@@ -13,7 +13,8 @@
  */
 import type { Backend, BackendError, CacheError, CodecError } from "@vela/core"
 import { FetchTimeout } from "@vela/core"
-import { Effect, Option } from "effect"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import { randomBytes } from "node:crypto"
 import type { Namespace } from "./namespace.js"
 import { attempt, waitingOn } from "./namespace.js"

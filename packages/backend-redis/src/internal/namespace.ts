@@ -4,7 +4,8 @@
  */
 import type { Backend } from "@vela/core"
 import { BackendError } from "@vela/core"
-import { Effect, FiberId } from "effect"
+import * as Effect from "effect/Effect"
+import * as FiberId from "effect/FiberId"
 import type { Cluster, Redis } from "ioredis"
 import { randomBytes } from "node:crypto"
 import type { Connection } from "./connection.js"

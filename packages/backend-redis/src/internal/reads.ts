@@ -5,7 +5,8 @@
  */
 import type { Backend, CodecError } from "@vela/core"
 import { BackendError } from "@vela/core"
-import { Effect, Either, Option } from "effect"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import * as Entry from "./entry.js"
 import type { Namespace } from "./namespace.js"
 import { attempt, waitingOn } from "./namespace.js"
@@ -39,10 +40,10 @@ interface Batch {
 export const make = (ns: Namespace): Reads => {
   const { client, codec, keys, now } = ns
 
-  const answer = (done: ReadDone, key: string, payload: string | null) => {
+  const answer = (done: ReadDone, key: string, payload: string | null, at: number) => {
     if (payload === null) return done(undefined)
-    const decoded = Entry.decode(codec, key, payload, now())
-    return Either.isLeft(decoded) ? done(undefined, decoded.left) : done(decoded.right ?? undefined)
+    const decoded = Entry.decode(codec, key, payload, at)
+    return Entry.isFailure(decoded) ? done(undefined, decoded) : done(decoded)
   }
 
   const pending = new Array<Batch | undefined>(ns.buckets.length)
@@ -52,7 +53,8 @@ export const make = (ns: Namespace): Reads => {
     pending[bucket] = undefined
     client.mget(batch.entryKeys).then(
       (payloads) => {
-        for (let i = 0; i < payloads.length; i++) answer(batch.callers[i], batch.names[i], payloads[i])
+        const at = now()
+        for (let i = 0; i < payloads.length; i++) answer(batch.callers[i], batch.names[i], payloads[i], at)
       },
       (cause) => {
         const error = new BackendError({ backend: ns.connection.name, operation: "get", cause })
@@ -128,10 +130,10 @@ export const make = (ns: Namespace): Reads => {
                 continue
               }
               const decoded = Entry.decode(codec, wanted[index], payload, at)
-              if (Either.isLeft(decoded)) {
+              if (Entry.isFailure(decoded)) {
                 found[index] = Option.none()
-                failure ??= decoded.left
-              } else found[index] = Option.fromNullable(decoded.right)
+                failure ??= decoded
+              } else found[index] = Option.fromNullable(decoded)
             }
             settle(failure)
           },

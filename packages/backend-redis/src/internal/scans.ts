@@ -7,7 +7,7 @@
  * fetches in flight do not write over the flush.
  */
 import type { BackendError } from "@vela/core"
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { groupBySlot } from "./keys.js"
 import type { Namespace } from "./namespace.js"
 import { attempt, scanEach, unlink } from "./namespace.js"

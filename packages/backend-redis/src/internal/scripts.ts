@@ -77,11 +77,14 @@ end
 `
 
 /**
- * Publishes `message` on `channel` ("" for none) unless `self` (the writer's subscriber channel,
- * `Subscriber.self`) shows that the only subscriber of `channel` is the writer's own connection,
- * which skips its own messages: then nobody would hear it. Delivering a message to oneself costs
- * a put at concurrency 1 about a third of its throughput. A subscriber that comes later starts
- * from the next message it hears, so the left-out numbers are no gap to anyone.
+ * Publishes `message` on `channel` ("" for none) unless `self` (the marker of `channel` of the
+ * writer's subscriber, `Subscriber.self`) shows that the only subscriber of `channel` is the
+ * writer's own connection, which skips its own messages: then nobody would hear it. The marker is
+ * subscribed and unsubscribed in the same command as the channel, so one subscriber on it means
+ * that connection holds the channel right now, whatever the writer believed when it sent the
+ * script (a store closing with a put in flight, a reconnection). Delivering a message to oneself
+ * costs a put at concurrency 1 about a third of its throughput. A subscriber that comes later
+ * starts from the next message it hears, so the left-out numbers are no gap to anyone.
  */
 const announcing = `
 local function announce(channel, self, message)

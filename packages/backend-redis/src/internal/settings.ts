@@ -1,6 +1,7 @@
 /** The options of `Redis.layer` and `Redis.layerCluster`, checked and resolved once, with their defaults. */
 import { Backend, ConfigError } from "@vela/core"
-import { Duration, Effect } from "effect"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
 import type { ClusterOptions, CommonOptions, RedisOptions } from "../Redis.js"
 
 export interface Settings {

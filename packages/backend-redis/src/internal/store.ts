@@ -12,8 +12,8 @@
  */
 import type { BackendError } from "@vela/core"
 import { Backend, ConfigError } from "@vela/core"
-import type { Scope } from "effect"
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
 import * as Atomic from "./atomic.js"
 import type { Connection } from "./connection.js"
 import * as Invalidations from "./invalidations.js"

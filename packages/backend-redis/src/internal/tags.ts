@@ -4,7 +4,7 @@
  * tags before removing it, and the sweep drops the stale members.
  */
 import type { BackendError } from "@vela/core"
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import type { Namespace } from "./namespace.js"
 import { attempt, scanEach } from "./namespace.js"
 import * as Scripts from "./scripts.js"

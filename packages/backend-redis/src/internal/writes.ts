@@ -6,7 +6,8 @@
  */
 import type { Backend, CodecError } from "@vela/core"
 import { BackendError } from "@vela/core"
-import { Effect, Either } from "effect"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Entry from "./entry.js"
 import type { Namespace } from "./namespace.js"
 import { pxOf, waitingOn } from "./namespace.js"
