@@ -41,7 +41,7 @@ export default tseslint.config(
   },
   {
     // Deep imports (effect/Effect, not the barrel): the barrel alone costs an import ~0.75 s.
-    files: ["packages/{core,cluster,backend-sqlite,keyv}/src/**/*.ts"],
+    files: ["packages/{core,cluster,backend-redis,backend-sqlite,keyv}/src/**/*.ts"],
     rules: { "@effect/no-import-from-barrel-package": ["error", { packageNames: ["effect"] }] }
   }
 )
