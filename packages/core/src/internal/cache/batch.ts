@@ -49,15 +49,21 @@ export const make = <V>(core: Core, reads: Reads<V>) => {
         }))
       }
       const started = start()
-      return store.getMany(keys).pipe(
-        Effect.tapError((failure) => Effect.sync(() => reads.failed(failure))),
-        Effect.map((entries) =>
-          entries.map((entry, i) => {
-            const found = reads.classify(keys[i], Option.getOrUndefined(entry), started)
-            return found._tag === "Fresh" ? Option.some(found.value) : Option.none()
-          })
-        )
-      )
+      // One continuation answering every key straight from its entry (no `Lookup` per key).
+      return Effect.matchEffect(store.getMany(keys), {
+        onFailure: (failure) => {
+          reads.failed(failure)
+          return Effect.fail(failure)
+        },
+        onSuccess: (entries) => {
+          const values = new Array<Option.Option<V>>(entries.length)
+          for (let i = 0; i < entries.length; i++) {
+            const value = reads.freshValue(keys[i], entries[i], started)
+            values[i] = value === Miss ? Option.none() : Option.some(value)
+          }
+          return Effect.succeed(values)
+        }
+      })
     })
 
   const putMany = (

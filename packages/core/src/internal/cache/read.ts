@@ -35,6 +35,8 @@ export interface Reads<V> {
   readonly lookupCallback: (key: string, done: (found: Lookup<V>, failure?: CacheError) => void) => void
   /** Counts and reports what a read of the store found, started at `started`. */
   readonly classify: (key: string, entry: Entry | undefined, started: bigint) => Lookup<V>
+  /** The value of a fresh entry, or `Miss` (nothing, or a stale entry); counted and reported as `classify`. */
+  readonly freshValue: (key: string, entry: Option.Option<Entry>, started: bigint) => V | typeof Miss
   /** Counts a failed read of the store (data that no longer decodes). */
   readonly failed: (failure: CacheError) => void
   readonly get: (key: string) => Effect.Effect<V, NotFound | CacheError>
@@ -66,6 +68,12 @@ export const make = <V>(core: Core): Reads<V> => {
     return Miss
   }
 
+  const report = (key: string, hit: boolean, started: bigint) => {
+    if (hit) counters.hits.add(1)
+    else counters.misses.add(1)
+    if (watching()) emit?.("get", started, { key, result: hit ? "hit" : "miss" })
+  }
+
   const classify = (key: string, entry: Entry | undefined, started: bigint): Lookup<V> => {
     let found: Lookup<V> = missing
     if (entry !== undefined) {
@@ -76,24 +84,36 @@ export const make = <V>(core: Core): Reads<V> => {
         ? { _tag: "Fresh", value: value.value as V }
         : { _tag: "Stale", value: value.value as V }
     }
-    const hit = found._tag === "Fresh"
-    if (hit) counters.hits.add(1)
-    else counters.misses.add(1)
-    if (watching()) emit?.("get", started, { key, result: hit ? "hit" : "miss" })
+    report(key, found._tag === "Fresh", started)
     return found
+  }
+
+  /** `classify` for reads that want only a fresh value: no `Lookup` is built. */
+  const freshValue = (key: string, entry: Option.Option<Entry>, started: bigint): V | typeof Miss => {
+    let value: unknown = Miss
+    if (entry._tag === "Some") {
+      value = entry.value.value
+      if (value instanceof Graced) value = value.freshUntil > clock.unsafeCurrentTimeMillis() ? value.value : Miss
+    }
+    report(key, value !== Miss, started)
+    return value as V | typeof Miss
   }
 
   const failed = (failure: CacheError) => {
     if (failure._tag === "CodecError") counters.codecErrors.add(1)
   }
-  const countFailure = (failure: CacheError) => Effect.sync(() => failed(failure))
+  /** A failed read of the store, counted and passed on. */
+  const failRead = (failure: CacheError) => {
+    failed(failure)
+    return Effect.fail(failure)
+  }
 
   const lookup = (key: string): Effect.Effect<Lookup<V>, CacheError> => {
     const started = start()
-    return store.get(key).pipe(
-      Effect.tapError(countFailure),
-      Effect.map((entry) => classify(key, Option.getOrUndefined(entry), started))
-    )
+    return Effect.matchEffect(store.get(key), {
+      onFailure: failRead,
+      onSuccess: (entry) => Effect.succeed(classify(key, Option.getOrUndefined(entry), started))
+    })
   }
 
   const lookupCallback = (key: string, done: (found: Lookup<V>, failure?: CacheError) => void) => {
@@ -105,6 +125,8 @@ export const make = <V>(core: Core): Reads<V> => {
     })
   }
 
+  // One continuation over `store.get` (the store's own Effect, which names what it waits on for
+  // `TestClock`), answering straight from the entry: no `Lookup`, no further steps.
   const get = (key: string): Effect.Effect<V, NotFound | CacheError> =>
     Effect.suspend(() => {
       const invalid = check(key)
@@ -112,10 +134,14 @@ export const make = <V>(core: Core): Reads<V> => {
       const found = now(key)
       if (found === Miss) return Effect.fail(new NotFound({ key }))
       if (found !== Unknown) return Effect.succeed(found)
-      return Effect.flatMap(
-        lookup(key),
-        (found) => found._tag === "Fresh" ? Effect.succeed(found.value) : Effect.fail(new NotFound({ key }))
-      )
+      const started = start()
+      return Effect.matchEffect(store.get(key), {
+        onFailure: failRead,
+        onSuccess: (entry) => {
+          const value = freshValue(key, entry, started)
+          return value === Miss ? Effect.fail(new NotFound({ key })) : Effect.succeed(value)
+        }
+      })
     })
 
   const getOption = (key: string): Effect.Effect<Option.Option<V>, CacheError> =>
@@ -125,8 +151,15 @@ export const make = <V>(core: Core): Reads<V> => {
       const found = now(key)
       if (found === Miss) return Effect.succeedNone
       if (found !== Unknown) return Effect.succeed(Option.some(found))
-      return Effect.map(lookup(key), (found) => found._tag === "Fresh" ? Option.some(found.value) : Option.none())
+      const started = start()
+      return Effect.matchEffect(store.get(key), {
+        onFailure: failRead,
+        onSuccess: (entry) => {
+          const value = freshValue(key, entry, started)
+          return value === Miss ? Effect.succeedNone : Effect.succeed(Option.some(value))
+        }
+      })
     })
 
-  return { now, lookup, lookupCallback, classify, failed, get, getOption }
+  return { now, lookup, lookupCallback, classify, freshValue, failed, get, getOption }
 }
