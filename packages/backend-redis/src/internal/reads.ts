@@ -88,6 +88,32 @@ export const make = (ns: Namespace): Reads => {
       waitingOn()
     )
 
+  /** Decodes `payloads` (the replies for `indices` of `wanted`) into `found`; the first failure, if any. */
+  const decodeInto = (
+    found: Array<Option.Option<Backend.Entry>>,
+    wanted: ReadonlyArray<string>,
+    indices: ReadonlyArray<number> | undefined,
+    payloads: ReadonlyArray<string | null>
+  ): CodecError | undefined => {
+    let failure: CodecError | undefined
+    const at = now()
+    for (let j = 0; j < payloads.length; j++) {
+      const index = indices === undefined ? j : indices[j]
+      const payload = payloads[j]
+      if (payload === null) {
+        found[index] = Option.none()
+        continue
+      }
+      const decoded = Entry.decode(codec, wanted[index], payload, at)
+      if (decoded === undefined) found[index] = Option.none()
+      else if (Entry.isFailure(decoded)) {
+        found[index] = Option.none()
+        failure ??= decoded
+      } else found[index] = Option.some(decoded)
+    }
+    return failure
+  }
+
   /**
    * One `MGET` per bucket (a single one on a single server), answers in the order asked. Callbacks,
    * not one forked fiber per bucket: a batch of 100 keys costs little more than its `MGET`.
@@ -96,15 +122,21 @@ export const make = (ns: Namespace): Reads => {
     Effect.async<ReadonlyArray<Option.Option<Backend.Entry>>, BackendError | CodecError>((resume) => {
       const found = new Array<Option.Option<Backend.Entry>>(wanted.length)
       if (wanted.length === 0) return resume(Effect.succeed(found))
+      const failed = (cause: unknown) => new BackendError({ backend: ns.connection.name, operation: "getMany", cause })
+      if (keys.buckets === 1) {
+        const entryKeys = new Array<string>(wanted.length)
+        for (let i = 0; i < wanted.length; i++) entryKeys[i] = keys.entry(wanted[i], 0)
+        return void client.mget(entryKeys).then((payloads) => {
+          const failure = decodeInto(found, wanted, undefined, payloads)
+          resume(failure === undefined ? Effect.succeed(found) : Effect.fail(failure))
+        }, (cause) => resume(Effect.fail(failed(cause))))
+      }
       const groups = new Map<number, Array<number>>()
-      if (keys.buckets === 1) groups.set(0, Array.from(wanted, (_, i) => i))
-      else {
-        for (let i = 0; i < wanted.length; i++) {
-          const bucket = keys.bucketOf(wanted[i])
-          const group = groups.get(bucket)
-          if (group === undefined) groups.set(bucket, [i])
-          else group.push(i)
-        }
+      for (let i = 0; i < wanted.length; i++) {
+        const bucket = keys.bucketOf(wanted[i])
+        const group = groups.get(bucket)
+        if (group === undefined) groups.set(bucket, [i])
+        else group.push(i)
       }
       let left = groups.size
       let settled = false
@@ -119,25 +151,8 @@ export const make = (ns: Namespace): Reads => {
         const entryKeys = new Array<string>(indices.length)
         for (let j = 0; j < indices.length; j++) entryKeys[j] = keys.entry(wanted[indices[j]], bucket)
         client.mget(entryKeys).then(
-          (payloads) => {
-            let failure: CodecError | undefined
-            const at = now()
-            for (let j = 0; j < indices.length; j++) {
-              const index = indices[j]
-              const payload = payloads[j]
-              if (payload === null) {
-                found[index] = Option.none()
-                continue
-              }
-              const decoded = Entry.decode(codec, wanted[index], payload, at)
-              if (Entry.isFailure(decoded)) {
-                found[index] = Option.none()
-                failure ??= decoded
-              } else found[index] = Option.fromNullable(decoded)
-            }
-            settle(failure)
-          },
-          (cause) => settle(new BackendError({ backend: ns.connection.name, operation: "getMany", cause }))
+          (payloads) => settle(decodeInto(found, wanted, indices, payloads)),
+          (cause) => settle(failed(cause))
         )
       }
     }, waitingOn())
