@@ -1,7 +1,7 @@
 /**
- * Reads: the reads of one bucket within one tick go out as one `MGET`, one command for many
- * callers, and each caller is answered straight from the reply (no intermediate effects). `getMany`
- * sends its own `MGET` per bucket; `has` reads only an entry's header.
+ * Reads: the reads of one bucket within one tick go out as one `MGET` (a `GET` when alone), one
+ * command for many callers, and each caller is answered straight from the reply (no intermediate
+ * effects). `getMany` sends its own `MGET` per bucket; `has` reads only an entry's header.
  */
 import type { Backend, CodecError } from "@vela/core"
 import { BackendError } from "@vela/core"
@@ -51,16 +51,19 @@ export const make = (ns: Namespace): Reads => {
     const batch = pending[bucket]
     if (batch === undefined) return
     pending[bucket] = undefined
-    client.mget(batch.entryKeys).then(
-      (payloads) => {
-        const at = now()
-        for (let i = 0; i < payloads.length; i++) answer(batch.callers[i], batch.names[i], payloads[i], at)
-      },
-      (cause) => {
-        const error = new BackendError({ backend: ns.connection.name, operation: "get", cause })
-        for (const done of batch.callers) done(undefined, error)
-      }
-    )
+    const failed = (cause: unknown) => {
+      const error = new BackendError({ backend: ns.connection.name, operation: "get", cause })
+      for (const done of batch.callers) done(undefined, error)
+    }
+    // A lone read (every read at concurrency 1) as a `GET`: its reply is the payload, not an array.
+    if (batch.callers.length === 1) {
+      client.get(batch.entryKeys[0]).then((payload) => answer(batch.callers[0], batch.names[0], payload, now()), failed)
+      return
+    }
+    client.mget(batch.entryKeys).then((payloads) => {
+      const at = now()
+      for (let i = 0; i < payloads.length; i++) answer(batch.callers[i], batch.names[i], payloads[i], at)
+    }, failed)
   }
 
   const getCallback = (key: string, done: ReadDone) => {
