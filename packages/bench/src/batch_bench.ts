@@ -58,6 +58,8 @@ const interleaved = async (
   })
 }
 
+const floor = "floor: raw MGET ×100 of Vela's entries, parsed"
+
 const median = (values: ReadonlyArray<number>) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]
 
 const check = (name: string, values: ReadonlyArray<unknown>) => {
@@ -72,13 +74,15 @@ export const run = async (env: Env.Env): Promise<SuiteResult> => {
     name: "batch",
     title: "batch_bench: getMany / putMany of 100 keys over Redis",
     description: "One operation is a batch of 100 keys, one batch at a time, on the run's redis-server: Vela's " +
-      "getMany / putMany (Effect API and facade) against one raw ioredis MGET and a pipelined SET … PX of 100."
+      "getMany / putMany (Effect API and facade) against one raw ioredis MGET and a pipelined SET … PX of 100, " +
+      "the cases' rounds interleaved. Floor: raw MGET of the Effect cache's own 100 entries (its namespaced keys " +
+      "and headers) with each value parsed, what any client pays for that layout."
   }
   if ("error" in server) {
     return { ...base, tables: [], charts: [], notes: [`left out: ${server.error}`], data: null }
   }
-  const ops = full ? 1_000 : 300
-  const rounds = full ? 21 : 15
+  const ops = full ? 300 : 100
+  const rounds = full ? 61 : 41
   const raw = new IORedis(server.url, { enableAutoPipelining: true })
   const backend = Redis.layer({ url: server.url, prefix: "bench-batch:" })
   let results: Array<{ readonly measurement: Measurement; readonly samples: ReadonlyArray<number> }> = []
@@ -93,9 +97,18 @@ export const run = async (env: Env.Env): Promise<SuiteResult> => {
         const cache = yield* Vela.make<number>({ name: "effect" })
         yield* cache.putMany(entries)
         check("Vela (Effect) getMany", (yield* cache.getMany(keys)).map(Option.getOrUndefined))
+        // The Effect cache's entry keys, in the order of `keys` (the layout is the backend's own).
+        const stored = yield* Effect.promise(() => raw.keys("bench-batch:*:effect:k:batch:*"))
+        const entryKeys = keys.map((key) => stored.find((name) => name.endsWith(`:k:${key}`))!)
+        const parsed = (payloads: ReadonlyArray<string | null>) =>
+          payloads.map((payload) => payload === null ? undefined : JSON.parse(payload.slice(payload.indexOf("\n") + 1)))
+        check("floor", parsed(yield* Effect.promise(() => raw.mget(entryKeys))))
         const cases: ReadonlyArray<Case> = [
           ["raw ioredis MGET ×100", async () => {
             for (let i = 0; i < ops; i++) await raw.mget(keys.map((key) => `raw:${key}`))
+          }],
+          [floor, async () => {
+            for (let i = 0; i < ops; i++) parsed(await raw.mget(entryKeys))
           }],
           ["raw ioredis pipelined SET PX ×100", async () => {
             for (let i = 0; i < ops; i++) {
@@ -125,11 +138,15 @@ export const run = async (env: Env.Env): Promise<SuiteResult> => {
   }
   const rows = results.map((result) => result.measurement)
   const samplesOf = (name: string) => results.find((result) => result.measurement.name === name)!.samples
+  /** The median of the rounds' own ratios of `name` to `base`. */
+  const ratio = (name: string, base: string) => {
+    const theirs = samplesOf(base)
+    return median(samplesOf(name).map((ns, round) => ns / theirs[round]))
+  }
   const goal = (name: string, raw: string) => {
-    const theirs = samplesOf(raw)
-    const ratio = median(samplesOf(name).map((ns, round) => ns / theirs[round]))
-    return `${name} at ${ratio.toFixed(2)}× ${raw} (median of the rounds' ratios): ${
-      ratio <= 1.5 ? "met" : "MISSED"
+    const found = ratio(name, raw)
+    return `${name} at ${found.toFixed(2)}× ${raw} (median of the rounds' ratios): ${
+      found <= 1.5 ? "met" : "MISSED"
     } (goal ≤ 1.5×)`
   }
   return {
@@ -138,7 +155,9 @@ export const run = async (env: Env.Env): Promise<SuiteResult> => {
     charts: [{ file: "batch.svg", title: base.title, panels: [toPanel("one batch of 100 keys", rows)] }],
     notes: [
       goal("Vela (Effect) getMany ×100", "raw ioredis MGET ×100"),
-      goal("Vela (Effect) putMany ×100", "raw ioredis pipelined SET PX ×100")
+      goal("Vela (Effect) putMany ×100", "raw ioredis pipelined SET PX ×100"),
+      `${floor} at ${ratio(floor, "raw ioredis MGET ×100").toFixed(2)}× raw ioredis MGET ×100; ` +
+      `Vela (Effect) getMany ×100 at ${ratio("Vela (Effect) getMany ×100", floor).toFixed(2)}× the floor.`
     ],
     data: rows
   }
