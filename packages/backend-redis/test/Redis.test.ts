@@ -59,6 +59,25 @@ describe("Redis backend", () => {
         assert.strictEqual(yield* promise(() => raw.exists(first)), 0)
       }))
 
+    it.scoped("scripts flushed from the server: writes load them again (EVAL) and still take effect", () =>
+      Effect.gen(function*() {
+        const server = yield* RedisServer.RedisServer
+        const raw = yield* rawClient(server.url)
+        const cache = yield* cacheOn<string>({ url: server.url }, { name: uniqueName("noscript") })
+        yield* promise(() => raw.script("FLUSH"))
+        yield* cache.put("a", "1")
+        yield* cache.putMany([["b", "2"], ["c", "3"]])
+        yield* cache.put("d", "4", { tags: ["t"] })
+        assert.deepStrictEqual(
+          (yield* cache.getMany(["a", "b", "c", "d"])).map(Option.getOrUndefined),
+          ["1", "2", "3", "4"]
+        )
+        yield* promise(() => raw.script("FLUSH"))
+        yield* cache.delete("a")
+        assert.strictEqual(yield* cache.invalidateTag("t"), 1)
+        assert.deepStrictEqual((yield* cache.getMany(["a", "d"])).map(Option.getOrUndefined), [undefined, undefined])
+      }))
+
     it.scoped("a finite maxSize is a ConfigError: Redis bounds memory with maxmemory", () =>
       Effect.gen(function*() {
         const server = yield* RedisServer.RedisServer

@@ -15,6 +15,9 @@ export type Kind = "k" | "t" | "l"
 
 export class Keyspace {
   readonly #bases: ReadonlyArray<string>
+  /** Each bucket's base with the kind: one concatenation per key on the hot paths, not two. */
+  readonly #entryBases: ReadonlyArray<string>
+  readonly #leaseBases: ReadonlyArray<string>
   readonly #buckets: number
   /** Glob patterns (for `SCAN MATCH`) of every key of one kind in this namespace. */
   readonly patterns: Readonly<Record<Kind, string>>
@@ -26,6 +29,8 @@ export class Keyspace {
     const tail = `${namespace.length}:${namespace}:`
     this.#buckets = buckets
     this.#bases = Array.from({ length: buckets }, (_, b) => `${prefix}{${hash}.${hex2(b)}}${tail}`)
+    this.#entryBases = this.#bases.map((base) => `${base}k:`)
+    this.#leaseBases = this.#bases.map((base) => `${base}l:`)
     const bucketGlob = buckets === 1 ? "00" : "[0-9a-f][0-9a-f]"
     const pattern = (kind: Kind) => `${escapeGlob(prefix)}{${hash}.${bucketGlob}}${escapeGlob(tail)}${kind}:*`
     this.patterns = { k: pattern("k"), t: pattern("t"), l: pattern("l") }
@@ -42,11 +47,11 @@ export class Keyspace {
 
   /** The entry of `key`. */
   entry(key: string, bucket = this.bucketOf(key)): string {
-    return `${this.#bases[bucket]}k:${key}`
+    return this.#entryBases[bucket] + key
   }
 
   lease(key: string, bucket = this.bucketOf(key)): string {
-    return `${this.#bases[bucket]}l:${key}`
+    return this.#leaseBases[bucket] + key
   }
 
   /** The set of entry keys of `bucket` carrying `tag`. */

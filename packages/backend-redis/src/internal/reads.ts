@@ -1,7 +1,7 @@
 /**
- * Reads: the reads of one bucket within one tick go out as one `MGET`, one command for many
- * callers, and each caller is answered straight from the reply (no intermediate effects). `getMany`
- * sends its own `MGET` per bucket; `has` reads only an entry's header.
+ * Reads: the reads of one bucket within one tick go out as one `MGET` (a `GET` when alone), one
+ * command for many callers, and each caller is answered straight from the reply (no intermediate
+ * effects). `getMany` sends its own `MGET` per bucket; `has` reads only an entry's header.
  */
 import type { Backend, CodecError } from "@vela/core"
 import { BackendError } from "@vela/core"
@@ -51,16 +51,19 @@ export const make = (ns: Namespace): Reads => {
     const batch = pending[bucket]
     if (batch === undefined) return
     pending[bucket] = undefined
-    client.mget(batch.entryKeys).then(
-      (payloads) => {
-        const at = now()
-        for (let i = 0; i < payloads.length; i++) answer(batch.callers[i], batch.names[i], payloads[i], at)
-      },
-      (cause) => {
-        const error = new BackendError({ backend: ns.connection.name, operation: "get", cause })
-        for (const done of batch.callers) done(undefined, error)
-      }
-    )
+    const failed = (cause: unknown) => {
+      const error = new BackendError({ backend: ns.connection.name, operation: "get", cause })
+      for (const done of batch.callers) done(undefined, error)
+    }
+    // A lone read (every read at concurrency 1) as a `GET`: its reply is the payload, not an array.
+    if (batch.callers.length === 1) {
+      client.get(batch.entryKeys[0]).then((payload) => answer(batch.callers[0], batch.names[0], payload, now()), failed)
+      return
+    }
+    client.mget(batch.entryKeys).then((payloads) => {
+      const at = now()
+      for (let i = 0; i < payloads.length; i++) answer(batch.callers[i], batch.names[i], payloads[i], at)
+    }, failed)
   }
 
   const getCallback = (key: string, done: ReadDone) => {
@@ -88,6 +91,32 @@ export const make = (ns: Namespace): Reads => {
       waitingOn()
     )
 
+  /** Decodes `payloads` (the replies for `indices` of `wanted`) into `found`; the first failure, if any. */
+  const decodeInto = (
+    found: Array<Option.Option<Backend.Entry>>,
+    wanted: ReadonlyArray<string>,
+    indices: ReadonlyArray<number> | undefined,
+    payloads: ReadonlyArray<string | null>
+  ): CodecError | undefined => {
+    let failure: CodecError | undefined
+    const at = now()
+    for (let j = 0; j < payloads.length; j++) {
+      const index = indices === undefined ? j : indices[j]
+      const payload = payloads[j]
+      if (payload === null) {
+        found[index] = Option.none()
+        continue
+      }
+      const decoded = Entry.decode(codec, wanted[index], payload, at)
+      if (decoded === undefined) found[index] = Option.none()
+      else if (Entry.isFailure(decoded)) {
+        found[index] = Option.none()
+        failure ??= decoded
+      } else found[index] = Option.some(decoded)
+    }
+    return failure
+  }
+
   /**
    * One `MGET` per bucket (a single one on a single server), answers in the order asked. Callbacks,
    * not one forked fiber per bucket: a batch of 100 keys costs little more than its `MGET`.
@@ -96,15 +125,21 @@ export const make = (ns: Namespace): Reads => {
     Effect.async<ReadonlyArray<Option.Option<Backend.Entry>>, BackendError | CodecError>((resume) => {
       const found = new Array<Option.Option<Backend.Entry>>(wanted.length)
       if (wanted.length === 0) return resume(Effect.succeed(found))
+      const failed = (cause: unknown) => new BackendError({ backend: ns.connection.name, operation: "getMany", cause })
+      if (keys.buckets === 1) {
+        const entryKeys = new Array<string>(wanted.length)
+        for (let i = 0; i < wanted.length; i++) entryKeys[i] = keys.entry(wanted[i], 0)
+        return void client.mget(entryKeys).then((payloads) => {
+          const failure = decodeInto(found, wanted, undefined, payloads)
+          resume(failure === undefined ? Effect.succeed(found) : Effect.fail(failure))
+        }, (cause) => resume(Effect.fail(failed(cause))))
+      }
       const groups = new Map<number, Array<number>>()
-      if (keys.buckets === 1) groups.set(0, Array.from(wanted, (_, i) => i))
-      else {
-        for (let i = 0; i < wanted.length; i++) {
-          const bucket = keys.bucketOf(wanted[i])
-          const group = groups.get(bucket)
-          if (group === undefined) groups.set(bucket, [i])
-          else group.push(i)
-        }
+      for (let i = 0; i < wanted.length; i++) {
+        const bucket = keys.bucketOf(wanted[i])
+        const group = groups.get(bucket)
+        if (group === undefined) groups.set(bucket, [i])
+        else group.push(i)
       }
       let left = groups.size
       let settled = false
@@ -119,25 +154,8 @@ export const make = (ns: Namespace): Reads => {
         const entryKeys = new Array<string>(indices.length)
         for (let j = 0; j < indices.length; j++) entryKeys[j] = keys.entry(wanted[indices[j]], bucket)
         client.mget(entryKeys).then(
-          (payloads) => {
-            let failure: CodecError | undefined
-            const at = now()
-            for (let j = 0; j < indices.length; j++) {
-              const index = indices[j]
-              const payload = payloads[j]
-              if (payload === null) {
-                found[index] = Option.none()
-                continue
-              }
-              const decoded = Entry.decode(codec, wanted[index], payload, at)
-              if (Entry.isFailure(decoded)) {
-                found[index] = Option.none()
-                failure ??= decoded
-              } else found[index] = Option.fromNullable(decoded)
-            }
-            settle(failure)
-          },
-          (cause) => settle(new BackendError({ backend: ns.connection.name, operation: "getMany", cause }))
+          (payloads) => settle(decodeInto(found, wanted, indices, payloads)),
+          (cause) => settle(failed(cause))
         )
       }
     }, waitingOn())

@@ -34,8 +34,10 @@ export interface Writes {
 }
 
 interface Batch {
-  /** Each put's entry and lease. */
-  readonly scriptKeys: Array<string>
+  /** Each put's entry. */
+  readonly entryKeys: Array<string>
+  /** Each put's lease. */
+  readonly leaseKeys: Array<string>
   readonly args: Array<string>
   readonly names: Array<string>
   readonly callers: Array<WriteDone>
@@ -54,29 +56,27 @@ export const make = (ns: Namespace): Writes => {
     const batch = pending[bucket]
     if (batch === undefined) return
     pending[bucket] = undefined
-    Scripts.run(client, Scripts.putMany, batch.scriptKeys, [
-      channel,
-      announce(bucket, `"k":${JSON.stringify(batch.names)}`),
-      self(),
-      ...batch.args
-    ]).then(
-      () => {
-        for (const done of batch.callers) done()
-      },
-      (cause) => {
-        const failure = failed("set", cause)
-        for (const done of batch.callers) done(failure)
-      }
-    )
+    const { args, callers } = batch
+    args[0] = channel
+    args[1] = announce(bucket, `"k":${JSON.stringify(batch.names)}`)
+    args[2] = self()
+    Scripts.runCallback(client, Scripts.putMany, batch.entryKeys.concat(batch.leaseKeys), args, () => {
+      for (const done of callers) done()
+    }, (cause) => {
+      const failure = failed("set", cause)
+      for (const done of callers) done(failure)
+    })
   }
   const enqueue = (bucket: number, key: string, entryKey: string, payload: string, px: string, done: WriteDone) => {
     let batch = pending[bucket]
     if (batch === undefined) {
-      batch = { scriptKeys: [], args: [], names: [], callers: [] }
+      // args: channel, message and self, filled in by `flush`, then a payload and px per put.
+      batch = { entryKeys: [], leaseKeys: [], args: ["", "", ""], names: [], callers: [] }
       pending[bucket] = batch
       process.nextTick(flush, bucket)
     }
-    batch.scriptKeys.push(entryKey, keys.lease(key, bucket))
+    batch.entryKeys.push(entryKey)
+    batch.leaseKeys.push(keys.lease(key, bucket))
     batch.args.push(payload, px)
     batch.names.push(key)
     batch.callers.push(done)
@@ -92,14 +92,21 @@ export const make = (ns: Namespace): Writes => {
     if (entry.tags.length === 0 && token === "") return enqueue(bucket, key, entryKey, payload.right, px, done)
     const scriptKeys = [entryKey, keys.lease(key, bucket)]
     for (const tag of entry.tags) scriptKeys.push(keys.tagSet(tag, bucket))
-    Scripts.run(client, Scripts.put, scriptKeys, [
-      payload.right,
-      px,
-      channel,
-      announce(bucket, `"k":[${JSON.stringify(key)}]`),
-      token,
-      self()
-    ]).then((stored) => done(undefined, stored === 1), (cause) => done(failed("set", cause)))
+    Scripts.runCallback(
+      client,
+      Scripts.put,
+      scriptKeys,
+      [
+        payload.right,
+        px,
+        channel,
+        announce(bucket, `"k":[${JSON.stringify(key)}]`),
+        token,
+        self()
+      ],
+      (stored) => done(undefined, stored === 1),
+      (cause) => done(failed("set", cause))
+    )
   }
 
   const set = (key: string, entry: Backend.Entry): Effect.Effect<void, BackendError | CodecError> =>
