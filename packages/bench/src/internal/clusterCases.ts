@@ -3,6 +3,8 @@ import type { ClusterNode } from "@vela/cluster"
 import { Local, Memory, Topology } from "@vela/core"
 import type { Scope } from "effect"
 import { Context, Layer } from "effect"
+import type { PerformanceEntry } from "node:perf_hooks"
+import { performance, PerformanceObserver } from "node:perf_hooks"
 import { fileURLToPath } from "node:url"
 import { forkAll } from "./children.js"
 import type { ClusterTopology } from "./cluster.js"
@@ -87,12 +89,20 @@ export interface Case {
   readonly entries: ReadonlyArray<Entry>
 }
 
+/** The garbage collections of this process (node A) while a row's latency pass ran: their pauses, ms. */
+export interface Pauses {
+  readonly count: number
+  readonly total: number
+  readonly longest: number
+}
+
 export interface Row {
   readonly case: string
   readonly name: string
   readonly concurrency: number
   readonly figure?: CaseFigure | undefined
   readonly failed?: string | undefined
+  readonly gc?: Pauses | undefined
 }
 
 /** Builds and preloads everything, and the cases over it; what is built closes with `scope`. */
@@ -183,23 +193,53 @@ export const setUp = async (env: Env, scope: Scope.Scope, notes: Array<string>) 
 }
 
 export const measureCase = async (c: Case, rows: Array<Row>) => {
-  for (const concurrency of CONCURRENCY) {
-    progress(`cluster: ${c.name} · concurrency ${concurrency} (${c.entries.length} rows, interleaved)`)
-    const figures = await timeInterleaved(
-      c.entries.map(({ contender, workload }) => ({
-        run: (n) => Drive.drive(contender, workload, n, concurrency),
-        latency: (n, samples) => Drive.drive(contender, workload, n, concurrency, samples)
-      })),
-      TIMING
-    )
-    figures.forEach((figure, i) => {
-      const base = { case: c.name, name: c.entries[i].name, concurrency }
-      rows.push(
-        "error" in figure
-          ? { ...base, failed: `threw ${message(figure.error)}` }
-          : { ...base, figure, failed: figure.wrong > 0 ? `${figure.wrong} wrong answers` : undefined }
+  // A pause of this process's collector holds every call in flight: the latency tail is read beside them.
+  const collections: Array<PerformanceEntry> = []
+  const observer = new PerformanceObserver((list) => collections.push(...list.getEntries()))
+  observer.observe({ entryTypes: ["gc"] })
+  try {
+    for (const concurrency of CONCURRENCY) {
+      progress(`cluster: ${c.name} · concurrency ${concurrency} (${c.entries.length} rows, interleaved)`)
+      const passes: Array<readonly [number, number]> = []
+      const figures = await timeInterleaved(
+        c.entries.map(({ contender, workload }, i) => ({
+          run: (n) => Drive.drive(contender, workload, n, concurrency),
+          latency: async (n, samples) => {
+            const start = performance.now()
+            const wrong = await Drive.drive(contender, workload, n, concurrency, samples)
+            passes[i] = [start, performance.now()]
+            return wrong
+          }
+        })),
+        TIMING
       )
-    })
-    collect()
+      // The observer is told on a later turn.
+      await new Promise((resolve) => setTimeout(resolve, 10))
+      figures.forEach((figure, i) => {
+        const base = { case: c.name, name: c.entries[i].name, concurrency }
+        rows.push(
+          "error" in figure
+            ? { ...base, failed: `threw ${message(figure.error)}` }
+            : {
+              ...base,
+              figure,
+              failed: figure.wrong > 0 ? `${figure.wrong} wrong answers` : undefined,
+              gc: passes[i] === undefined ? undefined : pausesIn(collections, passes[i])
+            }
+        )
+      })
+      collect()
+    }
+  } finally {
+    observer.disconnect()
+  }
+}
+
+const pausesIn = (collections: ReadonlyArray<PerformanceEntry>, [start, end]: readonly [number, number]): Pauses => {
+  const within = collections.filter((entry) => entry.startTime >= start && entry.startTime < end)
+  return {
+    count: within.length,
+    total: within.reduce((sum, entry) => sum + entry.duration, 0),
+    longest: within.reduce((longest, entry) => Math.max(longest, entry.duration), 0)
   }
 }

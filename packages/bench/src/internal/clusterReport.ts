@@ -1,5 +1,5 @@
 /** cluster_bench's tables, chart and goal lines from its rows. */
-import type { Case, Row } from "./clusterCases.js"
+import type { Case, Pauses, Row } from "./clusterCases.js"
 import { IOREDIS_GET, LOCAL } from "./clusterCases.js"
 import { CONCURRENCY, PEERS } from "./clusterWorkload.js"
 import { stallGoal } from "./measure.js"
@@ -108,6 +108,16 @@ export const issue18Goals = (rows: ReadonlyArray<Row>): Array<string> => {
       `Goal (issue 18): remote get p99 at concurrency 64 ≤ 2× raw ioredis GET's (${fmtMs(ioredis.p99)}) — ${
         remote.map((row) => `${row.name} ${fmtRatio(row.figure!.p99 / ioredis.p99)}`).join(", ")
       } (${over.length === 0 ? "met" : over.length === remote.length ? "MISSED" : "met by some only"}).`
+    )
+    const baseline = rows.find((row) => row.name === IOREDIS_GET && row.concurrency === 64)
+    const paused = [baseline, ...remote].filter((row): row is Row & { gc: Pauses } => row?.gc !== undefined)
+    lines.push(
+      `Garbage collection in this process (node A) during each latency pass at concurrency 64 (pauses, their sum, ` +
+        `the longest): ${
+          paused.map((row) => `${row.name} ${row.gc.count}, ${fmtMs(row.gc.total)}, ${fmtMs(row.gc.longest)}`).join(
+            "; "
+          )
+        }. A pause holds every call in flight, so a p99 near the longest pause is the collector's.`
     )
   }
   return lines
