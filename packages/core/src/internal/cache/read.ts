@@ -10,7 +10,8 @@ import * as Option from "effect/Option"
 import type { Entry } from "../../Backend.js"
 import type { CacheError } from "../../Errors.js"
 import { NotFound } from "../../Errors.js"
-import { Graced } from "../grace.js"
+import type { Graced } from "../grace.js"
+import * as Grace from "../grace.js"
 import type { Core } from "./core.js"
 
 /** `now` found no answer that does not need the store's asynchronous read. */
@@ -25,6 +26,10 @@ export type Lookup<V> =
   | { readonly _tag: "Missing" }
 
 export const missing: Lookup<never> = { _tag: "Missing" }
+
+const notFound = (key: string) => Effect.fail(new NotFound({ key }))
+const succeedSome = <A>(value: A) => Effect.succeed(Option.some(value))
+const succeedNone = () => Effect.succeedNone
 
 export interface Reads<V> {
   /** A hit, an authoritative miss, or `Unknown` (a stale entry too); hits and misses are counted and reported. */
@@ -53,11 +58,9 @@ export const make = <V>(core: Core): Reads<V> => {
     const started = start()
     const entry = sync.get(key)
     if (entry !== undefined) {
-      let value = entry.value
-      if (value instanceof Graced) {
-        if (value.freshUntil <= clock.unsafeCurrentTimeMillis()) return Unknown
-        value = value.value
-      }
+      // A stale entry is for the store's read to answer (its grace, its refresh).
+      const value = Grace.fresh(entry.value, clock, Unknown)
+      if (value === Unknown) return Unknown
       counters.hits.add(1)
       if (watching()) emit?.("get", started, { key, result: "hit" })
       return value as V
@@ -77,12 +80,10 @@ export const make = <V>(core: Core): Reads<V> => {
   const classify = (key: string, entry: Entry | undefined, started: bigint): Lookup<V> => {
     let found: Lookup<V> = missing
     if (entry !== undefined) {
-      const value = entry.value
-      found = !(value instanceof Graced)
+      const value = Grace.fresh(entry.value, clock, Miss)
+      found = value !== Miss
         ? { _tag: "Fresh", value: value as V }
-        : value.freshUntil > clock.unsafeCurrentTimeMillis()
-        ? { _tag: "Fresh", value: value.value as V }
-        : { _tag: "Stale", value: value.value as V }
+        : { _tag: "Stale", value: (entry.value as Graced).value as V }
     }
     report(key, found._tag === "Fresh", started)
     return found
@@ -90,11 +91,7 @@ export const make = <V>(core: Core): Reads<V> => {
 
   /** `classify` for reads that want only a fresh value: no `Lookup` is built. */
   const freshValue = (key: string, entry: Option.Option<Entry>, started: bigint): V | typeof Miss => {
-    let value: unknown = Miss
-    if (entry._tag === "Some") {
-      value = entry.value.value
-      if (value instanceof Graced) value = value.freshUntil > clock.unsafeCurrentTimeMillis() ? value.value : Miss
-    }
+    const value = entry._tag === "Some" ? Grace.fresh(entry.value.value, clock, Miss) : Miss
     report(key, value !== Miss, started)
     return value as V | typeof Miss
   }
@@ -125,41 +122,34 @@ export const make = <V>(core: Core): Reads<V> => {
     })
   }
 
-  // One continuation over `store.get` (the store's own Effect, which names what it waits on for
-  // `TestClock`), answering straight from the entry: no `Lookup`, no further steps.
-  const get = (key: string): Effect.Effect<V, NotFound | CacheError> =>
+  /**
+   * A read answered by `hit` or `miss`: at once where `now` can tell, otherwise in one continuation
+   * over `store.get` (the store's own Effect, which names what it waits on for `TestClock`), straight
+   * from the entry: no `Lookup`, no further steps.
+   */
+  const read = <A, E>(
+    key: string,
+    hit: (value: V) => Effect.Effect<A, E>,
+    miss: (key: string) => Effect.Effect<A, E>
+  ): Effect.Effect<A, E | CacheError> =>
     Effect.suspend(() => {
       const invalid = check(key)
       if (invalid !== undefined) return Effect.fail(invalid)
       const found = now(key)
-      if (found === Miss) return Effect.fail(new NotFound({ key }))
-      if (found !== Unknown) return Effect.succeed(found)
+      if (found === Miss) return miss(key)
+      if (found !== Unknown) return hit(found)
       const started = start()
       return Effect.matchEffect(store.get(key), {
         onFailure: failRead,
         onSuccess: (entry) => {
           const value = freshValue(key, entry, started)
-          return value === Miss ? Effect.fail(new NotFound({ key })) : Effect.succeed(value)
+          return value === Miss ? miss(key) : hit(value)
         }
       })
     })
 
-  const getOption = (key: string): Effect.Effect<Option.Option<V>, CacheError> =>
-    Effect.suspend(() => {
-      const invalid = check(key)
-      if (invalid !== undefined) return Effect.fail(invalid)
-      const found = now(key)
-      if (found === Miss) return Effect.succeedNone
-      if (found !== Unknown) return Effect.succeed(Option.some(found))
-      const started = start()
-      return Effect.matchEffect(store.get(key), {
-        onFailure: failRead,
-        onSuccess: (entry) => {
-          const value = freshValue(key, entry, started)
-          return value === Miss ? Effect.succeedNone : Effect.succeed(Option.some(value))
-        }
-      })
-    })
+  const get = (key: string): Effect.Effect<V, NotFound | CacheError> => read(key, Effect.succeed, notFound)
+  const getOption = (key: string): Effect.Effect<Option.Option<V>, CacheError> => read(key, succeedSome, succeedNone)
 
   return { now, lookup, lookupCallback, classify, freshValue, failed, get, getOption }
 }
