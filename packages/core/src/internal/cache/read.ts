@@ -123,33 +123,43 @@ export const make = <V>(core: Core): Reads<V> => {
   }
 
   /**
-   * A read answered by `hit` or `miss`: at once where `now` can tell, otherwise in one continuation
-   * over `store.get` (the store's own Effect, which names what it waits on for `TestClock`), straight
-   * from the entry: no `Lookup`, no further steps.
+   * What the store answers for a key `now` could not answer, through `hit` or `miss`: one
+   * continuation over `store.get` (the store's own Effect, which names what it waits on for
+   * `TestClock`), straight from the entry: no `Lookup`, no further steps.
    */
-  const read = <A, E>(
+  const fromStore = <A, E>(
     key: string,
     hit: (value: V) => Effect.Effect<A, E>,
     miss: (key: string) => Effect.Effect<A, E>
-  ): Effect.Effect<A, E | CacheError> =>
+  ): Effect.Effect<A, E | CacheError> => {
+    const started = start()
+    return Effect.matchEffect(store.get(key), {
+      onFailure: failRead,
+      onSuccess: (entry) => {
+        const value = freshValue(key, entry, started)
+        return value === Miss ? miss(key) : hit(value)
+      }
+    })
+  }
+
+  // A hit answered in this step, each read with its own answer (a call site of one callee).
+  const get = (key: string): Effect.Effect<V, NotFound | CacheError> =>
     Effect.suspend(() => {
       const invalid = check(key)
       if (invalid !== undefined) return Effect.fail(invalid)
       const found = now(key)
-      if (found === Miss) return miss(key)
-      if (found !== Unknown) return hit(found)
-      const started = start()
-      return Effect.matchEffect(store.get(key), {
-        onFailure: failRead,
-        onSuccess: (entry) => {
-          const value = freshValue(key, entry, started)
-          return value === Miss ? miss(key) : hit(value)
-        }
-      })
+      if (found === Miss) return notFound(key)
+      return found === Unknown ? fromStore(key, Effect.succeed, notFound) : Effect.succeed(found)
     })
 
-  const get = (key: string): Effect.Effect<V, NotFound | CacheError> => read(key, Effect.succeed, notFound)
-  const getOption = (key: string): Effect.Effect<Option.Option<V>, CacheError> => read(key, succeedSome, succeedNone)
+  const getOption = (key: string): Effect.Effect<Option.Option<V>, CacheError> =>
+    Effect.suspend(() => {
+      const invalid = check(key)
+      if (invalid !== undefined) return Effect.fail(invalid)
+      const found = now(key)
+      if (found === Miss) return Effect.succeedNone
+      return found === Unknown ? fromStore(key, succeedSome, succeedNone) : Effect.succeed(Option.some(found))
+    })
 
   return { now, lookup, lookupCallback, classify, freshValue, failed, get, getOption }
 }
