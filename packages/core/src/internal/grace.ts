@@ -4,12 +4,22 @@
  * fresh. Wrapping the value (not the `Entry`) lets every backend keep grace without knowing of it:
  * in memory the wrapper is stored as it is, and `codec` carries it through backends that store text.
  */
+import type * as Clock from "effect/Clock"
 import * as Either from "effect/Either"
 import type { Codec } from "../Codec.js"
 import { CodecError } from "../Errors.js"
 
 export class Graced {
   constructor(readonly value: unknown, readonly freshUntil: number) {}
+}
+
+/**
+ * What a read sees of a stored value at the clock's time: the value itself (unwrapped from its
+ * `Graced`), or `stale` once its freshness ran out.
+ */
+export const fresh = <S>(stored: unknown, clock: Clock.Clock, stale: S): unknown => {
+  if (!(stored instanceof Graced)) return stored
+  return stored.freshUntil > clock.unsafeCurrentTimeMillis() ? stored.value : stale
 }
 
 /** No JSON text starts with a NUL, so the marker cannot be mistaken for a plain value's encoding. */

@@ -21,25 +21,19 @@ import * as Option from "effect/Option"
 import type { Entry, Snapshot } from "../../Backend.js"
 import type { CacheError } from "../../Errors.js"
 import { CodecError, ConfigError } from "../../Errors.js"
+import type * as Vela from "../../Vela.js"
 import * as Check from "../config.js"
 import { conflictBackoff } from "../conflictBackoff.js"
+import * as Grace from "../grace.js"
 import { Graced } from "../grace.js"
 import type { PutOptions } from "./config.js"
 import { putFields } from "./config.js"
 import type { Core } from "./core.js"
+import { Miss } from "./read.js"
 import type { Writes } from "./write.js"
 
-export interface Atomics<V> {
-  readonly ttl: (key: string) => Effect.Effect<Option.Option<Duration.Duration>, CacheError>
-  readonly touch: (key: string, ttl?: Duration.DurationInput | "infinity") => Effect.Effect<boolean, CacheError>
-  readonly take: (key: string) => Effect.Effect<Option.Option<V>, CacheError>
-  readonly increment: (key: string, by?: number, options?: PutOptions) => Effect.Effect<number, CacheError>
-  readonly update: <E = never, R = never>(
-    key: string,
-    f: (value: V) => V | Effect.Effect<V, E, R>,
-    options?: PutOptions
-  ) => Effect.Effect<Option.Option<V>, CacheError | E, R>
-}
+/** The atomic operations, as `Vela.Cache` declares them. */
+export type Atomics<V> = Pick<Vela.Cache<V>, "ttl" | "touch" | "take" | "increment" | "update">
 
 export const make = <V>(core: Core, writes: Writes<V>): Atomics<V> => {
   const { check, clock, counters, store } = core
@@ -48,9 +42,8 @@ export const make = <V>(core: Core, writes: Writes<V>): Atomics<V> => {
 
   /** The value of `entry` as a plain read sees it: `undefined` when it is stale. */
   const freshValue = (entry: Entry): { readonly value: V } | undefined => {
-    const value = entry.value
-    if (!(value instanceof Graced)) return { value: value as V }
-    return value.freshUntil > clock.unsafeCurrentTimeMillis() ? { value: value.value as V } : undefined
+    const value = Grace.fresh(entry.value, clock, Miss)
+    return value === Miss ? undefined : { value: value as V }
   }
 
   const read = (key: string, hit: boolean, started: bigint, op: string) => {

@@ -121,7 +121,9 @@ export const makeCoalescer = (scope: Scope.Scope, clock: Clock.Clock, holdMillis
         })
       }),
     running: (key) => flights.has(key),
-    release: (key) => release(key),
+    release: (key) => {
+      if (flights.size > 0) release(key)
+    },
     releaseAll: () => {
       for (const [key, flight] of flights) release(key, flight)
     }
@@ -176,11 +178,12 @@ export const makeFlights = (scope: Scope.Scope, clock: Clock.Clock, holdMillis: 
         return Effect.ensuring(fetch(lease), done)
       }),
     backoff,
+    // Most writes find no fetch, read, backoff or lease of their key: a size check spares each lookup.
     drop: (key) => {
       coalescer.release(key)
-      reads.delete(key)
-      backoff.delete(key)
-      const held = leases.get(key)
+      if (reads.size > 0) reads.delete(key)
+      if (backoff.size > 0) backoff.delete(key)
+      const held = leases.size === 0 ? undefined : leases.get(key)
       if (held === undefined) return
       for (const lease of held) lease.held = false
       leases.delete(key)

@@ -18,6 +18,9 @@ import type { Core } from "./core.js"
 
 const noTags: ReadonlyArray<string> = []
 
+/** What `prepare` gave: an entry (every `CacheError` has a `_tag`, no entry has). */
+const isEntry = (prepared: Entry | CacheError): prepared is Entry => !("_tag" in prepared)
+
 /** Where a new entry goes: its expiry and its tags. */
 export interface Placement {
   readonly expiresAt: number | null
@@ -29,8 +32,6 @@ export interface Writes<V> {
   readonly placement: (options: PutOptions | undefined) => Either.Either<Placement, CacheError>
   /** The expiry of an entry written now with a TTL of `ttl` milliseconds (`Infinity`: none). */
   readonly expiresAt: (ttl: number) => number | null
-  /** The entry a `put` writes, or why it cannot be written. */
-  readonly prepare: (key: string, value: V, options: PutOptions | undefined) => Either.Either<Entry, CacheError>
   /**
    * Writes a prepared entry, counted and reported: on an in-memory store at once, when called (so
    * call it when the write is due), otherwise when the returned Effect runs. `now`: the clock as read
@@ -72,23 +73,37 @@ export const make = <V>(core: Core): Writes<V> => {
    */
   let placedAt: number | undefined
 
-  const prepare = (key: string, value: V, options: PutOptions | undefined): Either.Either<Entry, CacheError> => {
+  /** The TTL of options of the common case (a TTL in milliseconds, no tags), read without parsing a duration. */
+  const plainTtl = (options: PutOptions | undefined): number | undefined => {
+    const ttl = options?.ttl
+    return typeof ttl === "number" && ttl > 0 && ttl <= Check.maxTtlMillis && options!.tags === undefined
+      ? ttl
+      : undefined
+  }
+
+  /**
+   * The entry a `put` writes, or why it cannot be written (a `CacheError`, told apart by `isEntry`).
+   * Allocates the entry alone: a put runs it on every call.
+   */
+  const prepare = (key: string, value: V, options: PutOptions | undefined): Entry | CacheError => {
     const invalid = check(key)
-    if (invalid !== undefined) return Either.left(invalid)
-    if (value === undefined) {
-      return Either.left(new CodecError({ key, direction: "encode", cause: "undefined cannot be stored" }))
-    }
-    return Either.map(placement(options), ({ expiresAt, tags }) => ({ value, expiresAt, tags, version: 0 }))
+    if (invalid !== undefined) return invalid
+    if (value === undefined) return new CodecError({ key, direction: "encode", cause: "undefined cannot be stored" })
+    const malformed = Check.options("options", options, putFields)
+    if (malformed !== undefined) return malformed
+    const ttl = plainTtl(options)
+    if (ttl !== undefined) return { value, expiresAt: expiresAt(ttl), tags: noTags, version: 0 }
+    const parsed = core.options.entry(options)
+    return Either.isLeft(parsed)
+      ? parsed.left
+      : { value, expiresAt: expiresAt(parsed.right.ttl), tags: parsed.right.tags, version: 0 }
   }
 
   const placement = (options: PutOptions | undefined): Either.Either<Placement, CacheError> => {
     const malformed = Check.options("options", options, putFields)
     if (malformed !== undefined) return Either.left(malformed)
-    // The common case, a TTL in milliseconds and no tags, without parsing a duration.
-    const ttl = options?.ttl
-    if (typeof ttl === "number" && ttl > 0 && ttl <= Check.maxTtlMillis && options!.tags === undefined) {
-      return Either.right({ expiresAt: expiresAt(ttl)!, tags: noTags })
-    }
+    const ttl = plainTtl(options)
+    if (ttl !== undefined) return Either.right({ expiresAt: expiresAt(ttl), tags: noTags })
     return Either.map(core.options.entry(options), ({ tags, ttl }) => ({ expiresAt: expiresAt(ttl), tags }))
   }
 
@@ -131,10 +146,10 @@ export const make = <V>(core: Core): Writes<V> => {
     Effect.suspend(() => {
       placedAt = undefined
       const prepared = prepare(key, value, options)
-      if (Either.isLeft(prepared)) return Effect.fail(prepared.left)
+      if (!isEntry(prepared)) return Effect.fail(prepared)
       const now = placedAt
       drop(key)
-      return write(key, prepared.right, now)
+      return write(key, prepared, now)
     })
 
   const putCallback = (
@@ -144,20 +159,20 @@ export const make = <V>(core: Core): Writes<V> => {
     done: (failure?: CacheError) => void
   ) => {
     const prepared = prepare(key, value, options)
-    if (Either.isLeft(prepared)) return done(prepared.left)
+    if (!isEntry(prepared)) return done(prepared)
     drop(key)
-    writeCallback(key, prepared.right, done)
+    writeCallback(key, prepared, done)
   }
 
   const putNow = syncSet === undefined ? undefined : (key: string, value: V, options: PutOptions | undefined) => {
     placedAt = undefined
     const prepared = prepare(key, value, options)
-    if (Either.isLeft(prepared)) return prepared.left
+    if (!isEntry(prepared)) return prepared
     const now = placedAt
     drop(key)
     const started = start()
-    syncSet(key, prepared.right, now)
-    wrote(key, prepared.right, started)
+    syncSet(key, prepared, now)
+    wrote(key, prepared, started)
     return undefined
   }
 
@@ -210,7 +225,6 @@ export const make = <V>(core: Core): Writes<V> => {
   return {
     placement,
     expiresAt,
-    prepare,
     write,
     writeCallback,
     wrote,

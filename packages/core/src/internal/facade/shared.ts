@@ -18,7 +18,8 @@ export const makeShared = <V>() => {
       for (const key of keys) inflight.delete(key as string)
     },
     forgetKey: (key: string) => {
-      inflight.delete(key)
+      // Every put forgets its key: with no fetch in flight (the usual case) it looks nothing up.
+      if (inflight.size > 0) inflight.delete(key)
     },
     clear: () => inflight.clear()
   }
