@@ -73,14 +73,6 @@ export const make = <V>(core: Core): Writes<V> => {
    */
   let placedAt: number | undefined
 
-  /** The TTL of options of the common case (a TTL in milliseconds, no tags), read without parsing a duration. */
-  const plainTtl = (options: PutOptions | undefined): number | undefined => {
-    const ttl = options?.ttl
-    return typeof ttl === "number" && ttl > 0 && ttl <= Check.maxTtlMillis && options!.tags === undefined
-      ? ttl
-      : undefined
-  }
-
   /**
    * The entry a `put` writes, or why it cannot be written (a `CacheError`, told apart by `isEntry`).
    * Allocates the entry alone: a put runs it on every call.
@@ -89,10 +81,18 @@ export const make = <V>(core: Core): Writes<V> => {
     const invalid = check(key)
     if (invalid !== undefined) return invalid
     if (value === undefined) return new CodecError({ key, direction: "encode", cause: "undefined cannot be stored" })
+    return entryOf(value, options)
+  }
+
+  /** The entry of `value` placed as `options` say (its expiry and tags), or why they are malformed. */
+  const entryOf = (value: unknown, options: PutOptions | undefined): Entry | CacheError => {
     const malformed = Check.options("options", options, putFields)
     if (malformed !== undefined) return malformed
-    const ttl = plainTtl(options)
-    if (ttl !== undefined) return { value, expiresAt: expiresAt(ttl), tags: noTags, version: 0 }
+    // The common case, a TTL in milliseconds and no tags, without parsing a duration.
+    const ttl = options?.ttl
+    if (typeof ttl === "number" && ttl > 0 && ttl <= Check.maxTtlMillis && options!.tags === undefined) {
+      return { value, expiresAt: expiresAt(ttl), tags: noTags, version: 0 }
+    }
     const parsed = core.options.entry(options)
     return Either.isLeft(parsed)
       ? parsed.left
@@ -100,11 +100,8 @@ export const make = <V>(core: Core): Writes<V> => {
   }
 
   const placement = (options: PutOptions | undefined): Either.Either<Placement, CacheError> => {
-    const malformed = Check.options("options", options, putFields)
-    if (malformed !== undefined) return Either.left(malformed)
-    const ttl = plainTtl(options)
-    if (ttl !== undefined) return Either.right({ expiresAt: expiresAt(ttl), tags: noTags })
-    return Either.map(core.options.entry(options), ({ tags, ttl }) => ({ expiresAt: expiresAt(ttl), tags }))
+    const placed = entryOf(undefined, options)
+    return isEntry(placed) ? Either.right({ expiresAt: placed.expiresAt, tags: placed.tags }) : Either.left(placed)
   }
 
   const expiresAt = (ttl: number): number | null =>
