@@ -14,7 +14,7 @@ import { Effect, Layer, Option } from "effect"
 import { Redis as IORedis } from "ioredis"
 import type * as Env from "./internal/env.js"
 import type { Measurement } from "./internal/measure.js"
-import { collect, full, toPanel, toTable } from "./internal/measure.js"
+import { collect, full, median, toPanel, toTable } from "./internal/measure.js"
 import type { SuiteResult } from "./internal/report.js"
 import { progress } from "./internal/report.js"
 
@@ -59,8 +59,6 @@ const interleaved = async (
 }
 
 const floor = "floor: raw MGET ×100 of Vela's entries, parsed"
-
-const median = (values: ReadonlyArray<number>) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]
 
 const check = (name: string, values: ReadonlyArray<unknown>) => {
   values.forEach((value, i) => {

@@ -10,7 +10,7 @@ import { build } from "esbuild"
 import { execFileSync } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import { gzipSync } from "node:zlib"
-import { full } from "./internal/measure.js"
+import { full, median } from "./internal/measure.js"
 import type { SuiteResult, Table } from "./internal/report.js"
 import { progress, renderText } from "./internal/report.js"
 
@@ -58,8 +58,6 @@ const importMillis = (module: string): number => {
     `console.log(performance.now() - t)`
   return Number(execFileSync(process.execPath, ["--input-type=module", "-e", script], { cwd: here }).toString())
 }
-
-const median = (values: ReadonlyArray<number>) => [...values].sort((a, b) => a - b)[values.length >> 1]
 
 const bundleBytes = async (program: string) => {
   const result = await build({

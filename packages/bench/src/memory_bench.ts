@@ -11,7 +11,7 @@
 import { Local, Memory, Vela } from "@vela/core"
 import { Effect, Layer } from "effect"
 import { fileURLToPath } from "node:url"
-import { percentile } from "./internal/measure.js"
+import { median } from "./internal/measure.js"
 import type { SuiteResult } from "./internal/report.js"
 import { progress, renderText } from "./internal/report.js"
 
@@ -61,8 +61,8 @@ export const run = async (): Promise<SuiteResult> => {
         ),
         (rounds) => ({
           removal,
-          succeeded: percentile(Float64Array.from(rounds, ([succeeded]) => succeeded), 50),
-          failed: percentile(Float64Array.from(rounds, ([, failed]) => failed), 50)
+          succeeded: median(rounds.map(([succeeded]) => succeeded)),
+          failed: median(rounds.map(([, failed]) => failed))
         })
       ))
   )

@@ -82,6 +82,9 @@ export const full = process.argv.includes("--full")
 
 export const collect = () => gc?.()
 
+/** The median of `values` (the upper one of an even count). */
+export const median = (values: ReadonlyArray<number>): number => [...values].sort((a, b) => a - b)[values.length >> 1]
+
 /** The `p`-th percentile (0–100) of `samples`, which it sorts. */
 export const percentile = (samples: Float64Array, p: number): number => {
   if (samples.length === 0) return NaN
