@@ -6,8 +6,10 @@ import { stallGoal } from "./measure.js"
 import type { Chart, Table } from "./report.js"
 import { fmtMs, fmtOps, fmtRatio } from "./report.js"
 
-const figureOf = (rows: ReadonlyArray<Row>, name: string, concurrency: number) =>
-  rows.find((row) => row.name === name && row.concurrency === concurrency && row.failed === undefined)?.figure
+const rowOf = (rows: ReadonlyArray<Row>, name: string, concurrency: number) =>
+  rows.find((row) => row.name === name && row.concurrency === concurrency && row.failed === undefined)
+
+const figureOf = (rows: ReadonlyArray<Row>, name: string, concurrency: number) => rowOf(rows, name, concurrency)?.figure
 
 export const table = (c: Case, rows: ReadonlyArray<Row>): Table => {
   const cells = (name: string, concurrency: number): Array<string> => {
@@ -97,7 +99,8 @@ export const issue18Goals = (rows: ReadonlyArray<Row>): Array<string> => {
       }).`
     )
   }
-  const ioredis = figureOf(rows, IOREDIS_GET, 64)
+  const ioredisRow = rowOf(rows, IOREDIS_GET, 64)
+  const ioredis = ioredisRow?.figure
   if (ioredis !== undefined) {
     const remote = rows.filter((row) =>
       row.case === "remote get" && row.concurrency === 64 && !row.name.startsWith("ioredis") &&
@@ -109,8 +112,7 @@ export const issue18Goals = (rows: ReadonlyArray<Row>): Array<string> => {
         remote.map((row) => `${row.name} ${fmtRatio(row.figure!.p99 / ioredis.p99)}`).join(", ")
       } (${over.length === 0 ? "met" : over.length === remote.length ? "MISSED" : "met by some only"}).`
     )
-    const baseline = rows.find((row) => row.name === IOREDIS_GET && row.concurrency === 64)
-    const paused = [baseline, ...remote].filter((row): row is Row & { gc: Pauses } => row?.gc !== undefined)
+    const paused = [ioredisRow, ...remote].filter((row): row is Row & { gc: Pauses } => row?.gc !== undefined)
     lines.push(
       `Garbage collection in this process (node A) during each latency pass at concurrency 64 (pauses, their sum, ` +
         `the longest): ${
