@@ -55,6 +55,11 @@ export interface Report {
 const KEYS = Array.from({ length: 24 }, (_, i) => `k${i}`)
 const tagOf = (key: string) => `g${Number(key.slice(1)) % 4}`
 const FAULTS = ["kill", "stall", "leave", "partition", "isolate"] as const
+/**
+ * Wall-clock ms with sub-ms precision for the history: at whole ms a write invoked in the ms its read
+ * completed looked no earlier than the read (a "value no one wrote" that was written).
+ */
+const now = () => performance.timeOrigin + performance.now()
 
 /** A seeded generator of numbers in [0, 1) (mulberry32), one stream per `label`. */
 const random = (seed: number, label: string) => {
@@ -210,7 +215,7 @@ export const run = (options: ChaosOptions): Effect.Effect<Report, Error> =>
     if (!(yield* reformed)) return yield* Effect.fail(new Error("the cluster did not form"))
     log(`chaos: seed ${seed}, ${topology}, ${nodes} nodes, ${options.millis / 1000} s; node logs in ${logFile}`)
 
-    const origin = Date.now()
+    const origin = now()
     const until = origin + options.millis
     const history: Array<History.Op> = []
     const faults: Array<History.Fault> = []
@@ -234,13 +239,13 @@ export const run = (options: ChaosOptions): Effect.Effect<Report, Error> =>
             keys: planned.keys,
             values: planned.values,
             tag: planned.tag,
-            invoke: Date.now(),
+            invoke: now(),
             complete: Infinity,
             ok: false
           }
           history.push(op)
           const exit = yield* Effect.exit(node.request<any>(planned.command, planned.args))
-          op.complete = Date.now()
+          op.complete = now()
           if (Exit.isFailure(exit)) {
             op.error = exit.cause._tag === "Fail" ? exit.cause.error.message : "interrupted"
           } else {
@@ -271,7 +276,7 @@ export const run = (options: ChaosOptions): Effect.Effect<Report, Error> =>
         const fault: History.Fault = {
           kind,
           nodes: kind === "partition" ? [target.name, peer.name] : [target.name],
-          start: Date.now(),
+          start: now(),
           end: Infinity
         }
         faults.push(fault)
@@ -308,7 +313,7 @@ export const run = (options: ChaosOptions): Effect.Effect<Report, Error> =>
           })
           return
         }
-        fault.end = Date.now()
+        fault.end = now()
       }
     })
 
