@@ -5,7 +5,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { FastCheck as fc } from "effect"
 import type { Stamp } from "../src/internal/replica.js"
-import { compare, Hlc, Replica, touchOf } from "../src/internal/replica.js"
+import { BUCKETS, compare, Hlc, Replica, touchOf } from "../src/internal/replica.js"
 
 type Write =
   | { readonly _tag: "Put"; readonly key: string; readonly tags: ReadonlyArray<string>; readonly stamp: Stamp }
@@ -187,6 +187,26 @@ describe("Replicated merge rule", () => {
     assert.deepStrictEqual(replica.expire(1_000), ["k"])
     assert.strictEqual(replica.put("k", { version: 1, origin: "b" }, null, []), "stale")
     assert.strictEqual(replica.put("k", { version: 3, origin: "b" }, null, []), "stored")
+  })
+
+  it("expire, forget and flush visit every key of a bucket once while they rewrite it", () => {
+    const replica = new Replica()
+    // 1,000 keys in 256 buckets, all stamped within wall-clock ms 5,000; every other one expires at 1,000.
+    const keys = Array.from({ length: 1_000 }, (_, i) => `k${i}`)
+    keys.forEach((key, i) =>
+      replica.put(key, { version: 5_000 * 1024 + i, origin: "a" }, i % 2 === 0 ? 1_000 : null, [])
+    )
+    const even = keys.filter((_, i) => i % 2 === 0)
+    assert.deepStrictEqual(replica.expire(1_000).sort(), even.sort())
+    assert.strictEqual(replica.live, 500)
+    assert.deepStrictEqual(replica.expire(1_000), [])
+    replica.forget(5_001)
+    const all = Array.from({ length: BUCKETS }, (_, bucket) => bucket)
+    assert.deepStrictEqual(replica.items(all).map(([key]) => key).sort(), keys.filter((_, i) => i % 2 === 1).sort())
+    assert.strictEqual(replica.flush({ version: 6_000 * 1024, origin: "a" }).length, 500)
+    assert.strictEqual(replica.live, 0)
+    assert.strictEqual(replica.items(all).length, 0)
+    assert.isTrue(replica.digest().counts.every((count) => count === 0))
   })
 
   it("tombstones and tag floors are forgotten after the horizon, not before", () => {

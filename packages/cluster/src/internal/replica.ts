@@ -163,8 +163,10 @@ export class Replica {
     if (this.#flush !== undefined && compare(stamp, this.#flush) <= 0) return []
     this.#flush = pick(stamp)
     const removed: Array<string> = []
+    // A Map's iteration visits each key once while its values are replaced or its keys deleted, and
+    // #write does only that to a bucket here: no copy of it is needed.
     for (let bucket = 0; bucket < BUCKETS; bucket++) {
-      for (const [key, meta] of Array.from(this.#buckets[bucket])) {
+      for (const [key, meta] of this.#buckets[bucket]) {
         if (compare(meta, stamp) >= 0) continue
         if (!meta.tombstone) removed.push(key)
         this.#write(bucket, key, meta, undefined)
@@ -176,11 +178,11 @@ export class Replica {
     return removed
   }
 
-  /** Turns the puts expired at `now` into tombstones; returns their keys. */
+  /** Turns the puts expired at `now` into tombstones; returns their keys. Runs on every digest: no copies. */
   expire(now: number): Array<string> {
     const expired: Array<string> = []
     for (let bucket = 0; bucket < BUCKETS; bucket++) {
-      for (const [key, meta] of Array.from(this.#buckets[bucket])) {
+      for (const [key, meta] of this.#buckets[bucket]) {
         if (meta.tombstone || meta.expiresAt === null || meta.expiresAt > now) continue
         expired.push(key)
         this.#write(bucket, key, meta, record(meta, null, [], true))
@@ -192,7 +194,7 @@ export class Replica {
   /** Forgets tombstones and tag floors whose stamp was made before `horizon` (wall-clock ms). */
   forget(horizon: number): void {
     for (let bucket = 0; bucket < BUCKETS; bucket++) {
-      for (const [key, meta] of Array.from(this.#buckets[bucket])) {
+      for (const [key, meta] of this.#buckets[bucket]) {
         if (meta.tombstone && millisOf(meta.version) < horizon) this.#write(bucket, key, meta, undefined)
       }
     }
