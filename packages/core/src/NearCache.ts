@@ -4,8 +4,10 @@
  * elsewhere drops the local copy.
  *
  * Concurrency: a read of L2 and an invalidation can overlap, and the read must not then promote the
- * value the invalidation just dropped. Every local write and every invalidation advances an epoch;
- * a read promotes only when the epoch did not move while it waited on L2.
+ * value the invalidation just dropped. Every local write and every invalidation takes the next stamp
+ * and marks what it changed: its keys, or everything (a tag, a flush, the connection). A read promotes
+ * only when neither its key nor everything was marked after the stamp it started at, so writes of
+ * other keys do not keep its value out of L1.
  *
  * Failure: when L2 reports that its invalidations stopped (`Disconnected`), the L1 is cleared and
  * bypassed until they resume (`Connected`), so an outage never serves a stale value.
@@ -37,6 +39,9 @@ export interface NearCacheOptions {
 }
 
 const noop = () => {}
+
+/** How many keys' marks L1 keeps; past that it marks everything instead, so the marks stay bounded. */
+const markedKeys = 1024
 
 /**
  * A near cache (an in-memory L1) in front of the `Topology` in context, as a topology of its own.
@@ -71,12 +76,31 @@ export const layer = (options: NearCacheOptions = {}): Layer.Layer<Topology, Con
 const makeNear = (l2: Store, clock: { unsafeCurrentTimeMillis(): number }, ttl: number, maxSize: number) => {
   const now = () => clock.unsafeCurrentTimeMillis()
   const l1 = new MemoryStore({ maxSize, evictionPolicy: "tinylfu", onEvict: noop, onExpire: noop, now })
-  let epoch = 0
+  let stamp = 0
+  /** The stamp of the last change of everything; a key's own mark counts only when it is later. */
+  let everything = 0
+  const marks = new Map<string, number>()
   let bypass = false
 
-  /** Keeps `entry` in L1 unless something changed since `seen`. */
+  /** Drops `key` from L1 and marks it changed; returns its mark. */
+  const forget = (key: string) => {
+    if (marks.size >= markedKeys) {
+      marks.clear()
+      everything = stamp
+    }
+    marks.set(key, ++stamp)
+    l1.delete(key)
+    return stamp
+  }
+
+  const markEverything = () => {
+    marks.clear()
+    everything = ++stamp
+  }
+
+  /** Keeps `entry` in L1 unless `key` or everything changed since `seen`. */
   const promote = (key: string, entry: Entry, seen: number) => {
-    if (bypass || epoch !== seen) return
+    if (bypass || everything > seen || (marks.get(key) ?? 0) > seen) return
     const cap = now() + ttl
     l1.set(key, { ...entry, expiresAt: entry.expiresAt === null ? cap : Math.min(entry.expiresAt, cap) })
   }
@@ -84,7 +108,6 @@ const makeNear = (l2: Store, clock: { unsafeCurrentTimeMillis(): number }, ttl: 
   /** Runs a write on L2 with L1 emptied of what it touches, so no reader promotes an old value meanwhile. */
   const change = <A, E>(dropLocal: () => void, write: Effect.Effect<A, E>) =>
     Effect.suspend(() => {
-      epoch++
       dropLocal()
       return write
     })
@@ -94,19 +117,17 @@ const makeNear = (l2: Store, clock: { unsafeCurrentTimeMillis(): number }, ttl: 
    * after, so that a read that overlapped it promotes nothing it saw before the write landed.
    */
   const rewrite = <A, E>(key: string, write: Effect.Effect<A, E>) => {
-    const drop = Effect.sync(() => {
-      epoch++
-      l1.delete(key)
-    })
+    const drop = Effect.sync(() => forget(key))
     return Effect.zipRight(drop, Effect.ensuring(write, drop))
   }
 
   const apply = (invalidation: Invalidation) => {
-    epoch++
+    if (invalidation._tag === "Keys") {
+      for (const key of invalidation.keys) forget(key)
+      return
+    }
+    markEverything()
     switch (invalidation._tag) {
-      case "Keys":
-        for (const key of invalidation.keys) l1.delete(key)
-        return
       case "Tag":
         l1.invalidateTag(invalidation.tag)
         return
@@ -129,7 +150,7 @@ const makeNear = (l2: Store, clock: { unsafeCurrentTimeMillis(): number }, ttl: 
       Effect.suspend(() => {
         const local = bypass ? undefined : l1.get(key)
         if (local !== undefined) return Effect.succeed(Option.some(local))
-        const seen = epoch
+        const seen = stamp
         return Effect.tap(l2.get(key), (entry) => {
           if (Option.isSome(entry)) promote(key, entry.value, seen)
         })
@@ -137,7 +158,7 @@ const makeNear = (l2: Store, clock: { unsafeCurrentTimeMillis(): number }, ttl: 
     getCallback: (key, done) => {
       const local = bypass ? undefined : l1.get(key)
       if (local !== undefined) return done(local)
-      const seen = epoch
+      const seen = stamp
       l2.getCallback(key, (entry, failure) => {
         if (entry !== undefined) promote(key, entry, seen)
         done(entry, failure)
@@ -146,27 +167,32 @@ const makeNear = (l2: Store, clock: { unsafeCurrentTimeMillis(): number }, ttl: 
     has: (key) => Effect.suspend(() => !bypass && l1.peek(key) !== undefined ? Effect.succeed(true) : l2.has(key)),
     set: (key, entry) =>
       Effect.suspend(() => {
-        const seen = ++epoch
-        l1.delete(key)
+        const seen = forget(key)
         return Effect.tap(l2.set(key, entry), () => promote(key, entry, seen))
       }),
     setCallback: (key, entry, done) => {
-      const seen = ++epoch
-      l1.delete(key)
+      const seen = forget(key)
       l2.setCallback(key, entry, (failure) => {
         if (failure === undefined) promote(key, entry, seen)
         done(failure)
       })
     },
-    delete: (key) => change(() => l1.delete(key), l2.delete(key)),
-    invalidateTag: (tag) => change(() => l1.invalidateTag(tag), l2.invalidateTag(tag)),
+    delete: (key) => change(() => forget(key), l2.delete(key)),
+    invalidateTag: (tag) =>
+      change(() => {
+        markEverything()
+        l1.invalidateTag(tag)
+      }, l2.invalidateTag(tag)),
     // The atomic operations are L2's: only there is a key's every write ordered.
     readForUpdate: l2.readForUpdate,
     compareAndSet: (key, expected, next) => rewrite(key, l2.compareAndSet(key, expected, next)),
     take: (key) => rewrite(key, l2.take(key)),
     touch: (key, expiresAt) => rewrite(key, l2.touch(key, expiresAt)),
     increment: (key, by, created) => rewrite(key, l2.increment(key, by, created)),
-    clear: change(() => l1.clear(), l2.clear),
+    clear: change(() => {
+      markEverything()
+      l1.clear()
+    }, l2.clear),
     size: l2.size,
     sweep: Effect.zipRight(Effect.sync(() => l1.sweep(Infinity)), l2.sweep),
     invalidations: l2.invalidations,
@@ -179,7 +205,7 @@ const makeNear = (l2: Store, clock: { unsafeCurrentTimeMillis(): number }, ttl: 
         const local = keys.map((key) => bypass ? undefined : l1.get(key))
         const missing = keys.filter((_, i) => local[i] === undefined)
         if (missing.length === 0) return Effect.succeed(local.map((entry) => Option.some(entry!)))
-        const seen = epoch
+        const seen = stamp
         return Effect.map(l2.getMany(missing), (remote) => {
           let next = 0
           return keys.map((key, i) => {
@@ -193,15 +219,15 @@ const makeNear = (l2: Store, clock: { unsafeCurrentTimeMillis(): number }, ttl: 
       }),
     setMany: (entries) =>
       Effect.suspend(() => {
-        const seen = ++epoch
-        for (const [key] of entries) l1.delete(key)
+        for (const [key] of entries) forget(key)
+        const seen = stamp
         return Effect.tap(l2.setMany(entries), () => {
           for (const [key, entry] of entries) promote(key, entry, seen)
         })
       }),
     deleteMany: (keys) =>
       change(() => {
-        for (const key of keys) l1.delete(key)
+        for (const key of keys) forget(key)
       }, l2.deleteMany(keys))
   })
   return { store, apply }

@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import type { Backend } from "@vela/core"
 import { Local, Memory, NearCache, Topology, Vela } from "@vela/core"
-import { Effect, Layer, Option, PubSub, Stream, TestClock } from "effect"
+import { Deferred, Effect, Fiber, Layer, Option, PubSub, Stream, TestClock } from "effect"
 
 /**
  * A topology whose store reports invalidations that the test publishes, standing in for the Redis
@@ -10,10 +10,21 @@ import { Effect, Layer, Option, PubSub, Stream, TestClock } from "effect"
 const emitting = Effect.gen(function*() {
   const backend = yield* Memory.make()
   const changes = yield* PubSub.unbounded<Backend.Invalidation>()
+  // While set, a read of L2 waits for it with its answer: a test holds a near cache's read there while
+  // changes land, as a slow network holds an answer that a change overtakes.
+  let gate: Deferred.Deferred<void> | undefined
   const topology = Topology.Topology.of({
     name: "emitting",
     open: (options) =>
-      Effect.map(backend.open(options), (store) => ({ ...store, invalidations: Stream.fromPubSub(changes) }))
+      Effect.map(backend.open(options), (store) => ({
+        ...store,
+        get: (key: string) =>
+          Effect.suspend(() => {
+            const held = gate
+            return held ? Effect.tap(store.get(key), () => Deferred.await(held)) : store.get(key)
+          }),
+        invalidations: Stream.fromPubSub(changes)
+      }))
   })
   const open = <A>(near: boolean) =>
     Vela.make<A>({ name: "shared" }).pipe(
@@ -29,7 +40,19 @@ const emitting = Effect.gen(function*() {
   yield* Effect.repeatN(Effect.yieldNow(), 20)
   const publish = (change: Backend.Invalidation) =>
     Effect.zipRight(PubSub.publish(changes, change), Effect.repeatN(Effect.yieldNow(), 5))
-  return { near, elsewhere, publish }
+  /** Runs `near.getOption(key)` with L2's answer held while `meanwhile` runs; returns what it answered. */
+  const readAcross = <E>(key: string, meanwhile: Effect.Effect<void, E>) =>
+    Effect.gen(function*() {
+      const held = yield* Deferred.make<void>()
+      gate = held
+      const read = yield* Effect.fork(near.getOption(key))
+      yield* Effect.repeatN(Effect.yieldNow(), 5)
+      yield* meanwhile
+      gate = undefined
+      yield* Deferred.succeed(held, undefined)
+      return yield* Fiber.join(read)
+    })
+  return { near, elsewhere, publish, readAcross }
 })
 
 describe("NearCache", () => {
@@ -69,6 +92,44 @@ describe("NearCache", () => {
       assert.strictEqual(yield* near.get("k"), "v3")
       yield* elsewhere.put("k", "v4")
       assert.strictEqual(yield* near.get("k"), "v3", "promoted again once connected")
+    }))
+
+  it.scoped("a read keeps what L2 answered when only other keys changed while it waited", () =>
+    Effect.gen(function*() {
+      const { elsewhere, near, publish, readAcross } = yield* emitting
+      yield* elsewhere.put("a", "a1")
+      const answered = yield* readAcross(
+        "a",
+        Effect.zipRight(near.put("b", "b1"), publish({ _tag: "Keys", keys: ["c"] }))
+      )
+      assert.deepStrictEqual(answered, Option.some("a1"))
+      yield* elsewhere.put("a", "a2")
+      assert.strictEqual(yield* near.get("a"), "a1", "promoted to L1")
+    }))
+
+  it.scoped("a read keeps nothing when its key, or everything, changed while it waited", () =>
+    Effect.gen(function*() {
+      const { elsewhere, near, publish, readAcross } = yield* emitting
+      const changes = {
+        "the key reported": publish({ _tag: "Keys", keys: ["a"] }),
+        "the key written here": near.delete("a"),
+        "a tag": publish({ _tag: "Tag", tag: "t" }),
+        "a flush": publish({ _tag: "Flush" }),
+        // Past the bound of marked keys, the key's own mark is gone: everything counts as changed.
+        "the key, then 2,000 others": Effect.zipRight(
+          publish({ _tag: "Keys", keys: ["a"] }),
+          Effect.forEach(Array.from({ length: 2_000 }, (_, i) => `other${i}`), (key) => near.put(key, "x"), {
+            discard: true
+          })
+        )
+      }
+      for (const [name, change] of Object.entries(changes)) {
+        yield* elsewhere.put("a", "a1")
+        assert.deepStrictEqual(yield* readAcross("a", change), Option.some("a1"), name)
+        yield* elsewhere.put("a", "a2")
+        assert.strictEqual(yield* near.get("a"), "a2", `${name}: nothing promoted`)
+        yield* near.delete("a")
+      }
     }))
 
   it.scoped("an L1 entry lives at most the L1 ttl, and never past the entry's own expiry", () =>
