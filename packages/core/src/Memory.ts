@@ -22,8 +22,12 @@ export interface MemoryOptions {
   readonly sweepSliceMillis?: number | undefined
 }
 
-/** Expired entries removed between two looks at the time slice. */
-const SWEEP_BATCH = 256
+/**
+ * Expired entries removed between two looks at the time slice. Small, because the first removals of
+ * a burst can run before the JIT has compiled the heap's sift-down: then a removal took up to 0.3 ms,
+ * and a batch of 256 held the event loop 5-9 ms past its slice.
+ */
+const SWEEP_BATCH = 8
 
 /** A `Store` over a `MemoryStore`, reading time from the cache's clock. */
 const openStore = (options: OpenOptions, sweepSliceMillis = 2): Store => {
