@@ -126,20 +126,16 @@ export const make = (ns: Namespace): Reads => {
       const found = new Array<Option.Option<Backend.Entry>>(wanted.length)
       if (wanted.length === 0) return resume(Effect.succeed(found))
       const failed = (cause: unknown) => new BackendError({ backend: ns.connection.name, operation: "getMany", cause })
-      if (keys.buckets === 1) {
-        const entryKeys = new Array<string>(wanted.length)
-        for (let i = 0; i < wanted.length; i++) entryKeys[i] = keys.entry(wanted[i], 0)
-        return void client.mget(entryKeys).then((payloads) => {
-          const failure = decodeInto(found, wanted, undefined, payloads)
-          resume(failure === undefined ? Effect.succeed(found) : Effect.fail(failure))
-        }, (cause) => resume(Effect.fail(failed(cause))))
-      }
-      const groups = new Map<number, Array<number>>()
-      for (let i = 0; i < wanted.length; i++) {
-        const bucket = keys.bucketOf(wanted[i])
-        const group = groups.get(bucket)
-        if (group === undefined) groups.set(bucket, [i])
-        else group.push(i)
+      // The indices of `wanted` per bucket; on a single server, one group of all of them in order.
+      const groups = new Map<number, Array<number> | undefined>()
+      if (keys.buckets === 1) groups.set(0, undefined)
+      else {
+        for (let i = 0; i < wanted.length; i++) {
+          const bucket = keys.bucketOf(wanted[i])
+          const group = groups.get(bucket)
+          if (group === undefined) groups.set(bucket, [i])
+          else group.push(i)
+        }
       }
       let left = groups.size
       let settled = false
@@ -151,8 +147,11 @@ export const make = (ns: Namespace): Reads => {
         }
       }
       for (const [bucket, indices] of groups) {
-        const entryKeys = new Array<string>(indices.length)
-        for (let j = 0; j < indices.length; j++) entryKeys[j] = keys.entry(wanted[indices[j]], bucket)
+        const count = indices === undefined ? wanted.length : indices.length
+        const entryKeys = new Array<string>(count)
+        for (let j = 0; j < count; j++) {
+          entryKeys[j] = keys.entry(wanted[indices === undefined ? j : indices[j]], bucket)
+        }
         client.mget(entryKeys).then(
           (payloads) => settle(decodeInto(found, wanted, indices, payloads)),
           (cause) => settle(failed(cause))
