@@ -72,9 +72,9 @@ const measureOn = async (contender: Contender, rows: Array<Row>) => {
     for (const concurrency of CONCURRENCY) {
       progress(`topology: ${contender.name} · ${w.name} · concurrency ${concurrency}`)
       try {
-        // One untimed pass over every step first: the near cache's L1 keeps only what was read (a
-        // write by concurrent writers is not promoted), so without it a round that reaches keys no
-        // earlier round read times remote gets, and calibration sizes the rounds on that cold pass.
+        // One untimed pass over every step first: the near cache's L1 holds only keys this node read or
+        // wrote, so without it a round that reaches keys no earlier round touched times remote gets,
+        // and calibration sizes the rounds on that cold pass.
         const warm = concurrency === CONCURRENCY[0] ? await Drive.drive(contender, w, w.codes.length, 64) : 0
         const measured = await timeCase(
           (n) => Drive.drive(contender, w, n, concurrency),
